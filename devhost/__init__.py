@@ -1,0 +1,1 @@
+"""devhost: a local Azure Functions + Durable Functions host for Python v2-model apps."""

@@ -1,0 +1,1 @@
+"""Local emulators of the Azure services the app uses (no knowledge of the app itself)."""
