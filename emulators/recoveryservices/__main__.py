@@ -1,0 +1,64 @@
+"""``python -m emulators.recoveryservices --port 8443 --scenario FILE [--time-scale N | --manual-clock]
+[--state-dir DIR] [--host 127.0.0.1]`` -> prints ``{"url": ..., "ca": ...}`` once listening."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import signal
+import sys
+from pathlib import Path
+
+from devhost.clock import clock_from_options
+from emulators.common import announce, make_tls, serve
+from emulators.recoveryservices.app import build_app
+from emulators.recoveryservices.runtime import Runtime
+from emulators.recoveryservices.scenario import ScenarioError
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m emulators.recoveryservices", description=__doc__)
+    parser.add_argument("--port", type=int, default=8443, help="0 picks a free port")
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    parser.add_argument("--scenario", type=Path, required=True)
+    clock = parser.add_mutually_exclusive_group()
+    clock.add_argument("--time-scale", type=float, default=None)
+    clock.add_argument("--manual-clock", action="store_true")
+    parser.add_argument("--state-dir", type=Path, default=Path(".emulators/recoveryservices"))
+    args = parser.parse_args(argv)
+    try:
+        if not ipaddress.ip_address(args.host).is_loopback:
+            parser.error("--host must be a loopback address")
+    except ValueError:
+        if args.host != "localhost":
+            parser.error("--host must be a loopback address")
+    return args
+
+
+async def _main(args: argparse.Namespace) -> int:
+    clock = clock_from_options(time_scale=args.time_scale, manual=args.manual_clock, state_dir=args.state_dir)
+    try:
+        rt = Runtime(args.scenario, clock)
+    except ScenarioError as err:
+        print(f"scenario error: {err}", file=sys.stderr)
+        return 2
+    ssl_context, ca_path = make_tls(args.state_dir)
+    runner, port = await serve(build_app(rt), args.host, args.port, ssl_context)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    announce(url=f"https://{host}:{port}", ca=str(ca_path.resolve()))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return asyncio.run(_main(_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""The scenario file: subscription, vaults, policies, VMs, faults. Parsed into plain dataclasses.
+
+Minimal form (from issue 3) plus optional extensions::
+
+    {"subscriptionId": "...", "seed": 7, "bearerToken": null,
+     "scheduleDelayMinutes": [5, 20], "lateScheduleRate": 0.02, "jobRetentionDays": 14,
+     "vaults": [{"resourceGroup": "rg", "name": "v1", "location": "japaneast",
+       "policies": [{"name": "weekly-wed", "frequency": "Weekly", "days": ["Wednesday"],
+                     "time": "02:00", "timeZone": "Tokyo Standard Time", "retentionDays": 30,
+                     "retentionWeeks": null, "instantRpRetentionDays": 2}],
+       "vms": [{"name": "app01", "resourceGroup": "rg-app", "os": "Linux", "powerState": "running",
+                "policy": "weekly-wed", "protected": true, "preScripts": false,
+                "agentStatus": "Ready", "snapshotMinutes": [5, 15], "transferMinutes": [60, 180],
+                "faults": {"snapshotFailureRate": 0.0, "snapshotErrorCode": "...",
+                           "transferFailureRate": 0.0, "vssWriterFailureRate": 0.0},
+                "runningScheduledJob": {"startedMinutesAgo": 3},
+                "history": [{"hoursAgo": 30, "userTriggered": true, "status": "Completed",
+                             "snapshotCollected": false}],
+                "count": 1}]}],
+     "faults": {"rate429": 0.0, "rate5xx": 0.0, "rate503": 0.0, "retryAfterSeconds": 1,
+                "latencyMs": 0, "dropRate": 0.0, "operations": {"Backups_Trigger": {...}}}}
+
+``count`` > 1 expands one VM entry into ``name-0001`` ... (benchmarks).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+class ScenarioError(ValueError):
+    """The scenario file is malformed."""
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    name: str
+    frequency: str  # Daily | Weekly
+    days: tuple[str, ...]
+    time: str  # HH:MM, wall clock in time_zone
+    time_zone: str  # Windows time zone name, as Azure policies carry it
+    retention_days: int
+    retention_weeks: int
+    instant_rp_days: int
+
+
+@dataclass(frozen=True)
+class VmFaults:
+    snapshot_failure_rate: float = 0.0
+    snapshot_error_code: str = "ExtensionFailedVssWriterInBadState"
+    transfer_failure_rate: float = 0.0
+    vss_writer_failure_rate: float = 0.0  # Windows: some VSS writers fail -> file-system consistent
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    hours_ago: float
+    user_triggered: bool
+    status: str
+    snapshot_collected: bool
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    name: str
+    resource_group: str
+    os: str
+    power_state: str
+    policy: str | None
+    protected: bool
+    pre_scripts: bool
+    agent_status: str
+    snapshot_minutes: tuple[float, float]
+    transfer_minutes: tuple[float, float]
+    faults: VmFaults
+    running_scheduled_minutes_ago: float | None
+    history: tuple[HistoryEntry, ...]
+
+
+@dataclass(frozen=True)
+class VaultSpec:
+    resource_group: str
+    name: str
+    location: str
+    policies: tuple[PolicySpec, ...]
+    vms: tuple[VmSpec, ...]
+
+
+@dataclass
+class Scenario:
+    subscription_id: str
+    seed: int
+    vaults: tuple[VaultSpec, ...]
+    faults: dict[str, Any] = field(default_factory=dict)
+    bearer_token: str | None = None
+    schedule_delay_minutes: tuple[float, float] = (5.0, 20.0)
+    late_schedule_rate: float = 0.02
+    job_retention_days: float = 14.0
+
+
+def _pair(raw: Any, default: tuple[float, float], what: str) -> tuple[float, float]:
+    if raw is None:
+        return default
+    if not (isinstance(raw, list) and len(raw) == 2 and all(isinstance(x, int | float) for x in raw)):
+        raise ScenarioError(f"{what} must be [min, max] minutes, got {raw!r}")
+    low, high = float(raw[0]), float(raw[1])
+    if not 0 < low <= high:
+        raise ScenarioError(f"{what} must satisfy 0 < min <= max, got {raw!r}")
+    return low, high
+
+
+def _policy(raw: dict[str, Any]) -> PolicySpec:
+    try:
+        name = str(raw["name"])
+    except KeyError:
+        raise ScenarioError("every policy needs a name") from None
+    frequency = str(raw.get("frequency", "Daily")).capitalize()
+    if frequency not in ("Daily", "Weekly"):
+        raise ScenarioError(f"policy {name}: frequency must be Daily or Weekly")
+    days = tuple(str(d).capitalize() for d in raw.get("days", []))
+    if frequency == "Weekly" and not days:
+        raise ScenarioError(f"policy {name}: a Weekly policy needs days")
+    if any(d not in DAYS for d in days):
+        raise ScenarioError(f"policy {name}: days must be English weekday names, got {list(days)}")
+    time = str(raw.get("time", "02:00"))
+    hh, _, mm = time.partition(":")
+    if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
+        raise ScenarioError(f"policy {name}: time must be HH:MM, got {time!r}")
+    retention_days = int(raw.get("retentionDays", 30))
+    retention_weeks = int(raw.get("retentionWeeks") or max(1, -(-retention_days // 7)))
+    instant = int(raw.get("instantRpRetentionDays", 2))
+    if not 1 <= instant <= 5:  # Azure allows 1-5 days of instant restore retention
+        raise ScenarioError(f"policy {name}: instantRpRetentionDays must be 1..5")
+    return PolicySpec(
+        name,
+        frequency,
+        days,
+        f"{int(hh):02d}:{int(mm):02d}",
+        str(raw.get("timeZone", "UTC")),
+        retention_days,
+        retention_weeks,
+        instant,
+    )
+
+
+def _vm(raw: dict[str, Any], vault_rg: str) -> list[VmSpec]:
+    try:
+        name = str(raw["name"])
+    except KeyError:
+        raise ScenarioError("every vm needs a name") from None
+    faults_raw = raw.get("faults") or {}
+    faults = VmFaults(
+        float(faults_raw.get("snapshotFailureRate", 0.0)),
+        str(faults_raw.get("snapshotErrorCode", "ExtensionFailedVssWriterInBadState")),
+        float(faults_raw.get("transferFailureRate", 0.0)),
+        float(faults_raw.get("vssWriterFailureRate", 0.0)),
+    )
+    running = raw.get("runningScheduledJob")
+    history = tuple(
+        HistoryEntry(
+            float(h.get("hoursAgo", 24.0 * float(h.get("daysAgo", 1)))),
+            bool(h.get("userTriggered", True)),
+            str(h.get("status", "Completed")),
+            bool(h.get("snapshotCollected", False)),
+        )
+        for h in raw.get("history", raw.get("jobs", []))
+    )
+    os_name = str(raw.get("os", "Linux")).capitalize()
+    if os_name not in ("Linux", "Windows"):
+        raise ScenarioError(f"vm {name}: os must be Linux or Windows")
+    base = dict(
+        resource_group=str(raw.get("resourceGroup", vault_rg)),
+        os=os_name,
+        power_state=str(raw.get("powerState", "running")).lower(),
+        policy=raw.get("policy"),
+        protected=bool(raw.get("protected", True)),
+        pre_scripts=bool(raw.get("preScripts", False)),
+        agent_status=str(raw.get("agentStatus", "Ready")),
+        snapshot_minutes=_pair(raw.get("snapshotMinutes"), (5.0, 15.0), f"vm {name} snapshotMinutes"),
+        transfer_minutes=_pair(raw.get("transferMinutes"), (60.0, 180.0), f"vm {name} transferMinutes"),
+        faults=faults,
+        running_scheduled_minutes_ago=(
+            float(running.get("startedMinutesAgo", 0)) if isinstance(running, dict) else None
+        ),
+        history=history,
+    )
+    count = int(raw.get("count", 1))
+    if count <= 1:
+        return [VmSpec(name=name, **base)]  # type: ignore[arg-type]
+    return [VmSpec(name=f"{name}-{i:04d}", **base) for i in range(1, count + 1)]  # type: ignore[arg-type]
+
+
+def parse(raw: dict[str, Any]) -> Scenario:
+    if not isinstance(raw, dict):
+        raise ScenarioError("the scenario must be a JSON object")
+    vaults = []
+    for v in raw.get("vaults", []):
+        rg = str(v.get("resourceGroup", "rg"))
+        policies = tuple(_policy(p) for p in v.get("policies", []))
+        names = {p.name for p in policies}
+        vms: list[VmSpec] = []
+        for vm_raw in v.get("vms", []):
+            vms.extend(_vm(vm_raw, rg))
+        for vm in vms:
+            if vm.policy is not None and vm.policy not in names:
+                raise ScenarioError(f"vm {vm.name}: unknown policy {vm.policy!r}")
+        seen = {(vm.resource_group.lower(), vm.name.lower()) for vm in vms}
+        if len(seen) != len(vms):
+            raise ScenarioError(f"vault {v.get('name')}: duplicate VM (resourceGroup, name)")
+        vaults.append(
+            VaultSpec(rg, str(v.get("name", "vault")), str(v.get("location", "japaneast")), policies, tuple(vms))
+        )
+    return Scenario(
+        subscription_id=str(raw.get("subscriptionId", "00000000-0000-0000-0000-000000000000")),
+        seed=int(raw.get("seed", 0)),
+        vaults=tuple(vaults),
+        faults=dict(raw.get("faults") or {}),
+        bearer_token=raw.get("bearerToken"),
+        schedule_delay_minutes=_pair(raw.get("scheduleDelayMinutes"), (5.0, 20.0), "scheduleDelayMinutes"),
+        late_schedule_rate=float(raw.get("lateScheduleRate", 0.02)),
+        job_retention_days=float(raw.get("jobRetentionDays", 14)),
+    )
+
+
+def load(path: Path) -> Scenario:
+    try:
+        raw = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ScenarioError(f"cannot read scenario {path}: {err}") from None
+    return parse(raw)
