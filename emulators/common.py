@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 
 import trustme
-from aiohttp import web
+
+from devhost.serving import serve
+
+__all__ = ["announce", "make_tls", "serve"]
 
 
 def make_tls(state_dir: Path) -> tuple[ssl.SSLContext, Path]:
@@ -29,20 +32,6 @@ def make_tls(state_dir: Path) -> tuple[ssl.SSLContext, Path]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_cert.configure_cert(context)
     return context, ca_cert_path
-
-
-async def serve(
-    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None
-) -> tuple[web.AppRunner, int]:
-    """Start ``app`` on host:port (port 0 picks a free one); returns the runner and the bound port."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
-    await site.start()
-    server = site._server
-    assert server is not None and getattr(server, "sockets", None)
-    bound = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    return runner, int(bound)
 
 
 def announce(**fields: object) -> None:

@@ -1,0 +1,45 @@
+"""The Event Grid trigger webhook (``/runtime/webhooks/eventgrid?functionName=NAME``): subscription
+validation for the Event Grid schema, the CloudEvents abuse-protection handshake, and one function
+invocation per event of a delivered batch, as the Event Grid extension does."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+MAX_DELIVERY_BYTES = 1024 * 1024  # Event Grid never delivers more than 1 MB in one request
+VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
+
+
+def handshake(request: web.Request) -> web.Response:
+    """The CloudEvents 1.0 webhook abuse-protection handshake (OPTIONS)."""
+    origin = request.headers.get("WebHook-Request-Origin")
+    if not origin:
+        return web.Response(status=400, text="WebHook-Request-Origin header is required")
+    return web.Response(status=200, headers={"WebHook-Allowed-Origin": origin, "Allow": "POST"})
+
+
+def parse_delivery(raw: bytes) -> list[dict[str, Any]]:
+    """The events of one delivery (a JSON array, or a single CloudEvent object)."""
+    if len(raw) > MAX_DELIVERY_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_DELIVERY_BYTES, actual_size=len(raw))
+    try:
+        payload = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise web.HTTPBadRequest(text=f"request body is not valid JSON: {err}") from None
+    events = payload if isinstance(payload, list) else [payload]
+    if not events or not all(isinstance(e, dict) for e in events):
+        raise web.HTTPBadRequest(text="request body must be an event object or a non-empty array of events")
+    return events
+
+
+def validation_response(events: list[dict[str, Any]]) -> web.Response | None:
+    """Answer the Event Grid schema subscription validation event, if that is what arrived."""
+    if len(events) == 1 and events[0].get("eventType") == VALIDATION_EVENT:
+        code = (events[0].get("data") or {}).get("validationCode")
+        if not code:
+            return web.Response(status=400, text="validation event without data.validationCode")
+        return web.json_response({"validationResponse": code})
+    return None
