@@ -65,7 +65,7 @@ class WebhookServer:
         with self._lock:
             self.received.append(item)
             script = self.script.get(request.path)
-            status = script.pop(0) if script else 200
+            status = script.pop(0) if script and item.event_type == "Notification" else 200
         if request.method == "OPTIONS":
             if request.path.startswith("/ce/") and request.headers.get("WebHook-Request-Origin") == ORIGIN:
                 return web.Response(status=200, headers={"WebHook-Allowed-Origin": ORIGIN})
