@@ -311,8 +311,6 @@ class Engine:
             raise errors.ArmError(400, *errors.JOB_NOT_CANCELLABLE)
         job.cancelled_at = now
         job.version += 1
-        if now < job.snap_end:
-            job.snap_end = max(job.start, now)
         self._finalize(job)
         return self._operation("cancel", now, job.item)
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from emulators.recoveryservices import errors
 
-KNOWN = ("rate429", "rate5xx", "rate503", "dropRate", "latencyMs", "retryAfterSeconds")
+KNOWN = ("rate429", "rate5xx", "rate503", "dropRate", "latencyMs", "retryAfterSeconds", "fail429Next", "fail5xxNext")
 
 
 @dataclass
@@ -53,6 +53,14 @@ class FaultInjector:
     def _count(self, kind: str) -> None:
         self.injected[kind] = self.injected.get(kind, 0) + 1
 
+    def _take(self, operation: str, key: str) -> bool:
+        """Deterministic bursts: ``fail429Next: N`` fails the next N requests (per operation or global)."""
+        for bucket in (self.config.operations.get(operation), self.config.global_):
+            if bucket and bucket.get(key, 0) >= 1:
+                bucket[key] -= 1
+                return True
+        return False
+
     async def apply(self, request: web.Request, operation: str) -> None:
         """Delay and/or raise an injected failure for this request (ArmError), or drop it."""
         cfg = self.config
@@ -65,7 +73,7 @@ class FaultInjector:
             if request.transport is not None:
                 request.transport.abort()
             raise asyncio.CancelledError
-        if roll() < cfg.value(operation, "rate429"):
+        if self._take(operation, "fail429Next") or roll() < cfg.value(operation, "rate429"):
             self._count("429")
             after = int(cfg.value(operation, "retryAfterSeconds", 1.0))
             raise errors.ArmError(
@@ -74,7 +82,7 @@ class FaultInjector:
                 f"Number of requests for subscription exceeded the limit. Please try again after '{after}' seconds.",
                 {"Retry-After": str(after)},
             )
-        if roll() < cfg.value(operation, "rate5xx"):
+        if self._take(operation, "fail5xxNext") or roll() < cfg.value(operation, "rate5xx"):
             self._count("500")
             raise errors.ArmError(500, *errors.INTERNAL)
         if roll() < cfg.value(operation, "rate503"):
