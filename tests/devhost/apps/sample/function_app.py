@@ -12,6 +12,11 @@ app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 MARKS = os.environ.get("SAMPLE_MARKS_DIR", ".")
 
 
+def decoded(value: object) -> object:
+    """Event data sent by the Python client reaches orchestrators as JSON text (as in Azure)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def _mark(name: str, value: object) -> None:
     """Append a line to a marks file so tests can see side effects (and count re-runs)."""
     with open(os.path.join(MARKS, f"{name}.jsonl"), "a") as handle:
@@ -110,15 +115,20 @@ def wait_event(context: df.DurableOrchestrationContext):
     winner = yield context.task_any([event, timer])
     if winner == event:
         timer.cancel()
-        return {"event": event.result}
+        return {"event": decoded(event.result)}
     return {"timeout": True}
+
+
+@app.orchestration_trigger(context_name="context")
+def raw_event(context: df.DurableOrchestrationContext):
+    return (yield context.wait_for_external_event("go"))
 
 
 @app.orchestration_trigger(context_name="context")
 def two_events(context: df.DurableOrchestrationContext):
     first = yield context.wait_for_external_event("first")
     second = yield context.wait_for_external_event("second")
-    return [first, second]
+    return [decoded(first), decoded(second)]
 
 
 @app.orchestration_trigger(context_name="context")
@@ -162,7 +172,7 @@ def counter_loop(context: df.DurableOrchestrationContext):
     state = context.get_input() or {"count": 0, "seen": []}
     item = yield context.wait_for_external_event("item")
     state["count"] += 1
-    state["seen"].append(item)
+    state["seen"].append(decoded(item))
     if state["count"] >= 3:
         return state
     context.continue_as_new(state)
