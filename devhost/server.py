@@ -109,14 +109,8 @@ class DevHost:
             if route.auth_level == "ADMIN" and not self.keys.allows_admin(supplied):
                 raise _unauthorized()
         spec = route.spec
-        bindings: dict[str, Any] = {spec.trigger_param: await to_func_request(request, params)}
-        client = spec.binding("durableClient")
-        if client is not None:
-            assert self.mgmt is not None
-            bindings[client["name"]] = self.mgmt.client_binding()
-        assert self.runtime.invoker is not None
         try:
-            result = await self.runtime.invoker.call(spec, bindings)
+            result = await self._call(spec, await to_func_request(request, params))
         except Exception:
             log.exception("Executed 'Functions.%s' failed", spec.name)
             return error_response(500, f"Function '{spec.name}' failed; see the devhost log")
@@ -147,15 +141,22 @@ class DevHost:
             return web.Response(status=500, text=f"{failed} of {len(events)} events failed")
         return web.Response(status=202)
 
-    async def _invoke_eventgrid(self, spec: FunctionSpec, body: str) -> None:
+    async def _call(self, spec: FunctionSpec, trigger_value: Any, label: str = "") -> Any:
+        """Invoke a client-facing function with its trigger value and its input bindings (the
+        durable client binding JSON points at this host's management API)."""
+        bindings: dict[str, Any] = {spec.trigger_param: trigger_value}
+        client = spec.binding("durableClient")
+        if client is not None:
+            assert self.mgmt is not None
+            bindings[client["name"]] = self.mgmt.client_binding()
         assert self.runtime.invoker is not None
-        value = decode("eventGridTrigger", meta.Datum(type="json", value=body))
-        await self.runtime.invoker.call(spec, {spec.trigger_param: value})
+        return await self.runtime.invoker.call(spec, bindings, label=label)
+
+    async def _invoke_eventgrid(self, spec: FunctionSpec, body: str) -> None:
+        await self._call(spec, decode("eventGridTrigger", meta.Datum(type="json", value=body)))
 
     async def _invoke_timer(self, spec: FunctionSpec, body: str) -> None:
-        assert self.runtime.invoker is not None
-        value = decode("timerTrigger", meta.Datum(type="json", value=body))
-        await self.runtime.invoker.call(spec, {spec.trigger_param: value}, label="Timer")
+        await self._call(spec, decode("timerTrigger", meta.Datum(type="json", value=body)), label="Timer")
 
     async def _admin_invoke(self, request: web.Request) -> web.Response:
         """``POST /admin/functions/{name}`` runs a non-HTTP function by hand, as the host does."""

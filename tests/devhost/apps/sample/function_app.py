@@ -210,7 +210,10 @@ def add_one(value: int) -> int:
 @app.activity_trigger(input_name="spec")
 def flaky(spec: dict) -> str:
     path = os.path.join(MARKS, f"flaky-{spec['key']}.jsonl")
-    attempt = sum(1 for _ in open(path)) + 1 if os.path.exists(path) else 1
+    attempt = 1
+    if os.path.exists(path):
+        with open(path) as handle:
+            attempt += sum(1 for _ in handle)
     _mark(f"flaky-{spec['key']}", attempt)
     if attempt < spec["succeed_on"]:
         raise RuntimeError(f"attempt {attempt} failed")
@@ -275,7 +278,7 @@ async def on_event(event: func.EventGridEvent, client) -> None:
             "id": event.id,
             "type": event.type,
             "subject": event.subject,
-            "data": event.data,
+            "data": event.get_json(),
         }
     _mark("events", record)
     logging.info("event %s", record["id"])
