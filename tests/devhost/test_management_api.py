@@ -53,7 +53,9 @@ def test_unknown_orchestrator_is_a_400_and_nothing_is_created(host: DevHostProce
 
 
 def test_bad_json_body_is_rejected(host: DevHostProcess) -> None:
-    response = host.mgmt("POST", "orchestrators/chain/badjson", data=b"{not json", headers={"Content-Type": "application/json"})
+    response = host.mgmt(
+        "POST", "orchestrators/chain/badjson", data=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert host.mgmt("GET", "instances/badjson").status_code == 404
 
@@ -69,7 +71,7 @@ def test_status_codes_and_history_options(host: DevHostProcess) -> None:
     assert done.status_code == 200
     events = done.json()["historyEvents"]
     kinds = [e["EventType"] for e in events]
-    assert kinds[0] == "ExecutionStarted" and kinds[-1] == "ExecutionCompleted" or "EventRaised" in kinds
+    assert (kinds[0] == "ExecutionStarted" and kinds[-1] == "ExecutionCompleted") or "EventRaised" in kinds
     assert "OrchestratorStarted" not in kinds and "TimerCreated" in kinds
     raised = next(e for e in events if e["EventType"] == "EventRaised")
     assert raised["Name"] == "go"
@@ -99,7 +101,9 @@ def test_query_by_status_prefix_and_time(host: DevHostProcess) -> None:
     page = host.mgmt("GET", "instances", params={"instanceIdPrefix": "q-", "top": "2"})
     assert len(page.json()) == 2
     token = page.headers["x-ms-continuation-token"]
-    rest = host.mgmt("GET", "instances", params={"instanceIdPrefix": "q-", "top": "2"}, headers={"x-ms-continuation-token": token})
+    rest = host.mgmt(
+        "GET", "instances", params={"instanceIdPrefix": "q-", "top": "2"}, headers={"x-ms-continuation-token": token}
+    )
     assert {s["instanceId"] for s in page.json() + rest.json()} == {"q-done-0", "q-done-1", "q-done-2", "q-run-0"}
     future = host.mgmt("GET", "instances", params={"createdTimeFrom": "2999-01-01T00:00:00Z"}).json()
     assert future == []

@@ -32,7 +32,10 @@ def test_function_level_auth(host: DevHostProcess) -> None:
     assert requests.post(url, data=b"x", timeout=10).status_code == 401
     assert requests.post(url, data=b"x", params={"code": "wrong"}, timeout=10).status_code == 401
     assert requests.post(url, data=b"x", params={"code": host.key}, timeout=10).status_code == 201
-    assert requests.post(url, data=b"x", headers={"x-functions-key": host.info["keys"]["master"]}, timeout=10).status_code == 201
+    assert (
+        requests.post(url, data=b"x", headers={"x-functions-key": host.info["keys"]["master"]}, timeout=10).status_code
+        == 201
+    )
 
 
 def test_event_grid_validation_handshakes(host: DevHostProcess) -> None:
@@ -48,9 +51,13 @@ def test_event_grid_validation_handshakes(host: DevHostProcess) -> None:
             "dataVersion": "1",
         }
     ]
-    response = requests.post(url, params=params, json=validation, headers={"aeg-event-type": "SubscriptionValidation"}, timeout=10)
+    response = requests.post(
+        url, params=params, json=validation, headers={"aeg-event-type": "SubscriptionValidation"}, timeout=10
+    )
     assert response.status_code == 200 and response.json() == {"validationResponse": "CODE-123"}
-    options = requests.options(url, params=params, headers={"WebHook-Request-Origin": "eventgrid.azure.net"}, timeout=10)
+    options = requests.options(
+        url, params=params, headers={"WebHook-Request-Origin": "eventgrid.azure.net"}, timeout=10
+    )
     assert options.status_code == 200 and options.headers["WebHook-Allowed-Origin"] == "eventgrid.azure.net"
     assert requests.post(url, params={"functionName": "on_event"}, json=validation, timeout=10).status_code == 401
     unknown = requests.post(url, params={**params, "functionName": "echo"}, json=validation, timeout=10)
@@ -61,19 +68,43 @@ def test_event_grid_batches_in_both_schemas_invoke_once_per_event(host: DevHostP
     url = host.url + "/runtime/webhooks/eventgrid"
     params = {"functionName": "on_event", "code": host.info["keys"]["eventgrid_extension"]}
     batch = [
-        {"id": f"eg-{i}", "eventType": "Sample.Note", "subject": "/s", "data": {"i": i},
-         "eventTime": "2026-01-01T00:00:00Z", "dataVersion": "1", "topic": "/t"}
+        {
+            "id": f"eg-{i}",
+            "eventType": "Sample.Note",
+            "subject": "/s",
+            "data": {"i": i},
+            "eventTime": "2026-01-01T00:00:00Z",
+            "dataVersion": "1",
+            "topic": "/t",
+        }
         for i in range(3)
     ]
-    assert requests.post(url, params=params, json=batch, headers={"aeg-event-type": "Notification"}, timeout=10).status_code == 202
+    assert (
+        requests.post(
+            url, params=params, json=batch, headers={"aeg-event-type": "Notification"}, timeout=10
+        ).status_code
+        == 202
+    )
     start_id = uuid.uuid4().hex[:8]
-    cloud = {"specversion": "1.0", "id": start_id, "source": "/src", "type": "Sample.Start", "subject": "/x",
-             "time": "2026-01-01T00:00:00Z", "data": {"hello": "world"}}
+    cloud = {
+        "specversion": "1.0",
+        "id": start_id,
+        "source": "/src",
+        "type": "Sample.Start",
+        "subject": "/x",
+        "time": "2026-01-01T00:00:00Z",
+        "data": {"hello": "world"},
+    }
     assert requests.post(url, params=params, json=cloud, timeout=10).status_code == 202
     records = host.read_marks("events")
     assert [r["id"] for r in records if r["type"] == "Sample.Note"][-3:] == ["eg-0", "eg-1", "eg-2"]
-    assert {"schema": "cloudevents", "id": start_id, "type": "Sample.Start", "subject": "/x",
-            "data": {"hello": "world"}} in records
+    assert {
+        "schema": "cloudevents",
+        "id": start_id,
+        "type": "Sample.Start",
+        "subject": "/x",
+        "data": {"hello": "world"},
+    } in records
     # the function used its durable client: the started orchestration completes
     assert host.wait_status(f"eg-{start_id}")["output"] == [1]
     assert requests.post(url, params=params, data=b"[not json", timeout=10).status_code == 400
@@ -97,8 +128,16 @@ def test_admin_invokes_non_http_functions_by_hand(host: DevHostProcess) -> None:
     assert host.call("POST", "/admin/functions/hourly", key="master", json={"input": ""}).status_code == 202
     wait_until(lambda: len(host.read_marks("hourly")) == before + 1, what="manual invocation")
     assert host.call("POST", "/admin/functions/hourly", key="function", json={}).status_code == 401
-    event = json.dumps({"id": "by-hand", "eventType": "Sample.Note", "subject": "/s", "data": {},
-                        "eventTime": "2026-01-01T00:00:00Z", "dataVersion": "1"})
+    event = json.dumps(
+        {
+            "id": "by-hand",
+            "eventType": "Sample.Note",
+            "subject": "/s",
+            "data": {},
+            "eventTime": "2026-01-01T00:00:00Z",
+            "dataVersion": "1",
+        }
+    )
     assert host.call("POST", "/admin/functions/on_event", key="master", json={"input": event}).status_code == 202
     wait_until(lambda: any(r["id"] == "by-hand" for r in host.read_marks("events")), what="event by hand")
     assert host.call("POST", "/admin/functions/nope", key="master", json={}).status_code == 404
