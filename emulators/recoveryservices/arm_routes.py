@@ -106,11 +106,17 @@ def _read_token(token: str | None) -> dict[str, Any]:
 
 
 def _paged(
-    request: web.Request, path: str, values: list[Any], page: int, token: dict[str, Any], extra: dict[str, Any]
+    request: web.Request,
+    path: str,
+    values: list[Any],
+    page: int,
+    token: dict[str, Any],
+    extra: dict[str, Any],
+    render: Callable[[Any], Any] = lambda v: v,
 ) -> dict[str, Any]:
+    """One page of ``values`` (rendered lazily: only the page's entries) with an ARM ``nextLink``."""
     offset = int(token.get("offset", 0))
-    chunk = values[offset : offset + page]
-    body: dict[str, Any] = {"value": chunk}
+    body: dict[str, Any] = {"value": [render(v) for v in values[offset : offset + page]]}
     if offset + page < len(values):
         nxt = _page_token({**extra, "offset": offset + page})
         version = request.query.get("api-version", API_VERSION)
@@ -137,9 +143,11 @@ async def list_items(rt: Runtime, request: web.Request, m: dict[str, str]) -> we
             continue
         if "protectionstate" in flt and item.protection_state().lower() != flt["protectionstate"].lower():
             continue
-        out.append(shapes.protected_item(item, now))
+        out.append(item)
     extra = {"filter": token.get("filter", request.query.get("$filter"))}
-    return web.json_response(_paged(request, _vault_path(m) + "/backupProtectedItems", out, ITEMS_PAGE, token, extra))
+    path = _vault_path(m) + "/backupProtectedItems"
+    render = lambda i: shapes.protected_item(i, now)  # noqa: E731
+    return web.json_response(_paged(request, path, out, ITEMS_PAGE, token, extra, render))
 
 
 @route("GET", _ITEM, "ProtectedItems_Get")
@@ -252,8 +260,15 @@ async def list_jobs(rt: Runtime, request: web.Request, m: dict[str, str]) -> web
             continue
         selected.append(job)
     selected.sort(key=lambda j: -j.start)  # newest first, as the portal and API list them
-    values = [shapes.job(j, now, details=False) for j in selected]
-    body = _paged(request, _vault_path(m) + "/backupJobs", values, JOBS_PAGE, token, {"filter": raw_filter})
+    body = _paged(
+        request,
+        _vault_path(m) + "/backupJobs",
+        selected,
+        JOBS_PAGE,
+        token,
+        {"filter": raw_filter},
+        lambda j: shapes.job(j, now, details=False),
+    )
     return web.json_response(body)
 
 
