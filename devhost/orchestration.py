@@ -122,7 +122,10 @@ class Episode:
 
     # --- event ordering -----------------------------------------------------------------------
     def order_events(self, messages: list[Message]) -> list[dict[str, Any]]:
-        events = [m.payload["event"] for m in messages]
+        # Arrival order, except that a new execution's start and the events carried over by
+        # continue-as-new (which arrived before anything still queued) come first.
+        ordered = sorted(messages, key=lambda m: (m.payload.get("order", 0), m.id))
+        events = [m.payload["event"] for m in ordered]
         normal = [e for e in events if not _is_allocating(e, self.state)]
         allocating = [e for e in events if _is_allocating(e, self.state)]
         return normal + allocating

@@ -159,7 +159,9 @@ class Runtime:
             else None
         )
         started = h.execution_started(now, name, instance_id, execution_id, input_value, parent_info, version)
-        self.store.enqueue(db, instance_id, "event", {"event": started}, visible_at=now, execution_id=execution_id)
+        self.store.enqueue(
+            db, instance_id, "event", {"event": started, "order": -2}, visible_at=now, execution_id=execution_id
+        )
 
     def _require(self, instance_id: str) -> InstanceRow:
         inst = self.store.get_instance(instance_id)
@@ -326,10 +328,15 @@ class Runtime:
             now, inst.name, inst.instance_id, inst.execution_id, cont["input"], None, inst.version
         )
         self.store.enqueue(
-            db, inst.instance_id, "event", {"event": started}, visible_at=now, execution_id=inst.execution_id
+            db,
+            inst.instance_id,
+            "event",
+            {"event": started, "order": -2},
+            visible_at=now,
+            execution_id=inst.execution_id,
         )
         for carried in cont["carried"]:
-            self.store.enqueue(db, inst.instance_id, "event", {"event": carried}, visible_at=now)
+            self.store.enqueue(db, inst.instance_id, "event", {"event": carried, "order": -1}, visible_at=now)
 
     def _start_child(self, db: Any, parent: InstanceRow, child: dict[str, Any], now: float) -> None:
         existing = self.store.get_instance(child["instance_id"], db)

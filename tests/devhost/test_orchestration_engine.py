@@ -145,3 +145,10 @@ def test_nondeterministic_replay_fails_with_clear_error(host: DevHostProcess) ->
     assert status["runtimeStatus"] == "Failed"
     assert "Non-Deterministic workflow detected" in status["output"]
     assert "'add_one'" in status["output"] and "'explode'" in status["output"]
+
+
+def test_function_timeout_from_host_json_fails_the_activity(host: DevHostProcess) -> None:
+    host.start_orchestration("slow_then_add", "too-slow", 8)  # host.json allows 5 s
+    status = host.wait_status("too-slow", timeout=30)
+    assert status["runtimeStatus"] == "Failed"
+    assert "Timeout value of 00:00:05 was exceeded by function: Functions.slow" in status["output"]

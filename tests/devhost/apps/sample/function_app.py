@@ -61,9 +61,8 @@ async def client_ops(req: func.HttpRequest, client) -> func.HttpResponse:
         await client.raise_event(instance_id, body["name"], body.get("data"))
     elif op == "status":
         status = await client.get_status(instance_id, show_history=True, show_history_output=True)
-        result = status.to_json() if status else None
         if status:
-            result["historyEvents"] = getattr(status, "historyEvents", None)
+            result = {**status.to_json(), "historyEvents": getattr(status, "historyEvents", None)}
     elif op == "terminate":
         await client.terminate(instance_id, body or "by test")
     elif op == "suspend":
@@ -120,6 +119,13 @@ def wait_event(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def slow_then_add(context: df.DurableOrchestrationContext):
+    slept = yield context.call_activity("slow", context.get_input())
+    added = yield context.call_activity("add_one", 100)
+    return [slept, added]
+
+
+@app.orchestration_trigger(context_name="context")
 def raw_event(context: df.DurableOrchestrationContext):
     return (yield context.wait_for_external_event("go"))
 
@@ -169,7 +175,7 @@ def parent(context: df.DurableOrchestrationContext):
 
 @app.orchestration_trigger(context_name="context")
 def counter_loop(context: df.DurableOrchestrationContext):
-    state = context.get_input() or {"count": 0, "seen": []}
+    state: dict = context.get_input() or {"count": 0, "seen": []}
     item = yield context.wait_for_external_event("item")
     state["count"] += 1
     state["seen"].append(decoded(item))
@@ -229,7 +235,9 @@ def explode(message: str) -> None:
 async def slow(seconds: float) -> str:
     import asyncio
 
+    _mark("slow-start", seconds)
     await asyncio.sleep(seconds)
+    _mark("slow-end", seconds)
     return "slept"
 
 

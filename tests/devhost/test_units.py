@@ -1,0 +1,136 @@
+"""Pure pieces of devhost: clock, TimeSpan parsing, routes, schedules, action flattening."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from devhost import actions as act
+from devhost.clock import Clock, ClockError, parse_advance_seconds
+from devhost.http_triggers import RouteError, compile_route
+from devhost.indexing import FunctionSpec
+from devhost.orchestration import parse_sdk_result
+from devhost.settings import parse_timespan
+from devhost.timers import ScheduleError, parse_schedule
+
+START = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+
+
+def test_manual_clock_is_shared_through_its_file(tmp_path: Path) -> None:
+    clock = Clock.manual(tmp_path / "clock", START)
+    other = Clock.from_env(clock.to_env())
+    assert other.now() == START
+    clock.advance(90)
+    assert other.now() == START + timedelta(seconds=90)
+    assert clock.real_delay(10) is None
+    with pytest.raises(ClockError):
+        clock.advance(-1)
+
+
+def test_scaled_clock_runs_faster_and_is_reproduced_from_env() -> None:
+    clock = Clock.scaled(60.0, START)
+    copy = Clock.from_env(clock.to_env())
+    assert abs(copy.timestamp() - clock.timestamp()) < 1.0
+    assert clock.now() >= START
+    assert clock.real_delay(120) == pytest.approx(2.0)
+    with pytest.raises(ClockError):
+        Clock.scaled(0)
+    with pytest.raises(ClockError, match="DEVHOST_CLOCK_ANCHOR_REAL"):
+        Clock.from_env({"DEVHOST_CLOCK_MODE": "scaled", "DEVHOST_TIME_SCALE": "1"})
+    with pytest.raises(ClockError, match="expected one of"):
+        Clock.from_env({"DEVHOST_CLOCK_MODE": "warp"})
+
+
+@pytest.mark.parametrize("raw", [None, "x", "-1", "1e12", "nan"])
+def test_advance_rejects_bad_seconds(raw: str | None) -> None:
+    with pytest.raises(ClockError):
+        parse_advance_seconds(raw)
+
+
+@given(st.integers(0, 30), st.integers(0, 23), st.integers(0, 59), st.integers(0, 59))
+def test_timespan_round_trip(days: int, hours: int, minutes: int, seconds: int) -> None:
+    text = f"{days}.{hours:02d}:{minutes:02d}:{seconds:02d}" if days else f"{hours:02d}:{minutes:02d}:{seconds:02d}"
+    assert parse_timespan(text) == timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+@pytest.mark.parametrize("bad", ["", "5 minutes", "1:2", "00:60", "abc"])
+def test_timespan_rejects_garbage(bad: str) -> None:
+    with pytest.raises(ValueError):
+        parse_timespan(bad)
+
+
+def _http_spec(route: str, methods: list[str] | None = None) -> FunctionSpec:
+    trigger = {"type": "httpTrigger", "name": "req", "route": route, "methods": methods, "authLevel": "FUNCTION"}
+    return FunctionSpec("f", trigger, [trigger], lambda req: None, False, ["req"])
+
+
+def test_route_templates_match_like_the_host() -> None:
+    route = compile_route(_http_spec("chains/{chain}/runs/{run_id?}"))
+    assert route.match("chains/a/runs/r1") == {"chain": "a", "run_id": "r1"}
+    assert route.match("chains/a/runs") == {"chain": "a"}
+    assert route.match("chains/a/runs/r1/extra") is None
+    typed = compile_route(_http_spec("items/{id:int}"))
+    assert typed.match("items/12") == {"id": "12"} and typed.match("items/x") is None
+    catch_all = compile_route(_http_spec("files/{*path}"))
+    assert catch_all.match("files/a/b/c") == {"path": "a/b/c"}
+    with pytest.raises(RouteError, match="constraint"):
+        compile_route(_http_spec("items/{id:weird}"))
+
+
+def test_schedules_ncrontab_timespan_and_app_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    hourly = parse_schedule("f", "0 0 * * * *")
+    assert hourly.next_after(START + timedelta(minutes=1)) == START + timedelta(hours=1)
+    every = parse_schedule("f", "00:05:00")
+    assert every.next_after(START) == START + timedelta(minutes=5)
+    monkeypatch.setenv("MY_SCHEDULE", "30 * * * * *")
+    assert parse_schedule("f", "%MY_SCHEDULE%").next_after(START) == START + timedelta(seconds=30)
+    with pytest.raises(ScheduleError, match="'f'"):
+        parse_schedule("f", "%NOT_SET%")
+    with pytest.raises(ScheduleError, match="six fields"):
+        parse_schedule("f", "* * * * *")
+
+
+def test_flatten_orders_compound_actions_and_skips_event_waits() -> None:
+    v1 = [
+        [{"actionType": act.CALL_ACTIVITY, "functionName": "a", "input": "1"}],
+        [
+            {"actionType": act.WAIT_FOR_EXTERNAL_EVENT, "externalEventName": "go"},
+            {"actionType": act.CREATE_TIMER, "fireAt": "2026-01-01T00:00:00.000000Z", "isCanceled": False},
+        ],
+    ]
+    assert [a.kind for a in act.flatten(v1)] == ["activity", "timer"]
+    v3 = [
+        [
+            {
+                "actionType": act.WHEN_ALL,
+                "compoundActions": [
+                    {"actionType": act.CALL_ACTIVITY, "functionName": "b"},
+                    {
+                        "actionType": act.WHEN_ANY,
+                        "compoundActions": [
+                            {"actionType": act.WAIT_FOR_EXTERNAL_EVENT, "externalEventName": "x"},
+                            {"actionType": act.CALL_ENTITY, "instanceId": "@c@k", "operation": "get"},
+                        ],
+                    },
+                ],
+            }
+        ]
+    ]
+    assert [a.name for a in act.flatten(v3)] == ["b", "@c@k#get"]
+    assert act.external_event_waits(v3) == ["x"]
+    with pytest.raises(act.UnsupportedAction):
+        act.flatten([[{"actionType": act.CALL_HTTP}]])
+
+
+def test_sdk_failure_payload_is_split_into_message_and_state() -> None:
+    state = {"isDone": False, "actions": [[]], "customStatus": {"p": 1}}
+    err = Exception("boom\n\n$OutOfProcData$:" + json.dumps(state))
+    parsed, message = parse_sdk_result(err)
+    assert message == "boom" and parsed["customStatus"] == {"p": 1}
+    parsed, message = parse_sdk_result(KeyError("x"))
+    assert message == "KeyError: 'x'" and parsed["actions"] == []
