@@ -17,6 +17,7 @@ from typing import Any
 
 import requests
 from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
+from azure.mgmt.recoveryservicesbackup.activestamp.models import BackupRequestResource, IaasVMBackupRequest
 
 from devhost.procs import Service, start_service
 from emulators.credential import StaticTokenCredential
@@ -113,7 +114,7 @@ def main() -> None:
                     "Azure",
                     f"iaasvmcontainer;iaasvmcontainerv2;rg-app;{name}",
                     f"vm;iaasvmcontainerv2;rg-app;{name}",
-                    {"properties": {"objectType": "IaasVMBackupRequest"}},
+                    BackupRequestResource(properties=IaasVMBackupRequest()),
                 )
             report(f"{args.triggers} triggers ({time.monotonic() - t0:.1f} s wall)", svc)
             for day in range(1, args.days + 1):
