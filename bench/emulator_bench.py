@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
-from azure.mgmt.recoveryservicesbackup.activestamp.models import BackupRequestResource, IaasVMBackupRequest
+from azure.mgmt.recoveryservicesbackup.models import BackupRequestResource, IaasVMBackupRequest
 
 from devhost.procs import Service, start_service
 from emulators.credential import StaticTokenCredential
