@@ -1,0 +1,1 @@
+"""Activity functions: the only code that calls Azure."""

@@ -1,0 +1,105 @@
+"""Activities that drive Azure Backup: trigger an on-demand backup and resolve its job, read a
+job, find a backup already running for a VM."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import azure.durable_functions as df
+
+from activities.azure_errors import TransientAzureError, from_exception, raise_if_transient
+from activities.clients import backup_client
+from backup_chain.errors import failure
+from backup_chain.jobs import parse_job
+from backup_chain.resource_ids import VaultId, VmId
+
+bp = df.Blueprint()
+FABRIC = "Azure"
+OPERATION_POLLS = 30
+
+
+def _fail(err: BaseException) -> dict[str, Any]:
+    """A final failure as data for the orchestrator; transient ones raise (and are retried)."""
+    return {"ok": False, "error": raise_if_transient(from_exception(err)).to_dict()}
+
+
+def _operation_id(headers: dict[str, str]) -> str:
+    url = headers.get("Azure-AsyncOperation") or headers.get("Location") or ""
+    for marker in ("/operationsStatus/", "/operationResults/"):
+        if marker in url:
+            return url.split(marker, 1)[1].split("?", 1)[0]
+    raise TransientAzureError(f"trigger response carried no operation URL: {sorted(headers)}")
+
+
+@bp.activity_trigger(input_name="request")
+def trigger_backup(request: dict[str, Any]) -> dict[str, Any]:
+    """POST .../protectedItems/{item}/backup with the retain-until date, then follow the async
+    operation to the job id. Azure reports a backup already in progress on the operation, not
+    on the POST (it surfaces as a failed operation), so the conflict comes back as data."""
+    from azure.mgmt.recoveryservicesbackup.models import BackupRequestResource, IaasVMBackupRequest
+    from dateutil.parser import isoparse
+
+    vault, vm = VaultId.parse(request["vaultId"]), VmId.parse(request["vmId"])
+    client = backup_client(vault.subscription)
+    body = BackupRequestResource(
+        properties=IaasVMBackupRequest(recovery_point_expiry_time_in_utc=isoparse(request["expiryUtc"]))
+    )
+    try:
+        headers = client.backups.trigger(
+            vault.name,
+            vault.resource_group,
+            FABRIC,
+            vm.container_name,
+            vm.protected_item_name,
+            body,
+            cls=lambda pipeline_response, _body, _headers: dict(pipeline_response.http_response.headers),
+        )
+        operation_id = _operation_id(headers)
+        for _ in range(OPERATION_POLLS):
+            status = client.protected_item_operation_statuses.get(
+                vault.name, vault.resource_group, FABRIC, vm.container_name, vm.protected_item_name, operation_id
+            )
+            if status.status != "InProgress":
+                break
+            time.sleep(1.0)
+    except Exception as err:
+        return _fail(err)
+    if status.status == "Succeeded" and status.properties is not None and status.properties.job_id:
+        return {"ok": True, "jobId": status.properties.job_id, "operationId": operation_id}
+    if status.status == "InProgress":
+        raise TransientAzureError(f"backup operation {operation_id} still in progress")
+    error = status.error
+    code = getattr(error, "code", None)
+    message = getattr(error, "message", None) or f"backup operation ended {status.status}"
+    # The operation failed with Azure's code; classify it as if the service had answered 409.
+    result = raise_if_transient(failure(409, code, message))
+    return {"ok": False, "error": result.to_dict()}
+
+
+@bp.activity_trigger(input_name="request")
+def get_job(request: dict[str, Any]) -> dict[str, Any]:
+    vault = VaultId.parse(request["vaultId"])
+    try:
+        job = backup_client(vault.subscription).job_details.get(vault.name, vault.resource_group, request["jobId"])
+    except Exception as err:
+        return _fail(err)
+    return {"ok": True, "job": parse_job(job.as_dict()).to_dict()}
+
+
+@bp.activity_trigger(input_name="request")
+def find_active_job(request: dict[str, Any]) -> dict[str, Any]:
+    """The backup job running for the VM right now (scheduled or ad hoc), if any."""
+    vault, vm = VaultId.parse(request["vaultId"]), VmId.parse(request["vmId"])
+    client = backup_client(vault.subscription)
+    suffix = f";{vm.resource_group.lower()};{vm.name.lower()}"
+    query = "backupManagementType eq 'AzureIaasVM' and operation eq 'Backup' and status eq 'InProgress'"
+    try:
+        for job in client.backup_jobs.list(vault.name, vault.resource_group, filter=query):
+            container = str(getattr(job.properties, "container_name", "") or "").lower()
+            if container.endswith(suffix):
+                details = client.job_details.get(vault.name, vault.resource_group, job.name)
+                return {"ok": True, "job": parse_job(details.as_dict()).to_dict()}
+    except Exception as err:
+        return _fail(err)
+    return {"ok": True, "job": None}

@@ -1,0 +1,38 @@
+"""Publishing downstream CloudEvents to the Event Grid topic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.durable_functions as df
+
+from activities.azure_errors import from_exception, raise_if_transient
+from activities.clients import publisher
+
+bp = df.Blueprint()
+
+
+@bp.activity_trigger(input_name="events")
+def publish_events(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Send a batch of CloudEvents; ids are deterministic, so a retried publish is a duplicate
+    subscribers can drop."""
+    from azure.core.messaging import CloudEvent
+    from dateutil.parser import isoparse
+
+    batch = [
+        CloudEvent(
+            source=e["source"],
+            type=e["type"],
+            data=e["data"],
+            subject=e["subject"],
+            id=e["id"],
+            time=isoparse(e["time"]),
+            datacontenttype="application/json",
+        )
+        for e in events
+    ]
+    try:
+        publisher().send(batch)
+    except Exception as err:
+        return {"ok": False, "error": raise_if_transient(from_exception(err)).to_dict()}
+    return {"ok": True, "count": len(batch)}

@@ -1,0 +1,81 @@
+"""Request bodies of the HTTP API, validated with errors that name the field."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from backup_chain.config import describe
+from backup_chain.resource_ids import ResourceIdError, VmId
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_DETAIL_BYTES = 16 * 1024
+
+
+class RequestError(ValueError):
+    def __init__(self, detail: str, field: str | None = None, status: int = 400):
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.status = status
+
+
+def _small(value: Any) -> Any:
+    if len(json.dumps(value, default=str)) > MAX_DETAIL_BYTES:
+        raise ValueError(f"must be at most {MAX_DETAIL_BYTES} bytes of JSON")
+    return value
+
+
+class UpstreamReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["Succeeded", "Failed"]
+    detail: Any = None
+
+    @field_validator("detail")
+    @classmethod
+    def _detail(cls, value: Any) -> Any:
+        return _small(value)
+
+
+class StartRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    runId: Annotated[str | None, Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")] = None
+    waitForUpstream: bool = False
+    upstream: UpstreamReport | None = None
+    vms: Annotated[list[str] | None, Field(default=None, min_length=1, max_length=5000)] = None
+
+    @field_validator("vms")
+    @classmethod
+    def _vms(cls, values: list[str] | None) -> list[str] | None:
+        if values is None:
+            return None
+        out = []
+        for index, value in enumerate(values):
+            try:
+                out.append(VmId.parse(value).id)
+            except ResourceIdError as err:
+                raise ValueError(f"vms[{index}]: {err}") from None
+        return out
+
+
+def parse_body(raw: bytes, model: type[BaseModel], *, allow_empty: bool = True) -> Any:
+    if len(raw) > MAX_BODY_BYTES:
+        raise RequestError(f"request body is larger than {MAX_BODY_BYTES} bytes", status=413)
+    if not raw.strip():
+        if allow_empty:
+            return model.model_validate({})
+        raise RequestError("a JSON body is required")
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RequestError(f"request body is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise RequestError("request body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise RequestError(describe(err), field=field) from None

@@ -1,0 +1,245 @@
+"""The chain configuration (DESIGN.md "Chain configuration"), validated with clear errors that
+name the field and say how to fix it."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import isodate
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from backup_chain.resource_ids import ResourceIdError, VaultId, VmId
+
+CONFIG_SETTING = "BACKUPCHAIN_CONFIG"
+CONFIG_JSON_SETTING = "BACKUPCHAIN_CONFIG_JSON"
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; ``str()`` lists every problem with its field path."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 duration string such as 'PT6H' or 'PT30M'")
+    try:
+        parsed = isodate.parse_duration(value)
+    except (isodate.ISO8601Error, ValueError):
+        raise ValueError(f"{value!r} is not an ISO 8601 duration; write e.g. 'PT6H' or 'PT30M'") from None
+    if not isinstance(parsed, timedelta) or parsed <= timedelta(0):
+        raise ValueError(f"{value!r} must be a positive duration in days/hours/minutes/seconds, e.g. 'PT6H'")
+    return parsed
+
+
+class Upstream(_Model):
+    eventType: Annotated[str, Field(min_length=1, max_length=200)]
+    subject: Annotated[str | None, Field(default=None, max_length=1000)] = None
+    timeout: timedelta = timedelta(hours=6)
+    onFailure: Literal["skip", "backup"] = "skip"
+    onTimeout: Literal["end", "backup"] = "end"
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> timedelta:
+        parsed = _duration(value)
+        if parsed > timedelta(days=7):
+            raise ValueError("must be at most 7 days (P7D); a chain run waits for one upstream signal")
+        return parsed
+
+    def matches(self, event_type: str, subject: str | None) -> bool:
+        """Event types compare case-insensitively (as Event Grid filters do); a subject ending in
+        ``*`` is a prefix, otherwise subjects must be equal."""
+        if event_type.lower() != self.eventType.lower():
+            return False
+        if self.subject is None:
+            return True
+        if self.subject.endswith("*"):
+            return (subject or "").startswith(self.subject[:-1])
+        return subject == self.subject
+
+
+class Target(_Model):
+    vaultId: str
+    vms: Annotated[list[str], Field(min_length=1, max_length=5000)]
+
+    @field_validator("vaultId")
+    @classmethod
+    def _vault(cls, value: str) -> str:
+        try:
+            return VaultId.parse(value).id
+        except ResourceIdError as err:
+            raise ValueError(str(err)) from None
+
+    @field_validator("vms")
+    @classmethod
+    def _vms(cls, values: list[str]) -> list[str]:
+        parsed = []
+        for index, value in enumerate(values):
+            try:
+                parsed.append(VmId.parse(value))
+            except ResourceIdError as err:
+                raise ValueError(f"vms[{index}]: {err}") from None
+        keys = [v.key for v in parsed]
+        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicates:
+            raise ValueError(f"lists the same VM more than once: {duplicates[0]}; list each VM once")
+        return [v.id for v in parsed]
+
+    @model_validator(mode="after")
+    def _same_subscription(self) -> Target:
+        vault = VaultId.parse(self.vaultId)
+        for vm in self.vms:
+            if VmId.parse(vm).subscription != vault.subscription:
+                raise ValueError(
+                    f"VM {vm} is in another subscription than vault {self.vaultId}; Azure Backup protects "
+                    "VMs with a vault of the same subscription"
+                )
+        return self
+
+
+class Chain(_Model):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")]
+    upstream: Upstream | None = None
+    window: str | None = None
+    targets: Annotated[list[Target], Field(min_length=1)]
+    retainDays: Annotated[int, Field(ge=1, le=36500)] = 30
+    maxParallel: Annotated[int, Field(ge=1, le=200)] = 10
+    staggerSeconds: Annotated[float, Field(ge=0, le=600)] = 2.0
+    monitorTransfer: bool = True
+    snapshotMinutes: tuple[float, float] = (5.0, 15.0)
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if len(value.split()) != 6 or not croniter.is_valid(value, second_at_beginning=True):
+            raise ValueError(
+                f"{value!r} is not a six-field NCRONTAB expression "
+                "'{second} {minute} {hour} {day} {month} {day-of-week}', e.g. '0 0 1 * * *' for 01:00 UTC daily"
+            )
+        return value
+
+    @field_validator("snapshotMinutes")
+    @classmethod
+    def _snapshot(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0 < low <= high <= 24 * 60:
+            raise ValueError("must be [low, high] minutes with 0 < low <= high, e.g. [5, 15]")
+        return value
+
+    @model_validator(mode="after")
+    def _needs_upstream_for_window(self) -> Chain:
+        if self.window and self.upstream is None:
+            raise ValueError("has a 'window' but no 'upstream': a window is when the chain waits for upstream")
+        return self
+
+    def vm_ids(self) -> list[tuple[str, str]]:
+        """(vault id, VM id) for every target VM, in configuration order."""
+        return [(target.vaultId, vm) for target in self.targets for vm in target.vms]
+
+    def vault_of(self, vm_id: str) -> str | None:
+        key = vm_id.lower()
+        return next((vault for vault, vm in self.vm_ids() if vm.lower() == key), None)
+
+
+class Gc(_Model):
+    mode: Literal["weekly-policy", "weekend-window", "off"] = "weekly-policy"
+    day: Literal[WEEKDAYS] = "Saturday"  # type: ignore[valid-type]
+    at: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "00:00"
+    timeZone: str = "UTC"
+    windowHours: Annotated[int, Field(ge=24, le=167)] = 48
+    vms: list[str] | None = None
+    nearLimitThreshold: Annotated[int, Field(ge=1, le=18)] = 15
+    remediate: bool = False
+    maxParallel: Annotated[int, Field(ge=1, le=200)] = 10
+
+
+class ChainConfig(_Model):
+    eventTypePrefix: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9.]{0,63}$")] = "BackupChain."
+    chains: Annotated[list[Chain], Field(min_length=1)]
+    gc: Gc | None = None
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ChainConfig:
+        names = [c.name.lower() for c in self.chains]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"chain name {name!r} is used more than once; chain names must be unique")
+        return self
+
+    def chain(self, name: str) -> Chain | None:
+        return next((c for c in self.chains if c.name.lower() == name.lower()), None)
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before", "function-plain") or "[" in str(part):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "is not a known setting; check its spelling against the documented fields"
+        elif item["type"] == "missing":
+            message = "is required"
+        lines.append(f"{_path(tuple(item['loc']))}: {message}")
+    return "; ".join(lines)
+
+
+def parse_config(data: Any, source: str = "configuration") -> ChainConfig:
+    try:
+        return ChainConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {describe(err)}") from None
+
+
+def parse_config_text(text: str, source: str = "configuration") -> ChainConfig:
+    if len(text.encode()) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{source}: larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{source}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+    return parse_config(data, source)
+
+
+def load_config(app_dir: Path | None = None) -> ChainConfig:
+    """The configuration from ``BACKUPCHAIN_CONFIG_JSON`` (the JSON itself) or the file named by
+    ``BACKUPCHAIN_CONFIG`` (default ``chains.json`` beside the app)."""
+    inline = os.environ.get(CONFIG_JSON_SETTING)
+    if inline:
+        return parse_config_text(inline, CONFIG_JSON_SETTING)
+    default = (app_dir or Path(__file__).resolve().parent.parent) / "chains.json"
+    path = Path(os.environ.get(CONFIG_SETTING) or default)
+    if not path.is_absolute() and app_dir is not None:
+        path = app_dir / path
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(
+            f"{CONFIG_SETTING}: cannot read {path} ({err.strerror}); point the app setting at the chain "
+            "configuration file or set BACKUPCHAIN_CONFIG_JSON"
+        ) from None
+    return parse_config_text(text, path.name)

@@ -1,0 +1,41 @@
+"""Deterministic orchestration instance ids (DESIGN.md "Orchestration rules"), so that duplicate
+upstream deliveries land on the same instance and change nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime, timezone
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+
+
+def chain_instance_id(chain: str, run_id: str) -> str:
+    return f"chain:{chain.lower()}:{run_id}"
+
+
+def chain_prefix(chain: str) -> str:
+    return f"chain:{chain.lower()}:"
+
+
+def vm_hash(vm_id: str) -> str:
+    return hashlib.sha256(vm_id.lower().encode()).hexdigest()[:16]
+
+
+def vm_instance_id(run_id: str, chain: str, vm_id: str) -> str:
+    # The chain name keeps runs of two chains with the same run id (e.g. one window) apart.
+    return f"vm:{chain.lower()}:{run_id}:{vm_hash(vm_id)}"
+
+
+def valid_run_id(run_id: str) -> bool:
+    return bool(_RUN_ID.match(run_id))
+
+
+def run_id_for_event(event_id: str) -> str:
+    """A run started by an upstream event is named after the event (Event Grid redelivers with the
+    same id), so a redelivery starts nothing new."""
+    return "ev-" + hashlib.sha256(event_id.encode()).hexdigest()[:24]
+
+
+def run_id_for_window(when: datetime) -> str:
+    return "w-" + when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -1,0 +1,83 @@
+"""Reading a backup job (REST shape of ``backupJobs/{name}``, as the SDK serializes it): its
+status, its Take Snapshot / Transfer data to vault subtasks and Azure's error details."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SNAPSHOT_TASK = "take snapshot"
+TRANSFER_TASK = "transfer data to vault"
+TERMINAL = ("Completed", "CompletedWithWarnings", "Failed", "Cancelled")
+SUCCEEDED = ("Completed", "CompletedWithWarnings")
+
+
+@dataclass(frozen=True)
+class JobView:
+    job_id: str
+    status: str
+    start_time: str | None = None
+    end_time: str | None = None
+    user_triggered: bool | None = None
+    snapshot_status: str | None = None
+    snapshot_start: str | None = None
+    snapshot_end: str | None = None
+    snapshot_duration: str | None = None
+    transfer_status: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    recommendations: list[str] = field(default_factory=list)
+    backup_size: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status in SUCCEEDED
+
+    @property
+    def snapshot_done(self) -> bool:
+        return self.snapshot_status in SUCCEEDED
+
+    @property
+    def failed_phase(self) -> str:
+        """Where a failed job failed: before the snapshot was safe, or while transferring."""
+        return "transfer" if self.snapshot_done else "snapshot"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobView:
+        return cls(**data)
+
+
+def parse_job(resource: dict[str, Any]) -> JobView:
+    """A ``JobResource`` (``{"name", "properties": {...}}``) as a :class:`JobView`."""
+    props = resource.get("properties") or {}
+    extended = props.get("extendedInfo") or {}
+    tasks = {str(t.get("taskId", "")).lower(): t for t in extended.get("tasksList") or []}
+    snapshot = tasks.get(SNAPSHOT_TASK, {})
+    transfer = tasks.get(TRANSFER_TASK, {})
+    errors = props.get("errorDetails") or []
+    first = errors[0] if errors else {}
+    code = first.get("errorTitle") or (str(first["errorCode"]) if first.get("errorCode") is not None else None)
+    bag = extended.get("propertyBag") or {}
+    return JobView(
+        job_id=str(resource.get("name") or str(resource.get("id", "")).rsplit("/", 1)[-1]),
+        status=str(props.get("status", "Unknown")),
+        start_time=props.get("startTime"),
+        end_time=props.get("endTime"),
+        user_triggered=props.get("isUserTriggered"),
+        snapshot_status=snapshot.get("status"),
+        snapshot_start=snapshot.get("startTime"),
+        snapshot_end=snapshot.get("endTime"),
+        snapshot_duration=snapshot.get("duration"),
+        transfer_status=transfer.get("status"),
+        error_code=code,
+        error_message=first.get("errorString") or extended.get("dynamicErrorMessage"),
+        recommendations=[str(r) for r in first.get("recommendations") or []],
+        backup_size=bag.get("Backup Size"),
+    )

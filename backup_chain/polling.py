@@ -1,0 +1,46 @@
+"""When to look at a running backup job next — a pure function of how long it has run.
+
+Take Snapshot usually takes 5–15 minutes (DOMAIN.md), so nothing is polled before the shortest
+plausible snapshot time, polling is dense across the chain's expected snapshot window (that is
+where the downstream lag is decided), and sparse and backing off once the snapshot is overdue.
+Transfer data to vault takes hours (usually 1–3, up to 8+), so it is watched sparsely."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PollPlan:
+    snapshot_low_s: float = 5 * 60
+    snapshot_high_s: float = 15 * 60
+    dense_s: float = 15.0  # mean lag ~ dense_s / 2 inside the expected window
+    lead_s: float = 30.0  # start dense polling this much before the window
+    overdue_min_s: float = 60.0
+    overdue_max_s: float = 300.0
+    transfer_first_s: float = 600.0
+    transfer_max_s: float = 1800.0
+
+    @classmethod
+    def for_minutes(cls, low: float, high: float, dense_s: float = 15.0) -> PollPlan:
+        return cls(snapshot_low_s=low * 60, snapshot_high_s=high * 60, dense_s=dense_s)
+
+    def snapshot_delay(self, elapsed_s: float) -> float:
+        """Seconds to wait before the next job read, ``elapsed_s`` after the job started."""
+        elapsed = max(0.0, elapsed_s)
+        dense_from = max(0.0, self.snapshot_low_s - self.lead_s)
+        dense_until = self.snapshot_high_s + self.lead_s
+        if elapsed < dense_from:
+            return dense_from - elapsed
+        if elapsed < dense_until:
+            return self.dense_s
+        overdue = elapsed - dense_until
+        return min(self.overdue_max_s, max(self.overdue_min_s, overdue / 4))
+
+    def transfer_delay(self, elapsed_s: float) -> float:
+        """Seconds to wait before the next read, ``elapsed_s`` after the snapshot completed."""
+        return min(self.transfer_max_s, max(self.transfer_first_s, max(0.0, elapsed_s) / 3))
+
+    def waiting_delay(self, elapsed_s: float) -> float:
+        """Waiting out someone else's job (e.g. a scheduled backup) before triggering our own."""
+        return min(self.transfer_max_s, max(self.overdue_min_s, max(0.0, elapsed_s) / 4))

@@ -1,0 +1,89 @@
+"""Azure resource ids of VMs and Recovery Services vaults, and the names Azure Backup derives
+from them for IaaS VM containers and protected items."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_NAME = r"[^/]{1,90}"
+_VM = re.compile(
+    rf"^/subscriptions/(?P<sub>{_GUID})/resourceGroups/(?P<rg>{_NAME})"
+    rf"/providers/Microsoft\.Compute/virtualMachines/(?P<name>[^/]{{1,64}})$",
+    re.IGNORECASE,
+)
+_VAULT = re.compile(
+    rf"^/subscriptions/(?P<sub>{_GUID})/resourceGroups/(?P<rg>{_NAME})"
+    rf"/providers/Microsoft\.RecoveryServices/vaults/(?P<name>[A-Za-z][A-Za-z0-9-]{{1,49}})$",
+    re.IGNORECASE,
+)
+
+
+class ResourceIdError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class VmId:
+    subscription: str
+    resource_group: str
+    name: str
+
+    @classmethod
+    def parse(cls, text: str) -> VmId:
+        match = _VM.match(text.strip()) if isinstance(text, str) else None
+        if match is None:
+            raise ResourceIdError(
+                f"{text!r} is not a VM resource id; expected "
+                "/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachines/<name>"
+            )
+        return cls(match["sub"].lower(), match["rg"], match["name"])
+
+    @property
+    def id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.Compute/virtualMachines/{self.name}"
+        )
+
+    @property
+    def key(self) -> str:
+        """Case-insensitive identity (Azure resource ids are case-insensitive)."""
+        return self.id.lower()
+
+    @property
+    def container_name(self) -> str:
+        return f"iaasvmcontainer;iaasvmcontainerv2;{self.resource_group.lower()};{self.name.lower()}"
+
+    @property
+    def protected_item_name(self) -> str:
+        return f"vm;iaasvmcontainerv2;{self.resource_group.lower()};{self.name.lower()}"
+
+
+@dataclass(frozen=True)
+class VaultId:
+    subscription: str
+    resource_group: str
+    name: str
+
+    @classmethod
+    def parse(cls, text: str) -> VaultId:
+        match = _VAULT.match(text.strip()) if isinstance(text, str) else None
+        if match is None:
+            raise ResourceIdError(
+                f"{text!r} is not a Recovery Services vault resource id; expected "
+                "/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.RecoveryServices/vaults/<name>"
+            )
+        return cls(match["sub"].lower(), match["rg"], match["name"])
+
+    @property
+    def id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.RecoveryServices/vaults/{self.name}"
+        )
+
+    @property
+    def key(self) -> str:
+        return self.id.lower()

@@ -1,0 +1,34 @@
+"""The Azure Functions app: registers the blueprints; nothing else.
+
+The chain configuration is validated here, at start-up, so a broken configuration fails
+indexing with an error naming the bad field instead of failing later at run time."""
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from activities.backup import bp as backup_activities
+from activities.events import bp as event_activities
+from orchestrators.chain_run import bp as chain_orchestrator
+from orchestrators.scheduler import bp as scheduler_orchestrator
+from orchestrators.vm_backup import bp as vm_orchestrator
+from orchestrators.watch_job import bp as watch_orchestrator
+from triggers.context import config
+from triggers.http_api import bp as http_api
+from triggers.upstream import bp as upstream_trigger
+from triggers.windows import bp as window_timer
+
+config()
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+for blueprint in (
+    http_api,
+    upstream_trigger,
+    window_timer,
+    chain_orchestrator,
+    scheduler_orchestrator,
+    vm_orchestrator,
+    watch_orchestrator,
+    backup_activities,
+    event_activities,
+):
+    app.register_functions(blueprint)

@@ -1,0 +1,1 @@
+"""Deterministic orchestrator functions: no I/O, no clock, no randomness (the SDK replays them)."""

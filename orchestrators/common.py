@@ -1,0 +1,78 @@
+"""Helpers shared by the orchestrators; everything here is deterministic under replay."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import azure.durable_functions as df
+from dateutil.parser import isoparse
+
+from backup_chain.events import cloud_event
+
+# Transient Azure failures (throttling that outlasted the SDK's own Retry-After retries, 5xx,
+# network) are retried on durable timers: 10 s, then up to 8 attempts in all.
+AZURE_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=10_000, max_number_of_attempts=8)
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def now(context: df.DurableOrchestrationContext) -> datetime:
+    value = context.current_utc_datetime
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    value = isoparse(text)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def seconds_between(start: str | None, end: str | None) -> float | None:
+    a, b = parse_time(start), parse_time(end)
+    return (b - a).total_seconds() if a and b else None
+
+
+def after(context: df.DurableOrchestrationContext, seconds: float) -> datetime:
+    return now(context) + timedelta(seconds=seconds)
+
+
+def decode_event_data(value: Any) -> Any:
+    """Data raised by the Python client reaches the orchestrator as JSON text (as in Azure)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def event(
+    context: df.DurableOrchestrationContext,
+    spec: dict[str, Any],
+    event_type: str,
+    *,
+    subject: str,
+    scope: str,
+    source: str,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    return cloud_event(
+        prefix=spec["prefix"],
+        event_type=event_type,
+        source=source,
+        subject=subject,
+        run_id=spec["runId"],
+        scope=scope,
+        time=iso(now(context)),
+        data=data,
+    )
+
+
+def publish(context: df.DurableOrchestrationContext, events: list[dict[str, Any]]) -> Any:
+    """The task that publishes ``events`` (yield it)."""
+    return context.call_activity_with_retry("publish_events", AZURE_RETRY, events)

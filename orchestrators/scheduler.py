@@ -1,0 +1,37 @@
+"""``chain_scheduler``: one eternal orchestration per chain with a ``window``. It sleeps on a
+durable timer until the window opens, runs the chain (which waits for its upstream signal), and
+continues as new for the next window — so windows follow the orchestration clock, survive
+restarts, and never overlap the previous run."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import azure.durable_functions as df
+
+from backup_chain.ids import chain_instance_id, run_id_for_window
+from backup_chain.windows import next_window
+from orchestrators.common import iso, now
+
+bp = df.Blueprint()
+
+
+@bp.orchestration_trigger(context_name="context")
+def chain_scheduler(context: df.DurableOrchestrationContext):
+    """Input: ``run`` (a chain_run input without ``runId``) and ``fingerprint``."""
+    spec: dict[str, Any] = context.get_input()
+    chain = spec["run"]["chain"]
+    opens = next_window(chain["window"], now(context))
+    run_id = run_id_for_window(opens)
+    context.set_custom_status({"phase": "sleeping", "nextWindow": iso(opens), "fingerprint": spec["fingerprint"]})
+    yield context.create_timer(opens)
+    context.set_custom_status({"phase": "running", "runId": run_id, "fingerprint": spec["fingerprint"]})
+    try:
+        yield context.call_sub_orchestrator(
+            "chain_run", {**spec["run"], "runId": run_id}, chain_instance_id(chain["name"], run_id)
+        )
+    except Exception:
+        pass
+    context.continue_as_new(spec)
+    return None

@@ -1,0 +1,195 @@
+"""``vm_backup``: one VM's on-demand backup — adopt or wait out a running job, trigger, watch Take
+Snapshot, tell downstream at once, then (optionally) watch the transfer to the end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.durable_functions as df
+
+from backup_chain.jobs import JobView
+from orchestrators.common import AZURE_RETRY, after, event, iso, now, parse_time, publish, seconds_between
+
+bp = df.Blueprint()
+MAX_TRIGGER_ROUNDS = 4  # find → (adopt | wait out | trigger) rounds before giving up on conflicts
+
+
+class _Run:
+    """Per-execution state of one VM backup (rebuilt identically on every replay)."""
+
+    def __init__(self, context: df.DurableOrchestrationContext, spec: dict[str, Any]):
+        self.context = context
+        self.spec = spec
+        self.status: dict[str, Any] = {"phase": "starting", "vmId": spec["vmId"], "jobId": None}
+
+    def phase(self, phase: str, **fields: Any) -> None:
+        self.status.update(phase=phase, updatedAt=iso(now(self.context)), **fields)
+        self.context.set_custom_status(self.status)
+
+    def event(self, event_type: str, **data: Any) -> dict[str, Any]:
+        spec = self.spec
+        body = {
+            "chain": spec["chain"],
+            "runId": spec["runId"],
+            "vmId": spec["vmId"],
+            "vaultId": spec["vaultId"],
+            "jobId": self.status.get("jobId"),
+            **data,
+        }
+        return event(
+            self.context, spec, event_type, subject=spec["vmId"], scope=spec["vmId"], source=spec["vaultId"], data=body
+        )
+
+    def watch(self, job_id: str, until: str, anchor: str | None, label: str) -> Any:
+        return self.context.call_sub_orchestrator(
+            "watch_job",
+            {
+                "vaultId": self.spec["vaultId"],
+                "jobId": job_id,
+                "until": until,
+                "anchor": anchor,
+                "plan": self.spec["plan"],
+                "polls": 0,
+            },
+            f"{self.context.instance_id}:{label}",
+        )
+
+    def summary(self, outcome: str, **fields: Any) -> dict[str, Any]:
+        return {
+            "vmId": self.spec["vmId"],
+            "outcome": outcome,
+            **{k: v for k, v in self.status.items() if k != "vmId"},
+            **fields,
+        }
+
+
+@bp.orchestration_trigger(context_name="context")
+def vm_backup(context: df.DurableOrchestrationContext):
+    """Input: ``chain``, ``runId``, ``vmId``, ``vaultId``, ``retainDays``, ``monitorTransfer``,
+    ``upstreamAt`` (ISO time of the upstream signal), ``prefix``, ``plan``, ``delaySeconds``."""
+    spec: dict[str, Any] = context.get_input()
+    run = _Run(context, spec)
+    run.phase("starting")
+    if spec.get("delaySeconds"):
+        yield context.create_timer(after(context, float(spec["delaySeconds"])))
+
+    # 1. Get a job: adopt one that started after the upstream signal, wait out an older one, or
+    #    trigger our own (a conflict on trigger means one just started: look again).
+    upstream_at = parse_time(spec.get("upstreamAt"))
+    job_id: str | None = None
+    anchor: str | None = None
+    adopted = False
+    for round_ in range(MAX_TRIGGER_ROUNDS):
+        run.phase("checkingRunningJobs")
+        found = yield context.call_activity_with_retry(
+            "find_active_job", AZURE_RETRY, {"vaultId": spec["vaultId"], "vmId": spec["vmId"]}
+        )
+        if not found["ok"]:
+            return (yield from _failed(run, "trigger", found["error"]))
+        active = JobView.from_dict(found["job"]) if found["job"] else None
+        if active is not None:
+            started = parse_time(active.start_time)
+            if upstream_at is None or (started is not None and started >= upstream_at):
+                job_id, anchor, adopted = active.job_id, active.start_time, True
+                break
+            run.phase("waitingForRunningJob", runningJobId=active.job_id)
+            waited = yield run.watch(active.job_id, "end", active.start_time, f"wait{round_}")
+            if not waited["ok"]:
+                return (yield from _failed(run, "trigger", waited["error"]))
+            continue
+        run.phase("triggering")
+        expiry = after(context, float(spec["retainDays"]) * 86400)
+        triggered = yield context.call_activity_with_retry(
+            "trigger_backup",
+            AZURE_RETRY,
+            {"vaultId": spec["vaultId"], "vmId": spec["vmId"], "expiryUtc": iso(expiry)},
+        )
+        if triggered["ok"]:
+            job_id, anchor = triggered["jobId"], iso(now(context))
+            break
+        if triggered["error"]["kind"] != "conflict":
+            return (yield from _failed(run, "trigger", triggered["error"]))
+    if job_id is None:
+        error = {
+            "kind": "conflict",
+            "code": "BackupKeptConflicting",
+            "message": f"another backup kept running after {MAX_TRIGGER_ROUNDS} attempts",
+            "recommendations": [],
+        }
+        return (yield from _failed(run, "trigger", error))
+
+    triggered_at = iso(now(context))
+    run.phase("snapshot", jobId=job_id, adopted=adopted, triggeredAt=triggered_at)
+    yield publish(context, [run.event("BackupTriggered", adopted=adopted, triggeredAt=triggered_at)])
+
+    # 2. Take Snapshot: downstream hears the moment it is Completed.
+    watched = yield run.watch(job_id, "snapshot", anchor, "snapshot")
+    if not watched["ok"]:
+        return (yield from _failed(run, "snapshot", watched["error"]))
+    job = JobView.from_dict(watched["job"])
+    if not job.snapshot_done:
+        return (yield from _failed(run, job.failed_phase, _job_error(job)))
+    snapshot_seconds = seconds_between(job.snapshot_start or job.start_time, job.snapshot_end)
+    run.phase("transfer" if spec["monitorTransfer"] else "snapshotCompleted", snapshotCompletedAt=job.snapshot_end)
+    yield publish(
+        context,
+        [
+            run.event(
+                "SnapshotCompleted",
+                snapshotCompletedAt=job.snapshot_end,
+                snapshotSeconds=snapshot_seconds,
+                jobStartedAt=job.start_time,
+            )
+        ],
+    )
+    if not spec["monitorTransfer"]:
+        return run.summary("snapshotCompleted")
+
+    # 3. Transfer data to vault: hours, watched sparsely in its own bounded-history orchestration.
+    watched = yield run.watch(job_id, "transfer", job.snapshot_end, "transfer")
+    if not watched["ok"]:
+        return (yield from _failed(run, "transfer", watched["error"]))
+    job = JobView.from_dict(watched["job"])
+    if not job.succeeded:
+        return (yield from _failed(run, job.failed_phase, _job_error(job)))
+    run.phase("completed", completedAt=job.end_time)
+    yield publish(
+        context,
+        [
+            run.event(
+                "BackupCompleted",
+                jobStartedAt=job.start_time,
+                jobEndedAt=job.end_time,
+                durationSeconds=seconds_between(job.start_time, job.end_time),
+                backupSize=job.backup_size,
+                jobStatus=job.status,
+            )
+        ],
+    )
+    return run.summary("completed")
+
+
+def _job_error(job: JobView) -> dict[str, Any]:
+    return {
+        "kind": "final",
+        "code": job.error_code or job.status,
+        "message": job.error_message or "",
+        "recommendations": job.recommendations,
+    }
+
+
+def _failed(run: _Run, phase: str, error: dict[str, Any]):
+    run.phase("failed", failedPhase=phase, errorCode=error.get("code"))
+    yield publish(
+        run.context,
+        [
+            run.event(
+                "BackupFailed",
+                phase=phase,
+                errorCode=error.get("code"),
+                message=error.get("message"),
+                recommendations=error.get("recommendations", []),
+            )
+        ],
+    )
+    return run.summary("failed", failedPhase=phase, errorCode=error.get("code"), message=error.get("message"))

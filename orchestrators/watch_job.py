@@ -1,0 +1,67 @@
+"""``watch_job``: read a backup job on the adaptive schedule until a condition holds.
+
+Runs as its own sub-orchestration and continues as new every few polls, so that watching a
+transfer for hours never grows a history without bound."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.durable_functions as df
+
+from backup_chain.jobs import JobView
+from backup_chain.polling import PollPlan
+from orchestrators.common import AZURE_RETRY, after, iso, now, parse_time
+
+bp = df.Blueprint()
+POLLS_PER_EXECUTION = 12
+
+
+def _delay(plan: PollPlan, spec: dict[str, Any], current: Any) -> float:
+    """Seconds until the next read, from how long the watched phase has lasted."""
+    anchor = parse_time(spec.get("anchor"))
+    elapsed = (current - anchor).total_seconds() if anchor else 0.0
+    if spec["until"] == "snapshot":
+        return plan.snapshot_delay(elapsed)
+    if spec["until"] == "transfer":
+        return plan.transfer_delay(elapsed)
+    return plan.waiting_delay(elapsed)
+
+
+def _done(spec: dict[str, Any], job: JobView) -> bool:
+    if spec["until"] == "snapshot":
+        return job.snapshot_done or job.terminal
+    return job.terminal
+
+
+@bp.orchestration_trigger(context_name="context")
+def watch_job(context: df.DurableOrchestrationContext):
+    """Input: ``vaultId``, ``jobId``, ``until`` (``snapshot`` | ``transfer`` | ``end``), ``anchor``
+    (when the watched phase began), ``plan`` (PollPlan fields) and ``polls`` so far.
+    Output: ``{"ok": True, "job": JobView}`` or ``{"ok": False, "error": ...}``."""
+    spec: dict[str, Any] = context.get_input()
+    plan = PollPlan(**spec["plan"])
+    polls = int(spec.get("polls", 0))
+    for _ in range(POLLS_PER_EXECUTION):
+        yield context.create_timer(after(context, _delay(plan, spec, now(context))))
+        result = yield context.call_activity_with_retry(
+            "get_job", AZURE_RETRY, {"vaultId": spec["vaultId"], "jobId": spec["jobId"]}
+        )
+        polls += 1
+        if not result["ok"]:
+            return {**result, "polls": polls}
+        job = JobView.from_dict(result["job"])
+        context.set_custom_status(
+            {
+                "phase": f"watching:{spec['until']}",
+                "jobId": job.job_id,
+                "jobStatus": job.status,
+                "snapshot": job.snapshot_status,
+                "polls": polls,
+                "at": iso(now(context)),
+            }
+        )
+        if _done(spec, job):
+            return {"ok": True, "job": job.to_dict(), "polls": polls}
+    context.continue_as_new({**spec, "polls": polls})
+    return None

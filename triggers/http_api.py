@@ -1,0 +1,182 @@
+"""The HTTP API (function-level keys): start, report upstream, read, list and cancel chain runs.
+
+Bad input gets a 400 problem naming the field, an unknown chain or run a 404, and nothing is
+started; retried requests are idempotent (deterministic instance ids)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from backup_chain.api_models import RequestError, StartRun, UpstreamReport, parse_body
+from backup_chain.config import Chain
+from backup_chain.ids import chain_instance_id, chain_prefix, valid_run_id, vm_instance_id
+from backup_chain.runs import upstream_signal
+from triggers.context import config
+from triggers.runs import ACTIVE, run_view, start_run, utcnow
+
+bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
+log = logging.getLogger("backup_chain")
+TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")
+
+
+def problem(status: int, title: str, detail: str, field: str | None = None) -> func.HttpResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if field:
+        body["field"] = field
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/problem+json")
+
+
+def ok(body: Any, status: int = 200) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
+
+
+def _chain(req: func.HttpRequest) -> Chain:
+    name = req.route_params.get("chain", "")
+    chain = config().chain(name)
+    if chain is None:
+        known = ", ".join(c.name for c in config().chains)
+        raise RequestError(f"no chain named {name!r}; configured chains: {known}", field="chain", status=404)
+    return chain
+
+
+def _run_id(req: func.HttpRequest) -> str:
+    run_id = req.route_params.get("run_id", "")
+    if not valid_run_id(run_id):
+        raise RequestError(f"{run_id!r} is not a valid run id", field="runId", status=404)
+    return run_id
+
+
+def _guard(error: RequestError) -> func.HttpResponse:
+    titles = {400: "Bad request", 404: "Not found", 409: "Conflict", 413: "Payload too large"}
+    return problem(error.status, titles.get(error.status, "Error"), error.detail, error.field)
+
+
+@bp.route(route="chains/{chain}/runs", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def start_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    try:
+        chain = _chain(req)
+        body: StartRun = parse_body(req.get_body(), StartRun)
+        if body.vms is not None:
+            unknown = [vm for vm in body.vms if chain.vault_of(vm) is None]
+            if unknown:
+                raise RequestError(f"VM {unknown[0]} is not a target of chain {chain.name!r}", field="vms")
+        if body.waitForUpstream and body.upstream is not None:
+            raise RequestError("give either waitForUpstream or upstream, not both", field="upstream")
+        if body.waitForUpstream and chain.upstream is None:
+            raise RequestError(f"chain {chain.name!r} has no upstream to wait for", field="waitForUpstream")
+    except RequestError as err:
+        return _guard(err)
+    now = utcnow()
+    run_id = body.runId or "h-" + now.strftime("%Y%m%dT%H%M%S%fZ")
+    upstream = None
+    if not body.waitForUpstream:
+        report = body.upstream or UpstreamReport(status="Succeeded", detail={"source": "http"})
+        upstream = upstream_signal(report.status, report.detail)
+    started, instance_id = await start_run(
+        client,
+        chain,
+        run_id,
+        started_by="http",
+        wait_for_upstream=body.waitForUpstream,
+        upstream=upstream,
+        vms=body.vms,
+    )
+    status = await client.get_status(instance_id)
+    return ok({"chain": chain.name, "runId": run_id, "started": started, **run_view(status)}, 202 if started else 200)
+
+
+@bp.route(route="chains/{chain}/runs/{run_id}/upstream", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def report_upstream(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    try:
+        chain = _chain(req)
+        run_id = _run_id(req)
+        report: UpstreamReport = parse_body(req.get_body(), UpstreamReport, allow_empty=False)
+    except RequestError as err:
+        return _guard(err)
+    instance_id = chain_instance_id(chain.name, run_id)
+    status = await client.get_status(instance_id)
+    if not status:
+        return problem(404, "Not found", f"run {run_id!r} of chain {chain.name!r} does not exist", "runId")
+    custom = status.custom_status if isinstance(status.custom_status, dict) else {}
+    if custom.get("phase") != "waitingForUpstream":
+        return problem(409, "Conflict", f"run {run_id!r} is not waiting for upstream (phase {custom.get('phase')})")
+    await client.raise_event(instance_id, "upstream", upstream_signal(report.status, report.detail))
+    return ok({"chain": chain.name, "runId": run_id, "accepted": True}, 202)
+
+
+@bp.route(route="chains/{chain}/runs/{run_id}", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def get_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    try:
+        chain = _chain(req)
+        run_id = _run_id(req)
+    except RequestError as err:
+        return _guard(err)
+    status = await client.get_status(chain_instance_id(chain.name, run_id))
+    if not status:
+        return problem(404, "Not found", f"run {run_id!r} of chain {chain.name!r} does not exist", "runId")
+    vms = []
+    for vault_id, vm_id in chain.vm_ids():
+        vm_status = await client.get_status(vm_instance_id(run_id, chain.name, vm_id))
+        custom = vm_status.custom_status if vm_status and isinstance(vm_status.custom_status, dict) else {}
+        vms.append(
+            {
+                "vmId": vm_id,
+                "vaultId": vault_id,
+                "runtimeStatus": vm_status.runtime_status.value if vm_status and vm_status.runtime_status else None,
+                **{k: v for k, v in custom.items() if k != "vmId"},
+            }
+        )
+    output = status.output if str(status.runtime_status.value if status.runtime_status else "") in TERMINAL else None
+    return ok({"chain": chain.name, **run_view(status), "custom": status.custom_status, "output": output, "vms": vms})
+
+
+@bp.route(route="chains/{chain}/runs", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def list_chain_runs(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    try:
+        chain = _chain(req)
+        top = int(req.params.get("top", "50"))
+        if not 1 <= top <= 500:
+            raise ValueError
+    except RequestError as err:
+        return _guard(err)
+    except ValueError:
+        return problem(400, "Bad request", "top must be an integer between 1 and 500", "top")
+    statuses = await client.get_status_by(instance_id_prefix=chain_prefix(chain.name))
+    runs = sorted((run_view(s) for s in statuses), key=lambda r: r["createdTime"] or "", reverse=True)
+    return ok({"chain": chain.name, "runs": runs[:top]})
+
+
+@bp.route(route="chains/{chain}/runs/{run_id}/cancel", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def cancel_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    try:
+        chain = _chain(req)
+        run_id = _run_id(req)
+    except RequestError as err:
+        return _guard(err)
+    instance_id = chain_instance_id(chain.name, run_id)
+    status = await client.get_status(instance_id)
+    if not status:
+        return problem(404, "Not found", f"run {run_id!r} of chain {chain.name!r} does not exist", "runId")
+    if status.runtime_status not in ACTIVE:
+        return problem(409, "Conflict", f"run {run_id!r} already ended ({status.runtime_status.value})")
+    await client.raise_event(instance_id, "cancel", {"at": utcnow().isoformat()})
+    # Stop watching backups already running (their Azure jobs finish on their own); VMs not yet
+    # started are skipped by the chain itself.
+    stopped = 0
+    for vm_status in await client.get_status_by(
+        runtime_status=list(ACTIVE), instance_id_prefix=f"vm:{chain.name.lower()}:{run_id}:"
+    ):
+        await client.terminate(vm_status.instance_id, f"chain run {run_id} cancelled")
+        stopped += 1
+    log.info("chain run cancelled", extra={"chain": chain.name, "runId": run_id})
+    return ok({"chain": chain.name, "runId": run_id, "cancelled": True, "stoppedWatchers": stopped}, 202)

@@ -1,0 +1,94 @@
+"""Starting chain runs and reading them back, shared by the HTTP API, the upstream trigger and
+the window timer (all idempotent: deterministic instance ids, nothing started twice)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+import azure.durable_functions as df
+
+from backup_chain.config import Chain
+from backup_chain.ids import chain_instance_id, chain_prefix
+from backup_chain.runs import run_input
+from triggers.context import config, source
+
+log = logging.getLogger("backup_chain")
+ACTIVE = (
+    df.OrchestrationRuntimeStatus.Running,
+    df.OrchestrationRuntimeStatus.Pending,
+    df.OrchestrationRuntimeStatus.Suspended,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def start_run(
+    client: df.DurableOrchestrationClient,
+    chain: Chain,
+    run_id: str,
+    *,
+    started_by: str,
+    wait_for_upstream: bool,
+    upstream: dict[str, Any] | None,
+    vms: list[str] | None = None,
+) -> tuple[bool, str]:
+    """Start ``chain``'s run ``run_id`` unless it exists; returns (started, instance id)."""
+    instance_id = chain_instance_id(chain.name, run_id)
+    existing = await client.get_status(instance_id)
+    if existing:
+        return False, instance_id
+    payload = run_input(
+        config(),
+        chain,
+        run_id,
+        source=source(),
+        started_by=started_by,  # type: ignore[arg-type]
+        wait_for_upstream=wait_for_upstream,
+        upstream=upstream,
+    )
+    if vms is not None:
+        keep = {v.lower() for v in vms}
+        targets = []
+        for target in payload["chain"]["targets"]:
+            chosen = [vm for vm in target["vms"] if vm.lower() in keep]
+            if chosen:
+                targets.append({**target, "vms": chosen})
+        payload["chain"]["targets"] = targets
+    try:
+        await client.start_new("chain_run", instance_id, payload)
+    except Exception as err:  # a concurrent start of the same run won the race
+        if await client.get_status(instance_id):
+            return False, instance_id
+        raise RuntimeError(f"could not start {instance_id}: {err}") from err
+    log.info("chain run started", extra={"chain": chain.name, "runId": run_id, "startedBy": started_by})
+    return True, instance_id
+
+
+async def waiting_run(client: df.DurableOrchestrationClient, chain: Chain) -> str | None:
+    """The newest run of ``chain`` that is waiting for its upstream signal, if any."""
+    statuses = await client.get_status_by(runtime_status=list(ACTIVE), instance_id_prefix=chain_prefix(chain.name))
+    waiting = [
+        s
+        for s in statuses
+        if isinstance(s.custom_status, dict) and s.custom_status.get("phase") == "waitingForUpstream"
+    ]
+    waiting.sort(key=lambda s: s.created_time or utcnow())
+    return waiting[-1].instance_id if waiting else None
+
+
+def run_view(status: Any) -> dict[str, Any]:
+    custom = status.custom_status if isinstance(status.custom_status, dict) else {}
+    return {
+        "instanceId": status.instance_id,
+        "runId": custom.get("runId") or str(status.instance_id).split(":", 2)[-1],
+        "runtimeStatus": status.runtime_status.value if status.runtime_status else None,
+        "phase": custom.get("phase"),
+        "outcome": custom.get("outcome"),
+        "counts": custom.get("counts"),
+        "createdTime": status.created_time.isoformat() if status.created_time else None,
+        "lastUpdatedTime": status.last_updated_time.isoformat() if status.last_updated_time else None,
+    }

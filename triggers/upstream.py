@@ -1,0 +1,83 @@
+"""``upstream_event``: the Event Grid trigger for upstream signals.
+
+A matching event is raised into the chain's run that waits in its window, or starts a run named
+after the event id (Event Grid delivers at least once; a redelivery finds its run and changes
+nothing). Events that match no chain, or are malformed, are logged and acknowledged: retrying
+them could never succeed."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from backup_chain.ids import chain_prefix, run_id_for_event
+from backup_chain.runs import upstream_signal
+from triggers.context import config
+from triggers.runs import start_run, utcnow, waiting_run
+
+bp = df.Blueprint()
+log = logging.getLogger("backup_chain")
+MAX_EVENT_DATA_BYTES = 64 * 1024
+DEDUPE_WINDOW = timedelta(days=8)  # longer than Event Grid's 24 h retry and any upstream timeout
+
+
+def _fields(event: Any) -> tuple[str, str, str | None, Any]:
+    """(id, type, subject, data) of an Event Grid schema event or a CloudEvent."""
+    if isinstance(event, func.EventGridEvent):
+        return event.id, event.event_type, event.subject, event.get_json()
+    return event.id, event.type, event.subject, event.get_json()
+
+
+def _status(data: Any) -> tuple[str, Any]:
+    """Upstream outcome from the event data: ``status`` "Failed" (any case) means failed; anything
+    else, or no status, means the upstream job succeeded."""
+    if isinstance(data, dict):
+        status = str(data.get("status", "Succeeded"))
+        return ("Failed" if status.lower() == "failed" else "Succeeded"), data.get("detail", data)
+    return "Succeeded", data
+
+
+async def _already_handled(client: df.DurableOrchestrationClient, chain_name: str, event_id: str) -> bool:
+    """Was this event already raised into one of the chain's runs?"""
+    since = utcnow() - DEDUPE_WINDOW
+    for status in await client.get_status_by(created_time_from=since, instance_id_prefix=chain_prefix(chain_name)):
+        custom = status.custom_status if isinstance(status.custom_status, dict) else {}
+        if (custom.get("upstream") or {}).get("eventId") == event_id:
+            return True
+    return False
+
+
+@bp.event_grid_trigger(arg_name="event")
+@bp.durable_client_input(client_name="client")
+async def upstream_event(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
+    event_id, event_type, subject, data = _fields(event)
+    if not event_id or not event_type:
+        log.warning("upstream event without id or type ignored")
+        return
+    if len(json.dumps(data, default=str)) > MAX_EVENT_DATA_BYTES:
+        log.warning("upstream event %s ignored: data larger than %d bytes", event_id, MAX_EVENT_DATA_BYTES)
+        return
+    chains = [c for c in config().chains if c.upstream is not None and c.upstream.matches(event_type, subject)]
+    if not chains:
+        log.info("upstream event %s (%s, subject %r) matches no chain; acknowledged", event_id, event_type, subject)
+        return
+    status, detail = _status(data)
+    signal = upstream_signal(status, detail, event_id)
+    for chain in chains:
+        if await _already_handled(client, chain.name, event_id):
+            log.info("upstream event %s already handled by chain %s", event_id, chain.name)
+            continue
+        waiting = await waiting_run(client, chain)
+        if waiting is not None:
+            await client.raise_event(waiting, "upstream", signal)
+            log.info("upstream event %s raised into %s", event_id, waiting, extra={"chain": chain.name})
+            continue
+        started, instance_id = await start_run(
+            client, chain, run_id_for_event(event_id), started_by="event", wait_for_upstream=False, upstream=signal
+        )
+        log.info("upstream event %s %s %s", event_id, "started" if started else "already started", instance_id)
