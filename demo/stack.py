@@ -267,6 +267,27 @@ class Stack:
                 os.environ["REQUESTS_CA_BUNDLE"] = previous
         return str(event.id)
 
+    def settle(self, timeout: float = 60.0) -> None:
+        """Wait until devhost has nothing ready or running at the current (virtual) time."""
+        self.wait(lambda: self.admin("devhost", "GET", "/admin/host/status")["idle"], timeout, "devhost to go idle")
+
+    def run_until(
+        self, predicate: Any, *, step: float = 15.0, limit: float = 6 * 3600.0, what: str = "condition"
+    ) -> Any:
+        """Advance the manual clock ``step`` seconds at a time, letting work settle in between,
+        until ``predicate()`` holds; fail after ``limit`` virtual seconds."""
+        elapsed = 0.0
+        self.settle()
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if elapsed >= limit:
+                raise AssertionError(f"{what} did not happen within {limit} virtual seconds")
+            self.advance(step)
+            elapsed += step
+            self.settle()
+
     def wait(self, predicate: Any, timeout: float = 60.0, what: str = "condition", poke: bool = True) -> Any:
         deadline = time.monotonic() + timeout
         while True:

@@ -182,7 +182,20 @@ class DevHost:
         return web.Response(status=202)
 
     async def _host_status(self, request: web.Request) -> web.Response:
-        return web.json_response({"state": "Running", "functions": sorted(self.index.functions)})
+        """Host state plus the Durable backlog; ``idle`` means nothing is ready or running now
+        (tests and demos use it to let work settle after moving a manual clock)."""
+        ready, activities = self.store.backlog(self.clock.timestamp())
+        busy = len(self.runtime.busy) + len(self.runtime.running_activities)
+        return web.json_response(
+            {
+                "state": "Running",
+                "functions": sorted(self.index.functions),
+                "readyMessages": ready,
+                "pendingActivities": activities,
+                "inProgress": busy,
+                "idle": ready == 0 and activities == 0 and busy == 0,
+            }
+        )
 
     # --- start / stop -------------------------------------------------------------------------
     async def start(self) -> dict[str, Any]:

@@ -265,6 +265,13 @@ class Store:
             ).fetchall()
         return [r["target"] for r in rows]
 
+    def backlog(self, now: float) -> tuple[int, int]:
+        """(messages ready to process, activity work items) — zero and zero means idle."""
+        with self.read() as db:
+            ready = db.execute("SELECT COUNT(*) FROM messages WHERE visible_at <= ?", (now,)).fetchone()[0]
+            activities = db.execute("SELECT COUNT(*) FROM activities").fetchone()[0]
+        return int(ready), int(activities)
+
     def next_visible_at(self) -> float | None:
         with self.read() as db:
             value = db.execute("SELECT MIN(visible_at) FROM messages").fetchone()[0]

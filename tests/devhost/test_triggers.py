@@ -156,3 +156,11 @@ def test_one_log_line_per_invocation(host: DevHostProcess) -> None:
     log = host.log()
     assert "Executed 'Functions.chain' (Succeeded, InstanceId=logged-1, Duration=" in log
     assert "Executed 'Functions.add_one' (Succeeded, InstanceId=logged-1, Duration=" in log
+
+
+def test_host_status_reports_the_backlog(host: DevHostProcess) -> None:
+    host.start_orchestration("sleeper", "backlog-1", 5)
+    host.wait_timers("backlog-1", 1)
+    status = wait_until(lambda: (s := host.call("GET", "/admin/host/status").json())["idle"] and s, what="idle")
+    assert status["readyMessages"] == 0 and status["pendingActivities"] == 0
+    assert "chain" in status["functions"]
