@@ -7,7 +7,7 @@ import hashlib
 import re
 from datetime import datetime, timezone
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 
 
 def chain_instance_id(chain: str, run_id: str) -> str:
@@ -28,7 +28,8 @@ def vm_instance_id(run_id: str, chain: str, vm_id: str) -> str:
 
 
 def valid_run_id(run_id: str) -> bool:
-    return bool(_RUN_ID.match(run_id))
+    # fullmatch: ``$`` would also accept a trailing newline, which the API's body pattern rejects.
+    return isinstance(run_id, str) and _RUN_ID.fullmatch(run_id) is not None
 
 
 def run_id_for_event(event_id: str) -> str:
