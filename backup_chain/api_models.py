@@ -29,7 +29,8 @@ def _small(value: Any) -> Any:
 
 
 class UpstreamReport(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a JSON API takes JSON types as they are ("yes" or 1 is not a boolean).
+    model_config = ConfigDict(extra="forbid", strict=True)
     status: Literal["Succeeded", "Failed"]
     detail: Any = None
 
@@ -40,7 +41,7 @@ class UpstreamReport(BaseModel):
 
 
 class StartRun(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     runId: Annotated[str | None, Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")] = None
     waitForUpstream: bool = False
     upstream: UpstreamReport | None = None
@@ -71,6 +72,8 @@ def parse_body(raw: bytes, model: type[BaseModel], *, allow_empty: bool = True) 
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise RequestError(f"request body is not valid JSON: {err}") from None
+    except RecursionError:
+        raise RequestError("request body nests JSON too deeply") from None
     if not isinstance(data, dict):
         raise RequestError("request body must be a JSON object")
     try:
