@@ -172,13 +172,18 @@ class ChainConfig(_Model):
     chains: Annotated[list[Chain], Field(min_length=1)]
     gc: Gc | None = None
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> ChainConfig:
-        names = [c.name.lower() for c in self.chains]
-        for name in names:
-            if names.count(name) > 1:
-                raise ValueError(f"chain name {name!r} is used more than once; chain names must be unique")
-        return self
+    @field_validator("chains")
+    @classmethod
+    def _unique_names(cls, chains: list[Chain]) -> list[Chain]:
+        # A field validator (not a model one) so the error names ``chains``, not the top level.
+        names = [c.name.lower() for c in chains]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise ValueError(
+                    f"chains[{names.index(name)}] and chains[{index}] are both named {chains[index].name!r}; "
+                    "chain names must be unique (case-insensitively): rename one of them"
+                )
+        return chains
 
     def chain(self, name: str) -> Chain | None:
         return next((c for c in self.chains if c.name.lower() == name.lower()), None)
