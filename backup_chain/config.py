@@ -143,7 +143,24 @@ class Chain(_Model):
     @model_validator(mode="after")
     def _needs_upstream_for_window(self) -> Chain:
         if self.window and self.upstream is None:
-            raise ValueError("has a 'window' but no 'upstream': a window is when the chain waits for upstream")
+            raise ValueError(
+                "has a 'window' but no 'upstream': a window is when the chain waits for upstream; "
+                "add an 'upstream' (the event to wait for) or remove 'window'"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _each_vm_once(self) -> Chain:
+        # One VM in two targets would start two VM backups under the same instance id.
+        seen: dict[str, int] = {}
+        for index, target in enumerate(self.targets):
+            for vm in target.vms:
+                first = seen.setdefault(vm.lower(), index)
+                if first != index:
+                    raise ValueError(
+                        f"targets[{index}] lists VM {vm} that targets[{first}] already lists; a chain backs up "
+                        "each VM once, with one vault: keep it in one target"
+                    )
         return self
 
     def vm_ids(self) -> list[tuple[str, str]]:
