@@ -239,11 +239,16 @@ def parse_config(data: Any, source: str = "configuration") -> ChainConfig:
 
 def parse_config_text(text: str, source: str = "configuration") -> ChainConfig:
     if len(text.encode()) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{source}: larger than {MAX_CONFIG_BYTES} bytes")
+        raise ConfigError(
+            f"{source}: larger than {MAX_CONFIG_BYTES} bytes; a chain configuration is far smaller, "
+            "check that the setting names the chain configuration file"
+        )
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise ConfigError(f"{source}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: JSON nested too deeply to be a chain configuration") from None
     return parse_config(data, source)
 
 
