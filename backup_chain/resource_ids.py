@@ -7,15 +7,20 @@ import re
 from dataclasses import dataclass
 
 _GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-_NAME = r"[^/]{1,90}"
+# Azure's naming rules: a resource group is 1-90 letters, digits, '_', '-', '.', '(' or ')', not
+# ending in '.'; a VM name is 1-64 ASCII letters, digits, '_', '-' or '.', not starting with '_'
+# nor ending in '.' or '-'. Anything else (';', '/', spaces, ...) would make the container and
+# protected item names derived below ambiguous or break the ARM URLs built from them.
+_NAME = r"[-\w.()]{0,89}[-\w()]"
+_VM_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?"
 _VM = re.compile(
-    rf"^/subscriptions/(?P<sub>{_GUID})/resourceGroups/(?P<rg>{_NAME})"
-    rf"/providers/Microsoft\.Compute/virtualMachines/(?P<name>[^/]{{1,64}})$",
+    rf"/subscriptions/(?P<sub>{_GUID})/resourceGroups/(?P<rg>{_NAME})"
+    rf"/providers/Microsoft\.Compute/virtualMachines/(?P<name>{_VM_NAME})",
     re.IGNORECASE,
 )
 _VAULT = re.compile(
-    rf"^/subscriptions/(?P<sub>{_GUID})/resourceGroups/(?P<rg>{_NAME})"
-    rf"/providers/Microsoft\.RecoveryServices/vaults/(?P<name>[A-Za-z][A-Za-z0-9-]{{1,49}})$",
+    rf"/subscriptions/(?P<sub>{_GUID})/resourceGroups/(?P<rg>{_NAME})"
+    rf"/providers/Microsoft\.RecoveryServices/vaults/(?P<name>[A-Za-z][A-Za-z0-9-]{{1,49}})",
     re.IGNORECASE,
 )
 
@@ -32,7 +37,7 @@ class VmId:
 
     @classmethod
     def parse(cls, text: str) -> VmId:
-        match = _VM.match(text.strip()) if isinstance(text, str) else None
+        match = _VM.fullmatch(text.strip()) if isinstance(text, str) else None
         if match is None:
             raise ResourceIdError(
                 f"{text!r} is not a VM resource id; expected "
@@ -69,7 +74,7 @@ class VaultId:
 
     @classmethod
     def parse(cls, text: str) -> VaultId:
-        match = _VAULT.match(text.strip()) if isinstance(text, str) else None
+        match = _VAULT.fullmatch(text.strip()) if isinstance(text, str) else None
         if match is None:
             raise ResourceIdError(
                 f"{text!r} is not a Recovery Services vault resource id; expected "
