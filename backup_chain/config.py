@@ -173,15 +173,55 @@ class Chain(_Model):
 
 
 class Gc(_Model):
-    mode: Literal["weekly-policy", "weekend-window", "off"] = "weekly-policy"
+    """``weekly-policy``: protection stays on with a weekly scheduled backup and a weekly check
+    raises GcOverdue / RestorePointsNearLimit. ``weekend-window``: protection is stopped (data
+    retained) between backups and resumed for ``windowHours`` every week so GC runs; chain
+    backups resume it around themselves. ``enforce: false`` keeps the per-backup resume/stop
+    but opens no weekly window (what causes UserErrorRpCollectionLimitReached; for comparison)."""
+
+    mode: Literal["weekly-policy", "weekend-window"] = "weekly-policy"
     day: Literal[WEEKDAYS] = "Saturday"  # type: ignore[valid-type]
     at: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "00:00"
     timeZone: str = "UTC"
     windowHours: Annotated[int, Field(ge=24, le=167)] = 48
     vms: list[str] | None = None
+    policy: str | None = None
     nearLimitThreshold: Annotated[int, Field(ge=1, le=18)] = 15
     remediate: bool = False
+    enforce: bool = True
     maxParallel: Annotated[int, Field(ge=1, le=200)] = 10
+
+    @field_validator("timeZone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from backup_chain.gc import zone
+
+        try:
+            zone(value)
+        except Exception:
+            raise ValueError(
+                f"{value!r} is not a known time zone; use an IANA name such as 'Asia/Tokyo' or 'UTC'"
+            ) from None
+        return value
+
+    @field_validator("vms")
+    @classmethod
+    def _vms(cls, values: list[str] | None) -> list[str] | None:
+        if values is None:
+            return None
+        try:
+            return [VmId.parse(v).id for v in values]
+        except ResourceIdError as err:
+            raise ValueError(str(err)) from None
+
+    @model_validator(mode="after")
+    def _policy_needed(self) -> Gc:
+        if (self.mode == "weekend-window" or self.remediate) and not self.policy:
+            raise ValueError(
+                "needs 'policy' (the vault's backup policy name to resume protection with) when mode is "
+                "'weekend-window' or remediate is true"
+            )
+        return self
 
 
 class ChainConfig(_Model):
@@ -204,6 +244,25 @@ class ChainConfig(_Model):
 
     def chain(self, name: str) -> Chain | None:
         return next((c for c in self.chains if c.name.lower() == name.lower()), None)
+
+    def gc_targets(self) -> list[tuple[str, str]]:
+        """(vault id, VM id) of every VM under GC enforcement (default: every VM of any chain)."""
+        seen: dict[str, tuple[str, str]] = {}
+        for chain in self.chains:
+            for vault, vm in chain.vm_ids():
+                seen.setdefault(vm.lower(), (vault, vm))
+        if self.gc is None or self.gc.vms is None:
+            return list(seen.values())
+        return [seen[vm.lower()] for vm in self.gc.vms]
+
+    @model_validator(mode="after")
+    def _gc_vms_known(self) -> ChainConfig:
+        if self.gc is not None and self.gc.vms is not None:
+            known = {vm.lower() for chain in self.chains for _, vm in chain.vm_ids()}
+            for index, vm in enumerate(self.gc.vms):
+                if vm.lower() not in known:
+                    raise ValueError(f"gc.vms[{index}] {vm} is in no chain; GC covers VMs that chains back up")
+        return self
 
 
 def _path(loc: tuple[Any, ...]) -> str:

@@ -35,7 +35,15 @@ def run_input(
         "startedBy": started_by,
         "waitForUpstream": wait_for_upstream,
         "upstream": upstream,
+        "gc": gc_settings(config),
     }
+
+
+def gc_settings(config: ChainConfig) -> dict[str, Any] | None:
+    """What a chain's VM backups need to know about GC enforcement."""
+    if config.gc is None or config.gc.mode != "weekend-window":
+        return None
+    return {"mode": config.gc.mode, "policy": config.gc.policy}
 
 
 def upstream_signal(status: str, detail: Any, event_id: str | None = None) -> dict[str, Any]:

@@ -3,14 +3,19 @@ Snapshot, tell downstream at once, then (optionally) watch the transfer to the e
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
 
+from backup_chain.gc import PolicySchedule
 from backup_chain.jobs import JobView
 from orchestrators.common import AZURE_RETRY, after, event, iso, now, parse_time, publish, seconds_between
+from orchestrators.protection import acquire, release
 
 bp = df.Blueprint()
+AD_HOC_BACKUP_HOURS = timedelta(hours=3)  # an incremental backup usually ends within 1-3 h (DOMAIN.md)
 MAX_TRIGGER_ROUNDS = 4  # find → (adopt | wait out | trigger) rounds before giving up on conflicts
 
 
@@ -66,13 +71,55 @@ class _Run:
 @bp.orchestration_trigger(context_name="context")
 def vm_backup(context: df.DurableOrchestrationContext):
     """Input: ``chain``, ``runId``, ``vmId``, ``vaultId``, ``retainDays``, ``monitorTransfer``,
-    ``upstreamAt`` (ISO time of the upstream signal), ``prefix``, ``plan``, ``delaySeconds``."""
+    ``upstreamAt`` (ISO time of the upstream signal), ``prefix``, ``plan``, ``delaySeconds`` and
+    ``gc`` (set in weekend-window mode: ``{"mode", "policy"}``)."""
     spec: dict[str, Any] = context.get_input()
     run = _Run(context, spec)
     run.phase("starting")
     if spec.get("delaySeconds"):
         yield context.create_timer(after(context, float(spec["delaySeconds"])))
+    gc = spec.get("gc")
+    if not gc:
+        return (yield from _backup(run, watch_to_end=bool(spec["monitorTransfer"])))
+    # weekend-window mode (seed 001): never overlap the policy's scheduled backup; hold the
+    # protection lease (resuming protection) for as long as the job runs, then give it back.
+    conflict = yield from _schedule_conflict(run, gc["policy"])
+    if conflict is not None:
+        return (yield from _failed(run, "trigger", conflict))
+    run.phase("resumingProtection")
+    lease = yield from acquire(context, spec["vaultId"], spec["vmId"], gc["policy"], "backup")
+    if not lease.get("ok"):
+        return (yield from _failed(run, "trigger", lease["error"]))
+    summary = yield from _backup(run, watch_to_end=True)
+    stopped = yield from release(context, spec["vaultId"], spec["vmId"], gc["policy"])
+    run.phase(run.status["phase"], protectionStopped=stopped)
+    return {**summary, "protectionStopped": stopped}
 
+
+def _schedule_conflict(run: _Run, policy: str) -> Generator[Any, Any, dict[str, Any] | None]:
+    context, spec = run.context, run.spec
+    found = yield context.call_activity_with_retry(
+        "get_policy_schedule", AZURE_RETRY, {"vaultId": spec["vaultId"], "policy": policy}
+    )
+    if not found["ok"]:
+        return dict(found["error"])
+    schedule = PolicySchedule(
+        **{**found["schedule"], "days": tuple(found["schedule"]["days"]), "times": tuple(found["schedule"]["times"])}
+    )
+    collision = schedule.collides(now(context), AD_HOC_BACKUP_HOURS)
+    if collision is None:
+        return None
+    return {
+        "kind": "final",
+        "code": "OverlapsScheduledBackup",
+        "message": f"an ad hoc backup now would overlap the policy's scheduled backup at {iso(collision)} "
+        "(seed 001: keep ad hoc backups clear of the weekly scheduled run); run the chain at another time",
+        "recommendations": ["Move the chain's window or the policy's schedule so they do not overlap."],
+    }
+
+
+def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, Any]]:
+    context, spec = run.context, run.spec
     # 1. Get a job: adopt one that started after the upstream signal, wait out an older one, or
     #    trigger our own (a conflict on trigger means one just started: look again).
     upstream_at = parse_time(spec.get("upstreamAt"))
@@ -130,7 +177,7 @@ def vm_backup(context: df.DurableOrchestrationContext):
     if not job.snapshot_done:
         return (yield from _failed(run, job.failed_phase, _job_error(job)))
     snapshot_seconds = seconds_between(job.snapshot_start or job.start_time, job.snapshot_end)
-    run.phase("transfer" if spec["monitorTransfer"] else "snapshotCompleted", snapshotCompletedAt=job.snapshot_end)
+    run.phase("transfer" if watch_to_end else "snapshotCompleted", snapshotCompletedAt=job.snapshot_end)
     yield publish(
         context,
         [
@@ -142,7 +189,7 @@ def vm_backup(context: df.DurableOrchestrationContext):
             )
         ],
     )
-    if not spec["monitorTransfer"]:
+    if not watch_to_end:
         return run.summary("snapshotCompleted")
 
     # 3. Transfer data to vault: hours, watched sparsely in its own bounded-history orchestration.

@@ -1,0 +1,255 @@
+"""Garbage-collection enforcement (DOMAIN.md "Garbage collection", seeds 000 and 001), as pure
+functions: when the weekly GC run is due, what a VM's inspection means, whether an ad hoc backup
+would collide with the policy's scheduled one, and the protection-lease state machine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+RP_COLLECTION_LIMIT = 18  # seed 001: backups fail with UserErrorRpCollectionLimitReached at ~18
+SCHEDULE_START_SLACK = timedelta(hours=2)  # scheduled backups start within 2 h of policy time
+WEEK = timedelta(days=7)
+# Protection states in which Azure Backup keeps running the item's schedule (and GC); IRPending is
+# an item that has not had its first backup yet.
+PROTECTION_ON = frozenset({"Protected", "IRPending", "ProtectionError"})
+
+
+def protection_on(state: str | None) -> bool:
+    return state in PROTECTION_ON
+
+
+# Azure Backup policies name Windows time zones; the ones operators commonly use, mapped to IANA.
+WINDOWS_ZONES = {
+    "UTC": "UTC",
+    "Coordinated Universal Time": "UTC",
+    "GMT Standard Time": "Europe/London",
+    "W. Europe Standard Time": "Europe/Berlin",
+    "Central Europe Standard Time": "Europe/Budapest",
+    "Romance Standard Time": "Europe/Paris",
+    "Tokyo Standard Time": "Asia/Tokyo",
+    "Korea Standard Time": "Asia/Seoul",
+    "China Standard Time": "Asia/Shanghai",
+    "Singapore Standard Time": "Asia/Singapore",
+    "India Standard Time": "Asia/Kolkata",
+    "AUS Eastern Standard Time": "Australia/Sydney",
+    "Eastern Standard Time": "America/New_York",
+    "Central Standard Time": "America/Chicago",
+    "Mountain Standard Time": "America/Denver",
+    "Pacific Standard Time": "America/Los_Angeles",
+}
+
+
+def zone(name: str) -> ZoneInfo:
+    """An IANA zone, or a Windows zone name as Azure Backup policies carry them."""
+    return ZoneInfo(WINDOWS_ZONES.get(name, name))
+
+
+def next_weekly(day: str, at: str, tz: str, after: datetime) -> datetime:
+    """The first ``day`` ``at`` (HH:MM in ``tz``) strictly after ``after``, in UTC."""
+    local_zone = zone(tz)
+    local = after.astimezone(local_zone)
+    hour, minute = (int(p) for p in at.split(":"))
+    days_ahead = (WEEKDAYS.index(day) - local.weekday()) % 7
+    candidate = (local + timedelta(days=days_ahead)).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if candidate <= local:
+        candidate += WEEK
+    return candidate.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class PolicySchedule:
+    frequency: str  # Daily | Weekly
+    days: tuple[str, ...]
+    times: tuple[str, ...]  # HH:MM wall clock in time_zone
+    time_zone: str
+
+    @classmethod
+    def from_policy(cls, policy: dict[str, Any]) -> PolicySchedule:
+        props = policy.get("properties") or {}
+        schedule = props.get("schedulePolicy") or {}
+        times = tuple(str(t)[11:16] for t in schedule.get("scheduleRunTimes") or [])
+        return cls(
+            frequency=str(schedule.get("scheduleRunFrequency", "")),
+            days=tuple(schedule.get("scheduleRunDays") or ()),
+            times=times,
+            time_zone=str(props.get("timeZone") or "UTC"),
+        )
+
+    @property
+    def weekly_or_better(self) -> bool:
+        """Does the policy schedule at least one backup a week?"""
+        if self.frequency == "Daily":
+            return bool(self.times)
+        return self.frequency == "Weekly" and bool(self.days) and bool(self.times)
+
+    def occurrences(self, start: datetime, end: datetime) -> list[datetime]:
+        """Scheduled backup times (UTC) in [start, end)."""
+        if not self.times:
+            return []
+        out = []
+        local_zone = zone(self.time_zone)
+        day = start.astimezone(local_zone).date() - timedelta(days=1)
+        while True:
+            for text in self.times:
+                hour, minute = (int(p) for p in text.split(":"))
+                moment = datetime(day.year, day.month, day.day, hour, minute, tzinfo=local_zone).astimezone(
+                    timezone.utc
+                )
+                weekday = WEEKDAYS[day.weekday()]
+                if start <= moment < end and (self.frequency == "Daily" or weekday in self.days):
+                    out.append(moment)
+            if datetime(day.year, day.month, day.day, tzinfo=local_zone) > end:
+                return sorted(out)
+            day += timedelta(days=1)
+
+    def collides(self, start: datetime, duration: timedelta) -> datetime | None:
+        """The scheduled backup an ad hoc backup running [start, start + duration) would overlap,
+        counting the 2 h in which a scheduled backup may start (seed 001: do not overlap)."""
+        for moment in self.occurrences(start - SCHEDULE_START_SLACK, start + duration):
+            if moment < start + duration and moment + SCHEDULE_START_SLACK > start:
+                return moment
+        return None
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # GcOverdue | RestorePointsNearLimit
+    reason: str
+    advice: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "reason": self.reason, "advice": self.advice}
+
+
+def assess(inspection: dict[str, Any], now: datetime, near_limit: int) -> list[Finding]:
+    """What a VM's inspection (protection, policy, latest scheduled job, snapshot count) means for
+    garbage collection in ``weekly-policy`` mode."""
+    findings: list[Finding] = []
+    state = inspection.get("protectionState")
+    if not protection_on(state):
+        findings.append(
+            Finding(
+                "GcOverdue",
+                f"protection is {state or 'unknown'}: Azure Backup's garbage collection only runs while "
+                "protection is on",
+                "resume protection with a policy that runs at least weekly (or enable gc.remediate)",
+            )
+        )
+    schedule = inspection.get("schedule")
+    if schedule is not None and not PolicySchedule(**schedule).weekly_or_better:
+        findings.append(
+            Finding(
+                "GcOverdue",
+                "the backup policy schedules no backup every week",
+                "assign a policy with a weekly (or daily) schedule",
+            )
+        )
+    last = inspection.get("lastScheduledJob")
+    deadline = now - WEEK - SCHEDULE_START_SLACK
+    if last is None:
+        findings.append(
+            Finding(
+                "GcOverdue",
+                "no scheduled (not user-triggered) backup ran in the last 7 days",
+                "check the policy schedule and the VM agent; keep one scheduled backup per week",
+            )
+        )
+    else:
+        started = datetime.fromisoformat(str(last["startTime"]).replace("Z", "+00:00"))
+        if last.get("status") not in ("Completed", "CompletedWithWarnings", "InProgress"):
+            findings.append(
+                Finding(
+                    "GcOverdue",
+                    f"the latest scheduled backup ({last.get('jobId')}) ended {last.get('status')}",
+                    "look at that job's error and fix it before the next scheduled run",
+                )
+            )
+        elif started < deadline:
+            findings.append(
+                Finding(
+                    "GcOverdue",
+                    f"the latest scheduled backup started {started.isoformat()}, more than 7 days ago",
+                    "check the policy schedule; garbage collection needs protection on with weekly backups",
+                )
+            )
+    snapshots = int(inspection.get("instantSnapshots") or 0)
+    if snapshots >= near_limit:
+        findings.append(
+            Finding(
+                "RestorePointsNearLimit",
+                f"{snapshots} instant-restore snapshots held (backups fail at {RP_COLLECTION_LIMIT})",
+                "keep protection on so garbage collection runs; lower instant-restore retention in the policy",
+            )
+        )
+    return findings
+
+
+# --- protection lease (state machine used by the protection_lease entity) ----------------------
+@dataclass
+class Lease:
+    """Holders of one protected item's protection. ``phase``: ``off`` (protection stopped or not
+    managed), ``starting`` (a holder is resuming it), ``on``, ``stopping`` (the last holder left and
+    is stopping it)."""
+
+    phase: str = "off"
+    holders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    transition_by: str | None = None
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> Lease:
+        state = state or {}
+        return cls(state.get("phase", "off"), dict(state.get("holders") or {}), state.get("transitionBy"))
+
+    def to_state(self) -> dict[str, Any]:
+        return {"phase": self.phase, "holders": self.holders, "transitionBy": self.transition_by}
+
+
+def lease_apply(lease: Lease, op: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Apply one operation; returns what the caller must do next.
+
+    - ``acquire {holder, kind, at}`` → ``granted`` (protection is on), ``resume`` (granted, and the
+      caller must resume protection, then ``started``), or ``wait`` (someone is mid-transition).
+    - ``release {holder}`` → ``released`` or ``stop`` (last holder: the caller must stop protection,
+      then ``stopped``). A holder not holding the lease gets ``released`` (idempotent).
+    - ``started`` / ``stopped`` {holder} finish a transition; ``adopt {on}`` records protection state
+      found outside the lease (e.g. protection already on)."""
+    holder = str(args.get("holder", ""))
+    if op == "acquire":
+        if lease.phase in ("starting", "stopping") and lease.transition_by != holder:
+            return {"action": "wait", "phase": lease.phase}
+        lease.holders[holder] = {"kind": args.get("kind", "backup"), "at": args.get("at")}
+        if lease.phase == "on":
+            return {"action": "granted", "holders": len(lease.holders)}
+        lease.phase, lease.transition_by = "starting", holder
+        return {"action": "resume", "holders": len(lease.holders)}
+    if op == "started":
+        if lease.transition_by == holder:
+            lease.phase, lease.transition_by = "on", None
+        return {"action": "ok", "phase": lease.phase}
+    if op == "release":
+        if holder not in lease.holders:
+            return {"action": "released", "holders": len(lease.holders)}
+        del lease.holders[holder]
+        if lease.holders or lease.phase != "on":
+            return {"action": "released", "holders": len(lease.holders)}
+        lease.phase, lease.transition_by = "stopping", holder
+        return {"action": "stop", "holders": 0}
+    if op == "stopped":
+        if lease.transition_by == holder:
+            lease.phase, lease.transition_by = "off", None
+        return {"action": "ok", "phase": lease.phase}
+    if op == "reclaim":  # a sweeper frees the lease of a holder that crashed or was terminated
+        lease.holders.pop(holder, None)
+        if lease.transition_by == holder:
+            lease.phase, lease.transition_by = "on", None
+        if not lease.holders and lease.phase == "on":
+            lease.phase, lease.transition_by = "stopping", str(args.get("by", holder))
+            return {"action": "stop", "holders": 0}
+        return {"action": "released", "holders": len(lease.holders)}
+    if op == "get":
+        return {"action": "ok", **lease.to_state()}
+    raise ValueError(f"unknown lease operation {op!r}")

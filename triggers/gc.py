@@ -1,0 +1,162 @@
+"""GC enforcement entry points: the ``gc_weekly`` timer (keeps the weekly scheduler running and
+reclaims leases of dead holders), ``GET /api/gc`` and ``POST /api/gc/run``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from backup_chain.api_models import RequestError
+from backup_chain.config import ChainConfig
+from backup_chain.ids import vm_hash
+from backup_chain.windows import config_fingerprint
+from orchestrators.gc import gc_instance_id
+from orchestrators.protection import lease_entity
+from triggers.context import config, source
+from triggers.http_api import ok, problem
+from triggers.runs import ACTIVE, utcnow
+
+bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
+log = logging.getLogger("backup_chain")
+SCHEDULER_ID = "gc:scheduler"
+TERMINAL = (
+    df.OrchestrationRuntimeStatus.Completed,
+    df.OrchestrationRuntimeStatus.Failed,
+    df.OrchestrationRuntimeStatus.Terminated,
+    df.OrchestrationRuntimeStatus.Canceled,
+)
+
+
+def gc_input(cfg: ChainConfig) -> dict[str, Any]:
+    assert cfg.gc is not None
+    body = {
+        "gc": cfg.gc.model_dump(mode="json"),
+        "targets": [list(t) for t in cfg.gc_targets()],
+        "prefix": cfg.eventTypePrefix,
+        "source": source(),
+    }
+    return {**body, "fingerprint": config_fingerprint(body)}
+
+
+async def _ensure_scheduler(client: df.DurableOrchestrationClient, cfg: ChainConfig) -> None:
+    spec = gc_input(cfg)
+    status = await client.get_status(SCHEDULER_ID)
+    if status and status.runtime_status in ACTIVE:
+        current = status.custom_status if isinstance(status.custom_status, dict) else {}
+        if current.get("fingerprint") == spec["fingerprint"]:
+            return
+        await client.terminate(SCHEDULER_ID, "GC configuration changed")
+        return  # restarted on the next firing, once the termination has been processed
+    await client.start_new("gc_scheduler", SCHEDULER_ID, spec)
+    log.info("GC scheduler started (%s)", spec["gc"]["mode"])
+
+
+async def _sweep_leases(client: df.DurableOrchestrationClient, cfg: ChainConfig) -> int:
+    """Start a reclaim for every lease holder that is gone (crashed, terminated, purged)."""
+    assert cfg.gc is not None
+    reclaimed = 0
+    for vault, vm in cfg.gc_targets():
+        state = await client.read_entity_state(lease_entity(vm))
+        if not state.entity_exists or not isinstance(state.entity_state, dict):
+            continue
+        for holder in list((state.entity_state.get("holders") or {}).keys()):
+            holder_status = await client.get_status(holder)
+            if holder_status and holder_status.runtime_status not in TERMINAL:
+                continue
+            reclaim_id = f"reclaim:{vm_hash(vm)}:{vm_hash(holder)}"
+            existing = await client.get_status(reclaim_id)
+            if existing and existing.runtime_status in ACTIVE:
+                continue
+            if existing:
+                await client.purge_instance_history(reclaim_id)
+            await client.start_new(
+                "lease_reclaim", reclaim_id, {"vaultId": vault, "vmId": vm, "holder": holder, "policy": cfg.gc.policy}
+            )
+            log.warning("reclaiming protection lease of %s held by %s (holder is gone)", vm, holder)
+            reclaimed += 1
+    return reclaimed
+
+
+@bp.timer_trigger(schedule="0 */5 * * * *", arg_name="timer", run_on_startup=True)
+@bp.durable_client_input(client_name="client")
+async def gc_weekly(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    cfg = config()
+    if cfg.gc is None:
+        return
+    await _ensure_scheduler(client, cfg)
+    if cfg.gc.mode == "weekend-window":
+        await _sweep_leases(client, cfg)
+
+
+@bp.route(route="gc", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def gc_status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Per VM: protection state, last scheduled backup and restore points (from the latest check),
+    current leases; plus the next GC run."""
+    cfg = config()
+    if cfg.gc is None:
+        return problem(404, "Not found", "GC enforcement is not configured (no 'gc' section)", "gc")
+    scheduler = await client.get_status(SCHEDULER_ID)
+    sched = scheduler.custom_status if scheduler and isinstance(scheduler.custom_status, dict) else {}
+    checks = await client.get_status_by(instance_id_prefix="gc:check:")
+    latest: dict[str, Any] = {}
+    done = [c for c in checks if c.runtime_status == df.OrchestrationRuntimeStatus.Completed and c.output]
+    if done:
+        newest = max(done, key=lambda c: c.created_time or utcnow())
+        latest = {v["vmId"].lower(): {**v, "checkedAt": newest.output.get("at")} for v in newest.output.get("vms", [])}
+    vms = []
+    for vault, vm in cfg.gc_targets():
+        lease = await client.read_entity_state(lease_entity(vm))
+        lease_state = lease.entity_state if lease.entity_exists and isinstance(lease.entity_state, dict) else {}
+        vms.append(
+            {
+                "vmId": vm,
+                "vaultId": vault,
+                "lastCheck": latest.get(vm.lower()),
+                "lease": {"phase": lease_state.get("phase", "off"), "holders": lease_state.get("holders", {})},
+            }
+        )
+    return ok(
+        {
+            "mode": cfg.gc.mode,
+            "enforce": cfg.gc.enforce,
+            "next": sched.get("next"),
+            "scheduler": sched.get("phase"),
+            "vms": vms,
+        }
+    )
+
+
+@bp.route(route="gc/run", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def gc_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Start a GC check (``{"kind": "check"}``) or window (``{"kind": "window"}``) now."""
+    cfg = config()
+    if cfg.gc is None:
+        return problem(404, "Not found", "GC enforcement is not configured (no 'gc' section)", "gc")
+    try:
+        raw = req.get_body()
+        if len(raw) > 4096:
+            raise RequestError("request body is larger than 4096 bytes", status=413)
+        body = json.loads(raw or b"{}")
+        if not isinstance(body, dict) or set(body) - {"kind"}:
+            raise RequestError('body must be {"kind": "check" | "window"}', field="kind")
+        kind = body.get("kind", "window" if cfg.gc.mode == "weekend-window" else "check")
+        if kind not in ("check", "window"):
+            raise RequestError(f"kind must be 'check' or 'window', got {kind!r}", field="kind")
+        if kind == "window" and cfg.gc.mode != "weekend-window":
+            raise RequestError("a GC window needs gc.mode 'weekend-window'", field="kind")
+    except json.JSONDecodeError as err:
+        return problem(400, "Bad request", f"request body is not valid JSON: {err}")
+    except RequestError as err:
+        return problem(err.status, "Bad request" if err.status == 400 else "Payload too large", err.detail, err.field)
+    running = await client.get_status_by(runtime_status=list(ACTIVE), instance_id_prefix=f"gc:{kind}:")
+    if running:
+        return problem(409, "Conflict", f"a GC {kind} is already running: {running[0].instance_id}")
+    instance_id = gc_instance_id(kind, "manual-" + utcnow().strftime("%Y%m%dT%H%M%S%fZ"))
+    await client.start_new(f"gc_{kind}", instance_id, gc_input(cfg))
+    return ok({"kind": kind, "instanceId": instance_id}, 202)
