@@ -111,6 +111,21 @@ async def report_upstream(req: func.HttpRequest, client: df.DurableOrchestration
     return ok({"chain": chain.name, "runId": run_id, "accepted": True}, 202)
 
 
+def _run_vms(chain: Chain, status: Any) -> list[tuple[str, str]]:
+    """(vault id, VM id) of the run's own VMs, from its input: a run started with ``vms`` backs up
+    only those, and a run keeps the targets it started with when the configuration changes."""
+    spec = status.input_
+    if isinstance(spec, str):
+        try:
+            spec = json.loads(spec)
+        except ValueError:
+            spec = None
+    try:
+        return [(t["vaultId"], vm) for t in spec["chain"]["targets"] for vm in t["vms"]]
+    except (TypeError, KeyError):
+        return chain.vm_ids()
+
+
 @bp.route(route="chains/{chain}/runs/{run_id}", methods=["GET"])
 @bp.durable_client_input(client_name="client")
 async def get_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
@@ -119,11 +134,11 @@ async def get_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationCl
         run_id = _run_id(req)
     except RequestError as err:
         return _guard(err)
-    status = await client.get_status(chain_instance_id(chain.name, run_id))
+    status = await client.get_status(chain_instance_id(chain.name, run_id), show_input=True)
     if not status:
         return problem(404, "Not found", f"run {run_id!r} of chain {chain.name!r} does not exist", "runId")
     vms = []
-    for vault_id, vm_id in chain.vm_ids():
+    for vault_id, vm_id in _run_vms(chain, status):
         vm_status = await client.get_status(vm_instance_id(run_id, chain.name, vm_id))
         custom = vm_status.custom_status if vm_status and isinstance(vm_status.custom_status, dict) else {}
         vms.append(
