@@ -56,8 +56,13 @@ async def _already_handled(client: df.DurableOrchestrationClient, chain_name: st
 @bp.durable_client_input(client_name="client")
 async def upstream_event(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
     event_id, event_type, subject, data = _fields(event)
-    if not event_id or not event_type:
-        log.warning("upstream event without id or type ignored")
+    # A delivery is JSON from outside: a number or object where a string belongs must be
+    # acknowledged and dropped, not crash the function (Event Grid would redeliver it for a day).
+    if not isinstance(event_id, str) or not isinstance(event_type, str) or not event_id or not event_type:
+        log.warning("upstream event without a string id and type ignored")
+        return
+    if subject is not None and not isinstance(subject, str):
+        log.warning("upstream event %s ignored: subject is not a string", event_id)
         return
     if len(json.dumps(data, default=str)) > MAX_EVENT_DATA_BYTES:
         log.warning("upstream event %s ignored: data larger than %d bytes", event_id, MAX_EVENT_DATA_BYTES)
