@@ -65,9 +65,10 @@ def parse_body(raw: bytes, model: type[BaseModel], *, allow_empty: bool = True) 
     if len(raw) > MAX_BODY_BYTES:
         raise RequestError(f"request body is larger than {MAX_BODY_BYTES} bytes", status=413)
     if not raw.strip():
-        if allow_empty:
-            return model.model_validate({})
-        raise RequestError("a JSON body is required")
+        if not allow_empty:
+            raise RequestError("a JSON body is required")
+        # An empty body is an empty object: validated like one (a required field is a 400).
+        raw = b"{}"
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
