@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from demo.stack import SUBSCRIPTION, Stack, vault_id, vm_id
+from devhost.clock import Clock
 
 WEEKLY = {
     "name": "weekly",
@@ -80,3 +82,107 @@ def types_for(events: list[dict[str, Any]], vm_name: str | None = None) -> list[
         if (vm_name is None and subject.startswith("/chains/")) or (vm_name and subject.endswith("/" + vm_name)):
             out.append(str(event["type"]).split(".", 1)[1])
     return out
+
+
+# --- helpers for the e2e chain suites ---------------------------------------------------------
+PREFIX = "BackupChain."
+
+
+def next_weekday_at(weekday: int, hour: int = 0, minute: int = 0) -> datetime:
+    """A UTC start time for the manual clock: the next ``weekday`` (Monday=0) at least a day ahead,
+    at ``hour:minute``. Starting in the future keeps wall-clock "recent" filters valid, and a fixed
+    weekday keeps the emulator's weekly (Wednesday) scheduled backups out of the way."""
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    days = (weekday - today.weekday()) % 7 or 7
+    return today + timedelta(days=days, hours=hour, minutes=minute)
+
+
+def start_stack(
+    base: Path, scenario_body: dict[str, Any], chains: list[dict[str, Any]], *, start: datetime, **config: Any
+) -> Stack:
+    """Start the stack with its manual clock at ``start`` (the clock file is created first; the
+    stack keeps an existing one)."""
+    base.mkdir(parents=True, exist_ok=True)
+    Clock.manual(base / "clock", start=start)
+    return Stack.start(base, scenario_body, {"chains": chains, **config})
+
+
+def parse_time(text: str) -> datetime:
+    from dateutil.parser import isoparse
+
+    value = isoparse(text)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def records(stack: Stack) -> list[dict[str, Any]]:
+    """Downstream records as the topic accepted them: ``{"receivedAt", "event", ...}``."""
+    body = stack.admin("eventgrid", "GET", "/admin/events", params={"topic": "downstream"})
+    return list(body["events"])
+
+
+def run_events(stack: Stack, run_id: str) -> list[dict[str, Any]]:
+    """Downstream events of one run (by ``data.runId``), oldest first."""
+    return [e for e in stack.downstream() if (e.get("data") or {}).get("runId") == run_id]
+
+
+def kinds(events: list[dict[str, Any]], vm_name: str | None = None) -> list[str]:
+    """Event types without prefix: per VM (subject is the VM id) or chain-level (vm_name None)."""
+    return types_for(events, vm_name)
+
+
+def of_type(events: list[dict[str, Any]], kind: str, vm_name: str | None = None) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in events
+        if e["type"] == PREFIX + kind and (vm_name is None or str(e["subject"]).lower() == vm_id(vm_name).lower())
+    ]
+
+
+def one(events: list[dict[str, Any]], kind: str, vm_name: str | None = None) -> dict[str, Any]:
+    found = of_type(events, kind, vm_name)
+    assert len(found) == 1, f"expected one {kind} for {vm_name or 'the chain'}, got {len(found)}: {found}"
+    return found[0]
+
+
+def chain_completed(stack: Stack, run_id: str) -> bool:
+    return any(e["type"] == PREFIX + "ChainCompleted" for e in run_events(stack, run_id))
+
+
+def run_to_end(stack: Stack, run_id: str, *, step: float = 30.0, limit: float = 6 * 3600.0) -> list[dict[str, Any]]:
+    """Advance the clock until run ``run_id`` published ChainCompleted; its events."""
+    stack.run_until(lambda: chain_completed(stack, run_id), step=step, limit=limit, what=f"run {run_id} to complete")
+    return run_events(stack, run_id)
+
+
+def jobs(stack: Stack, vm_name: str) -> list[dict[str, Any]]:
+    """The Recovery Services emulator's jobs for a VM (its truth), oldest first."""
+    return list(reversed(stack.admin("recoveryservices", "GET", "/admin/jobs", params={"vm": vm_name})))
+
+
+def deliver_upstream(stack: Stack, event_type: str, subject: str, data: Any = None, event_id: str | None = None) -> str:
+    """Publish an upstream event (real publisher client → Event Grid emulator → subscription →
+    devhost ``upstream_event``) and wait until the emulator delivered it, then let devhost settle."""
+    before = _delivered(stack, event_id) if event_id else 0
+    sent = stack.publish_upstream(event_type, subject, data if data is not None else {}, event_id)
+
+    def delivered() -> bool:
+        return _delivered(stack, sent) > before
+
+    # Publishing queues a delivery at the current (virtual) time; the emulator sends it at once.
+    stack.wait(delivered, timeout=30, what=f"delivery of upstream event {sent}")
+    stack.settle()
+    return sent
+
+
+def _delivered(stack: Stack, event_id: str) -> int:
+    body = stack.admin("eventgrid", "GET", "/admin/deliveries", params={"subscription": "upstream-to-app"})
+    return sum(1 for d in body["deliveries"] if event_id in d["eventIds"] and d["state"] == "Delivered")
+
+
+def durable_status(stack: Stack, instance_id: str) -> dict[str, Any]:
+    """An orchestration's status through devhost's Durable management API."""
+    return dict(stack.admin("devhost", "GET", f"/runtime/webhooks/durabletask/instances/{instance_id}"))
+
+
+def now(stack: Stack) -> datetime:
+    return stack.clock.now()
