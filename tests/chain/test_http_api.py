@@ -369,6 +369,8 @@ def delivered(stack: Stack, event_id: str) -> dict[str, Any] | None:
 
 
 def test_matching_event_starts_one_run_and_a_redelivery_changes_nothing(stack: Stack) -> None:
+    stack.settle()  # earlier tests' cancels processed: no run of the chain waits for upstream
+    assert not any(r["phase"] == "waitingForUpstream" for r in stack.api("GET", "chains/nightly/runs").json()["runs"])
     event = cloud_event(id="etl-done-1", type=ETL_TYPE.lower())  # types match case-insensitively
     assert deliver(stack, [event]).status_code == 202
     stack.settle()
@@ -378,3 +380,20 @@ def test_matching_event_starts_one_run_and_a_redelivery_changes_nothing(stack: S
         assert deliver(stack, [event]).status_code == 202
     for instance_id in started:
         stack.api("POST", f"chains/nightly/runs/{instance_id.split(':', 2)[2]}/cancel")
+
+
+def test_event_raised_into_the_waiting_run_once(stack: Stack) -> None:
+    assert stack.api("POST", "chains/nightly/runs", {"runId": "wait-ev", "waitForUpstream": True}).status_code == 202
+    stack.wait(phase_is(stack, "nightly", "wait-ev", "waitingForUpstream"), what="run to wait for upstream")
+    before = set(instances(stack))
+    event = cloud_event(id="etl-done-2", data={"status": "failed", "detail": {"rows": 0}})
+    assert deliver(stack, [event]).status_code == 202
+    stack.settle()
+    stack.wait(phase_is(stack, "nightly", "wait-ev", "completed"), what="run to take the event")
+    run = run_status(stack, "nightly", "wait-ev")
+    assert run["outcome"] == "skipped"  # "failed" in any case is a failed upstream; onFailure: skip
+    assert run["custom"]["upstream"]["eventId"] == "etl-done-2"
+    assert run["custom"]["upstream"]["detail"] == {"rows": 0}
+    assert set(instances(stack)) == before  # raised into the waiting run, no run of its own
+    with nothing_started(stack):
+        assert deliver(stack, [event]).status_code == 202  # redelivery: already handled
