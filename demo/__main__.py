@@ -1,43 +1,308 @@
-"""Main job (placeholder until the backup chain lands): host a sample Durable app on devhost,
-run a 5-activity chain through the real SDK and print its result."""
+"""The main job (``./dev run``): the backup chain end to end on the embedded default.
+
+Starts the Recovery Services and Event Grid emulators and devhost (running ``function_app.py``
+unmodified) on one scaled clock with the sample scenario of ``demo/scenario.py``; starts a chain
+run that waits for its upstream job; fires the upstream event through the Event Grid emulator with
+the real ``EventGridPublisherClient``; shows each VM's phase live until the run ends; prints the
+downstream events and one result line. Exit code 0 only if the run behaved as the scenario says
+(``demo/checks.py``).
+
+``--serve`` keeps the stack running for a person to poke at with the HTTP API until Ctrl-C.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import secrets
+import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
-import requests
+from rich.console import Console
+from rich.live import Live
 
-from devhost.procs import start_service
+from demo import scenario as sc
+from demo.checks import check, kind
+from demo.stack import DOWNSTREAM_TOPIC, UPSTREAM_TOPIC, Stack
+from demo.view import PlainLog, events_table, run_table, vm_name
 
-APP_DIR = Path(__file__).resolve().parent.parent / "bench" / "apps" / "devhost_bench"
+MAIN_SCALE = 60.0  # one virtual minute per second: the ~45 virtual minutes of the run take ~40 s
+SERVE_SCALE = 10.0
+WALL_LIMIT = 240.0  # seconds; the run normally ends in under 40
+UPSTREAM_AFTER = 2.0  # wall seconds the run visibly waits for upstream before the event is fired
+POLL = 0.25
+TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")
 
 
-def main() -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        svc = start_service(
-            "devhost",
-            ["devhost", "start", "--app-dir", str(APP_DIR), "--port", "0", "--state", f"{tmp}/state.db"],
-            log_dir=Path(tmp),
+class DemoError(RuntimeError):
+    """The stack or the run did not do what the main job needs."""
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def make_console() -> Console:
+    probe = Console()
+    if probe.is_terminal or os.environ.get("COLUMNS"):
+        return probe
+    return Console(width=150)  # a pipe or CI log: wide enough that tables do not wrap
+
+
+class Display:
+    """A live rich table on a terminal; plain change lines otherwise."""
+
+    def __init__(self, console: Console, stack: Stack, scale: float) -> None:
+        self.console = console
+        self.stack = stack
+        self.scale = scale
+        self.run: dict[str, Any] | None = None
+        self.note = ""
+        self.live: Live | None = None
+        self.plain = None if console.is_terminal else PlainLog(console)
+
+    @contextmanager
+    def showing(self) -> Iterator[Display]:
+        if self.plain is not None:
+            yield self
+            return
+        with Live(self._render(), console=self.console, refresh_per_second=8, transient=False) as live:
+            self.live = live
+            try:
+                yield self
+            finally:
+                live.update(self._render(), refresh=True)
+                self.live = None
+
+    def _render(self) -> Any:
+        return run_table(self.run, self.stack.clock.now(), self.scale, self.note)
+
+    def update(self, run: dict[str, Any], note: str | None = None) -> None:
+        self.run = run
+        if note is not None:
+            self.note = note
+        elif run.get("phase") not in ("started", "waitingForUpstream"):
+            self.note = ""
+        if self.live is not None:
+            self.live.update(self._render())
+        elif self.plain is not None:
+            self.plain.update(run, self.stack.clock.now())
+
+    def log(self, message: str) -> None:
+        line = f"[{self.stack.clock.now():%H:%M:%S}] {message}"
+        (self.live.console if self.live is not None else self.console).print(line, highlight=False)
+
+    def final_table(self) -> None:
+        if self.plain is not None:
+            self.console.print(self._render())
+
+
+def get_run(stack: Stack, run_id: str) -> dict[str, Any]:
+    response = stack.api("GET", f"chains/{sc.CHAIN}/runs/{run_id}")
+    if response.status_code != 200:
+        raise DemoError(f"GET run answered {response.status_code}: {response.text[:300]}")
+    return dict(response.json())
+
+
+def run_main_job(stack: Stack, console: Console, scale: float, events_out: Path | None) -> int:
+    began = time.monotonic()
+    virtual_start = stack.clock.now()
+    run_id = f"demo-{virtual_start:%Y%m%dT%H%M%S}"
+    started = stack.api("POST", f"chains/{sc.CHAIN}/runs", {"runId": run_id, "waitForUpstream": True})
+    if started.status_code != 202:
+        raise DemoError(f"starting the run answered {started.status_code}: {started.text[:300]}")
+    console.print(
+        f"started run {run_id} of chain {sc.CHAIN} ({len(sc.VMS)} VMs in 2 vaults); "
+        f"it waits for upstream event {sc.UPSTREAM_TYPE} {sc.UPSTREAM_SUBJECT}",
+        highlight=False,
+    )
+    display = Display(console, stack, scale)
+    upstream_id = ""
+    waiting_since: float | None = None
+    with display.showing():
+        while True:
+            run = get_run(stack, run_id)
+            display.update(run)
+            if not upstream_id and run.get("phase") == "waitingForUpstream":
+                waiting_since = waiting_since or time.monotonic()
+                if time.monotonic() - waiting_since >= UPSTREAM_AFTER:
+                    upstream_id = f"etl-{secrets.token_hex(6)}"
+                    data = {"status": "Succeeded", "job": "nightly-etl", "rowsLoaded": 1284113}
+                    stack.publish_upstream(sc.UPSTREAM_TYPE, sc.UPSTREAM_SUBJECT, data, event_id=upstream_id)
+                    display.log(f"upstream published {sc.UPSTREAM_TYPE} (id {upstream_id}) to the Event Grid topic")
+                    display.update(run, note="upstream event sent")
+            if run.get("runtimeStatus") in TERMINAL:
+                display.update(run, note="")
+                break
+            if time.monotonic() - began > WALL_LIMIT:
+                raise DemoError(f"the run did not end within {WALL_LIMIT:.0f} s (phase {run.get('phase')})")
+            time.sleep(POLL)
+    display.final_table()
+    wall = time.monotonic() - began
+    virtual = (stack.clock.now() - virtual_start).total_seconds()
+
+    events = stack.downstream()
+    if events_out is not None:
+        events_out.write_text(json.dumps(events, indent=2) + "\n")
+    console.print(events_table(events, sc.PREFIX))
+    jobs = {vm.name: stack.admin("recoveryservices", "GET", "/admin/jobs", params={"vm": vm.name}) for vm in sc.VMS}
+    verdict = check(run, events, jobs, upstream_id)
+    for note in verdict.notes:
+        console.print(f"note: {note}", highlight=False)
+    for problem in verdict.problems:
+        console.print(f"problem: {problem}", style="red", highlight=False)
+
+    backed_up = sum(1 for vm in run.get("vms") or [] if vm.get("phase") == "completed")
+    failed = [e for e in events if kind(e) == "BackupFailed"]
+    failed_text = ", ".join(
+        f"{vm_name(e.get('subject'))} failed its {e['data'].get('phase')} ({e['data'].get('errorCode')})"
+        for e in failed
+    )
+    lag = f"{sum(verdict.lags) / len(verdict.lags):.0f} s" if verdict.lags else "n/a"
+    summary = (
+        f"{backed_up}/{len(sc.VMS)} VMs backed up, {failed_text or 'no failures'}; "
+        f"downstream heard of each snapshot {lag} (virtual, mean) after it completed; "
+        f"{len(events)} events; {virtual / 60:.0f} virtual min in {wall:.0f} s"
+    )
+    if verdict.ok:
+        console.print(
+            f"RESULT: PASS - run behaved as the scenario expects: {summary}",
+            style="bold green",
+            highlight=False,
+            soft_wrap=True,
         )
+        return 0
+    console.print(
+        f"RESULT: FAIL - {len(verdict.problems)} expectation(s) not met: {summary}",
+        style="bold red",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return 1
+
+
+def serve(stack: Stack, console: Console, scale: float) -> int:
+    url = stack.devhost.url
+    key = stack.keys["function"]
+    upstream = stack.topic(UPSTREAM_TOPIC)
+    eventgrid = stack.services["eventgrid"].url
+    bundle = stack.base / "ca-bundle.pem"
+    chain = sc.CHAIN
+    vm = sc.VMS[0].id
+    cloud_event = json.dumps(
+        [
+            {
+                "specversion": "1.0",
+                "id": "etl-0001",
+                "source": "/contoso/etl",
+                "type": sc.UPSTREAM_TYPE,
+                "subject": sc.UPSTREAM_SUBJECT,
+                "data": {"status": "Succeeded"},
+            }
+        ]
+    )
+    text = f"""\
+backup chain running on devhost + emulators (clock x{scale:g}: one virtual minute every {60 / scale:g} s)
+
+  app (devhost)          {url}
+  function key           {key}
+  master key             {stack.keys["masterKey"]}
+  Recovery Services emu  {stack.services["recoveryservices"].url}   (admin: /admin/jobs, /admin/items)
+  Event Grid emulator    {eventgrid}   (admin: /admin/events?topic={DOWNSTREAM_TOPIC})
+  upstream topic         {upstream["endpoint"]}   key {upstream["key"]}
+  CA bundle (emulators)  {bundle}
+  chain configuration    {stack.base / "chains.json"}
+  scenario               {stack.base / "scenario.json"}
+  logs                   {stack.base}/*.log
+
+Try it (copy into another shell):
+
+  export URL={url} KEY={key}
+  # start a run that waits for its upstream job
+  curl -s -X POST "$URL/api/chains/{chain}/runs" -H "x-functions-key: $KEY" \\
+       -d '{{"runId": "r1", "waitForUpstream": true}}'
+  # fire the upstream event through the Event Grid emulator (what the ETL job would publish)
+  curl -s --cacert {bundle} -X POST "{upstream["endpoint"]}?api-version=2018-01-01" \\
+       -H "aeg-sas-key: {upstream["key"]}" \\
+       -H "content-type: application/cloudevents-batch+json; charset=utf-8" \\
+       -d '{cloud_event}'
+  #   ... or report it over HTTP instead
+  curl -s -X POST "$URL/api/chains/{chain}/runs/r1/upstream" -H "x-functions-key: $KEY" \\
+       -d '{{"status": "Succeeded", "detail": {{"job": "nightly-etl"}}}}'
+  # watch it: each VM's phase, job id and times
+  curl -s "$URL/api/chains/{chain}/runs/r1" -H "x-functions-key: $KEY"
+  # recent runs; a run that backs up one VM at once; cancel a run
+  curl -s "$URL/api/chains/{chain}/runs?top=10" -H "x-functions-key: $KEY"
+  curl -s -X POST "$URL/api/chains/{chain}/runs" -H "x-functions-key: $KEY" -d '{{"runId": "r2", "vms": ["{vm}"]}}'
+  curl -s -X POST "$URL/api/chains/{chain}/runs/r2/cancel" -H "x-functions-key: $KEY"
+  # the downstream events the app published
+  curl -s --cacert {bundle} "{eventgrid}/admin/events?topic={DOWNSTREAM_TOPIC}"
+
+Ctrl-C stops everything and removes {stack.base}.
+"""
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+    while True:
+        time.sleep(3600)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--serve", action="store_true", help="keep the stack running for the HTTP API until Ctrl-C")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=None,
+        help=f"virtual seconds per real second (default {MAIN_SCALE:g}; {SERVE_SCALE:g} with --serve; 1 = real time)",
+    )
+    parser.add_argument("--events-out", type=Path, default=None, help="also write the downstream events to this file")
+    args = parser.parse_args(argv)
+    if args.time_scale is not None and not args.time_scale > 0:
+        parser.error("--time-scale must be > 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    scale = float(args.time_scale or (SERVE_SCALE if args.serve else MAIN_SCALE))
+    console = make_console()
+    signal.signal(signal.SIGTERM, _interrupt)
+    stack: Stack | None = None
+    failed = True
+    with tempfile.TemporaryDirectory(prefix="backup-chain-demo-") as tmp:
         try:
-            key = svc.info["keys"]["durabletask_extension"]
-            base = f"{svc.url}/runtime/webhooks/durabletask"
-            started = requests.post(f"{base}/orchestrators/chain5/demo", params={"code": key}, json=0, timeout=30)
-            started.raise_for_status()
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                status = requests.get(started.json()["statusQueryGetUri"], timeout=30).json()
-                if status["runtimeStatus"] in ("Completed", "Failed", "Terminated"):
-                    print(f"chain5 {status['runtimeStatus']}: output={status['output']}")
-                    return 0 if status["output"] == 5 else 1
-                time.sleep(0.1)
-            print("chain5 did not finish within 60 s", file=sys.stderr)
+            console.print(
+                f"starting Recovery Services + Event Grid emulators and devhost (clock x{scale:g}) ...",
+                highlight=False,
+            )
+            stack = Stack.start(Path(tmp), sc.scenario(), sc.chains(), time_scale=scale)
+            code = serve(stack, console, scale) if args.serve else run_main_job(stack, console, scale, args.events_out)
+            failed = code != 0
+            return code
+        except KeyboardInterrupt:
+            failed = False
+            console.print("interrupted: stopping the stack", highlight=False)
+            return 130
+        except Exception as err:
+            console.print(f"error: {type(err).__name__}: {err}", style="red", highlight=False, markup=False)
             return 1
         finally:
-            svc.stop()
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
+            if stack is not None:
+                if failed:
+                    for name, service in stack.services.items():
+                        tail = service.log_tail(15)
+                        if tail:
+                            console.print(f"--- {name} log (last lines)\n{tail}", highlight=False, markup=False)
+                stack.stop()
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 if __name__ == "__main__":
