@@ -17,7 +17,7 @@ from backup_chain.config import Chain
 from backup_chain.ids import chain_instance_id, chain_prefix, valid_run_id, vm_instance_id
 from backup_chain.runs import upstream_signal
 from triggers.context import config
-from triggers.runs import ACTIVE, run_view, start_run, utcnow
+from triggers.runs import ACTIVE, awaits_upstream, run_view, start_run, utcnow
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("backup_chain")
@@ -104,8 +104,8 @@ async def report_upstream(req: func.HttpRequest, client: df.DurableOrchestration
     status = await client.get_status(instance_id)
     if not status:
         return problem(404, "Not found", f"run {run_id!r} of chain {chain.name!r} does not exist", "runId")
-    custom = status.custom_status if isinstance(status.custom_status, dict) else {}
-    if custom.get("phase") != "waitingForUpstream":
+    if not await awaits_upstream(client, status):
+        custom = status.custom_status if isinstance(status.custom_status, dict) else {}
         return problem(409, "Conflict", f"run {run_id!r} is not waiting for upstream (phase {custom.get('phase')})")
     await client.raise_event(instance_id, "upstream", upstream_signal(report.status, report.detail))
     return ok({"chain": chain.name, "runId": run_id, "accepted": True}, 202)

@@ -3,6 +3,7 @@ the window timer (all idempotent: deterministic instance ids, nothing started tw
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timezone
 from typing import Any
@@ -68,14 +69,37 @@ async def start_run(
     return True, instance_id
 
 
+# Phases a run passes through before it reaches its upstream wait (None: not yet run at all).
+_BEFORE_WAIT = (None, "starting", "started")
+
+
+async def awaits_upstream(client: df.DurableOrchestrationClient, status: Any) -> bool:
+    """Is this chain run waiting for its upstream signal, or about to? A run started with
+    ``waitForUpstream`` is Pending until its first episode and then publishes ChainStarted before
+    it waits; a signal raised meanwhile is kept by Durable until the run waits for it, so it must
+    not be refused (or, for an Event Grid event, start a second run) in that moment."""
+    if status is None or status.runtime_status not in ACTIVE:
+        return False
+    custom = status.custom_status if isinstance(status.custom_status, dict) else {}
+    phase = custom.get("phase")
+    if phase == "waitingForUpstream":
+        return True
+    if phase not in _BEFORE_WAIT:
+        return False
+    full = await client.get_status(status.instance_id, show_input=True)
+    payload = full.input_ if full else None
+    if isinstance(payload, str):
+        try:
+            payload = json.loads(payload)
+        except json.JSONDecodeError:
+            return False
+    return isinstance(payload, dict) and bool(payload.get("waitForUpstream"))
+
+
 async def waiting_run(client: df.DurableOrchestrationClient, chain: Chain) -> str | None:
-    """The newest run of ``chain`` that is waiting for its upstream signal, if any."""
+    """The newest run of ``chain`` that is waiting (or about to wait) for its upstream signal."""
     statuses = await client.get_status_by(runtime_status=list(ACTIVE), instance_id_prefix=chain_prefix(chain.name))
-    waiting = [
-        s
-        for s in statuses
-        if isinstance(s.custom_status, dict) and s.custom_status.get("phase") == "waitingForUpstream"
-    ]
+    waiting = [s for s in statuses if await awaits_upstream(client, s)]
     waiting.sort(key=lambda s: s.created_time or utcnow())
     return waiting[-1].instance_id if waiting else None
 

@@ -61,6 +61,7 @@ VMS = [
     ),
     vm("xferfail", faults={"transferFailureRate": 1.0}, **SHORT),
     vm("faultok", **SHORT),
+    vm("quick01", **SHORT),
     vm("c01", **SHORT),
     vm("c02", **SHORT),
     vm("c03", **SHORT),
@@ -73,6 +74,7 @@ CHAINS = [
     chain("fail-skip", ["skip01"], upstream=_upstream("Contoso.Fail.Skip", onFailure="skip")),
     chain("fail-backup", ["fback01"], upstream=_upstream("Contoso.Fail.Backup", onFailure="backup")),
     chain("faults", ["snapfail", "xferfail", "faultok"]),
+    chain("quick", ["quick01"], upstream=_upstream("Contoso.Quick")),
     chain("cancel", ["c01", "c02", "c03"], maxParallel=1, upstream=_upstream("Contoso.Cancel")),
 ]
 
@@ -263,6 +265,27 @@ def test_upstream_failure_with_backup_policy_backs_up(stack: Stack) -> None:
     assert one(events, "UpstreamReceived")["data"]["upstreamStatus"] == "Failed"
     _assert_backed_up(events, ["fback01"])
     assert len(jobs(stack, "fback01")) == 1
+
+
+def test_upstream_reported_right_after_the_start_is_accepted(stack: Stack) -> None:
+    # A client starts a waiting run and reports its upstream at once: the run has not reached its
+    # wait yet (still Pending, or publishing ChainStarted), but the signal must not be refused.
+    started = stack.api("POST", "chains/quick/runs", {"runId": "r-quick", "waitForUpstream": True})
+    assert started.status_code == 202, started.text
+    reported = stack.api("POST", "chains/quick/runs/r-quick/upstream", {"status": "Succeeded", "detail": "q"})
+    assert reported.status_code == 202, reported.text
+    events = run_to_end(stack, "r-quick")
+    assert kinds(events) == ["ChainStarted", "UpstreamReceived", "ChainCompleted"]
+    assert one(events, "UpstreamReceived")["data"]["detail"] == "q"
+    _assert_backed_up(events, ["quick01"])
+    # An upstream event published right after a waiting run was started joins that run.
+    started = stack.api("POST", "chains/quick/runs", {"runId": "r-quick-2", "waitForUpstream": True})
+    assert started.status_code == 202, started.text
+    deliver_upstream(stack, "Contoso.Quick", "/jobs/contoso.quick", {"status": "Succeeded"}, "quick-evt-1")
+    events = run_to_end(stack, "r-quick-2")
+    _assert_backed_up(events, ["quick01"])
+    assert sorted(r["runId"] for r in _runs(stack, "quick")) == ["r-quick", "r-quick-2"]
+    assert len(jobs(stack, "quick01")) == 2
 
 
 def test_snapshot_and_transfer_failures_report_azure_errors(stack: Stack) -> None:
