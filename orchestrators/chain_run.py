@@ -98,17 +98,20 @@ def chain_run(context: df.DurableOrchestrationContext):
     # backups are compared against when deciding to adopt them).
     upstream = {"status": "Succeeded", "detail": None, **(upstream or {}), "receivedAt": iso(now(context))}
     run.phase("upstreamReceived", upstream=upstream)
-    yield publish(
-        context,
-        [
-            run.event(
-                "UpstreamReceived",
-                upstreamStatus=upstream.get("status"),
-                detail=upstream.get("detail"),
-                receivedAt=upstream.get("receivedAt"),
-            )
-        ],
-    )
+    # After a timeout with onTimeout "backup" nothing was received: UpstreamTimedOut already told
+    # downstream, and an UpstreamReceived would read as "the upstream job finished".
+    if upstream.get("status") != "TimedOut":
+        yield publish(
+            context,
+            [
+                run.event(
+                    "UpstreamReceived",
+                    upstreamStatus=upstream.get("status"),
+                    detail=upstream.get("detail"),
+                    receivedAt=upstream.get("receivedAt"),
+                )
+            ],
+        )
     if upstream.get("status") == "Failed" and (chain.get("upstream") or {}).get("onFailure", "skip") == "skip":
         yield publish(context, [run.event("ChainSkipped", reason="upstream failed", detail=upstream.get("detail"))])
         return (yield from _finish(run, "skipped", {}))

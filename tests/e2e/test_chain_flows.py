@@ -229,9 +229,8 @@ def test_upstream_timeout_ends_the_run_without_backups(stack: Stack) -> None:
 def test_upstream_timeout_with_on_timeout_backup_backs_up(stack: Stack) -> None:
     _start(stack, "gate-backup", {"runId": "r-timeout-b", "waitForUpstream": True})
     events = run_to_end(stack, "r-timeout-b", step=60)
-    chain_kinds = kinds(events)
-    assert chain_kinds[:2] == ["ChainStarted", "UpstreamTimedOut"] and chain_kinds[-1] == "ChainCompleted"
-    assert "ChainSkipped" not in chain_kinds
+    # Nothing was received: no UpstreamReceived after the UpstreamTimedOut.
+    assert kinds(events) == ["ChainStarted", "UpstreamTimedOut", "ChainCompleted"]
     _assert_backed_up(events, ["gateb01"])
     assert parse_time(one(events, "BackupTriggered", "gateb01")["time"]) >= parse_time(
         one(events, "UpstreamTimedOut")["time"]
