@@ -1,0 +1,1 @@
+"""Project tooling run by ./dev."""
