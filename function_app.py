@@ -18,10 +18,12 @@ from orchestrators.watch_job import bp as watch_orchestrator
 from triggers.context import config
 from triggers.gc import bp as gc_triggers
 from triggers.http_api import bp as http_api
+from triggers.telemetry import configure as configure_telemetry
 from triggers.upstream import bp as upstream_trigger
 from triggers.windows import bp as window_timer
 
 config()
+configure_telemetry()
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 for blueprint in (

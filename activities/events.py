@@ -8,6 +8,7 @@ import azure.durable_functions as df
 
 from activities.azure_errors import from_exception, raise_if_transient
 from activities.clients import publisher
+from triggers.telemetry import record_event
 
 bp = df.Blueprint()
 
@@ -35,4 +36,6 @@ def publish_events(events: list[dict[str, Any]]) -> dict[str, Any]:
         publisher().send(batch)
     except Exception as err:
         return {"ok": False, "error": raise_if_transient(from_exception(err)).to_dict()}
+    for event in events:
+        record_event(event)
     return {"ok": True, "count": len(batch)}

@@ -1,0 +1,49 @@
+"""Application Insights through OpenTelemetry, only when a connection string is configured, so
+devhost and tests stay offline. The import is deferred: it costs nothing when telemetry is off."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+CONNECTION_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+EVENT_LOGGER = "backup_chain.events"
+_configured = False
+
+
+def configure() -> bool:
+    """Send logs and traces to Application Insights if its connection string is set."""
+    global _configured
+    if _configured or not os.environ.get(CONNECTION_SETTING):
+        return False
+    from azure.monitor.opentelemetry import configure_azure_monitor
+
+    # The app's identity authenticates ingestion when APPLICATIONINSIGHTS_AUTHENTICATION_STRING
+    # says so (set by infra); the logger names keep the app's records apart from the SDKs'.
+    configure_azure_monitor(logger_name="backup_chain")
+    _configured = True
+    return True
+
+
+def record_event(event: dict[str, object]) -> None:
+    """Log a published downstream event as an Application Insights custom event (never sampled
+    out, see host.json) with the ids an operator filters on."""
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    assert isinstance(data, dict)
+    logging.getLogger(EVENT_LOGGER).info(
+        "%s %s",
+        event.get("type"),
+        event.get("subject"),
+        extra={
+            "microsoft.custom_event.name": str(event.get("type")),
+            "eventId": event.get("id"),
+            "chain": data.get("chain"),
+            "runId": data.get("runId"),
+            "vmId": data.get("vmId"),
+            "jobId": data.get("jobId"),
+            "errorCode": data.get("errorCode"),
+            "phase": data.get("phase"),
+            "eventTime": event.get("time"),
+            "snapshotCompletedAt": data.get("snapshotCompletedAt"),
+        },
+    )
