@@ -32,7 +32,9 @@ def main() -> int:
     if vulnerable:
         return 1
     if not audited:
-        print(f"pip-audit: AUDIT NOT PERFORMED - the vulnerability service was unreachable for all {len(deps)} packages")
+        print(
+            f"pip-audit: AUDIT NOT PERFORMED - the vulnerability service was unreachable for all {len(deps)} packages"
+        )
         return 0
     print(f"pip-audit: {len(audited)} packages audited, no known vulnerabilities ({len(deps) - len(audited)} skipped)")
     return 0
