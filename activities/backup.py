@@ -103,3 +103,31 @@ def find_active_job(request: dict[str, Any]) -> dict[str, Any]:
     except Exception as err:
         return _fail(err)
     return {"ok": True, "job": None}
+
+
+@bp.activity_trigger(input_name="request")
+def latest_recovery_point(request: dict[str, Any]) -> dict[str, Any]:
+    """The restore point a finished job created (the newest at or after the job's start): its
+    name and consistency type (application, file-system or crash consistent)."""
+    from dateutil.parser import isoparse
+
+    vault, vm = VaultId.parse(request["vaultId"]), VmId.parse(request["vmId"])
+    since = isoparse(request["since"]) if request.get("since") else None
+    try:
+        points = [
+            p.as_dict()
+            for p in backup_client(vault.subscription).recovery_points.list(
+                vault.name, vault.resource_group, FABRIC, vm.container_name, vm.protected_item_name
+            )
+        ]
+    except Exception as err:
+        return _fail(err)
+    best: dict[str, Any] | None = None
+    for point in points:
+        props = point.get("properties") or {}
+        stamp = props.get("recoveryPointTime")
+        if not stamp or (since is not None and isoparse(stamp) < since):
+            continue
+        if best is None or isoparse(stamp) > isoparse(best["time"]):
+            best = {"name": point.get("name"), "time": stamp, "consistency": props.get("recoveryPointType")}
+    return {"ok": True, "recoveryPoint": best}

@@ -199,6 +199,12 @@ def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, A
     job = JobView.from_dict(watched["job"])
     if not job.succeeded:
         return (yield from _failed(run, job.failed_phase, _job_error(job)))
+    point = yield context.call_activity_with_retry(
+        "latest_recovery_point",
+        AZURE_RETRY,
+        {"vaultId": spec["vaultId"], "vmId": spec["vmId"], "since": job.start_time},
+    )
+    restore_point = (point.get("recoveryPoint") or {}) if point.get("ok") else {}
     run.phase("completed", completedAt=job.end_time)
     yield publish(
         context,
@@ -210,6 +216,8 @@ def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, A
                 durationSeconds=seconds_between(job.start_time, job.end_time),
                 backupSize=job.backup_size,
                 jobStatus=job.status,
+                consistency=restore_point.get("consistency"),
+                recoveryPoint=restore_point.get("name"),
             )
         ],
     )
