@@ -180,8 +180,16 @@ def _delivered(stack: Stack, event_id: str) -> int:
 
 
 def durable_status(stack: Stack, instance_id: str) -> dict[str, Any]:
-    """An orchestration's status through devhost's Durable management API."""
-    return dict(stack.admin("devhost", "GET", f"/runtime/webhooks/durabletask/instances/{instance_id}"))
+    """An orchestration's status through devhost's Durable management API ({} while it does not exist)."""
+    response = stack.session.get(
+        f"{stack.devhost.url}/runtime/webhooks/durabletask/instances/{instance_id}",
+        headers={"x-functions-key": stack.keys["masterKey"]},
+        timeout=60,
+    )
+    if response.status_code == 404:
+        return {}
+    response.raise_for_status()
+    return dict(response.json())
 
 
 def now(stack: Stack) -> datetime:
