@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import secrets
 import socket
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import requests
 
 from devhost.clock import Clock
-from devhost.procs import Service, start_service
+from devhost.procs import Service, start_service, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 SUBSCRIPTION = "00000000-0000-0000-0000-0000000000aa"
@@ -288,12 +287,5 @@ class Stack:
             elapsed += step
             self.settle()
 
-    def wait(self, predicate: Any, timeout: float = 60.0, what: str = "condition", poke: bool = True) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-            time.sleep(0.05)
+    def wait(self, predicate: Any, timeout: float = 60.0, what: str = "condition") -> Any:
+        return wait_until(predicate, timeout, what)

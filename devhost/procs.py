@@ -12,10 +12,13 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class ServiceStartError(RuntimeError):
@@ -110,3 +113,16 @@ def start_service(
         service.stop(kill=True)
         raise ServiceStartError(f"{name} printed a non-JSON start line: {first_line[0]!r}") from None
     return service
+
+
+def wait_until(predicate: Callable[[], T | None], timeout: float = 20.0, what: str = "condition") -> T:
+    """Poll ``predicate`` (every 20 ms) until it returns something truthy; raise AssertionError
+    naming ``what`` after ``timeout`` seconds. Bounded: it always stops by itself."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)

@@ -51,6 +51,18 @@ def _run_id(req: func.HttpRequest) -> str:
     return run_id
 
 
+async def _existing_run(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient, *, show_input: bool = False
+) -> tuple[Chain, str, Any]:
+    """The chain, run id and Durable status of the run the route names (RequestError 404 if none)."""
+    chain = _chain(req)
+    run_id = _run_id(req)
+    status = await client.get_status(chain_instance_id(chain.name, run_id), show_input=show_input)
+    if not status:
+        raise RequestError(f"run {run_id!r} of chain {chain.name!r} does not exist", field="runId", status=404)
+    return chain, run_id, status
+
+
 def _guard(error: RequestError) -> func.HttpResponse:
     titles = {400: "Bad request", 404: "Not found", 409: "Conflict", 413: "Payload too large"}
     return problem(error.status, titles.get(error.status, "Error"), error.detail, error.field)
@@ -95,15 +107,11 @@ async def start_chain_run(req: func.HttpRequest, client: df.DurableOrchestration
 @bp.durable_client_input(client_name="client")
 async def report_upstream(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
-        chain = _chain(req)
-        run_id = _run_id(req)
+        chain, run_id, status = await _existing_run(req, client)
         report: UpstreamReport = parse_body(req.get_body(), UpstreamReport, allow_empty=False)
     except RequestError as err:
         return _guard(err)
     instance_id = chain_instance_id(chain.name, run_id)
-    status = await client.get_status(instance_id)
-    if not status:
-        return problem(404, "Not found", f"run {run_id!r} of chain {chain.name!r} does not exist", "runId")
     if not await awaits_upstream(client, status):
         custom = status.custom_status if isinstance(status.custom_status, dict) else {}
         return problem(409, "Conflict", f"run {run_id!r} is not waiting for upstream (phase {custom.get('phase')})")
@@ -130,13 +138,9 @@ def _run_vms(chain: Chain, status: Any) -> list[tuple[str, str]]:
 @bp.durable_client_input(client_name="client")
 async def get_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
-        chain = _chain(req)
-        run_id = _run_id(req)
+        chain, run_id, status = await _existing_run(req, client, show_input=True)
     except RequestError as err:
         return _guard(err)
-    status = await client.get_status(chain_instance_id(chain.name, run_id), show_input=True)
-    if not status:
-        return problem(404, "Not found", f"run {run_id!r} of chain {chain.name!r} does not exist", "runId")
     vms = []
     for vault_id, vm_id in _run_vms(chain, status):
         vm_status = await client.get_status(vm_instance_id(run_id, chain.name, vm_id))
@@ -174,14 +178,10 @@ async def list_chain_runs(req: func.HttpRequest, client: df.DurableOrchestration
 @bp.durable_client_input(client_name="client")
 async def cancel_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
-        chain = _chain(req)
-        run_id = _run_id(req)
+        chain, run_id, status = await _existing_run(req, client)
     except RequestError as err:
         return _guard(err)
     instance_id = chain_instance_id(chain.name, run_id)
-    status = await client.get_status(instance_id)
-    if not status:
-        return problem(404, "Not found", f"run {run_id!r} of chain {chain.name!r} does not exist", "runId")
     if status.runtime_status not in ACTIVE:
         return problem(409, "Conflict", f"run {run_id!r} already ended ({status.runtime_status.value})")
     await client.raise_event(instance_id, "cancel", {"at": utcnow().isoformat()})

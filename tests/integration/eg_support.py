@@ -7,7 +7,6 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,18 +193,6 @@ def start_emulator(tmp: Path, config: dict[str, Any]) -> Emulator:
         env={"DEVHOST_CLOCK_MODE": "real"},  # a fresh manual clock of its own, not an inherited one
     )
     return Emulator(service, state_dir)
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 # --- a standard setup shared by the test modules ------------------------------------------------

@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import requests
 
 from devhost.clock import ENV_FILE, ENV_MODE
-from devhost.procs import Service, start_service
+from devhost.procs import Service, start_service, wait_until
 
-T = TypeVar("T")
+__all__ = ["DevHostProcess", "wait_until"]
 TERMINAL = ("Completed", "Failed", "Terminated")
-
-
-def wait_until(predicate: Callable[[], T | None], timeout: float = 20.0, what: str = "condition") -> T:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 @dataclass
