@@ -8,8 +8,9 @@ from tests.support.chain_stack import chain, running_stack, scenario, types_for,
 
 
 def test_http_started_run_backs_up_and_reports_each_vm_in_order(tmp_path: Path) -> None:
-    with running_stack(tmp_path, scenario([vm("app01"), vm("app02", os="Windows")]),
-                       [chain("nightly", ["app01", "app02"])]) as stack:
+    with running_stack(
+        tmp_path, scenario([vm("app01"), vm("app02", os="Windows")]), [chain("nightly", ["app01", "app02"])]
+    ) as stack:
         assert stack.api("POST", "chains/nightly/runs", {"runId": "r1"}).status_code == 202
         stack.run_until(lambda: "ChainCompleted" in types_for(stack.downstream()), step=30, what="chain to complete")
         events = stack.downstream()
