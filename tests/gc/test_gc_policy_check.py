@@ -92,3 +92,11 @@ def test_gc_run_rejects_bad_input_and_starts_nothing(stack: Stack) -> None:
     assert response.status_code == 400
     assert stack.api("GET", "gc").json()["scheduler"] == "sleeping"
     assert gc_instances(stack) == before
+
+
+def test_the_scheduler_is_a_singleton_across_timer_firings(stack: Stack) -> None:
+    stack.advance(11 * 60)  # the gc_weekly timer fires twice more
+    stack.settle()
+    schedulers = [i for i in gc_instances(stack) if i.startswith("gc:scheduler")]
+    assert schedulers == ["gc:scheduler"]
+    assert stack.api("GET", "gc").json()["scheduler"] == "sleeping"
