@@ -76,6 +76,16 @@ def credential() -> Any:
 
 
 _backup_clients: dict[str, Any] = {}
+POOL_SIZE = 32  # above host.json's maxConcurrentActivityFunctions, so concurrent calls reuse TLS connections
+
+
+def _pooled_transport() -> Any:
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+
+    session = requests.Session()
+    session.mount("https://", requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE))
+    return RequestsTransport(session=session, session_owner=False)
 
 
 def backup_client(subscription_id: str) -> Any:
@@ -93,6 +103,7 @@ def backup_client(subscription_id: str) -> Any:
                 subscription_id,
                 base_url=endpoint,
                 credential_scopes=[f"{audience}/.default"],
+                transport=_pooled_transport(),
             )
             _backup_clients[subscription_id] = client
         return client

@@ -3,6 +3,7 @@ up every target VM with bounded, staggered parallelism, and report the run."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 import azure.durable_functions as df
@@ -13,6 +14,8 @@ from backup_chain.polling import PollPlan
 from orchestrators.common import after, decode_event_data, event, iso, now, publish
 
 bp = df.Blueprint()
+BATCH_SIZE = 50  # VMs per vm_batch sub-orchestration in large runs
+SUMMARY_LIMIT = 200  # VMs listed in a ChainCompleted event
 UPSTREAM_EVENT = "upstream"
 CANCEL_EVENT = "cancel"
 
@@ -22,12 +25,7 @@ class _Chain:
         self.context = context
         self.spec = spec
         self.chain = spec["chain"]
-        self.status: dict[str, Any] = {
-            "phase": "starting",
-            "chain": self.chain["name"],
-            "runId": spec["runId"],
-            "vms": {},
-        }
+        self.status: dict[str, Any] = {"phase": "starting", "chain": self.chain["name"], "runId": spec["runId"]}
 
     def phase(self, phase: str, **fields: Any) -> None:
         self.status.update(phase=phase, updatedAt=iso(now(self.context)), **fields)
@@ -44,6 +42,19 @@ class _Chain:
             source=self.spec["source"],
             data=body,
         )
+
+    def progress(self, results: dict[str, Any], left: int) -> None:
+        """Custom status keeps counts only (Azure limits it to 16 KB); per-VM detail lives in
+        each VM's own orchestration."""
+        counts: dict[str, int] = {"running": left}
+        for result in results.values():
+            if isinstance(result, dict) and "outcome" in result:
+                counts[result["outcome"]] = counts.get(result["outcome"], 0) + 1
+            elif isinstance(result, dict):  # a batch's results
+                for vm_result in result.values():
+                    outcome = vm_result.get("outcome", "failed") if isinstance(vm_result, dict) else "failed"
+                    counts[outcome] = counts.get(outcome, 0) + 1
+        self.phase("backingUp", counts=counts)
 
     def vm_input(self, vault_id: str, vm_id: str, upstream_at: str, index: int) -> dict[str, Any]:
         chain = self.chain
@@ -116,46 +127,93 @@ def chain_run(context: df.DurableOrchestrationContext):
         yield publish(context, [run.event("ChainSkipped", reason="upstream failed", detail=upstream.get("detail"))])
         return (yield from _finish(run, "skipped", {}))
 
-    # Fan out with at most maxParallel VM backups at once; a cancel stops new ones.
+    # Fan out with at most maxParallel VM backups at once; a cancel stops new ones. Large runs go
+    # through vm_batch sub-orchestrations so that no single history grows with the VM count.
     upstream_at = str(upstream.get("receivedAt") or iso(now(context)))
-    pending = list(enumerate(targets))
-    running: dict[str, Any] = {}
-    results: dict[str, dict[str, Any]] = {}
+    items = [
+        (vm_id, run.vm_input(vault_id, vm_id, upstream_at, index), vm_instance_id(spec["runId"], chain["name"], vm_id))
+        for index, (vault_id, vm_id) in enumerate(targets)
+    ]
     cancel = context.wait_for_external_event(CANCEL_EVENT)
-    cancelled = False
-    run.phase("backingUp", vms={vm: "pending" for _, vm in targets})
-    while running or (pending and not cancelled):
-        while pending and not cancelled and len(running) < chain["maxParallel"]:
-            index, (vault_id, vm_id) = pending.pop(0)
-            task = context.call_sub_orchestrator(
-                "vm_backup",
-                run.vm_input(vault_id, vm_id, upstream_at, index),
-                vm_instance_id(spec["runId"], chain["name"], vm_id),
+    run.phase("backingUp", counts={"pending": len(items)})
+    parallel = int(chain["maxParallel"])
+    if len(items) <= BATCH_SIZE:
+        results, cancelled = yield from fan_out(context, "vm_backup", items, parallel, cancel, run.progress)
+    else:
+        per_batch = min(BATCH_SIZE, parallel)
+        batches = [
+            (
+                f"batch{n:03d}",
+                {"items": items[i : i + BATCH_SIZE], "parallel": per_batch},
+                f"vm:{chain['name'].lower()}:{spec['runId']}:batch{n:03d}",
             )
-            running[vm_id] = task
-            run.status["vms"][vm_id] = "running"
-        run.phase("backingUp")
-        waits = list(running.values()) + ([] if cancelled else [cancel])
-        done = yield context.task_any(waits)
-        if done is cancel:
-            cancelled = True
-            break
-        vm_id = next(vm for vm, task in running.items() if task is done)
-        del running[vm_id]
-        vm_result = (
-            done.result
-            if isinstance(done.result, dict)
-            else {"vmId": vm_id, "outcome": "failed", "message": str(done.result)[:500]}
+            for n, i in enumerate(range(0, len(items), BATCH_SIZE))
+        ]
+        batch_results, cancelled = yield from fan_out(
+            context, "vm_batch", batches, max(1, parallel // per_batch), cancel, run.progress
         )
-        results[vm_id] = vm_result
-        run.status["vms"][vm_id] = vm_result.get("outcome")
-    for _, (_, vm_id) in pending:
-        results[vm_id] = {"vmId": vm_id, "outcome": "cancelled"}
-    for vm_id in running:
-        results[vm_id] = {"vmId": vm_id, "outcome": "cancelled"}
+        results = {}
+        for n, start in enumerate(range(0, len(items), BATCH_SIZE)):
+            key = f"batch{n:03d}"
+            outcome = batch_results.get(key)
+            for vm_id, _, _ in items[start : start + BATCH_SIZE]:
+                found = outcome.get(vm_id) if isinstance(outcome, dict) else None
+                results[vm_id] = found or {
+                    "vmId": vm_id,
+                    "outcome": "cancelled" if cancelled else "failed",
+                    "message": f"{key} did not report this VM",
+                }
+    for vm_id, _, _ in items:
+        results.setdefault(vm_id, {"vmId": vm_id, "outcome": "cancelled"})
     succeeded = all(r["outcome"] in ("completed", "snapshotCompleted") for r in results.values())
     run_outcome = "cancelled" if cancelled else ("completed" if succeeded else "completedWithFailures")
     return (yield from _finish(run, run_outcome, results))
+
+
+def fan_out(
+    context: df.DurableOrchestrationContext,
+    orchestrator: str,
+    items: list[tuple[str, dict[str, Any], str]],
+    parallel: int,
+    cancel: Any,
+    progress: Any,
+) -> Generator[Any, Any, tuple[dict[str, Any], bool]]:
+    """Run ``orchestrator`` once per (key, input, instance id), at most ``parallel`` at once,
+    until all are done or ``cancel`` (a task, or None) completes. Returns results by key."""
+    pending = list(items)
+    running: dict[str, Any] = {}
+    results: dict[str, Any] = {}
+    while running or pending:
+        while pending and len(running) < parallel:
+            key, payload, instance_id = pending.pop(0)
+            running[key] = context.call_sub_orchestrator(orchestrator, payload, instance_id)
+        waits = list(running.values()) + ([cancel] if cancel is not None else [])
+        done = yield context.task_any(waits)
+        if cancel is not None and done is cancel:
+            return results, True
+        key = next(k for k, task in running.items() if task is done)
+        del running[key]
+        results[key] = (
+            done.result
+            if isinstance(done.result, dict)
+            else {"vmId": key, "outcome": "failed", "message": str(done.result)[:500]}
+        )
+        progress(results, len(pending) + len(running))
+    return results, False
+
+
+@bp.orchestration_trigger(context_name="context")
+def vm_batch(context: df.DurableOrchestrationContext):
+    """Backs up one batch of a large run's VMs. Input: ``items`` ([vmId, vm_backup input,
+    instance id]) and ``parallel``. Output: each VM's result by VM id."""
+    spec: dict[str, Any] = context.get_input()
+    items = [(vm_id, payload, instance_id) for vm_id, payload, instance_id in spec["items"]]
+
+    def progress(results: dict[str, Any], left: int) -> None:
+        context.set_custom_status({"phase": "backingUp", "done": len(results), "left": left})
+
+    results, _ = yield from fan_out(context, "vm_backup", items, int(spec["parallel"]), None, progress)
+    return results
 
 
 def _finish(run: _Chain, outcome: str, results: dict[str, dict[str, Any]]):
@@ -166,8 +224,22 @@ def _finish(run: _Chain, outcome: str, results: dict[str, dict[str, Any]]):
     counts: dict[str, int] = {}
     for r in results.values():
         counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
-    run.phase("completed", outcome=outcome, counts=counts, vms={r["vmId"]: r["outcome"] for r in results.values()})
-    yield publish(run.context, [run.event("ChainCompleted", outcome=outcome, counts=counts, vms=summary)])
+    run.phase("completed", outcome=outcome, counts=counts)
+    # Large runs list only the VMs that did not complete, keeping the event far below Event
+    # Grid's 1 MB limit; the run's output and GET .../runs/{runId} keep every VM.
+    listed = summary if len(summary) <= SUMMARY_LIMIT else [v for v in summary if v["outcome"] != "completed"]
+    yield publish(
+        run.context,
+        [
+            run.event(
+                "ChainCompleted",
+                outcome=outcome,
+                counts=counts,
+                vms=listed[:SUMMARY_LIMIT],
+                vmsListed="all" if listed is summary else "notCompleted",
+            )
+        ],
+    )
     return {
         "chain": run.chain["name"],
         "runId": run.spec["runId"],
