@@ -14,7 +14,7 @@ from dataclasses import dataclass
 class PollPlan:
     snapshot_low_s: float = 5 * 60
     snapshot_high_s: float = 15 * 60
-    dense_s: float = 15.0  # mean lag ~ dense_s / 2 inside the expected window
+    dense_s: float = 10.0  # mean lag ~ dense_s / 2 inside the expected window
     lead_s: float = 30.0  # start dense polling this much before the window
     overdue_min_s: float = 60.0
     overdue_max_s: float = 300.0
@@ -22,7 +22,7 @@ class PollPlan:
     transfer_max_s: float = 1800.0
 
     @classmethod
-    def for_minutes(cls, low: float, high: float, dense_s: float = 15.0) -> PollPlan:
+    def for_minutes(cls, low: float, high: float, dense_s: float = 10.0) -> PollPlan:
         return cls(snapshot_low_s=low * 60, snapshot_high_s=high * 60, dense_s=dense_s)
 
     def snapshot_delay(self, elapsed_s: float) -> float:

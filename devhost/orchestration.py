@@ -281,9 +281,9 @@ class Episode:
             flat = act.flatten(state.get("actions") or [])
             new_actions = _check_replay(flat, self.state) if error is None else []
         except (NonDeterminismError, act.UnsupportedAction) as err:
-            return self._fail(str(err))
+            return self.fail(str(err))
         if error is not None:
-            return self._fail(f"Orchestrator function '{self.inst.name}' failed: {error}")
+            return self.fail(f"Orchestrator function '{self.inst.name}' failed: {error}")
         self.schedule_new(new_actions)
         self.apply_retry_bookkeeping(new_events)
         self.work.new_history.append(h.event(h.ORCHESTRATOR_COMPLETED, self.now))
@@ -316,7 +316,7 @@ class Episode:
                 carried.append(ev)
         return carried
 
-    def _fail(self, message: str) -> Work:
+    def fail(self, message: str) -> Work:
         self.work.status = "Failed"
         self.work.failure = message
         self.work.output = message

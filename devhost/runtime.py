@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import azure.functions as func
+from azure.functions import meta
 
 from devhost import history as h
 from devhost.clock import Clock
@@ -262,7 +263,7 @@ class Runtime:
         old_history = self.store.history(instance_id)
         episode = Episode(inst, [*old_history, *extra_history], now, self.schema)
         if spec is None:
-            work = episode._fail(
+            work = episode.fail(
                 f"The function '{inst.name}' doesn't exist, is disabled, or is not an orchestrator function."
             )
         else:
@@ -511,7 +512,5 @@ class Runtime:
         )
 
 
-def _json_datum(value: str | None) -> Any:
-    from azure.functions import meta
-
+def _json_datum(value: str | None) -> meta.Datum:
     return meta.Datum(type="json", value=value if value is not None else "null")

@@ -10,6 +10,7 @@ import azure.durable_functions as df
 from dateutil.parser import isoparse
 
 from backup_chain.events import cloud_event
+from backup_chain.jobs import JobView
 
 # Transient Azure failures (throttling that outlasted the SDK's own Retry-After retries, 5xx,
 # network) are retried on durable timers: 10 s, then up to 8 attempts in all.
@@ -76,3 +77,30 @@ def event(
 def publish(context: df.DurableOrchestrationContext, events: list[dict[str, Any]]) -> Any:
     """The task that publishes ``events`` (yield it)."""
     return context.call_activity_with_retry("publish_events", AZURE_RETRY, events)
+
+
+def vm_event(
+    context: df.DurableOrchestrationContext, spec: dict[str, Any], job_id: str | None, event_type: str, **data: Any
+) -> dict[str, Any]:
+    """A per-VM event: subject is the VM, source its vault (DESIGN.md "Events")."""
+    body = {
+        "chain": spec["chain"],
+        "runId": spec["runId"],
+        "vmId": spec["vmId"],
+        "vaultId": spec["vaultId"],
+        "jobId": job_id,
+        **data,
+    }
+    return event(context, spec, event_type, subject=spec["vmId"], scope=spec["vmId"], source=spec["vaultId"], data=body)
+
+
+def snapshot_completed(context: df.DurableOrchestrationContext, spec: dict[str, Any], job: JobView) -> dict[str, Any]:
+    return vm_event(
+        context,
+        spec,
+        job.job_id,
+        "SnapshotCompleted",
+        snapshotCompletedAt=job.snapshot_end,
+        snapshotSeconds=seconds_between(job.snapshot_start or job.start_time, job.snapshot_end),
+        jobStartedAt=job.start_time,
+    )

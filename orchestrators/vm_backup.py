@@ -11,7 +11,17 @@ import azure.durable_functions as df
 
 from backup_chain.gc import PolicySchedule
 from backup_chain.jobs import JobView
-from orchestrators.common import AZURE_RETRY, after, event, iso, now, parse_time, publish, seconds_between
+from orchestrators.common import (
+    AZURE_RETRY,
+    after,
+    iso,
+    now,
+    parse_time,
+    publish,
+    seconds_between,
+    snapshot_completed,
+    vm_event,
+)
 from orchestrators.protection import acquire, release
 
 bp = df.Blueprint()
@@ -32,18 +42,7 @@ class _Run:
         self.context.set_custom_status(self.status)
 
     def event(self, event_type: str, **data: Any) -> dict[str, Any]:
-        spec = self.spec
-        body = {
-            "chain": spec["chain"],
-            "runId": spec["runId"],
-            "vmId": spec["vmId"],
-            "vaultId": spec["vaultId"],
-            "jobId": self.status.get("jobId"),
-            **data,
-        }
-        return event(
-            self.context, spec, event_type, subject=spec["vmId"], scope=spec["vmId"], source=spec["vaultId"], data=body
-        )
+        return vm_event(self.context, self.spec, self.status.get("jobId"), event_type, **data)
 
     def watch(self, job_id: str, until: str, anchor: str | None, label: str) -> Any:
         return self.context.call_sub_orchestrator(
@@ -54,6 +53,10 @@ class _Run:
                 "until": until,
                 "anchor": anchor,
                 "plan": self.spec["plan"],
+                # The snapshot watcher publishes SnapshotCompleted itself the moment it sees it.
+                "announce": {k: self.spec[k] for k in ("chain", "runId", "vmId", "vaultId", "prefix")}
+                if until == "snapshot"
+                else None,
                 "polls": 0,
             },
             f"{self.context.instance_id}:{label}",
@@ -176,19 +179,9 @@ def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, A
     job = JobView.from_dict(watched["job"])
     if not job.snapshot_done:
         return (yield from _failed(run, job.failed_phase, _job_error(job)))
-    snapshot_seconds = seconds_between(job.snapshot_start or job.start_time, job.snapshot_end)
     run.phase("transfer" if watch_to_end else "snapshotCompleted", snapshotCompletedAt=job.snapshot_end)
-    yield publish(
-        context,
-        [
-            run.event(
-                "SnapshotCompleted",
-                snapshotCompletedAt=job.snapshot_end,
-                snapshotSeconds=snapshot_seconds,
-                jobStartedAt=job.start_time,
-            )
-        ],
-    )
+    if not watched.get("announced"):
+        yield publish(context, [snapshot_completed(context, spec, job)])
     if not watch_to_end:
         return run.summary("snapshotCompleted")
 

@@ -11,7 +11,7 @@ import azure.durable_functions as df
 
 from backup_chain.jobs import JobView
 from backup_chain.polling import PollPlan
-from orchestrators.common import AZURE_RETRY, after, iso, now, parse_time
+from orchestrators.common import AZURE_RETRY, after, iso, now, parse_time, publish, snapshot_completed
 
 bp = df.Blueprint()
 POLLS_PER_EXECUTION = 12
@@ -62,6 +62,9 @@ def watch_job(context: df.DurableOrchestrationContext):
             }
         )
         if _done(spec, job):
-            return {"ok": True, "job": job.to_dict(), "polls": polls}
+            announced = bool(spec.get("announce")) and job.snapshot_done
+            if announced:
+                yield publish(context, [snapshot_completed(context, spec["announce"], job)])
+            return {"ok": True, "job": job.to_dict(), "polls": polls, "announced": announced}
     context.continue_as_new({**spec, "polls": polls})
     return None
