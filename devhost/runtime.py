@@ -160,9 +160,7 @@ class Runtime:
             else None
         )
         started = h.execution_started(now, name, instance_id, execution_id, input_value, parent_info, version)
-        self.store.enqueue(
-            db, instance_id, "event", {"event": started, "order": -2}, visible_at=now, execution_id=execution_id
-        )
+        self.store.deliver(db, instance_id, started, visible_at=now, execution_id=execution_id, order=-2)
 
     def _require(self, instance_id: str) -> InstanceRow:
         inst = self.store.get_instance(instance_id)
@@ -177,7 +175,7 @@ class Runtime:
         now = self.clock.timestamp()
         raised = h.event(h.EVENT_RAISED, now, Name=name, Input=json.dumps(data))
         with self.store.transaction() as db:
-            self.store.enqueue(db, instance_id, "event", {"event": raised}, visible_at=now)
+            self.store.deliver(db, instance_id, raised, visible_at=now)
         self.wake()
 
     def control(self, instance_id: str, kind: str, reason: str) -> None:
@@ -302,14 +300,7 @@ class Runtime:
             for task_id, name, input_ in work.activities:
                 self.store.add_activity(db, inst.instance_id, inst.execution_id, task_id, name, input_, now)
             for fire_at, fired in work.timers:
-                self.store.enqueue(
-                    db,
-                    inst.instance_id,
-                    "event",
-                    {"event": fired},
-                    visible_at=fire_at,
-                    execution_id=inst.execution_id,
-                )
+                self.store.deliver(db, inst.instance_id, fired, visible_at=fire_at, execution_id=inst.execution_id)
             for child in work.sub_orchestrations:
                 self._start_child(db, inst, child, now)
             for entity_id, request in work.entity_messages:
@@ -328,16 +319,9 @@ class Runtime:
         started = h.execution_started(
             now, inst.name, inst.instance_id, inst.execution_id, cont["input"], None, inst.version
         )
-        self.store.enqueue(
-            db,
-            inst.instance_id,
-            "event",
-            {"event": started, "order": -2},
-            visible_at=now,
-            execution_id=inst.execution_id,
-        )
+        self.store.deliver(db, inst.instance_id, started, visible_at=now, execution_id=inst.execution_id, order=-2)
         for carried in cont["carried"]:
-            self.store.enqueue(db, inst.instance_id, "event", {"event": carried, "order": -1}, visible_at=now)
+            self.store.deliver(db, inst.instance_id, carried, visible_at=now, order=-1)
 
     def _start_child(self, db: Any, parent: InstanceRow, child: dict[str, Any], now: float) -> None:
         existing = self.store.get_instance(child["instance_id"], db)
@@ -349,14 +333,7 @@ class Runtime:
                 Reason=f"An Orchestration instance with the status {existing.status} already exists.",
                 Details=None,
             )
-            self.store.enqueue(
-                db,
-                parent.instance_id,
-                "event",
-                {"event": failed},
-                visible_at=now,
-                execution_id=parent.execution_id,
-            )
+            self.store.deliver(db, parent.instance_id, failed, visible_at=now, execution_id=parent.execution_id)
             return
         if existing is not None:
             self.store.delete_instance(db, child["instance_id"])
@@ -384,14 +361,7 @@ class Runtime:
                 Reason=failure or f"Sub-orchestration '{inst.instance_id}' was {inst.status.lower()}",
                 Details=None,
             )
-        self.store.enqueue(
-            db,
-            inst.parent_instance_id,
-            "event",
-            {"event": ev},
-            visible_at=now,
-            execution_id=inst.parent_execution_id,
-        )
+        self.store.deliver(db, inst.parent_instance_id, ev, visible_at=now, execution_id=inst.parent_execution_id)
 
     def _finish_terminated(self, inst: InstanceRow, reason: str, consumed: list[int], now: float) -> None:
         with self.store.transaction() as db:
@@ -433,11 +403,10 @@ class Runtime:
                 # Deleting the work item and queueing its result in one transaction: a crash before
                 # this commit re-runs the activity (at-least-once, as in Azure), never loses it.
                 if self.store.delete_activity(db, item.id):
-                    self.store.enqueue(
+                    self.store.deliver(
                         db,
                         item.instance_id,
-                        "event",
-                        {"event": event},
+                        event,
                         visible_at=self.clock.timestamp(),
                         execution_id=item.execution_id,
                     )
@@ -502,11 +471,10 @@ class Runtime:
         if result.get("isError"):
             response["exceptionType"] = "Error"
         raised = h.event(h.EVENT_RAISED, now, Name=request["id"], Input=json.dumps(response))
-        self.store.enqueue(
+        self.store.deliver(
             db,
             request["parent"],
-            "event",
-            {"event": raised},
+            raised,
             visible_at=now,
             execution_id=request.get("parentExecution"),
         )

@@ -256,6 +256,23 @@ class Store:
             (target, execution_id, kind, json.dumps(payload), visible_at),
         )
 
+    def deliver(
+        self,
+        db: sqlite3.Connection,
+        instance_id: str,
+        event: dict[str, Any],
+        *,
+        visible_at: float,
+        execution_id: str | None = None,
+        order: int | None = None,
+    ) -> None:
+        """Queue a history event for an orchestration (``order`` < 0 puts it ahead of others in
+        the episode that delivers it)."""
+        payload: dict[str, Any] = {"event": event}
+        if order is not None:
+            payload["order"] = order
+        self.enqueue(db, instance_id, "event", payload, visible_at=visible_at, execution_id=execution_id)
+
     def ready_targets(self, now: float, limit: int = 500) -> list[str]:
         with self.read() as db:
             rows = db.execute(
