@@ -1,5 +1,5 @@
 """Admin API under /admin/ (not ARM, no bearer): inspect state, request counts, force job
-transitions, set faults, reset, and the shared clock routes."""
+transitions, set faults, ARM throttling limits and figures, reset, and the shared clock routes."""
 
 from __future__ import annotations
 
@@ -13,6 +13,11 @@ from devhost.clock_http import add_clock_routes
 from emulators.recoveryservices.model import Item, Job
 from emulators.recoveryservices.runtime import Runtime
 from emulators.recoveryservices.shapes import iso
+from emulators.recoveryservices.throttling import ThrottlingConfigError
+
+
+def _bad_request(message: str) -> web.Response:
+    return web.json_response({"error": {"code": "BadRequest", "message": message}}, status=400)
 
 
 def _item_json(item: Item) -> dict[str, Any]:
@@ -142,7 +147,7 @@ def add_admin_routes(app: web.Application, rt: Runtime) -> None:
         try:
             body = await request.json()
         except json.JSONDecodeError:
-            return web.json_response({"error": {"code": "BadRequest", "message": "invalid JSON"}}, status=400)
+            return _bad_request("invalid JSON")
         rt.faults.config.update(body)
         for vm_name, values in (body.get("vms") or {}).items():
             for item in rt.engine.by_vm.get(vm_name.lower(), []):
@@ -161,6 +166,24 @@ def add_admin_routes(app: web.Application, rt: Runtime) -> None:
                 )
         return web.json_response(rt.faults.config.to_json())
 
+    async def get_throttling(request: web.Request) -> web.Response:
+        """Limits, and per subscription: requests, throttled, peakPerMinute, minutes, remaining."""
+        return web.json_response(rt.throttler.to_json(rt.now()))
+
+    async def set_throttling(request: web.Request) -> web.Response:
+        """The scenario's ``throttling`` shape; the fields given replace the current ones."""
+        try:
+            rt.throttler.configure(await request.json(), rt.now())
+        except json.JSONDecodeError:
+            return _bad_request("invalid JSON")
+        except ThrottlingConfigError as err:
+            return _bad_request(str(err))
+        return await get_throttling(request)
+
+    async def clear_throttling(request: web.Request) -> web.Response:
+        rt.throttler.clear()
+        return await get_throttling(request)
+
     async def reset(request: web.Request) -> web.Response:
         rt.reset()
         return web.json_response({"reset": True, "now": iso(rt.now())})
@@ -177,5 +200,8 @@ def add_admin_routes(app: web.Application, rt: Runtime) -> None:
     app.router.add_delete("/admin/requests", reset_requests)
     app.router.add_get("/admin/faults", get_faults)
     app.router.add_post("/admin/faults", set_faults)
+    app.router.add_get("/admin/throttling", get_throttling)
+    app.router.add_put("/admin/throttling", set_throttling)
+    app.router.add_delete("/admin/throttling", clear_throttling)
     app.router.add_post("/admin/reset", reset)
     add_clock_routes(app, rt.clock, on_advance=on_advance)

@@ -1,5 +1,5 @@
-"""The ARM surface: bearer auth, api-version, fault injection, request counting, and the Recovery
-Services operations the app uses (names are the spec's operationIds)."""
+"""The ARM surface: bearer auth, ARM throttling, api-version, fault injection, request counting, and the
+Recovery Services operations the app uses (names are the spec's operationIds)."""
 
 from __future__ import annotations
 
@@ -370,8 +370,12 @@ def make_arm_handler(rt: Runtime) -> Callable[[web.Request], Awaitable[web.Strea
                 break
         operation = matched[0] if matched else "Unknown"
         rt.count(operation)
+        headers: dict[str, str] = {}  # ARM's remaining-count header, once the request is admitted
         try:
             _check_auth(rt, request)
+            # ARM throttles before the request reaches the resource provider: a throttled request
+            # settles nothing, draws no fault and touches no state.
+            headers = rt.throttler.admit(request.method, path, rt.now())
             _check_api_version(request)
             if matched is None:
                 if method_mismatch:
@@ -381,9 +385,11 @@ def make_arm_handler(rt: Runtime) -> Callable[[web.Request], Awaitable[web.Strea
                 raise errors.ArmError(404, "InvalidResourceType", f"The resource path '{path}' is not supported.")
             await rt.faults.apply(request, operation)
             rt.settle()
-            return await matched[1](rt, request, matched[2])
+            response = await matched[1](rt, request, matched[2])
         except errors.ArmError as err:
             rt.count_status(operation, err.status)
-            return err.response()
+            response = err.response()
+        response.headers.update(headers)
+        return response
 
     return handle

@@ -1,4 +1,4 @@
-"""What the routes share: the clock, the engine, fault injection and request counters."""
+"""What the routes share: the clock, the engine, fault injection, ARM throttling and request counters."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from emulators.recoveryservices.engine import Engine
 from emulators.recoveryservices.faults import FaultConfig, FaultInjector
 from emulators.recoveryservices.model import Vault
 from emulators.recoveryservices.scenario import Scenario, load
+from emulators.recoveryservices.throttling import Throttler
 
 
 class Runtime:
@@ -21,10 +22,11 @@ class Runtime:
         self.reset()
 
     def reset(self) -> None:
-        """Reload the scenario at the current clock time; counters and faults start afresh."""
+        """Reload the scenario at the current clock time; counters, faults and throttling start afresh."""
         self.scenario: Scenario = load(self.scenario_path)
         self.engine = Engine(self.scenario, self.clock.timestamp())
         self.faults = FaultInjector(FaultConfig.from_json(self.scenario.faults), self.scenario.seed)
+        self.throttler = Throttler(self.scenario.throttling)
         self.bearer_token = self.scenario.bearer_token
         self.async_retry_after = int(self.scenario.faults.get("asyncRetryAfterSeconds", 0))
         self.requests.clear()

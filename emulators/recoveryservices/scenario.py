@@ -18,9 +18,13 @@ Minimal form (from issue 3) plus optional extensions::
                              "snapshotCollected": false}],
                 "count": 1}]}],
      "faults": {"rate429": 0.0, "rate5xx": 0.0, "rate503": 0.0, "retryAfterSeconds": 1,
-                "latencyMs": 0, "dropRate": 0.0, "operations": {"Backups_Trigger": {...}}}}
+                "latencyMs": 0, "dropRate": 0.0, "operations": {"Backups_Trigger": {...}}},
+     "throttling": {"enabled": false, "reads": {"bucket": 250, "refillPerSecond": 25},
+                    "writes": {"bucket": 200, "refillPerSecond": 10},
+                    "deletes": {"bucket": 200, "refillPerSecond": 10}}}
 
-``count`` > 1 expands one VM entry into ``name-0001`` ... (benchmarks).
+``count`` > 1 expands one VM entry into ``name-0001`` ... (benchmarks). ``throttling`` (ARM's
+per-subscription token buckets, see throttling.py) is off unless ``enabled``; omitted limits are ARM's.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from emulators.recoveryservices.throttling import ThrottlingConfig, ThrottlingConfigError, parse_config
 
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -101,6 +107,7 @@ class Scenario:
     schedule_delay_minutes: tuple[float, float] = (5.0, 20.0)
     late_schedule_rate: float = 0.02
     job_retention_days: float = 14.0
+    throttling: ThrottlingConfig = field(default_factory=ThrottlingConfig)
 
 
 def _pair(raw: Any, default: tuple[float, float], what: str) -> tuple[float, float]:
@@ -198,6 +205,10 @@ def _vm(raw: dict[str, Any], vault_rg: str) -> list[VmSpec]:
 def parse(raw: dict[str, Any]) -> Scenario:
     if not isinstance(raw, dict):
         raise ScenarioError("the scenario must be a JSON object")
+    try:
+        throttling = parse_config(raw.get("throttling"))
+    except ThrottlingConfigError as err:
+        raise ScenarioError(str(err)) from None
     vaults = []
     for v in raw.get("vaults", []):
         rg = str(v.get("resourceGroup", "rg"))
@@ -224,6 +235,7 @@ def parse(raw: dict[str, Any]) -> Scenario:
         schedule_delay_minutes=_pair(raw.get("scheduleDelayMinutes"), (5.0, 20.0), "scheduleDelayMinutes"),
         late_schedule_rate=float(raw.get("lateScheduleRate", 0.02)),
         job_retention_days=float(raw.get("jobRetentionDays", 14)),
+        throttling=throttling,
     )
 
 
