@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -53,6 +54,9 @@ class Runtime:
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self.invoker: Invoker | None = None
+        # The JSON a ``durableClient`` input binding receives (set by the server once the management
+        # API is up); any function may take one, activities included.
+        self.client_binding: Callable[[], Any] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -385,9 +389,11 @@ class Runtime:
                         f"The function '{item.name}' doesn't exist, is disabled, or is not an activity function."
                     )
                 value = decode("activityTrigger", _json_datum(item.input))
-                result = await self.invoker.call(
-                    spec, {spec.trigger_param: value}, label=f"InstanceId={item.instance_id}"
-                )
+                bindings: dict[str, Any] = {spec.trigger_param: value}
+                client = spec.binding("durableClient")
+                if client is not None and self.client_binding is not None:
+                    bindings[client["name"]] = self.client_binding()
+                result = await self.invoker.call(spec, bindings, label=f"InstanceId={item.instance_id}")
                 output = encode("activityTrigger", result).value
                 event = h.event(h.TASK_COMPLETED, self.clock.timestamp(), TaskScheduledId=item.task_id, Result=output)
             except Exception as err:

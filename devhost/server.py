@@ -208,6 +208,7 @@ class DevHost:
             "",
             None if self.options.no_auth else self.keys.system["durabletask_extension"],
         )
+        self.runtime.client_binding = self.mgmt.client_binding
         rpc_app = web.Application(client_max_size=16 * 1024 * 1024)
         self.mgmt.add_routes(rpc_app, RPC_BASE, None)
         public = web.Application(client_max_size=110 * 1024 * 1024)
