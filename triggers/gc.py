@@ -19,6 +19,7 @@ from orchestrators.protection import lease_entity
 from triggers.context import config, source
 from triggers.http_api import ok, problem
 from triggers.runs import ACTIVE, utcnow
+from triggers.singletons import keep_running
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("backup_chain")
@@ -40,19 +41,6 @@ def gc_input(cfg: ChainConfig) -> dict[str, Any]:
         "source": source(),
     }
     return {**body, "fingerprint": config_fingerprint(body)}
-
-
-async def _ensure_scheduler(client: df.DurableOrchestrationClient, cfg: ChainConfig) -> None:
-    spec = gc_input(cfg)
-    status = await client.get_status(SCHEDULER_ID)
-    if status and status.runtime_status in ACTIVE:
-        current = status.custom_status if isinstance(status.custom_status, dict) else {}
-        if current.get("fingerprint") == spec["fingerprint"]:
-            return
-        await client.terminate(SCHEDULER_ID, "GC configuration changed")
-        return  # restarted on the next firing, once the termination has been processed
-    await client.start_new("gc_scheduler", SCHEDULER_ID, spec)
-    log.info("GC scheduler started (%s)", spec["gc"]["mode"])
 
 
 async def _sweep_leases(client: df.DurableOrchestrationClient, cfg: ChainConfig) -> int:
@@ -87,7 +75,7 @@ async def gc_weekly(timer: func.TimerRequest, client: df.DurableOrchestrationCli
     cfg = config()
     if cfg.gc is None:
         return
-    await _ensure_scheduler(client, cfg)
+    await keep_running(client, SCHEDULER_ID, "gc_scheduler", gc_input(cfg))
     if cfg.gc.mode == "weekend-window":
         await _sweep_leases(client, cfg)
 

@@ -3,18 +3,15 @@
 
 from __future__ import annotations
 
-import logging
-
 import azure.durable_functions as df
 import azure.functions as func
 
 from backup_chain.runs import run_input
 from backup_chain.windows import config_fingerprint
 from triggers.context import config, source
-from triggers.runs import ACTIVE
+from triggers.singletons import keep_running
 
 bp = df.Blueprint()
-log = logging.getLogger("backup_chain")
 
 
 def scheduler_id(chain_name: str) -> str:
@@ -30,15 +27,6 @@ async def chain_windows(timer: func.TimerRequest, client: df.DurableOrchestratio
             continue
         run = run_input(cfg, chain, "", source=source(), started_by="window", wait_for_upstream=True, upstream=None)
         run.pop("runId")
-        fingerprint = config_fingerprint(run)
-        instance_id = scheduler_id(chain.name)
-        status = await client.get_status(instance_id)
-        if status and status.runtime_status in ACTIVE:
-            current = status.custom_status if isinstance(status.custom_status, dict) else {}
-            if current.get("fingerprint") == fingerprint:
-                continue
-            await client.terminate(instance_id, "chain configuration changed")
-            log.info("restarting window scheduler of chain %s: configuration changed", chain.name)
-            continue  # started on the next firing, once the termination has been processed
-        await client.start_new("chain_scheduler", instance_id, {"run": run, "fingerprint": fingerprint})
-        log.info("window scheduler started for chain %s", chain.name)
+        await keep_running(
+            client, scheduler_id(chain.name), "chain_scheduler", {"run": run, "fingerprint": config_fingerprint(run)}
+        )
