@@ -8,16 +8,20 @@ import azure.functions as func
 
 from activities.backup import bp as backup_activities
 from activities.events import bp as event_activities
+from activities.job_poll import bp as poll_activity
 from activities.protection import bp as protection_activities
+from entities.job_watch import bp as watch_entity
 from entities.protection_lease import bp as lease_entity
 from orchestrators.chain_run import bp as chain_orchestrator
 from orchestrators.gc import bp as gc_orchestrators
+from orchestrators.job_poller import bp as poller_orchestrator
 from orchestrators.scheduler import bp as scheduler_orchestrator
 from orchestrators.vm_backup import bp as vm_orchestrator
 from orchestrators.watch_job import bp as watch_orchestrator
 from triggers.context import config
 from triggers.gc import bp as gc_triggers
 from triggers.http_api import bp as http_api
+from triggers.pollers import bp as poller_timer
 from triggers.telemetry import configure as configure_telemetry
 from triggers.upstream import bp as upstream_trigger
 from triggers.windows import bp as window_timer
@@ -30,15 +34,19 @@ for blueprint in (
     http_api,
     upstream_trigger,
     window_timer,
+    poller_timer,
     gc_triggers,
     chain_orchestrator,
     scheduler_orchestrator,
     vm_orchestrator,
     watch_orchestrator,
+    poller_orchestrator,
     gc_orchestrators,
     lease_entity,
+    watch_entity,
     backup_activities,
     event_activities,
+    poll_activity,
     protection_activities,
 ):
     app.register_functions(blueprint)

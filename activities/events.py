@@ -13,10 +13,9 @@ from triggers.telemetry import record_event
 bp = df.Blueprint()
 
 
-@bp.activity_trigger(input_name="events")
-def publish_events(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """Send a batch of CloudEvents; ids are deterministic, so a retried publish is a duplicate
-    subscribers can drop."""
+def send_events(events: list[dict[str, Any]]) -> None:
+    """Send a batch of CloudEvents (raises the SDK's error); ids are deterministic, so a retried
+    publish is a duplicate subscribers can drop."""
     from azure.core.messaging import CloudEvent
     from dateutil.parser import isoparse
 
@@ -32,10 +31,15 @@ def publish_events(events: list[dict[str, Any]]) -> dict[str, Any]:
         )
         for e in events
     ]
-    try:
-        publisher().send(batch)
-    except Exception as err:
-        return {"ok": False, "error": raise_if_transient(from_exception(err)).to_dict()}
+    publisher().send(batch)
     for event in events:
         record_event(event)
-    return {"ok": True, "count": len(batch)}
+
+
+@bp.activity_trigger(input_name="events")
+def publish_events(events: list[dict[str, Any]]) -> dict[str, Any]:
+    try:
+        send_events(events)
+    except Exception as err:
+        return {"ok": False, "error": raise_if_transient(from_exception(err)).to_dict()}
+    return {"ok": True, "count": len(events)}

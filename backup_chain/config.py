@@ -224,10 +224,37 @@ class Gc(_Model):
         return self
 
 
+class Polling(_Model):
+    """How running backup jobs are read. ``shared``: one budgeted poller per vault reads every
+    watched job (ARM read limits are per subscription); off: each backup polls its own job.
+    ``readsPerMinute`` is the job-read budget per subscription, split evenly across the
+    subscription's configured vaults (ARM allows about 1,500 reads a minute per subscription, and
+    other tools share it). ``tickSeconds``: a poller reads its due jobs at most this often."""
+
+    shared: bool = True
+    readsPerMinute: Annotated[int, Field(ge=6, le=15000)] = 900
+    tickSeconds: Annotated[float, Field(ge=1, le=60)] = 5.0
+
+
 class ChainConfig(_Model):
     eventTypePrefix: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9.]{0,63}$")] = "BackupChain."
     chains: Annotated[list[Chain], Field(min_length=1)]
     gc: Gc | None = None
+    polling: Polling = Polling()
+
+    def vault_ids(self) -> list[str]:
+        """Every configured vault, once (first spelling kept)."""
+        seen: dict[str, str] = {}
+        for chain in self.chains:
+            for vault, _ in chain.vm_ids():
+                seen.setdefault(vault.lower(), vault)
+        return list(seen.values())
+
+    def vault_reads_per_minute(self, vault_id: str) -> float:
+        """A vault's share of its subscription's job-read budget."""
+        subscription = VaultId.parse(vault_id).subscription.lower()
+        peers = [v for v in self.vault_ids() if VaultId.parse(v).subscription.lower() == subscription]
+        return self.polling.readsPerMinute / max(1, len(peers))
 
     @field_validator("chains")
     @classmethod

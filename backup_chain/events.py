@@ -4,7 +4,11 @@ or retried publish is a duplicate that subscribers can drop."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from backup_chain.jobs import JobView
 
 EVENT_TYPES = (
     "ChainStarted",
@@ -58,3 +62,53 @@ def cloud_event(
 
 def chain_subject(chain: str, run_id: str) -> str:
     return f"/chains/{chain}/runs/{run_id}"
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """An ISO 8601 time as an aware UTC datetime (None for none)."""
+    if not text:
+        return None
+    from dateutil.parser import isoparse
+
+    value = isoparse(text)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def seconds_between(start: str | None, end: str | None) -> float | None:
+    a, b = parse_time(start), parse_time(end)
+    return (b - a).total_seconds() if a and b else None
+
+
+def vm_cloud_event(spec: dict[str, Any], job_id: str | None, event_type: str, time: str, **data: Any) -> dict[str, Any]:
+    """A per-VM event: subject is the VM, source its vault (DESIGN.md "Events"). ``spec`` carries
+    ``prefix``, ``chain``, ``runId``, ``vmId`` and ``vaultId``."""
+    body = {
+        "chain": spec["chain"],
+        "runId": spec["runId"],
+        "vmId": spec["vmId"],
+        "vaultId": spec["vaultId"],
+        "jobId": job_id,
+        **data,
+    }
+    return cloud_event(
+        prefix=spec["prefix"],
+        event_type=event_type,
+        source=spec["vaultId"],
+        subject=spec["vmId"],
+        run_id=spec["runId"],
+        scope=spec["vmId"],
+        time=time,
+        data=body,
+    )
+
+
+def snapshot_completed_event(spec: dict[str, Any], job: JobView, time: str) -> dict[str, Any]:
+    return vm_cloud_event(
+        spec,
+        job.job_id,
+        "SnapshotCompleted",
+        time,
+        snapshotCompletedAt=job.snapshot_end,
+        snapshotSeconds=seconds_between(job.snapshot_start or job.start_time, job.snapshot_end),
+        jobStartedAt=job.start_time,
+    )

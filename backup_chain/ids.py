@@ -18,8 +18,18 @@ def chain_prefix(chain: str) -> str:
     return f"chain:{chain.lower()}:"
 
 
+def resource_hash(resource_id: str) -> str:
+    """A short, case-insensitive key for an Azure resource id (ids are case-insensitive)."""
+    return hashlib.sha256(resource_id.lower().encode()).hexdigest()[:16]
+
+
 def vm_hash(vm_id: str) -> str:
-    return hashlib.sha256(vm_id.lower().encode()).hexdigest()[:16]
+    return resource_hash(vm_id)
+
+
+def poller_instance_id(vault_id: str) -> str:
+    """The vault's job poller (a singleton per vault)."""
+    return f"poller:{resource_hash(vault_id)}"
 
 
 def vm_instance_id(run_id: str, chain: str, vm_id: str) -> str:

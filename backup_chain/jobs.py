@@ -41,6 +41,13 @@ class JobView:
     def snapshot_done(self) -> bool:
         return self.snapshot_status in SUCCEEDED
 
+    def reached(self, until: str) -> bool:
+        """Whether a watch ``until`` ``snapshot`` (or the job ended first), ``transfer`` or
+        ``end`` is over."""
+        if until == "snapshot":
+            return self.snapshot_done or self.terminal
+        return self.terminal
+
     @property
     def failed_phase(self) -> str:
         """Where a failed job failed: before the snapshot was safe, or while transferring."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 class PollPlan:
     snapshot_low_s: float = 5 * 60
     snapshot_high_s: float = 15 * 60
-    dense_s: float = 10.0  # mean lag ~ dense_s / 2 inside the expected window
+    dense_s: float = 5.0  # mean lag ~ dense_s / 2 inside the expected window
     lead_s: float = 30.0  # start dense polling this much before the window
     overdue_min_s: float = 60.0
     overdue_max_s: float = 300.0
@@ -22,7 +22,7 @@ class PollPlan:
     transfer_max_s: float = 1800.0
 
     @classmethod
-    def for_minutes(cls, low: float, high: float, dense_s: float = 10.0) -> PollPlan:
+    def for_minutes(cls, low: float, high: float, dense_s: float = 5.0) -> PollPlan:
         return cls(snapshot_low_s=low * 60, snapshot_high_s=high * 60, dense_s=dense_s)
 
     def snapshot_delay(self, elapsed_s: float) -> float:
@@ -44,3 +44,12 @@ class PollPlan:
     def waiting_delay(self, elapsed_s: float) -> float:
         """Waiting out someone else's job (e.g. a scheduled backup) before triggering our own."""
         return min(self.transfer_max_s, max(self.overdue_min_s, max(0.0, elapsed_s) / 4))
+
+    def delay(self, until: str, elapsed_s: float) -> float:
+        """The next read for a watch ``until`` ``snapshot`` | ``transfer`` | ``end``, ``elapsed_s``
+        after the watched phase began."""
+        if until == "snapshot":
+            return self.snapshot_delay(elapsed_s)
+        if until == "transfer":
+            return self.transfer_delay(elapsed_s)
+        return self.waiting_delay(elapsed_s)

@@ -36,6 +36,7 @@ def run_input(
         "waitForUpstream": wait_for_upstream,
         "upstream": upstream,
         "gc": gc_settings(config),
+        "polling": {"shared": config.polling.shared},
     }
 
 

@@ -89,6 +89,8 @@ def build(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], Nam
     scenario = {
         "subscriptionId": SUBSCRIPTION,
         "seed": args.seed,
+        # ARM's per-subscription request limits (token buckets; reads 250 + 25/s) when asked for.
+        "throttling": {"enabled": bool(args.arm_throttling)},
         "vaults": [
             {
                 "resourceGroup": VAULT_RG,
@@ -114,7 +116,8 @@ def build(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], Nam
         "monitorTransfer": True,
         "retainDays": 30,
     }
-    return scenario, {"chains": [chain]}, ours, base
+    polling = {"shared": args.polling == "shared", "readsPerMinute": args.reads_per_minute}
+    return scenario, {"chains": [chain], "polling": polling}, ours, base
 
 
 # --- figures -------------------------------------------------------------------------------------
@@ -178,7 +181,8 @@ def collect_lags(
 
 
 def watch_polls(stack: Stack) -> tuple[list[int], list[int]]:
-    """Job GETs per VM of the chain, split at the snapshot: from each watch_job's custom status."""
+    """Per-job polling only: job GETs per VM of the chain, split at the snapshot, from each
+    watch_job's custom status (with shared polling the vault pollers read for everyone)."""
     rows = stack.admin(
         "devhost", "GET", "/runtime/webhooks/durabletask/instances", params={"instanceIdPrefix": f"vm:{RUN_ID}:"}
     )
@@ -194,6 +198,20 @@ def watch_polls(stack: Stack) -> tuple[list[int], list[int]]:
     return snap, transfer
 
 
+def throttling_line(stack: Stack) -> str:
+    """The RS emulator's per-subscription ARM figures: peak requests per virtual minute, 429s."""
+    body = stack.admin("recoveryservices", "GET", "/admin/throttling")
+    sub = (body.get("subscriptions") or {}).get(SUBSCRIPTION.lower()) or {}
+    peak, throttled = sub.get("peakPerMinute") or {}, sub.get("throttled") or {}
+    limits = body.get("reads") or {}
+    return (
+        f"  subscription reads: peak {peak.get('reads', 0)}/min (ARM: bucket {limits.get('bucket')}, refill "
+        f"{limits.get('refillPerSecond')}/s = {60 * float(limits.get('refillPerSecond') or 0):.0f}/min; throttling "
+        f"{'on' if body.get('enabled') else 'off'}), throttled (429) reads {throttled.get('reads', 0)}, "
+        f"writes {throttled.get('writes', 0)}"
+    )
+
+
 # --- the run -------------------------------------------------------------------------------------
 def run(args: argparse.Namespace, base: Path) -> int:
     scenario, chains, ours, baseline = build(args)
@@ -204,6 +222,11 @@ def run(args: argparse.Namespace, base: Path) -> int:
         f"chain: {len(our_names)} VMs in {args.vaults} vaults, maxParallel {args.max_parallel}, stagger "
         f"{args.stagger:g} s, snapshotMinutes {chains['chains'][0]['snapshotMinutes']} (dense poll "
         f"{plan.dense_s:g} s from {plan.snapshot_low_s - plan.lead_s:g} s to {plan.snapshot_high_s + plan.lead_s:g} s)"
+    )
+    print(
+        f"polling: {args.polling}"
+        + (f", budget {args.reads_per_minute} job reads/min per subscription" if args.polling == "shared" else "")
+        + f"; RS emulator ARM throttling {'on' if args.arm_throttling else 'off'}"
     )
     print(
         f"baseline: {len(base_names)} VMs, fixed {args.interval:g} s polling, same parallelism; scenario snapshot "
@@ -288,6 +311,7 @@ def run(args: argparse.Namespace, base: Path) -> int:
         base_lag, base_lag_time, base_missing = collect_lags(records, jobs, BASELINE_EVENT, base_names)
         types = Counter(str(r["event"].get("type", "")) for r in records)
         snap_polls, transfer_polls = watch_polls(stack)
+        arm_line = throttling_line(stack)
         rss = {name: peak_rss_mib(svc.process.pid) for name, svc in stack.services.items()}
         cpu = {name: cpu_seconds(svc.process.pid) for name, svc in stack.services.items()}
     finally:
@@ -340,6 +364,7 @@ def run(args: argparse.Namespace, base: Path) -> int:
         f"total {sum(poller.requests.values())}"
     )
     print(f"            by operation {dict(sorted(poller.requests.items()))}")
+    print(arm_line)
     if base_scripts_ok:
         print(
             f"            job GETs/VM in the snapshot phase "
@@ -400,6 +425,13 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=60.0, help="baseline polling interval (virtual s)")
     parser.add_argument("--workers", type=int, default=16, help="baseline poller threads")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--polling", choices=("shared", "per-job"), default="shared", help="the app's polling.shared setting"
+    )
+    parser.add_argument(
+        "--reads-per-minute", type=int, default=1000, help="the app's job-read budget per subscription (polling)"
+    )
+    parser.add_argument("--arm-throttling", action="store_true", help="the RS emulator enforces ARM's request limits")
     parser.add_argument("--timeout", type=float, default=1800.0, help="give up after this many real seconds")
     parser.add_argument("--progress", type=float, default=20.0, help="real seconds between progress lines")
     parser.add_argument("--keep", default=None, help="keep the stack's files (logs, task hub) in this directory")

@@ -70,6 +70,7 @@ class _Chain:
             "prefix": self.spec["prefix"],
             "plan": PollPlan.for_minutes(low, high).__dict__,
             "gc": self.spec.get("gc"),
+            "polling": self.spec.get("polling"),
             # Only the first wave is staggered; later VMs start as earlier ones finish.
             "delaySeconds": chain["staggerSeconds"] * index if index < chain["maxParallel"] else 0,
         }

@@ -7,10 +7,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import azure.durable_functions as df
-from dateutil.parser import isoparse
 
-from backup_chain.events import cloud_event
+from backup_chain.events import cloud_event, parse_time, seconds_between, snapshot_completed_event, vm_cloud_event
 from backup_chain.jobs import JobView
+
+__all__ = ["parse_time", "seconds_between"]  # re-exported for the orchestrators
 
 # Transient Azure failures (throttling that outlasted the SDK's own Retry-After retries, 5xx,
 # network) are retried on durable timers: 10 s, then up to 8 attempts in all.
@@ -24,18 +25,6 @@ def iso(dt: datetime) -> str:
 def now(context: df.DurableOrchestrationContext) -> datetime:
     value = context.current_utc_datetime
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    value = isoparse(text)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
-def seconds_between(start: str | None, end: str | None) -> float | None:
-    a, b = parse_time(start), parse_time(end)
-    return (b - a).total_seconds() if a and b else None
 
 
 def after(context: df.DurableOrchestrationContext, seconds: float) -> datetime:
@@ -82,25 +71,9 @@ def publish(context: df.DurableOrchestrationContext, events: list[dict[str, Any]
 def vm_event(
     context: df.DurableOrchestrationContext, spec: dict[str, Any], job_id: str | None, event_type: str, **data: Any
 ) -> dict[str, Any]:
-    """A per-VM event: subject is the VM, source its vault (DESIGN.md "Events")."""
-    body = {
-        "chain": spec["chain"],
-        "runId": spec["runId"],
-        "vmId": spec["vmId"],
-        "vaultId": spec["vaultId"],
-        "jobId": job_id,
-        **data,
-    }
-    return event(context, spec, event_type, subject=spec["vmId"], scope=spec["vmId"], source=spec["vaultId"], data=body)
+    """A per-VM event stamped with the orchestration's clock."""
+    return vm_cloud_event(spec, job_id, event_type, iso(now(context)), **data)
 
 
 def snapshot_completed(context: df.DurableOrchestrationContext, spec: dict[str, Any], job: JobView) -> dict[str, Any]:
-    return vm_event(
-        context,
-        spec,
-        job.job_id,
-        "SnapshotCompleted",
-        snapshotCompletedAt=job.snapshot_end,
-        snapshotSeconds=seconds_between(job.snapshot_start or job.start_time, job.snapshot_end),
-        jobStartedAt=job.start_time,
-    )
+    return snapshot_completed_event(spec, job, iso(now(context)))

@@ -14,6 +14,7 @@ from backup_chain.jobs import JobView
 from orchestrators.common import (
     AZURE_RETRY,
     after,
+    decode_event_data,
     iso,
     now,
     parse_time,
@@ -22,11 +23,15 @@ from orchestrators.common import (
     snapshot_completed,
     vm_event,
 )
+from orchestrators.job_poller import watch_entity
 from orchestrators.protection import acquire, release
 
 bp = df.Blueprint()
 AD_HOC_BACKUP_HOURS = timedelta(hours=3)  # an incremental backup usually ends within 1-3 h (DOMAIN.md)
 MAX_TRIGGER_ROUNDS = 4  # find → (adopt | wait out | trigger) rounds before giving up on conflicts
+# Shared polling: read the job ourselves when the vault's poller has said nothing for this long.
+FALLBACK_SECONDS = {"snapshot": 900.0, "transfer": 3600.0, "end": 3600.0}
+MAX_FALLBACK_READS = 48  # 12 h of transfer at most before giving up on the job
 
 
 class _Run:
@@ -44,23 +49,70 @@ class _Run:
     def event(self, event_type: str, **data: Any) -> dict[str, Any]:
         return vm_event(self.context, self.spec, self.status.get("jobId"), event_type, **data)
 
-    def watch(self, job_id: str, until: str, anchor: str | None, label: str) -> Any:
-        return self.context.call_sub_orchestrator(
-            "watch_job",
-            {
-                "vaultId": self.spec["vaultId"],
-                "jobId": job_id,
-                "until": until,
-                "anchor": anchor,
-                "plan": self.spec["plan"],
-                # The snapshot watcher publishes SnapshotCompleted itself the moment it sees it.
-                "announce": {k: self.spec[k] for k in ("chain", "runId", "vmId", "vaultId", "prefix")}
-                if until == "snapshot"
-                else None,
-                "polls": 0,
-            },
-            f"{self.context.instance_id}:{label}",
+    def watch(self, job_id: str, until: str, anchor: str | None, label: str) -> Generator[Any, Any, dict[str, Any]]:
+        """Until the job reaches ``until``: ``{"ok": True, "job": JobView, "announced": bool}``
+        or ``{"ok": False, "error": ...}``. ``announced``: SnapshotCompleted is published."""
+        # Whoever sees the snapshot first publishes SnapshotCompleted (same event id either way).
+        announce = (
+            {k: self.spec[k] for k in ("chain", "runId", "vmId", "vaultId", "prefix")} if until == "snapshot" else None
         )
+        if not (self.spec.get("polling") or {}).get("shared"):
+            watched = yield self.context.call_sub_orchestrator(
+                "watch_job",
+                {
+                    "vaultId": self.spec["vaultId"],
+                    "jobId": job_id,
+                    "until": until,
+                    "anchor": anchor,
+                    "plan": self.spec["plan"],
+                    "announce": announce,
+                    "polls": 0,
+                },
+                f"{self.context.instance_id}:{label}",
+            )
+            return dict(watched)
+        return (yield from self._shared_watch(job_id, until, anchor, label, announce))
+
+    def _shared_watch(
+        self, job_id: str, until: str, anchor: str | None, label: str, announce: dict[str, Any] | None
+    ) -> Generator[Any, Any, dict[str, Any]]:
+        """Register with the vault's budgeted poller and wait to be told; if the poller stays
+        silent for long (down, or its notice lost), read the job once ourselves and register again."""
+        context = self.context
+        started = parse_time(anchor) or now(context)
+        watch = {
+            "key": f"{context.instance_id}:{label}",
+            "owner": context.instance_id,
+            "event": f"job:{label}",
+            "vaultId": self.spec["vaultId"],
+            "jobId": job_id,
+            "until": until,
+            "anchor": started.timestamp(),
+            "plan": self.spec["plan"],
+            "announce": announce,
+        }
+        for _ in range(MAX_FALLBACK_READS):
+            context.signal_entity(
+                watch_entity(self.spec["vaultId"]), "watch", {"watch": watch, "now": now(context).timestamp()}
+            )
+            notice = context.wait_for_external_event(watch["event"])
+            timer = context.create_timer(after(context, FALLBACK_SECONDS[until]))
+            winner = yield context.task_any([notice, timer])
+            if winner is notice:
+                timer.cancel()
+                return dict(decode_event_data(notice.result))
+            read = yield context.call_activity_with_retry(
+                "get_job", AZURE_RETRY, {"vaultId": self.spec["vaultId"], "jobId": job_id}
+            )
+            if not read["ok"] or JobView.from_dict(read["job"]).reached(until):
+                return {**read, "announced": False}
+        error = {
+            "kind": "final",
+            "code": "JobWatchGaveUp",
+            "message": f"job {job_id} did not reach {until} within {MAX_FALLBACK_READS} fallback reads",
+            "recommendations": ["Check the job in the vault's Backup jobs blade."],
+        }
+        return {"ok": False, "error": error}
 
     def summary(self, outcome: str, **fields: Any) -> dict[str, Any]:
         return {
@@ -143,7 +195,7 @@ def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, A
                 job_id, anchor, adopted = active.job_id, active.start_time, True
                 break
             run.phase("waitingForRunningJob", runningJobId=active.job_id)
-            waited = yield run.watch(active.job_id, "end", active.start_time, f"wait{round_}")
+            waited = yield from run.watch(active.job_id, "end", active.start_time, f"wait{round_}")
             if not waited["ok"]:
                 return (yield from _failed(run, "trigger", waited["error"]))
             continue
@@ -173,7 +225,7 @@ def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, A
     yield publish(context, [run.event("BackupTriggered", adopted=adopted, triggeredAt=triggered_at)])
 
     # 2. Take Snapshot: downstream hears the moment it is Completed.
-    watched = yield run.watch(job_id, "snapshot", anchor, "snapshot")
+    watched = yield from run.watch(job_id, "snapshot", anchor, "snapshot")
     if not watched["ok"]:
         return (yield from _failed(run, "snapshot", watched["error"]))
     job = JobView.from_dict(watched["job"])
@@ -186,7 +238,7 @@ def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, A
         return run.summary("snapshotCompleted")
 
     # 3. Transfer data to vault: hours, watched sparsely in its own bounded-history orchestration.
-    watched = yield run.watch(job_id, "transfer", job.snapshot_end, "transfer")
+    watched = yield from run.watch(job_id, "transfer", job.snapshot_end, "transfer")
     if not watched["ok"]:
         return (yield from _failed(run, "transfer", watched["error"]))
     job = JobView.from_dict(watched["job"])

@@ -20,18 +20,7 @@ POLLS_PER_EXECUTION = 12
 def _delay(plan: PollPlan, spec: dict[str, Any], current: Any) -> float:
     """Seconds until the next read, from how long the watched phase has lasted."""
     anchor = parse_time(spec.get("anchor"))
-    elapsed = (current - anchor).total_seconds() if anchor else 0.0
-    if spec["until"] == "snapshot":
-        return plan.snapshot_delay(elapsed)
-    if spec["until"] == "transfer":
-        return plan.transfer_delay(elapsed)
-    return plan.waiting_delay(elapsed)
-
-
-def _done(spec: dict[str, Any], job: JobView) -> bool:
-    if spec["until"] == "snapshot":
-        return job.snapshot_done or job.terminal
-    return job.terminal
+    return plan.delay(spec["until"], (current - anchor).total_seconds() if anchor else 0.0)
 
 
 @bp.orchestration_trigger(context_name="context")
@@ -61,7 +50,7 @@ def watch_job(context: df.DurableOrchestrationContext):
                 "at": iso(now(context)),
             }
         )
-        if _done(spec, job):
+        if job.reached(spec["until"]):
             announced = bool(spec.get("announce")) and job.snapshot_done
             if announced:
                 yield publish(context, [snapshot_completed(context, spec["announce"], job)])

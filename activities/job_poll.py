@@ -1,0 +1,110 @@
+"""``poll_jobs``: read a vault's due backup jobs in one batch (the job poller's reads) and, for
+each watch that is over, publish SnapshotCompleted right away (snapshot watches) and tell the
+waiting backup orchestration with an external event."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import azure.durable_functions as df
+
+from activities.azure_errors import from_exception
+from activities.clients import backup_client
+from activities.events import send_events
+from backup_chain.events import parse_time, snapshot_completed_event
+from backup_chain.jobs import JobView, parse_job
+from backup_chain.resource_ids import VaultId
+
+bp = df.Blueprint()
+log = logging.getLogger("backup_chain")
+CONCURRENT_READS = 16  # below the client's connection pool
+WAITING = (df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending)
+
+
+def _read(vault: VaultId, job_id: str) -> dict[str, Any]:
+    try:
+        job = backup_client(vault.subscription).job_details.get(vault.name, vault.resource_group, job_id)
+    except Exception as err:
+        return {"ok": False, "error": from_exception(err).to_dict()}
+    return {"ok": True, "job": parse_job(job.as_dict()).to_dict()}
+
+
+def _publish(events: list[dict[str, Any]]) -> bool:
+    try:
+        send_events(events)
+    except Exception as err:
+        # The waiting backups publish it themselves (same event ids) when told it was not announced.
+        log.warning("publishing %d SnapshotCompleted events failed: %s", len(events), err)
+        return False
+    return True
+
+
+def _notice(watch: dict[str, Any], read: dict[str, Any]) -> dict[str, Any] | None:
+    """What the waiter is told, or None while its watch goes on (including transient errors,
+    which the next scheduled read retries)."""
+    if not read["ok"]:
+        return None if read["error"]["kind"] == "transient" else {"ok": False, "error": read["error"]}
+    job = JobView.from_dict(read["job"])
+    if not job.reached(watch["until"]):
+        return None
+    return {"ok": True, "job": read["job"], "announced": False}
+
+
+def _observed_at(at: str, job: JobView) -> str:
+    """The event's time: the poller's round time (activities have no orchestration clock), but
+    never before the completion Azure reports, since the read that saw it came after both."""
+    end, stamped = parse_time(job.snapshot_end), parse_time(at)
+    if end is None or stamped is None or end <= stamped:
+        return at
+    return end.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@bp.activity_trigger(input_name="request")
+@bp.durable_client_input(client_name="client")
+async def poll_jobs(request: dict[str, Any], client: df.DurableOrchestrationClient) -> dict[str, Any]:
+    """Input: ``vaultId``, ``at`` (the poller's time, stamped on events) and ``watches`` (board
+    entries). Output: ``finished`` watch keys and the number of ``read`` calls made."""
+    vault = VaultId.parse(request["vaultId"])
+    gate = asyncio.Semaphore(CONCURRENT_READS)
+
+    async def waiting(watch: dict[str, Any]) -> bool:
+        status = await client.get_status(watch["owner"])
+        return bool(status) and status.runtime_status in WAITING
+
+    async def read(watch: dict[str, Any]) -> dict[str, Any]:
+        async with gate:
+            return await asyncio.to_thread(_read, vault, watch["jobId"])
+
+    # Long (transfer, wait-out) watches of a backup that was cancelled or terminated would go on
+    # reading for hours: drop them unread. Snapshot watches end soon and are checked when they end.
+    taken: list[dict[str, Any]] = request["watches"]
+    long_ones = [w for w in taken if w["until"] != "snapshot"]
+    alive = await asyncio.gather(*(waiting(w) for w in long_ones))
+    orphans = {w["key"] for w, ok in zip(long_ones, alive, strict=True) if not ok}
+    watches = [w for w in taken if w["key"] not in orphans]
+    reads = await asyncio.gather(*(read(w) for w in watches))
+    notices = [(w, _notice(w, r)) for w, r in zip(watches, reads, strict=True)]
+    ended = [(w, n) for w, n in notices if n is not None]
+    # Only a backup still waiting is told (and announced downstream): a cancelled run stays quiet.
+    snapshots = [w for w, _ in ended if w["until"] == "snapshot"]
+    told = await asyncio.gather(*(waiting(w) for w in snapshots))
+    quiet = {w["key"] for w, ok in zip(snapshots, told, strict=True) if not ok}
+    finished = [(w, n) for w, n in ended if w["key"] not in quiet]
+    announce = [
+        (n, snapshot_completed_event(w["announce"], job, _observed_at(request["at"], job)))
+        for w, n in finished
+        if w.get("announce") and n["ok"] and (job := JobView.from_dict(n["job"])).snapshot_done
+    ]
+    events: list[dict[str, Any]] = [event for _notice_, event in announce]
+    published: bool = bool(events) and await asyncio.to_thread(_publish, events)
+    for notice, _event in announce:
+        notice["announced"] = published
+    for watch, notice in finished:
+        try:
+            await client.raise_event(watch["owner"], watch["event"], notice)
+        except Exception as err:  # the waiter just ended: nothing to tell
+            log.info("watch %s: could not tell %s (%s)", watch["key"], watch["owner"], err)
+    done = sorted(orphans | quiet | {w["key"] for w, _ in finished})
+    return {"finished": done, "read": len(watches)}

@@ -1,0 +1,124 @@
+"""Shared, budgeted job watching: one board per vault lists the backup jobs orchestrations are
+waiting on; a poller takes the reads that are due, within the vault's share of the
+subscription's ARM read budget (a token bucket), and reads them in one batch.
+
+ARM throttles reads per subscription, so thousands of per-VM pollers each on their own timer would
+overrun it together; the board makes the budget one number and decides who waits when it is
+short: snapshot watches first (downstream lag is decided there), then waits and transfers, each
+oldest-due first. Pure and JSON-serialisable: the ``job_watch`` entity keeps it as its state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from backup_chain.polling import PollPlan
+
+PRIORITY = {"snapshot": 0, "end": 1, "transfer": 2}
+BURST_SECONDS = 10.0  # the bucket holds this many seconds of budget, so an idle vault can catch up a little
+
+
+@dataclass
+class Watch:
+    """One job an orchestration waits on. ``key`` is unique per waiter and phase; ``event`` is the
+    external event name the waiter listens for; ``announce`` (snapshot watches) carries what the
+    poller needs to publish SnapshotCompleted itself."""
+
+    key: str
+    owner: str
+    event: str
+    vault_id: str
+    job_id: str
+    until: str
+    anchor: float  # epoch seconds the watched phase began
+    plan: dict[str, float]
+    due: float
+    announce: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON contract (camelCase, as the orchestrators and the poll activity use it)."""
+        body = dict(self.__dict__)
+        body["vaultId"], body["jobId"] = body.pop("vault_id"), body.pop("job_id")
+        return body
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Watch:
+        body = {k: v for k, v in raw.items() if k not in ("vaultId", "jobId")}
+        return cls(vault_id=raw["vaultId"], job_id=raw["jobId"], **body)
+
+    def next_due(self, now: float) -> float:
+        return now + PollPlan(**self.plan).delay(self.until, now - self.anchor)
+
+
+@dataclass
+class Board:
+    watches: dict[str, Watch] = field(default_factory=dict)
+    tokens: float | None = None  # None: a full bucket
+    refilled_at: float | None = None
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> Board:
+        if not state:
+            return cls()
+        return cls(
+            watches={k: Watch.from_dict(v) for k, v in state.get("watches", {}).items()},
+            tokens=state.get("tokens"),
+            refilled_at=state.get("refilledAt"),
+        )
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "watches": {k: w.to_dict() for k, w in self.watches.items()},
+            "tokens": self.tokens,
+            "refilledAt": self.refilled_at,
+        }
+
+    def watch(self, raw: dict[str, Any], now: float) -> None:
+        """Add a watch; a repeated registration (a waiter's fallback, a replayed signal) keeps the
+        existing schedule, so nothing is read twice for it."""
+        key = str(raw["key"])
+        if key in self.watches:
+            return
+        entry = Watch.from_dict({**raw, "due": 0.0})
+        entry.due = entry.next_due(now)
+        self.watches[key] = entry
+
+    def done(self, keys: list[str]) -> None:
+        for key in keys:
+            self.watches.pop(key, None)
+
+    def _refill(self, now: float, per_minute: float) -> float:
+        rate = per_minute / 60.0
+        capacity = max(1.0, rate * BURST_SECONDS)
+        tokens = capacity if self.tokens is None else self.tokens
+        if self.refilled_at is not None and now > self.refilled_at:
+            tokens = min(capacity, tokens + (now - self.refilled_at) * rate)
+        self.refilled_at = now if self.refilled_at is None else max(now, self.refilled_at)
+        return tokens
+
+    def take(self, at: float, per_minute: float) -> list[Watch]:
+        """The watches to read at ``at`` (due by then), at most what the budget allows, most
+        urgent first; each taken watch is rescheduled from ``at`` on its plan."""
+        tokens = self._refill(at, per_minute)
+        due = sorted(
+            (w for w in self.watches.values() if w.due <= at),
+            key=lambda w: (PRIORITY.get(w.until, 1), w.due),
+        )
+        taken = due[: max(0, int(tokens + 1e-9))]  # float refill may land a hair under a whole token
+        for entry in taken:
+            entry.due = entry.next_due(at)
+        self.tokens = tokens - len(taken)
+        return taken
+
+    def next_wake(self, after: float, per_minute: float) -> float | None:
+        """When the next read can happen: the earliest due watch, or — when reads are waiting for
+        budget — when the bucket holds a token again. None when nothing is watched."""
+        if not self.watches:
+            return None
+        earliest = min(w.due for w in self.watches.values())
+        if earliest > after:
+            return earliest
+        tokens = self.tokens if self.tokens is not None else 1.0
+        if tokens >= 1.0 - 1e-9:
+            return after
+        return after + (1.0 - tokens) / (per_minute / 60.0)

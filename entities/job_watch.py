@@ -1,0 +1,37 @@
+"""``job_watch``: one entity per vault holding the board of watched backup jobs and the vault's
+read budget (``backup_chain.job_watch``). Backups register with ``watch``; the vault's poller
+calls ``take`` for the reads due at its next wake and signals ``done`` for finished watches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.durable_functions as df
+
+from backup_chain.job_watch import Board
+
+bp = df.Blueprint()
+
+
+@bp.entity_trigger(context_name="context")
+def job_watch(context: df.DurableEntityContext) -> None:
+    board = Board.from_state(context.get_state(lambda: None))
+    args: dict[str, Any] = context.get_input() or {}
+    operation = context.operation_name or ""
+    result: Any = None
+    if operation == "watch":
+        board.watch(args["watch"], float(args["now"]))
+    elif operation == "done":
+        board.done(list(args.get("keys") or []))
+    elif operation == "take":
+        at, per_minute = float(args["at"]), float(args["readsPerMinute"])
+        taken = board.take(at, per_minute)
+        result = {
+            "watches": [w.to_dict() for w in taken],
+            "nextWake": board.next_wake(at, per_minute),
+            "watching": len(board.watches),
+        }
+    else:
+        raise ValueError(f"job_watch has no operation {operation!r}; use watch, take or done")
+    context.set_state(board.to_state())
+    context.set_result(result)

@@ -1,0 +1,67 @@
+"""``job_poller``: one eternal poller per vault. Each round it takes from the vault's
+``job_watch`` board the reads due at its next wake (within the vault's read budget), sleeps until
+then, and reads them all in one ``poll_jobs`` activity, which tells each waiting backup (and
+downstream, for snapshots) at once. Taking ahead keeps the path from the due time to downstream
+at one timer and one activity."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import azure.durable_functions as df
+
+from backup_chain.ids import resource_hash
+from orchestrators.common import iso, now
+
+bp = df.Blueprint()
+ROUNDS_PER_EXECUTION = 40  # continue as new after this many rounds: bounded history
+IDLE_SECONDS = 60.0  # with nothing due, look at the board again this often (new watches)
+
+
+def watch_entity(vault_id: str) -> df.EntityId:
+    return df.EntityId("job_watch", resource_hash(vault_id))
+
+
+@bp.orchestration_trigger(context_name="context")
+def job_poller(context: df.DurableOrchestrationContext):
+    """Input: ``vaultId``, ``readsPerMinute`` (this vault's share), ``tickSeconds``,
+    ``fingerprint`` (of this input; a changed configuration restarts the poller) and ``rounds``
+    / ``reads`` so far."""
+    spec: dict[str, Any] = context.get_input()
+    entity = watch_entity(spec["vaultId"])
+    per_minute, tick = float(spec["readsPerMinute"]), float(spec["tickSeconds"])
+    reads = int(spec.get("reads", 0))
+    wake = now(context).timestamp()
+    context.set_custom_status({"phase": "starting", "vaultId": spec["vaultId"], "fingerprint": spec.get("fingerprint")})
+    for _ in range(ROUNDS_PER_EXECUTION):
+        taken = yield context.call_entity(entity, "take", {"at": wake, "readsPerMinute": per_minute})
+        if wake > now(context).timestamp():
+            yield context.create_timer(datetime.fromtimestamp(wake, timezone.utc))
+        if taken["watches"]:
+            try:
+                result = yield context.call_activity(
+                    "poll_jobs", {"vaultId": spec["vaultId"], "at": iso(now(context)), "watches": taken["watches"]}
+                )
+            except Exception:
+                # The reads are rescheduled on the board already; the next round tries again.
+                result = {"finished": [], "read": 0}
+            reads += int(result.get("read", 0))
+            if result["finished"]:
+                context.signal_entity(entity, "done", {"keys": result["finished"]})
+        context.set_custom_status(
+            {
+                "phase": "polling",
+                "vaultId": spec["vaultId"],
+                "watching": taken["watching"],
+                "reads": reads,
+                "at": iso(now(context)),
+                "fingerprint": spec.get("fingerprint"),
+            }
+        )
+        current = now(context).timestamp()
+        next_wake = taken["nextWake"]
+        wake = current + IDLE_SECONDS if next_wake is None else min(current + IDLE_SECONDS, max(next_wake, wake + tick))
+        wake = max(wake, current)
+    context.continue_as_new({**spec, "reads": reads})
+    return None

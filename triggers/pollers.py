@@ -1,0 +1,39 @@
+"""``job_pollers``: keeps one ``job_poller`` running per configured vault when polling is shared
+(started on first run and after a crash, restarted when the polling settings changed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from backup_chain.config import ChainConfig
+from backup_chain.ids import poller_instance_id
+from backup_chain.windows import config_fingerprint
+from triggers.context import config
+from triggers.singletons import keep_running
+
+bp = df.Blueprint()
+
+
+def poller_input(cfg: ChainConfig, vault_id: str) -> dict[str, Any]:
+    body = {
+        "vaultId": vault_id,
+        "readsPerMinute": cfg.vault_reads_per_minute(vault_id),
+        "tickSeconds": cfg.polling.tickSeconds,
+    }
+    return {**body, "fingerprint": config_fingerprint(body)}
+
+
+async def ensure_pollers(client: df.DurableOrchestrationClient, cfg: ChainConfig, vault_ids: list[str]) -> None:
+    if cfg.polling.shared:
+        for vault_id in vault_ids:
+            await keep_running(client, poller_instance_id(vault_id), "job_poller", poller_input(cfg, vault_id))
+
+
+@bp.timer_trigger(schedule="0 */5 * * * *", arg_name="timer", run_on_startup=True)
+@bp.durable_client_input(client_name="client")
+async def job_pollers(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    cfg = config()
+    await ensure_pollers(client, cfg, cfg.vault_ids())
