@@ -1,0 +1,246 @@
+"""Seeded fault scenarios: ``generate(seed, scale)`` draws everything a fault run does from
+``random.Random(seed)`` — how many VMs, their OS and vault, which fail their snapshot or their
+transfer, which have a scheduled backup already running, the Recovery Services fault rates, when
+devhost is SIGKILLed (and how long it stays down) and whether Event Grid delivers the upstream
+event twice. The same seed and scale always give the same case."""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from demo.stack import SUBSCRIPTION, vault_id, vm_id
+from tests.support.chain_stack import WEEKLY, next_weekday_at
+
+SCALES = ("small", "large")
+SCALE_ENV = "FAULT_SCALE"
+WEEKLY_POLICY = "weekly-policy"
+WEEKEND_WINDOW = "weekend-window"
+CHAIN = "faults"
+UPSTREAM_TYPE = "Contoso.Etl.JobFinished"
+UPSTREAM_SUBJECT = "/jobs/faults"
+THURSDAY, FRIDAY = 3, 4
+# (low, high) VM count, kills, vaults per scale; bounded so that a small case stays well under a
+# minute of wall time on a 2-core machine.
+_SIZES = {"small": ((8, 12), (2, 3), 2), "large": ((40, 60), (4, 6), 3)}
+# Fault rates on every Recovery Services call, drawn per case. Every 429 costs a real second (the
+# SDK honours Retry-After: 1 in wall time), so the small size keeps CI fast with moderate rates;
+# the large size (bench) throttles a quarter to a third of all calls.
+_RATES: dict[str, dict[str, Any]] = {
+    "small": {
+        "rate429": (0.05, 0.1),
+        "rate5xx": (0.02, 0.05),
+        "rate503": (0.01, 0.03),
+        "dropRate": (0.02, 0.05),
+        "latencyMs": (0, 10, 25),
+    },
+    "large": {
+        "rate429": (0.25, 0.35),
+        "rate5xx": (0.05, 0.1),
+        "rate503": (0.05, 0.1),
+        "dropRate": (0.05, 0.1),
+        "latencyMs": (0, 25, 50),
+    },
+}
+SNAPSHOT_MINUTES = (5.0, 9.0)
+TRANSFER_MINUTES = (8.0, 16.0)
+SNAPSHOT_ERRORS = {"Windows": "ExtensionFailedVssWriterInBadState", "Linux": "UserErrorFsFreezeFailed"}
+KILL_MODES = ("inFlight", "afterAdvance", "atRest")
+
+
+def scale_from_env() -> str:
+    scale = os.environ.get(SCALE_ENV, "small").strip().lower() or "small"
+    if scale not in SCALES:
+        raise ValueError(f"{SCALE_ENV}={scale!r}: expected one of {SCALES}")
+    return scale
+
+
+@dataclass(frozen=True)
+class VmPlan:
+    name: str
+    os: str
+    vault: str
+    fate: str  # ok | snapshot (fails Take Snapshot) | transfer (fails the transfer) | waitout (scheduled job running)
+
+    @property
+    def vm_id(self) -> str:
+        return vm_id(self.name)
+
+    @property
+    def vault_id(self) -> str:
+        return vault_id(self.vault)
+
+
+@dataclass(frozen=True)
+class Kill:
+    """SIGKILL devhost at the first clock step after the run published ``after_events`` distinct
+    events (so kills land in every phase, whatever the app's polling cadence): ``inFlight`` once
+    devhost reports work in progress after the clock moved, ``afterAdvance`` right after the clock
+    moved, ``atRest`` after the work settled. The clock then moves ``down_seconds`` (virtual)
+    while devhost is down, and devhost is restarted on the same task hub."""
+
+    after_events: int
+    mode: str
+    down_seconds: float
+
+
+@dataclass(frozen=True)
+class FaultCase:
+    seed: int
+    scale: str
+    gc_mode: str
+    start: datetime
+    vms: tuple[VmPlan, ...]
+    faults: dict[str, Any]
+    kills: tuple[Kill, ...]
+    max_parallel: int
+    stagger_seconds: float
+    upstream_deliveries: int  # the same upstream event published this many times (at-least-once)
+    step_seconds: float = 60.0
+    limit_seconds: float = 8 * 3600.0  # virtual time the chain gets to publish ChainCompleted
+    run_id: str = field(default="")
+
+    @property
+    def label(self) -> str:
+        return f"{self.scale}-seed{self.seed}-{self.gc_mode}"
+
+    def vm(self, name: str) -> VmPlan:
+        return next(v for v in self.vms if v.name == name)
+
+    def describe(self) -> str:
+        fates: dict[str, int] = {}
+        for plan in self.vms:
+            fates[plan.fate] = fates.get(plan.fate, 0) + 1
+        kills = ", ".join(f"after {k.after_events} events {k.mode} down {k.down_seconds:.0f}s" for k in self.kills)
+        return (
+            f"seed {self.seed} ({self.scale}, gc {self.gc_mode}): {len(self.vms)} VMs {fates}, "
+            f"maxParallel {self.max_parallel}, stagger {self.stagger_seconds:.0f}s, faults {self.faults}, "
+            f"kills [{kills}], upstream delivered x{self.upstream_deliveries}"
+        )
+
+    # --- what the stack is started with ---------------------------------------------------------
+    def scenario(self) -> dict[str, Any]:
+        vaults: dict[str, list[dict[str, Any]]] = {}
+        for plan in self.vms:
+            vaults.setdefault(plan.vault, []).append(self._vm_body(plan))
+        return {
+            "subscriptionId": SUBSCRIPTION,
+            "seed": self.seed,
+            "vaults": [
+                {"resourceGroup": "rg-backup", "name": name, "location": "japaneast", "policies": [WEEKLY], "vms": vms}
+                for name, vms in sorted(vaults.items())
+            ],
+            "faults": self.faults,
+        }
+
+    def _vm_body(self, plan: VmPlan) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": plan.name,
+            "resourceGroup": "rg-app",
+            "os": plan.os,
+            "powerState": "running",
+            "policy": WEEKLY["name"],
+            # weekend-window mode: protection is stopped (data retained) between backups
+            "protected": self.gc_mode == WEEKLY_POLICY,
+            "snapshotMinutes": list(SNAPSHOT_MINUTES),
+            "transferMinutes": list(TRANSFER_MINUTES),
+        }
+        if plan.fate == "snapshot":
+            body["faults"] = {"snapshotFailureRate": 1.0, "snapshotErrorCode": SNAPSHOT_ERRORS[plan.os]}
+        elif plan.fate == "transfer":
+            body["faults"] = {"transferFailureRate": 1.0}
+        elif plan.fate == "waitout":
+            body["runningScheduledJob"] = {"startedMinutesAgo": 3}
+        return body
+
+    def chains(self) -> list[dict[str, Any]]:
+        by_vault: dict[str, list[str]] = {}
+        for plan in self.vms:
+            by_vault.setdefault(plan.vault_id, []).append(plan.vm_id)
+        return [
+            {
+                "name": CHAIN,
+                "upstream": {"eventType": UPSTREAM_TYPE, "subject": UPSTREAM_SUBJECT, "timeout": "PT6H"},
+                "targets": [{"vaultId": vault, "vms": vms} for vault, vms in sorted(by_vault.items())],
+                "maxParallel": self.max_parallel,
+                "staggerSeconds": self.stagger_seconds,
+                "snapshotMinutes": list(SNAPSHOT_MINUTES),
+                "monitorTransfer": True,
+            }
+        ]
+
+    def config(self) -> dict[str, Any]:
+        """Extra top-level configuration (the ``gc`` section in weekend-window mode)."""
+        if self.gc_mode != WEEKEND_WINDOW:
+            return {}
+        return {
+            "gc": {
+                "mode": WEEKEND_WINDOW,
+                "policy": WEEKLY["name"],
+                "day": "Saturday",
+                "at": "00:00",
+                "windowHours": 48,
+            }
+        }
+
+
+def generate(seed: int, scale: str = "small", gc_mode: str | None = None) -> FaultCase:
+    """The case for ``seed`` at ``scale``; ``gc_mode`` None lets the seed choose (one in four
+    weekend-window)."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    rng = random.Random(f"faults|{seed}|{scale}")
+    (low, high), (kills_low, kills_high), vault_count = _SIZES[scale]
+    mode = gc_mode or (WEEKEND_WINDOW if rng.random() < 0.25 else WEEKLY_POLICY)
+    count = rng.randint(low, high)
+    vaults = [f"rsv-{i + 1}" for i in range(vault_count)]
+    fates = ["ok"] * count
+    indexes = list(range(count))
+    rng.shuffle(indexes)
+    n_snap = max(1, round(count * rng.uniform(0.1, 0.2)))
+    n_transfer = max(1, round(count * rng.uniform(0.05, 0.15)))
+    for i in indexes[:n_snap]:
+        fates[i] = "snapshot"
+    for i in indexes[n_snap : n_snap + n_transfer]:
+        fates[i] = "transfer"
+    if mode == WEEKLY_POLICY and rng.random() < 0.5:  # a scheduled backup runs only while protected
+        fates[indexes[n_snap + n_transfer]] = "waitout"
+    vms = tuple(
+        VmPlan(f"fvm{i + 1:03d}", rng.choice(("Linux", "Windows")), rng.choice(vaults), fates[i]) for i in range(count)
+    )
+    rates = _RATES[scale]
+    faults: dict[str, Any] = {
+        "rate429": round(rng.uniform(*rates["rate429"]), 3),
+        "retryAfterSeconds": 1,
+        "rate5xx": round(rng.uniform(*rates["rate5xx"]), 3),
+        "rate503": round(rng.uniform(*rates["rate503"]), 3),
+        "dropRate": round(rng.uniform(*rates["dropRate"]), 3),
+        "latencyMs": rng.choice(rates["latencyMs"]),
+        # Bursts on the trigger POST: more in a row than the SDK retries (3 status retries), so
+        # the orchestrators' own durable retries run too.
+        "operations": {"Backups_Trigger": {"fail429Next": rng.randint(2, 4), "fail5xxNext": rng.randint(0, 2)}},
+    }
+    # Kill points spread over the run's progress: from after the upstream signal (3 events:
+    # started, upstream received, a first trigger) to the last few VMs' terminal events (the last
+    # of which may come in the same clock step as ChainCompleted).
+    expected_events = 3 + count + (count - n_snap) + count
+    kill_points = sorted(rng.sample(range(3, expected_events - 3), rng.randint(kills_low, kills_high)))
+    kills = tuple(Kill(p, rng.choice(KILL_MODES), float(rng.choice((0, 60, 120, 300)))) for p in kill_points)
+    start = next_weekday_at(FRIDAY, 23, 40) if mode == WEEKEND_WINDOW else next_weekday_at(THURSDAY, 1, 0)
+    return FaultCase(
+        seed=seed,
+        scale=scale,
+        gc_mode=mode,
+        start=start,
+        vms=vms,
+        faults=faults,
+        kills=kills,
+        # at most a few VMs queue behind the first wave (the ones failing their snapshot end early)
+        max_parallel=max(2, count - rng.randint(0, n_snap)) if scale == "small" else rng.choice((10, 20)),
+        stagger_seconds=float(rng.choice((0, 5, 20))),
+        upstream_deliveries=rng.choice((1, 2)),
+        run_id=f"faults-{seed}",
+    )

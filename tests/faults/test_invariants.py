@@ -1,0 +1,267 @@
+"""The invariant checker on made-up observations: a consistent run passes, and each kind of
+wrong run is caught by the invariant meant for it (so a green fault run means something)."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from tests.faults.invariants import Observed, check
+from tests.faults.scenarios import WEEKEND_WINDOW, WEEKLY_POLICY, FaultCase, VmPlan, generate
+from tests.support.chain_stack import PREFIX
+
+T0 = datetime(2030, 1, 3, 1, 0, tzinfo=timezone.utc)
+RUN = "faults-0"
+
+
+def _iso(minutes: float) -> str:
+    return (T0 + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _case(gc_mode: str = WEEKLY_POLICY) -> FaultCase:
+    vms = (
+        VmPlan("fvm001", "Linux", "rsv-1", "ok"),
+        VmPlan("fvm002", "Windows", "rsv-1", "snapshot"),
+        VmPlan("fvm003", "Linux", "rsv-2", "transfer"),
+    )
+    return FaultCase(0, "small", gc_mode, T0, vms, {}, (), 3, 0.0, 1, run_id=RUN)
+
+
+def _event(kind: str, subject: str, minutes: float, **data: Any) -> dict[str, Any]:
+    return {
+        "receivedAt": _iso(minutes),
+        "event": {
+            "id": f"{kind}-{subject.rsplit('/', 1)[-1]}",
+            "type": PREFIX + kind,
+            "subject": subject,
+            "time": _iso(minutes),
+            "data": {"runId": RUN, **data},
+        },
+    }
+
+
+def _job(vm: str, job_id: str, status: str, tasks: dict[str, str], snap: float | None, end: float | None, **kw: Any):
+    return {
+        "id": job_id,
+        "vm": vm,
+        "userTriggered": True,
+        "status": status,
+        "tasks": tasks,
+        "startTime": _iso(1),
+        "endTime": _iso(end) if end is not None else None,
+        "snapshotCompletedAt": _iso(snap) if snap is not None else None,
+        "error": None,
+        **kw,
+    }
+
+
+def _observed(case: FaultCase) -> Observed:
+    ok, snap, transfer = case.vms
+    records = [
+        _event("ChainStarted", f"/chains/faults/runs/{RUN}", 0),
+        _event("BackupTriggered", ok.vm_id, 1, jobId="j1", adopted=False),
+        _event("BackupTriggered", snap.vm_id, 1, jobId="j2", adopted=False),
+        _event("BackupTriggered", transfer.vm_id, 1, jobId="j3", adopted=False),
+        _event("SnapshotCompleted", ok.vm_id, 8, jobId="j1", snapshotCompletedAt=_iso(7)),
+        _event(
+            "BackupFailed", snap.vm_id, 8, jobId="j2", phase="snapshot", errorCode="ExtensionFailedVssWriterInBadState"
+        ),
+        _event("SnapshotCompleted", transfer.vm_id, 9, jobId="j3", snapshotCompletedAt=_iso(9)),
+        _event("BackupCompleted", ok.vm_id, 30, jobId="j1"),
+        _event(
+            "BackupFailed",
+            transfer.vm_id,
+            31,
+            jobId="j3",
+            phase="transfer",
+            errorCode="CopyingVHDsFromBackUpVaultTakingLongTime",
+        ),
+        _event(
+            "ChainCompleted",
+            f"/chains/faults/runs/{RUN}",
+            31,
+            counts={"completed": 1, "failed": 2},
+            vms=[
+                {"vmId": ok.vm_id, "outcome": "completed", "jobId": "j1"},
+                {"vmId": snap.vm_id, "outcome": "failed", "jobId": "j2"},
+                {"vmId": transfer.vm_id, "outcome": "failed", "jobId": "j3"},
+            ],
+        ),
+    ]
+    done = {"Take Snapshot": "Completed", "Transfer data to vault": "Completed"}
+    jobs = {
+        "fvm001": [_job("fvm001", "j1", "Completed", done, 7, 29)],
+        "fvm002": [
+            _job(
+                "fvm002",
+                "j2",
+                "Failed",
+                {"Take Snapshot": "Failed", "Transfer data to vault": "NotStarted"},
+                None,
+                7,
+                error="ExtensionFailedVssWriterInBadState",
+            )
+        ],
+        "fvm003": [
+            _job(
+                "fvm003",
+                "j3",
+                "Failed",
+                {"Take Snapshot": "Completed", "Transfer data to vault": "Failed"},
+                9,
+                30,
+                error="CopyingVHDsFromBackUpVaultTakingLongTime",
+            )
+        ],
+    }
+    stopped = case.gc_mode == WEEKEND_WINDOW
+    items = {
+        v.name: [{"vm": v.name, "protectionState": "ProtectionStopped" if stopped else "Protected"}] for v in case.vms
+    }
+    instances = [
+        {"instanceId": f"chain:faults:{RUN}", "name": "chain_run", "runtimeStatus": "Completed"},
+        {"instanceId": "poller:abc", "name": "job_poller", "runtimeStatus": "Running"},
+    ]
+    leases: dict[str, dict[str, Any] | None] | None = (
+        {v.vm_id.lower(): {"phase": "off", "holders": {}} for v in case.vms} if stopped else None
+    )
+    return Observed(RUN, T0, T0 + timedelta(minutes=40), records, jobs, items, instances, leases)
+
+
+def _invariants(observed: Observed, case: FaultCase) -> set[str]:
+    return {v.invariant for v in check(observed, case).violations}
+
+
+@pytest.mark.parametrize("mode", [WEEKLY_POLICY, WEEKEND_WINDOW])
+def test_a_consistent_run_passes(mode: str) -> None:
+    case = _case(mode)
+    report = check(_observed(case), case)
+    assert report.ok, report.text()
+    assert report.stats["duplicateDeliveries"] == 0
+
+
+def test_redelivering_the_same_event_id_is_counted_not_a_violation() -> None:
+    case = _case()
+    observed = _observed(case)
+    observed.records.append(copy.deepcopy(observed.records[4]))  # SnapshotCompleted fvm001 again
+    report = check(observed, case)
+    assert report.ok, report.text()
+    assert report.stats["duplicateDeliveries"] == 1
+
+
+def _with(observed: Observed, index: int, **changes: Any) -> Observed:
+    record = copy.deepcopy(observed.records[index])
+    for key, value in changes.items():
+        if key == "data":
+            record["event"]["data"].update(value)
+        elif key == "receivedAt":
+            record["receivedAt"] = value
+        else:
+            record["event"][key] = value
+    observed.records.append(record)
+    return observed
+
+
+def test_a_second_snapshot_event_id_for_a_vm_is_caught() -> None:
+    case = _case()
+    assert "snapshot-once" in _invariants(_with(_observed(case), 4, id="another-id"), case)
+
+
+def test_a_missing_snapshot_event_is_caught() -> None:
+    case = _case()
+    observed = _observed(case)
+    del observed.records[4]
+    assert _invariants(observed, case) == {"snapshot-once"}
+
+
+def test_a_snapshot_event_before_the_snapshot_completed_is_caught() -> None:
+    case = _case()
+    observed = _observed(case)
+    observed.records[4]["event"]["time"] = _iso(6)
+    assert _invariants(observed, case) == {"snapshot-after-truth"}
+    observed = _observed(case)
+    observed.records[4]["receivedAt"] = _iso(6.5)
+    assert _invariants(observed, case) == {"snapshot-after-truth"}
+
+
+def test_a_snapshot_event_for_a_failed_snapshot_is_caught() -> None:
+    case = _case()
+    observed = _observed(case)
+    observed.records.append(_event("SnapshotCompleted", case.vms[1].vm_id, 8, jobId="j2", snapshotCompletedAt=_iso(7)))
+    assert {"snapshot-once", "snapshot-after-truth"} <= _invariants(observed, case)
+
+
+def test_two_terminal_events_or_a_terminal_state_the_emulator_contradicts_are_caught() -> None:
+    case = _case()
+    observed = _observed(case)
+    observed.records.append(_event("BackupFailed", case.vms[0].vm_id, 31, jobId="j1", phase="transfer"))
+    assert "terminal-state" in _invariants(observed, case)
+    observed = _observed(case)
+    observed.jobs["fvm001"][0]["status"] = "Failed"
+    assert "terminal-state" in _invariants(observed, case)
+    observed = _observed(case)
+    observed.records[9]["event"]["data"]["vms"][0]["outcome"] = "failed"  # the summary disagrees
+    assert _invariants(observed, case) == {"terminal-state"}
+
+
+def test_a_healthy_vm_that_gave_up_is_caught() -> None:
+    case = _case()
+    observed = _observed(case)
+    del observed.records[7]  # BackupCompleted fvm001 ...
+    observed.records.insert(7, _event("BackupFailed", case.vms[0].vm_id, 30, jobId=None, phase="trigger"))
+    observed.jobs["fvm001"] = []
+    del observed.records[4]
+    del observed.records[1]
+    observed.records[-1]["event"]["data"]["vms"][0].update(outcome="failed", jobId=None)
+    assert _invariants(observed, case) == {"scenario-outcome"}
+
+
+def test_a_second_triggered_job_is_caught() -> None:
+    case = _case()
+    observed = _observed(case)
+    done = {"Take Snapshot": "Completed", "Transfer data to vault": "Completed"}
+    observed.jobs["fvm001"].append(_job("fvm001", "j9", "Completed", done, 9, 29))
+    assert _invariants(observed, case) == {"single-trigger"}
+
+
+def test_an_unfinished_orchestration_is_caught_but_not_an_eternal_singleton() -> None:
+    case = _case()
+    observed = _observed(case)
+    observed.instances += [
+        {"instanceId": "gc:scheduler", "name": "gc_scheduler", "runtimeStatus": "Running"},
+        {"instanceId": "scheduler:faults", "name": "chain_scheduler", "runtimeStatus": "Running"},
+    ]
+    assert check(observed, case).ok
+    observed.instances.append({"instanceId": "vm:faults:x:1", "name": "vm_backup", "runtimeStatus": "Running"})
+    assert _invariants(observed, case) == {"no-stuck-orchestration"}
+    observed.instances[-1]["runtimeStatus"] = "Failed"
+    assert _invariants(observed, case) == {"no-stuck-orchestration"}
+
+
+def test_protection_that_disagrees_with_its_lease_is_caught() -> None:
+    case = _case(WEEKEND_WINDOW)
+    observed = _observed(case)
+    observed.items["fvm001"][0]["protectionState"] = "Protected"  # on, but nobody holds it
+    assert _invariants(observed, case) == {"protection-lease"}
+    observed = _observed(case)
+    assert observed.leases is not None
+    observed.leases[case.vms[1].vm_id.lower()] = {"phase": "on", "holders": {"vm:faults:x:2": {}}}  # a dead holder
+    assert _invariants(observed, case) == {"protection-lease"}
+    observed.instances.append({"instanceId": "vm:faults:x:2", "name": "vm_backup", "runtimeStatus": "Running"})
+    observed.items["fvm002"][0]["protectionState"] = "Protected"
+    assert _invariants(observed, case) == {"no-stuck-orchestration"}
+
+
+def test_generated_cases_are_seeded_and_bounded() -> None:
+    assert generate(7) == generate(7)
+    assert generate(7) != generate(8)
+    for seed in range(20):
+        case = generate(seed)
+        assert 8 <= len(case.vms) <= 12
+        assert 2 <= len(case.kills) <= 3
+        assert [k.after_events for k in case.kills] == sorted(k.after_events for k in case.kills)
+        assert {"ok", "snapshot", "transfer"} <= {v.fate for v in case.vms}
+    assert 40 <= len(generate(1, "large").vms) <= 60
