@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import os
 import re
 import sys
 import traceback
@@ -164,5 +165,12 @@ def index_app(module_name: str, app_dir: Path) -> AppIndex:
             params=params,
         )
         _check_function(spec)
+        if _disabled(name):
+            continue
         index[name] = spec
     return AppIndex(index)
+
+
+def _disabled(name: str) -> bool:
+    """Azure's ``AzureWebJobs.<function>.Disabled`` app setting: the function never runs."""
+    return os.environ.get(f"AzureWebJobs.{name}.Disabled", "").strip().lower() in ("true", "1")
