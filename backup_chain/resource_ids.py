@@ -4,25 +4,33 @@ from them for IaaS VM containers and protected items."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 _GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-# Azure's naming rules: a resource group is 1-90 letters, digits, '_', '-', '.', '(' or ')', not
-# ending in '.'; a VM name is 1-64 ASCII letters, digits, '_', '-' or '.', not starting with '_'
-# nor ending in '.' or '-'. Anything else (';', '/', spaces, ...) would make the container and
-# protected item names derived below ambiguous or break the ARM URLs built from them.
+# Azure's naming rules: a resource group is 1-90 letters or digits (as .NET's Char.IsLetterOrDigit
+# sees them: Unicode categories L* and Nd, so no numerals such as '²' or 'Ⅷ'), '_', '-', '.', '('
+# or ')', not ending in '.'; a VM name is 1-64 ASCII letters, digits, '_', '-' or '.', not
+# starting with '_' nor ending in '.' or '-'. Anything else (';', '/', spaces, ...) would make the
+# container and protected item names derived below ambiguous or break the ARM URLs built from them.
+# Only the fixed segments match case-insensitively, and in ASCII: under re.IGNORECASE a class such
+# as [A-Za-z] also matches the Kelvin sign or the long s, which fold onto 'k' and 's'.
 _NAME = r"[-\w.()]{0,89}[-\w()]"
 _VM_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?"
 _VM = re.compile(
-    rf"/subscriptions/(?P<sub>{_GUID})/resourceGroups/(?P<rg>{_NAME})"
-    rf"/providers/Microsoft\.Compute/virtualMachines/(?P<name>{_VM_NAME})",
-    re.IGNORECASE,
+    rf"(?ai:/subscriptions/)(?P<sub>{_GUID})(?ai:/resourceGroups/)(?P<rg>{_NAME})"
+    rf"(?ai:/providers/Microsoft\.Compute/virtualMachines/)(?P<name>{_VM_NAME})"
 )
 _VAULT = re.compile(
-    rf"/subscriptions/(?P<sub>{_GUID})/resourceGroups/(?P<rg>{_NAME})"
-    rf"/providers/Microsoft\.RecoveryServices/vaults/(?P<name>[A-Za-z][A-Za-z0-9-]{{1,49}})",
-    re.IGNORECASE,
+    rf"(?ai:/subscriptions/)(?P<sub>{_GUID})(?ai:/resourceGroups/)(?P<rg>{_NAME})"
+    rf"(?ai:/providers/Microsoft\.RecoveryServices/vaults/)(?P<name>[A-Za-z][A-Za-z0-9-]{{1,49}})"
 )
+_LETTER_OR_DIGIT = ("Lu", "Ll", "Lt", "Lm", "Lo", "Nd")
+
+
+def _resource_group_ok(name: str) -> bool:
+    """Python's \\w also matches numerals (No, Nl) that Azure refuses in resource group names."""
+    return all(c in "-_.()" or unicodedata.category(c) in _LETTER_OR_DIGIT for c in name)
 
 
 class ResourceIdError(ValueError):
@@ -38,7 +46,7 @@ class VmId:
     @classmethod
     def parse(cls, text: str) -> VmId:
         match = _VM.fullmatch(text.strip()) if isinstance(text, str) else None
-        if match is None:
+        if match is None or not _resource_group_ok(match["rg"]):
             raise ResourceIdError(
                 f"{text!r} is not a VM resource id; expected "
                 "/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachines/<name>"
@@ -75,7 +83,7 @@ class VaultId:
     @classmethod
     def parse(cls, text: str) -> VaultId:
         match = _VAULT.fullmatch(text.strip()) if isinstance(text, str) else None
-        if match is None:
+        if match is None or not _resource_group_ok(match["rg"]):
             raise ResourceIdError(
                 f"{text!r} is not a Recovery Services vault resource id; expected "
                 "/subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.RecoveryServices/vaults/<name>"
