@@ -26,7 +26,9 @@ class ConfigError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: JSON types as written (``true`` is no retainDays, ``"10"`` no maxParallel, ``0`` no
+    # monitorTransfer); lax pydantic would coerce them silently.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def _duration(value: Any) -> timedelta:
@@ -131,6 +133,11 @@ class Chain(_Model):
                 "'{second} {minute} {hour} {day} {month} {day-of-week}', e.g. '0 0 1 * * *' for 01:00 UTC daily"
             )
         return value
+
+    @field_validator("snapshotMinutes", mode="before")
+    @classmethod
+    def _snapshot_list(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value  # JSON has arrays, not tuples
 
     @field_validator("snapshotMinutes")
     @classmethod
