@@ -38,7 +38,7 @@ def _duration(value: Any) -> timedelta:
         raise ValueError("must be an ISO 8601 duration string such as 'PT6H' or 'PT30M'")
     try:
         parsed = isodate.parse_duration(value)
-    except (isodate.ISO8601Error, ValueError):
+    except (isodate.ISO8601Error, ValueError, OverflowError):  # OverflowError: 'P99999999999999D'
         raise ValueError(f"{value!r} is not an ISO 8601 duration; write e.g. 'PT6H' or 'PT30M'") from None
     if not isinstance(parsed, timedelta) or parsed <= timedelta(0):
         raise ValueError(f"{value!r} must be a positive duration in days/hours/minutes/seconds, e.g. 'PT6H'")
@@ -331,7 +331,13 @@ def parse_config(data: Any, source: str = "configuration") -> ChainConfig:
 
 
 def parse_config_text(text: str, source: str = "configuration") -> ChainConfig:
-    if len(text.encode()) > MAX_CONFIG_BYTES:
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError as err:  # os.environ keeps a non-UTF-8 byte as a lone surrogate
+        raise ConfigError(
+            f"{source}: not UTF-8 text (character {err.start + 1}); write the configuration as UTF-8"
+        ) from None
+    if size > MAX_CONFIG_BYTES:
         raise ConfigError(
             f"{source}: larger than {MAX_CONFIG_BYTES} bytes; a chain configuration is far smaller, "
             "check that the setting names the chain configuration file"
@@ -356,10 +362,14 @@ def load_config(app_dir: Path | None = None) -> ChainConfig:
     if not path.is_absolute() and app_dir is not None:
         path = app_dir / path
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as err:
         raise ConfigError(
             f"{CONFIG_SETTING}: cannot read {path} ({err.strerror}); point the app setting at the chain "
             "configuration file or set BACKUPCHAIN_CONFIG_JSON"
         ) from None
+    try:
+        text = raw.decode("utf-8-sig")  # a byte order mark, as some Windows editors write, is fine
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path.name}: not UTF-8 text (byte {err.start + 1}); save the file as UTF-8") from None
     return parse_config_text(text, path.name)
