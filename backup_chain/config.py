@@ -299,10 +299,15 @@ class ChainConfig(_Model):
         return self
 
 
-def _path(loc: tuple[Any, ...]) -> str:
+def _path(loc: tuple[Any, ...], key: bool = False) -> str:
+    """The field path of a pydantic error location; with ``key`` its last part is a key the
+    user wrote (an unknown field), shown as written even when empty or bracketed."""
     out = ""
-    for part in loc:
-        if isinstance(part, int):
+    for index, part in enumerate(loc):
+        if key and index == len(loc) - 1:
+            name = str(part) or '""'
+            out += f".{name}" if out else name
+        elif isinstance(part, int):
             out += f"[{part}]"
         elif part in ("function-after", "function-before", "function-plain") or "[" in str(part):
             continue
@@ -319,7 +324,7 @@ def describe(error: ValidationError) -> str:
             message = "is not a known setting; check its spelling against the documented fields"
         elif item["type"] == "missing":
             message = "is required"
-        lines.append(f"{_path(tuple(item['loc']))}: {message}")
+        lines.append(f"{_path(tuple(item['loc']), key=item['type'] == 'extra_forbidden')}: {message}")
     return "; ".join(lines)
 
 
