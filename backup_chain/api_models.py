@@ -61,6 +61,31 @@ class StartRun(BaseModel):
         return out
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _not_unicode(value: Any) -> str | None:
+    """The field path of the first string or key in ``value`` that is no Unicode text: a lone
+    surrogate (a ``\\ud800`` escape) that no UTF-8 encoder, Event Grid's included, takes
+    downstream. Iterative: a body may nest as deep as the JSON parser allows."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return path
+        elif isinstance(item, list):
+            stack.extend((f"{path}.{i}" if path else str(i), v) for i, v in reversed(list(enumerate(item))))
+        elif isinstance(item, dict):
+            for key, v in reversed(list(item.items())):
+                here = f"{path}.{key}" if path else key
+                stack.extend([(here, v), (here, key)])
+    return None
+
+
 def parse_body(raw: bytes, model: type[BaseModel], *, allow_empty: bool = True) -> Any:
     if len(raw) > MAX_BODY_BYTES:
         raise RequestError(f"request body is larger than {MAX_BODY_BYTES} bytes", status=413)
@@ -70,13 +95,18 @@ def parse_body(raw: bytes, model: type[BaseModel], *, allow_empty: bool = True) 
         # An empty body is an empty object: validated like one (a required field is a 400).
         raw = b"{}"
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        # NaN and Infinity are not JSON (RFC 8259): stored in a run, they would make every later
+        # read of it unparseable for strict clients.
+        data = json.loads(raw, parse_constant=_reject_constant)
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError (bytes that are no text), NaN
         raise RequestError(f"request body is not valid JSON: {err}") from None
     except RecursionError:
         raise RequestError("request body nests JSON too deeply") from None
     if not isinstance(data, dict):
         raise RequestError("request body must be a JSON object")
+    bad_text = _not_unicode(data)
+    if bad_text is not None:
+        raise RequestError(f"{bad_text}: not Unicode text (a lone surrogate escape such as \\ud800)", field=bad_text)
     try:
         return model.model_validate(data)
     except ValidationError as err:
