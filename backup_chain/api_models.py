@@ -111,5 +111,6 @@ def parse_body(raw: bytes, model: type[BaseModel], *, allow_empty: bool = True) 
         return model.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
+        # a field named "" (an empty JSON key) is still a field
+        field = ".".join(str(p) for p in first["loc"]) if first["loc"] else None
         raise RequestError(describe(err), field=field) from None

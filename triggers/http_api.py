@@ -26,7 +26,7 @@ TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")
 
 def problem(status: int, title: str, detail: str, field: str | None = None) -> func.HttpResponse:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    if field:
+    if field is not None:
         body["field"] = field
     return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/problem+json")
 
