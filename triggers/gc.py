@@ -138,10 +138,10 @@ async def gc_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -
             raise RequestError(f"kind must be 'check' or 'window', got {kind!r}", field="kind")
         if kind == "window" and cfg.gc.mode != "weekend-window":
             raise RequestError("a GC window needs gc.mode 'weekend-window'", field="kind")
-    except json.JSONDecodeError as err:
-        return problem(400, "Bad request", f"request body is not valid JSON: {err}")
     except RequestError as err:
         return problem(err.status, "Bad request" if err.status == 400 else "Payload too large", err.detail, err.field)
+    except (ValueError, RecursionError) as err:  # not JSON, not UTF-8 text, or nested too deeply
+        return problem(400, "Bad request", f"request body is not valid JSON: {err}")
     running = await client.get_status_by(runtime_status=list(ACTIVE), instance_id_prefix=f"gc:{kind}:")
     if running:
         return problem(409, "Conflict", f"a GC {kind} is already running: {running[0].instance_id}")
