@@ -42,6 +42,14 @@ def _status(data: Any) -> tuple[str, Any]:
     return "Succeeded", data
 
 
+def _unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 async def _already_handled(client: df.DurableOrchestrationClient, chain_name: str, event_id: str) -> bool:
     """Was this event already raised into one of the chain's runs?"""
     since = utcnow() - DEDUPE_WINDOW
@@ -60,6 +68,9 @@ async def upstream_event(event: func.EventGridEvent, client: df.DurableOrchestra
     # acknowledged and dropped, not crash the function (Event Grid would redeliver it for a day).
     if not isinstance(event_id, str) or not isinstance(event_type, str) or not event_id or not event_type:
         log.warning("upstream event without a string id and type ignored")
+        return
+    if not _unicode(event_id):
+        log.warning("upstream event %a ignored: its id is not Unicode text", event_id)
         return
     if subject is not None and not isinstance(subject, str):
         log.warning("upstream event %s ignored: subject is not a string", event_id)
