@@ -42,6 +42,17 @@ def _status(data: Any) -> tuple[str, Any]:
     return "Succeeded", data
 
 
+def _data_size(data: Any) -> int | None:
+    """Bytes of ``data`` as JSON text, or None when it is none: NaN or Infinity (Python's json
+    reads them, RFC 8259 and Event Grid do not), a lone surrogate (a ``\\ud800`` escape, no
+    Unicode text), or nesting deeper than the encoder can follow. Such data, raised into a run,
+    would fail every publish of the run's UpstreamReceived event and every strict read of it."""
+    try:
+        return len(json.dumps(data, allow_nan=False, ensure_ascii=False).encode("utf-8"))
+    except (ValueError, TypeError, UnicodeEncodeError, RecursionError):
+        return None
+
+
 def _unicode(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -75,7 +86,11 @@ async def upstream_event(event: func.EventGridEvent, client: df.DurableOrchestra
     if subject is not None and not isinstance(subject, str):
         log.warning("upstream event %s ignored: subject is not a string", event_id)
         return
-    if len(json.dumps(data, default=str)) > MAX_EVENT_DATA_BYTES:
+    size = _data_size(data)
+    if size is None:
+        log.warning("upstream event %s ignored: its data is not valid JSON text", event_id)
+        return
+    if size > MAX_EVENT_DATA_BYTES:
         log.warning("upstream event %s ignored: data larger than %d bytes", event_id, MAX_EVENT_DATA_BYTES)
         return
     chains = [c for c in config().chains if c.upstream is not None and c.upstream.matches(event_type, subject)]
