@@ -29,6 +29,8 @@ def parse_delivery(raw: bytes) -> list[dict[str, Any]]:
         payload = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise web.HTTPBadRequest(text=f"request body is not valid JSON: {err}") from None
+    except RecursionError:
+        raise web.HTTPBadRequest(text="request body nests JSON too deeply to be a batch of events") from None
     events = payload if isinstance(payload, list) else [payload]
     if not events or not all(isinstance(e, dict) for e in events):
         raise web.HTTPBadRequest(text="request body must be an event object or a non-empty array of events")
@@ -38,7 +40,8 @@ def parse_delivery(raw: bytes) -> list[dict[str, Any]]:
 def validation_response(events: list[dict[str, Any]]) -> web.Response | None:
     """Answer the Event Grid schema subscription validation event, if that is what arrived."""
     if len(events) == 1 and events[0].get("eventType") == VALIDATION_EVENT:
-        code = (events[0].get("data") or {}).get("validationCode")
+        data = events[0].get("data")
+        code = data.get("validationCode") if isinstance(data, dict) else None
         if not code:
             return web.Response(status=400, text="validation event without data.validationCode")
         return web.json_response({"validationResponse": code})
