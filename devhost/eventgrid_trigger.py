@@ -1,6 +1,14 @@
 """The Event Grid trigger webhook (``/runtime/webhooks/eventgrid?functionName=NAME``): subscription
 validation for the Event Grid schema, the CloudEvents abuse-protection handshake, and one function
-invocation per event of a delivered batch, as the Event Grid extension does."""
+invocation per event of a delivered batch, as the Event Grid extension does.
+
+A delivery that is no batch of events the function could be given is refused with 400 before any
+function runs: a body that is not JSON or nests too deeply, an array of non-objects, a validation
+event without a code, and an event the Python worker cannot read (a ``time``/``eventTime`` that
+is no string, no date, or - a limit of azure-functions 1.26 - an RFC 3339 time with an offset
+other than +00:00). On Azure the worker fails that event's invocation and the host answers 500,
+so Event Grid redelivers the whole batch until it dead-letters it; devhost says at once which event
+cannot be read and why, and runs none of the batch."""
 
 from __future__ import annotations
 
@@ -8,6 +16,9 @@ import json
 from typing import Any
 
 from aiohttp import web
+from azure.functions import meta
+
+from devhost.invoke import decode
 
 MAX_DELIVERY_BYTES = 1024 * 1024  # Event Grid never delivers more than 1 MB in one request
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
@@ -35,6 +46,17 @@ def parse_delivery(raw: bytes) -> list[dict[str, Any]]:
     if not events or not all(isinstance(e, dict) for e in events):
         raise web.HTTPBadRequest(text="request body must be an event object or a non-empty array of events")
     return events
+
+
+def check_events(events: list[dict[str, Any]]) -> None:
+    """Refuse (400) a batch with an event the worker's Event Grid converter cannot read."""
+    for index, event in enumerate(events):
+        try:
+            decode("eventGridTrigger", meta.Datum(type="json", value=json.dumps(event)))
+        except Exception as err:  # ValueError, TypeError, RecursionError: whatever the converter raises
+            raise web.HTTPBadRequest(
+                text=f"event {index} is not an Event Grid or CloudEvents 1.0 event: {type(err).__name__}: {err}"
+            ) from None
 
 
 def validation_response(events: list[dict[str, Any]]) -> web.Response | None:

@@ -130,6 +130,7 @@ class DevHost:
             answer = eg.validation_response(events)
             if answer is not None:
                 return answer
+        eg.check_events(events)
         failed = 0
         for event in events:
             try:
