@@ -15,13 +15,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from demo.stack import Stack
 from tests.faults import invariants
-from tests.faults.scenarios import CHAIN, UPSTREAM_SUBJECT, UPSTREAM_TYPE, WEEKEND_WINDOW, FaultCase, Kill
+from tests.faults.scenarios import (
+    CHAIN,
+    UPSTREAM_SUBJECT,
+    UPSTREAM_TYPE,
+    WEEKEND_WINDOW,
+    WINDOW_HOURS,
+    FaultCase,
+    Kill,
+)
 from tests.support.chain_stack import PREFIX, chain_completed, deliver_upstream, run_events, start_stack
 
 WINDOW_LIMIT_SECONDS = 50 * 3600.0
@@ -72,8 +80,9 @@ def host_status(stack: Stack) -> dict[str, Any]:
     return dict(stack.admin("devhost", "GET", "/admin/host/status"))
 
 
-def _kill(stack: Stack, kill: Kill, driven: Driven, published: int) -> None:
-    """Carry out one kill (with the clock step it replaces) and restart devhost."""
+def _kill(stack: Stack, kill: Kill, driven: Driven, published: int, step: float | None = None) -> None:
+    """Carry out one kill (with the clock step it replaces: ``step`` seconds, the case's step by
+    default) and restart devhost."""
     seen: dict[str, Any] = {}
 
     def busy_or_idle() -> bool:
@@ -84,7 +93,7 @@ def _kill(stack: Stack, kill: Kill, driven: Driven, published: int) -> None:
         stack.settle()
         seen.update(host_status(stack))
     else:
-        stack.advance(driven.case.step_seconds)
+        stack.advance(step or driven.case.step_seconds)
         driven.steps += 1
         if kill.mode == "inFlight":
             with contextlib.suppress(AssertionError):  # bounded: kill anyway when it runs out
@@ -128,6 +137,7 @@ def drive(stack: Stack, case: FaultCase) -> Driven:
             deliver_upstream(stack, UPSTREAM_TYPE, UPSTREAM_SUBJECT, {"status": "Succeeded"}, event_id=event_id)
 
     kills = list(case.kills)
+    window_kills = list(case.window_kills)
     max_steps = int(case.limit_seconds / case.step_seconds)
     while True:
         events = run_events(stack, case.run_id)
@@ -140,6 +150,10 @@ def drive(stack: Stack, case: FaultCase) -> Driven:
         if kills and published >= kills[0].after_events:
             _kill(stack, kills.pop(0), driven, published)
             continue
+        if "open" in window_kills and stack.clock.now() + timedelta(seconds=case.step_seconds) >= case.window_opens:
+            window_kills.remove("open")
+            _kill(stack, Kill(published, "inFlight", 0.0), driven, published)
+            continue
         stack.advance(case.step_seconds)
         stack.settle()
         driven.steps += 1
@@ -147,6 +161,8 @@ def drive(stack: Stack, case: FaultCase) -> Driven:
     driven.chain_seconds = (stack.clock.now() - driven.run_started_at).total_seconds()
     if kills:
         driven.skipped_kills = [f"after {k.after_events} events {k.mode}" for k in kills]
+    if "open" in window_kills:
+        driven.skipped_kills.append("as the GC window opens")
     stack.settle()
 
     if case.gc_mode == WEEKEND_WINDOW:
@@ -155,7 +171,7 @@ def drive(stack: Stack, case: FaultCase) -> Driven:
         driven.mid_violations = [
             invariants.Violation(v.invariant, v.vm, "after ChainCompleted: " + v.detail) for v in mid
         ]
-        driven.window_closed = _run_window_to_close(stack)
+        driven.window_closed = _run_window_to_close(stack, driven, "close" in window_kills)
         if not driven.window_closed:
             driven.notes.append("the weekly GC window did not close")
     state = stack.admin("recoveryservices", "GET", "/admin/state")
@@ -165,16 +181,21 @@ def drive(stack: Stack, case: FaultCase) -> Driven:
     return driven
 
 
-def _run_window_to_close(stack: Stack) -> bool:
+def _run_window_to_close(stack: Stack, driven: Driven, kill_at_close: bool) -> bool:
     """Weekend-window mode: move on (an hour at a time) until the window that opened on Saturday
-    closed, then one sweep interval more so that leases of dead holders would have been
-    reclaimed."""
+    closed — SIGKILLing devhost in the step it closes in, if asked — then one lease sweep interval
+    more, so that the lease of a holder that died would have been reclaimed."""
+    closes = driven.case.window_opens + timedelta(hours=WINDOW_HOURS)
     elapsed = 0.0
     while _gc_event_count(stack, "GcWindowClosed") < 1:
         if elapsed >= WINDOW_LIMIT_SECONDS:
             return False
-        stack.advance(WINDOW_STEP_SECONDS)
-        stack.settle()
+        if kill_at_close and stack.clock.now() + timedelta(seconds=WINDOW_STEP_SECONDS) >= closes:
+            kill_at_close = False
+            _kill(stack, Kill(0, "inFlight", 0.0), driven, -1, WINDOW_STEP_SECONDS)
+        else:
+            stack.advance(WINDOW_STEP_SECONDS)
+            stack.settle()
         elapsed += WINDOW_STEP_SECONDS
     stack.advance(600)
     stack.settle()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from demo.stack import SUBSCRIPTION, vault_id, vm_id
@@ -22,7 +22,8 @@ WEEKEND_WINDOW = "weekend-window"
 CHAIN = "faults"
 UPSTREAM_TYPE = "Contoso.Etl.JobFinished"
 UPSTREAM_SUBJECT = "/jobs/faults"
-THURSDAY, FRIDAY = 3, 4
+THURSDAY, FRIDAY, SATURDAY = 3, 4, 5
+WINDOW_HOURS = 48
 # (low, high) VM count, kills, vaults per scale; bounded so that a small case stays well under a
 # minute of wall time on a 2-core machine.
 _SIZES = {"small": ((8, 12), (2, 3), 2), "large": ((40, 60), (4, 6), 3)}
@@ -99,6 +100,7 @@ class FaultCase:
     max_parallel: int
     stagger_seconds: float
     upstream_deliveries: int  # the same upstream event published this many times (at-least-once)
+    window_kills: tuple[str, ...] = ()  # "open" / "close": SIGKILL in the clock step the GC window opens / closes
     step_seconds: float = 60.0
     limit_seconds: float = 8 * 3600.0  # virtual time the chain gets to publish ChainCompleted
     run_id: str = field(default="")
@@ -106,6 +108,13 @@ class FaultCase:
     @property
     def label(self) -> str:
         return f"{self.scale}-seed{self.seed}-{self.gc_mode}"
+
+    @property
+    def window_opens(self) -> datetime:
+        """The weekly GC window's opening (Saturday 00:00 UTC) after the start."""
+        midnight = self.start.replace(hour=0, minute=0, second=0, microsecond=0)
+        opens = midnight + timedelta(days=(SATURDAY - self.start.weekday()) % 7)
+        return opens if opens > self.start else opens + timedelta(days=7)
 
     def vm(self, name: str) -> VmPlan:
         return next(v for v in self.vms if v.name == name)
@@ -119,6 +128,7 @@ class FaultCase:
             f"seed {self.seed} ({self.scale}, gc {self.gc_mode}): {len(self.vms)} VMs {fates}, "
             f"maxParallel {self.max_parallel}, stagger {self.stagger_seconds:.0f}s, faults {self.faults}, "
             f"kills [{kills}], upstream delivered x{self.upstream_deliveries}"
+            + (f", kills as the GC window {'/'.join(self.window_kills)}" if self.window_kills else "")
         )
 
     # --- what the stack is started with ---------------------------------------------------------
@@ -230,6 +240,15 @@ def generate(seed: int, scale: str = "small", gc_mode: str | None = None) -> Fau
     kill_points = sorted(rng.sample(range(3, expected_events - 3), rng.randint(kills_low, kills_high)))
     kills = tuple(Kill(p, rng.choice(KILL_MODES), float(rng.choice((0, 60, 120, 300)))) for p in kill_points)
     start = next_weekday_at(FRIDAY, 23, 40) if mode == WEEKEND_WINDOW else next_weekday_at(THURSDAY, 1, 0)
+    # at most a few VMs queue behind the first wave (the ones failing their snapshot end early)
+    max_parallel = max(2, count - rng.randint(0, n_snap)) if scale == "small" else rng.choice((10, 20))
+    stagger = float(rng.choice((0, 5, 20)))
+    deliveries = rng.choice((1, 2))
+    # weekend-window mode: also kill devhost as the window opens (while it takes the leases and
+    # resumes protection beside the running backups) and, on some seeds, as it closes
+    window_kills: tuple[str, ...] = ()
+    if mode == WEEKEND_WINDOW:
+        window_kills = ("open", "close") if rng.random() < 0.5 else ("open",)
     return FaultCase(
         seed=seed,
         scale=scale,
@@ -238,9 +257,9 @@ def generate(seed: int, scale: str = "small", gc_mode: str | None = None) -> Fau
         vms=vms,
         faults=faults,
         kills=kills,
-        # at most a few VMs queue behind the first wave (the ones failing their snapshot end early)
-        max_parallel=max(2, count - rng.randint(0, n_snap)) if scale == "small" else rng.choice((10, 20)),
-        stagger_seconds=float(rng.choice((0, 5, 20))),
-        upstream_deliveries=rng.choice((1, 2)),
+        max_parallel=max_parallel,
+        stagger_seconds=stagger,
+        upstream_deliveries=deliveries,
+        window_kills=window_kills,
         run_id=f"faults-{seed}",
     )
