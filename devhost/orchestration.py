@@ -304,8 +304,19 @@ class Episode:
 
     def _unprocessed_events(self, new_events: list[dict[str, Any]], waits: list[str]) -> list[dict[str, Any]]:
         """External events that reached this execution but that no wait consumed; they are carried
-        into the next execution so continue-as-new loses no event."""
-        raised = [e for e in [*self.old_history, *new_events] if e["EventType"] == h.EVENT_RAISED]
+        into the next execution so continue-as-new loses no event. Responses to this execution's
+        entity calls (raised under the request's id) belong to those calls, never to the next
+        execution: carried, they would pile up in an eternal orchestration's history."""
+        responses = {
+            str(json.loads(e["Input"]).get("id"))
+            for e in [*self.old_history, *self.work.new_history]
+            if e["EventType"] == h.EVENT_SENT and e.get("Input")
+        }
+        raised = [
+            e
+            for e in [*self.old_history, *new_events]
+            if e["EventType"] == h.EVENT_RAISED and str(e.get("Name", "")) not in responses
+        ]
         budget = Counter(w.lower() for w in waits)
         carried = []
         for ev in raised:

@@ -122,6 +122,17 @@ def test_continue_as_new_carries_events_that_arrive_meanwhile(host: DevHostProce
     assert status["output"] == {"count": 3, "seen": [{"item": "a"}, {"item": "b"}, {"item": "c"}]}
 
 
+def test_continue_as_new_does_not_carry_entity_responses(host: DevHostProcess) -> None:
+    """An entity call's response is consumed by the call: carrying it into the next execution
+    as an unprocessed external event would grow an eternal orchestration's history without bound
+    (and the SDK warns of a duplicate task completion on every replay)."""
+    host.start_orchestration("entity_loop", "eloop-1", 0)
+    status = host.wait_status("eloop-1")
+    assert status["output"] == {"round": 2, "value": 3}, status
+    raised = [e for e in host.history("eloop-1") if e["EventType"] == "EventRaised"]
+    assert len(raised) == 1, raised  # the last execution's own response, nothing carried
+
+
 def test_entities_call_signal_and_errors_from_orchestrator(host: DevHostProcess) -> None:
     host.start_orchestration("use_entity", "ent-1", "orch-key")
     status = host.wait_status("ent-1")

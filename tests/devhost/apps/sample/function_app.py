@@ -199,6 +199,16 @@ def use_entity(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def entity_loop(context: df.DurableOrchestrationContext):
+    """Calls an entity in every execution, then continues as new (like an eternal poller)."""
+    round_ = context.get_input() or 0
+    value = yield context.call_entity(df.EntityId("counter", f"{context.instance_id}-key"), "add", 1)
+    if round_ >= 2:
+        return {"round": round_, "value": value}
+    context.continue_as_new(round_ + 1)
+
+
+@app.orchestration_trigger(context_name="context")
 def nondeterministic(context: df.DurableOrchestrationContext):
     name = "add_one" if not os.path.exists(os.path.join(MARKS, "switch")) else "explode"
     yield context.call_activity(name, 1)
