@@ -26,7 +26,8 @@ tests and ``bench/fault_bench.py`` share one definition. The invariants (names a
     snapshot, else 0. Redeliveries of the same id are at-least-once and allowed (counted in the
     report's ``duplicateDeliveries``).
 ``event-id-reuse``
-    Records sharing an event id carry the same type, subject and data.
+    Records sharing an event id carry the same type, subject and meaning (run, VM, job, snapshot
+    time, phase, error code, outcome).
 ``single-trigger``
     The emulator's user-triggered jobs for the VM started inside the run's time span: at most
     one; exactly the one the events name when that job is user-triggered; none when the VM
@@ -453,14 +454,26 @@ def _check_trigger(
     return []
 
 
+MEANING = ("runId", "vmId", "jobId", "snapshotCompletedAt", "phase", "errorCode", "outcome")
+
+
 def _check_id_reuse(run: _Run) -> list[Violation]:
+    """A redelivery (same id) may be re-stamped, but must mean the same: type, subject and the
+    data fields a subscriber acts on."""
     out = []
     for record in run.observed.records:
         first = run.first[str(record["event"]["id"])]
         a, b = first["event"], record["event"]
-        if (a["type"], a.get("subject"), a.get("data")) != (b["type"], b.get("subject"), b.get("data")):
+        da, db = a.get("data") or {}, b.get("data") or {}
+        differs = [k for k in MEANING if da.get(k) != db.get(k)]
+        if a["type"] != b["type"] or a.get("subject") != b.get("subject") or differs:
             out.append(
-                Violation("event-id-reuse", None, f"event id {a['id']} carries {a['type']} and {b['type']}/other data")
+                Violation(
+                    "event-id-reuse",
+                    None,
+                    f"event id {a['id']}: {a['type']} {a.get('subject')} and {b['type']} {b.get('subject')}, "
+                    f"data differing in {differs}",
+                )
             )
     return out
 

@@ -165,6 +165,13 @@ def _with(observed: Observed, index: int, **changes: Any) -> Observed:
     return observed
 
 
+def test_one_event_id_with_two_meanings_is_caught() -> None:
+    case = _case()
+    assert _invariants(_with(_observed(case), 4, data={"snapshotSeconds": 1.0}), case) == set()  # re-stamped
+    assert _invariants(_with(_observed(case), 4, data={"jobId": "j2"}), case) == {"event-id-reuse"}
+    assert _invariants(_with(_observed(case), 4, type=PREFIX + "BackupCompleted"), case) == {"event-id-reuse"}
+
+
 def test_a_second_snapshot_event_id_for_a_vm_is_caught() -> None:
     case = _case()
     assert "snapshot-once" in _invariants(_with(_observed(case), 4, id="another-id"), case)
