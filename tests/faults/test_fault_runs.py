@@ -53,11 +53,12 @@ def _assert_clean(case: FaultCase, future: Future[tuple[Driven, Report]]) -> Non
     driven, report = future.result(timeout=900)
     where = f"{case.describe()}\nlogs and task hub: {driven.base}\nkills: {driven.kills}"
     assert report.ok, f"{len(report.violations)} invariant violations\n{report.text()}\n{where}"
-    # The case really was under fire: faults of every kind injected, devhost killed.
+    # The case really was under fire: devhost killed, calls failed. (How many of each kind depends
+    # on the order concurrent calls reach the emulator; the trigger bursts alone make two 429s.)
     assert driven.chain_completed, where
     assert driven.kills, f"no kill happened\n{where}"
-    for kind in ("429", "drop"):
-        assert driven.faults_injected.get(kind, 0) > 0, f"no {kind} injected: {driven.faults_injected}\n{where}"
+    assert driven.faults_injected.get("429", 0) >= 2, f"faults injected: {driven.faults_injected}\n{where}"
+    assert sum(driven.faults_injected.values()) >= 5, f"faults injected: {driven.faults_injected}\n{where}"
 
 
 def test_small_cases_cover_both_gc_modes() -> None:
