@@ -132,7 +132,18 @@ def drive(stack: Stack, case: FaultCase) -> Driven:
         raise AssertionError(f"starting run {case.run_id}: {started.status_code} {started.text}")
     stack.settle()
     event_id = f"upstream-{case.seed}"
-    for _ in range(case.upstream_deliveries):
+    deliveries = case.upstream_deliveries
+    if case.upstream_while_down:
+        # Event Grid cannot reach devhost: it retries on the shared clock (10 s, 30 s, ...), which
+        # the steps below move; the run must start backing up once a retry gets through.
+        stack.kill_devhost()
+        with _PUBLISHING:
+            stack.publish_upstream(UPSTREAM_TYPE, UPSTREAM_SUBJECT, {"status": "Succeeded"}, event_id)
+        stack.start_devhost()
+        stack.settle()
+        driven.kills.append({"afterEvents": 1, "mode": "upstreamWhileDown", "at": stack.clock.now().isoformat()})
+        deliveries -= 1
+    for _ in range(deliveries):
         with _PUBLISHING:
             deliver_upstream(stack, UPSTREAM_TYPE, UPSTREAM_SUBJECT, {"status": "Succeeded"}, event_id=event_id)
 

@@ -101,6 +101,7 @@ class FaultCase:
     stagger_seconds: float
     upstream_deliveries: int  # the same upstream event published this many times (at-least-once)
     window_kills: tuple[str, ...] = ()  # "open" / "close": SIGKILL in the clock step the GC window opens / closes
+    upstream_while_down: bool = False  # SIGKILL before the upstream event is published; Event Grid redelivers
     step_seconds: float = 60.0
     limit_seconds: float = 8 * 3600.0  # virtual time the chain gets to publish ChainCompleted
     run_id: str = field(default="")
@@ -129,6 +130,7 @@ class FaultCase:
             f"maxParallel {self.max_parallel}, stagger {self.stagger_seconds:.0f}s, faults {self.faults}, "
             f"kills [{kills}], upstream delivered x{self.upstream_deliveries}"
             + (f", kills as the GC window {'/'.join(self.window_kills)}" if self.window_kills else "")
+            + (", devhost down while upstream is published" if self.upstream_while_down else "")
         )
 
     # --- what the stack is started with ---------------------------------------------------------
@@ -249,6 +251,8 @@ def generate(seed: int, scale: str = "small", gc_mode: str | None = None) -> Fau
     window_kills: tuple[str, ...] = ()
     if mode == WEEKEND_WINDOW:
         window_kills = ("open", "close") if rng.random() < 0.5 else ("open",)
+    # devhost down when the upstream event is published: Event Grid must retry its delivery
+    upstream_while_down = rng.random() < 0.5
     return FaultCase(
         seed=seed,
         scale=scale,
@@ -261,5 +265,6 @@ def generate(seed: int, scale: str = "small", gc_mode: str | None = None) -> Fau
         stagger_seconds=stagger,
         upstream_deliveries=deliveries,
         window_kills=window_kills,
+        upstream_while_down=upstream_while_down,
         run_id=f"faults-{seed}",
     )
