@@ -1,6 +1,6 @@
 """``job_watch``: one entity per vault holding the board of watched backup jobs and the vault's
 read budget (``backup_chain.job_watch``). Backups register with ``watch``; the vault's poller
-calls ``take`` for the reads due at its next wake and signals ``done`` for finished watches."""
+calls ``take`` for the reads due at its next wake, passing the watches that finished since."""
 
 from __future__ import annotations
 
@@ -21,9 +21,8 @@ def job_watch(context: df.DurableEntityContext) -> None:
     result: Any = None
     if operation == "watch":
         board.watch(args["watch"], float(args["now"]))
-    elif operation == "done":
-        board.done(list(args.get("keys") or []))
     elif operation == "take":
+        board.done(list(args.get("done") or []))
         at, per_minute = float(args["at"]), float(args["readsPerMinute"])
         taken = board.take(at, per_minute)
         result = {
@@ -32,6 +31,6 @@ def job_watch(context: df.DurableEntityContext) -> None:
             "watching": len(board.watches),
         }
     else:
-        raise ValueError(f"job_watch has no operation {operation!r}; use watch, take or done")
+        raise ValueError(f"job_watch has no operation {operation!r}; use watch or take")
     context.set_state(board.to_state())
     context.set_result(result)

@@ -32,10 +32,14 @@ def job_poller(context: df.DurableOrchestrationContext):
     entity = watch_entity(spec["vaultId"])
     per_minute, tick = float(spec["readsPerMinute"]), float(spec["tickSeconds"])
     reads = int(spec.get("reads", 0))
+    finished: list[str] = list(spec.get("finished") or [])
     wake = now(context).timestamp()
     context.set_custom_status({"phase": "starting", "vaultId": spec["vaultId"], "fingerprint": spec.get("fingerprint")})
     for _ in range(ROUNDS_PER_EXECUTION):
-        taken = yield context.call_entity(entity, "take", {"at": wake, "readsPerMinute": per_minute})
+        # Finished watches go in the same operation as the next take, so they can never be read
+        # (and announced) again, whatever order the entity sees other messages in.
+        taken = yield context.call_entity(entity, "take", {"at": wake, "readsPerMinute": per_minute, "done": finished})
+        finished = []
         if wake > now(context).timestamp():
             yield context.create_timer(datetime.fromtimestamp(wake, timezone.utc))
         if taken["watches"]:
@@ -47,8 +51,7 @@ def job_poller(context: df.DurableOrchestrationContext):
                 # The reads are rescheduled on the board already; the next round tries again.
                 result = {"finished": [], "read": 0}
             reads += int(result.get("read", 0))
-            if result["finished"]:
-                context.signal_entity(entity, "done", {"keys": result["finished"]})
+            finished = list(result["finished"])
         context.set_custom_status(
             {
                 "phase": "polling",
@@ -63,5 +66,5 @@ def job_poller(context: df.DurableOrchestrationContext):
         next_wake = taken["nextWake"]
         wake = current + IDLE_SECONDS if next_wake is None else min(current + IDLE_SECONDS, max(next_wake, wake + tick))
         wake = max(wake, current)
-    context.continue_as_new({**spec, "reads": reads})
+    context.continue_as_new({**spec, "reads": reads, "finished": finished})
     return None
