@@ -26,8 +26,8 @@ def watch_entity(vault_id: str) -> df.EntityId:
 @bp.orchestration_trigger(context_name="context")
 def job_poller(context: df.DurableOrchestrationContext):
     """Input: ``vaultId``, ``readsPerMinute`` (this vault's share), ``tickSeconds``,
-    ``fingerprint`` (of this input; a changed configuration restarts the poller) and ``reads`` so
-    far (carried across continue-as-new, shown in the custom status)."""
+    ``fingerprint`` (of this input; a changed configuration restarts the poller), and, carried
+    across continue-as-new, ``reads`` so far and the watch keys ``finished`` in the last round."""
     spec: dict[str, Any] = context.get_input()
     entity = watch_entity(spec["vaultId"])
     per_minute, tick = float(spec["readsPerMinute"]), float(spec["tickSeconds"])
