@@ -77,14 +77,18 @@ def trigger_backup(request: dict[str, Any]) -> dict[str, Any]:
     return {"ok": False, "error": result.to_dict()}
 
 
+def read_job(vault: VaultId, job_id: str) -> dict[str, Any]:
+    """A job's details as a JobView dict (raises the SDK's errors)."""
+    job = backup_client(vault.subscription).job_details.get(vault.name, vault.resource_group, job_id)
+    return parse_job(job.as_dict()).to_dict()
+
+
 @bp.activity_trigger(input_name="request")
 def get_job(request: dict[str, Any]) -> dict[str, Any]:
-    vault = VaultId.parse(request["vaultId"])
     try:
-        job = backup_client(vault.subscription).job_details.get(vault.name, vault.resource_group, request["jobId"])
+        return {"ok": True, "job": read_job(VaultId.parse(request["vaultId"]), request["jobId"])}
     except Exception as err:
         return _fail(err)
-    return {"ok": True, "job": parse_job(job.as_dict()).to_dict()}
 
 
 @bp.activity_trigger(input_name="request")
@@ -98,8 +102,7 @@ def find_active_job(request: dict[str, Any]) -> dict[str, Any]:
         for job in client.backup_jobs.list(vault.name, vault.resource_group, filter=query):
             container = str(getattr(job.properties, "container_name", "") or "").lower()
             if container.endswith(suffix):
-                details = client.job_details.get(vault.name, vault.resource_group, job.name)
-                return {"ok": True, "job": parse_job(details.as_dict()).to_dict()}
+                return {"ok": True, "job": read_job(vault, job.name)}
     except Exception as err:
         return _fail(err)
     return {"ok": True, "job": None}

@@ -11,10 +11,10 @@ from typing import Any
 import azure.durable_functions as df
 
 from activities.azure_errors import from_exception
-from activities.clients import backup_client
+from activities.backup import read_job
 from activities.events import send_events
-from backup_chain.events import parse_time, snapshot_completed_event
-from backup_chain.jobs import JobView, parse_job
+from backup_chain.events import iso, parse_time, snapshot_completed_event
+from backup_chain.jobs import JobView
 from backup_chain.resource_ids import VaultId
 
 bp = df.Blueprint()
@@ -24,11 +24,11 @@ WAITING = (df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.
 
 
 def _read(vault: VaultId, job_id: str) -> dict[str, Any]:
+    """The job, or its failure as data (transient ones too: the board reschedules the read)."""
     try:
-        job = backup_client(vault.subscription).job_details.get(vault.name, vault.resource_group, job_id)
+        return {"ok": True, "job": read_job(vault, job_id)}
     except Exception as err:
         return {"ok": False, "error": from_exception(err).to_dict()}
-    return {"ok": True, "job": parse_job(job.as_dict()).to_dict()}
 
 
 def _publish(events: list[dict[str, Any]]) -> bool:
@@ -58,7 +58,7 @@ def _observed_at(at: str, job: JobView) -> str:
     end, stamped = parse_time(job.snapshot_end), parse_time(at)
     if end is None or stamped is None or end <= stamped:
         return at
-    return end.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso(end)
 
 
 @bp.activity_trigger(input_name="request")

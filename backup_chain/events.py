@@ -64,6 +64,11 @@ def chain_subject(chain: str, run_id: str) -> str:
     return f"/chains/{chain}/runs/{run_id}"
 
 
+def iso(dt: datetime) -> str:
+    """The one timestamp format of events and orchestration status (UTC, microseconds, ``Z``)."""
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def parse_time(text: str | None) -> datetime | None:
     """An ISO 8601 time as an aware UTC datetime (None for none)."""
     if not text:

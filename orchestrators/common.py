@@ -8,18 +8,21 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from backup_chain.events import cloud_event, parse_time, seconds_between, snapshot_completed_event, vm_cloud_event
+from backup_chain.events import (
+    cloud_event,
+    iso,
+    parse_time,
+    seconds_between,
+    snapshot_completed_event,
+    vm_cloud_event,
+)
 from backup_chain.jobs import JobView
 
-__all__ = ["parse_time", "seconds_between"]  # re-exported for the orchestrators
+__all__ = ["iso", "parse_time", "seconds_between"]  # re-exported for the orchestrators
 
 # Transient Azure failures (throttling that outlasted the SDK's own Retry-After retries, 5xx,
 # network) are retried on durable timers: 10 s, then up to 8 attempts in all.
 AZURE_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=10_000, max_number_of_attempts=8)
-
-
-def iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def now(context: df.DurableOrchestrationContext) -> datetime:
