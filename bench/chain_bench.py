@@ -143,16 +143,17 @@ def ts(text: str | None) -> float | None:
     return isoparse(text).timestamp() if text else None
 
 
-def p95(values: list[float]) -> float:
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..1)."""
     ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def lag_line(label: str, lags: list[float]) -> str:
     if not lags:
         return f"  {label:<44} n/a"
     return (
-        f"  {label:<44} mean {statistics.fmean(lags):7.1f} s   p95 {p95(lags):7.1f} s   "
+        f"  {label:<44} mean {statistics.fmean(lags):7.1f} s   p95 {percentile(lags, 0.95):7.1f} s   "
         f"max {max(lags):7.1f} s   (n={len(lags)})"
     )
 
@@ -198,10 +199,15 @@ def watch_polls(stack: Stack) -> tuple[list[int], list[int]]:
     return snap, transfer
 
 
-def throttling_line(stack: Stack) -> str:
-    """The RS emulator's per-subscription ARM figures: peak requests per virtual minute, 429s."""
-    body = stack.admin("recoveryservices", "GET", "/admin/throttling")
-    sub = (body.get("subscriptions") or {}).get(SUBSCRIPTION.lower()) or {}
+def subscription_figures(throttling: dict[str, Any]) -> dict[str, Any]:
+    """The bench subscription's entry in the RS emulator's ``/admin/throttling``."""
+    return dict((throttling.get("subscriptions") or {}).get(SUBSCRIPTION.lower()) or {})
+
+
+def throttling_line(body: dict[str, Any]) -> str:
+    """The RS emulator's per-subscription ARM figures (``/admin/throttling``): peak requests per
+    virtual minute, 429s."""
+    sub = subscription_figures(body)
     peak, throttled = sub.get("peakPerMinute") or {}, sub.get("throttled") or {}
     limits = body.get("reads") or {}
     return (
@@ -311,7 +317,7 @@ def run(args: argparse.Namespace, base: Path) -> int:
         base_lag, base_lag_time, base_missing = collect_lags(records, jobs, BASELINE_EVENT, base_names)
         types = Counter(str(r["event"].get("type", "")) for r in records)
         snap_polls, transfer_polls = watch_polls(stack)
-        arm_line = throttling_line(stack)
+        arm_line = throttling_line(stack.admin("recoveryservices", "GET", "/admin/throttling"))
         rss = {name: peak_rss_mib(svc.process.pid) for name, svc in stack.services.items()}
         cpu = {name: cpu_seconds(svc.process.pid) for name, svc in stack.services.items()}
     finally:

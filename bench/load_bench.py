@@ -25,7 +25,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.chain_bench import DAYS, collect_lags, cpu_seconds, peak_rss_mib, throttling_line
+from bench.chain_bench import (
+    DAYS,
+    collect_lags,
+    cpu_seconds,
+    peak_rss_mib,
+    percentile,
+    subscription_figures,
+    throttling_line,
+)
 from demo.stack import DOWNSTREAM_TOPIC, SUBSCRIPTION, Stack, vault_id, vm_id
 
 PREFIX = "BackupChain."
@@ -89,11 +97,6 @@ def build(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], lis
     return scenario, {"chains": chains, "polling": polling}, names
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-
 def sqlite_mib(base: Path) -> float:
     return sum(p.stat().st_size for p in (base / "devhost").glob("state.db*")) / 2**20
 
@@ -145,7 +148,7 @@ def run(args: argparse.Namespace, base: Path) -> int:
         jobs = stack.admin("recoveryservices", "GET", "/admin/jobs", params={"limit": "10000000"})
         requests = stack.admin("recoveryservices", "GET", "/admin/requests")
         throttling = stack.admin("recoveryservices", "GET", "/admin/throttling")
-        arm_line = throttling_line(stack)
+        arm_line = throttling_line(throttling)
         rss = {name: peak_rss_mib(svc.process.pid) for name, svc in stack.services.items()}
         cpu = {name: cpu_seconds(svc.process.pid) for name, svc in stack.services.items()}
         hub = sqlite_mib(base)
@@ -154,7 +157,7 @@ def run(args: argparse.Namespace, base: Path) -> int:
     lags, _, missing = collect_lags(records, jobs, PREFIX + "SnapshotCompleted", set(names))
     types = Counter(str(r["event"].get("type", "")).removeprefix(PREFIX) for r in records)
     total_calls = sum(requests["byOperation"].values())
-    sub = (throttling.get("subscriptions") or {}).get(SUBSCRIPTION.lower()) or {}
+    sub = subscription_figures(throttling)
     minutes = [m for m in sub.get("minutes") or [] if m.get("reads", 0) + m.get("writes", 0)]
     print()
     outcome = "TIMED OUT, figures are partial" if timed_out else "complete"
