@@ -32,18 +32,7 @@ from backup_chain.config import (
 from backup_chain.gc import WINDOWS_ZONES
 from demo.stack import REPO
 from tests.badinput.support import PURE, hostile_text, json_values
-
-SUB = "00000000-0000-0000-0000-0000000000aa"
-OTHER_SUB = "11111111-2222-3333-4444-555555555555"
-
-
-def vault(name: str, sub: str = SUB) -> str:
-    return f"/subscriptions/{sub}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/{name}"
-
-
-def vm(name: str, sub: str = SUB) -> str:
-    return f"/subscriptions/{sub}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/{name}"
-
+from tests.support.resource_ids import OTHER_SUB, SUB, vault, vm
 
 VALID: dict[str, Any] = {
     "eventTypePrefix": "BackupChain.",

@@ -22,18 +22,7 @@ from backup_chain.config import (
     parse_config,
     parse_config_text,
 )
-
-SUB = "00000000-0000-0000-0000-0000000000aa"
-OTHER_SUB = "11111111-2222-3333-4444-555555555555"
-
-
-def vault(name: str = "v1", sub: str = SUB) -> str:
-    return f"/subscriptions/{sub}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/{name}"
-
-
-def vm(name: str, sub: str = SUB) -> str:
-    return f"/subscriptions/{sub}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/{name}"
-
+from tests.support.resource_ids import OTHER_SUB, vault, vm
 
 VALID: dict[str, Any] = {
     "eventTypePrefix": "BackupChain.",

@@ -11,10 +11,9 @@ from hypothesis import strategies as st
 from backup_chain.config import parse_config
 from backup_chain.job_watch import BURST_SECONDS, Board
 from backup_chain.polling import PollPlan
+from tests.support.resource_ids import OTHER_SUB, vault, vm
 
 PLAN = PollPlan.for_minutes(6, 8).__dict__
-SUB_A = "00000000-0000-0000-0000-00000000000a"
-SUB_B = "00000000-0000-0000-0000-00000000000b"
 
 
 def watch(key: str, until: str = "snapshot", anchor: float = 0.0) -> dict[str, Any]:
@@ -111,12 +110,6 @@ def test_reads_never_exceed_the_budget_and_every_due_watch_is_read(
 
 
 def test_the_read_budget_is_split_across_a_subscriptions_vaults() -> None:
-    def vault(sub: str, name: str) -> str:
-        return f"/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/{name}"
-
-    def vm(sub: str, name: str) -> str:
-        return f"/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/{name}"
-
     cfg = parse_config(
         {
             "polling": {"readsPerMinute": 900},
@@ -124,15 +117,15 @@ def test_the_read_budget_is_split_across_a_subscriptions_vaults() -> None:
                 {
                     "name": "c",
                     "targets": [
-                        {"vaultId": vault(SUB_A, "v1"), "vms": [vm(SUB_A, "a1")]},
-                        {"vaultId": vault(SUB_A, "v2"), "vms": [vm(SUB_A, "a2")]},
-                        {"vaultId": vault(SUB_A, "v3"), "vms": [vm(SUB_A, "a3")]},
-                        {"vaultId": vault(SUB_B, "v1"), "vms": [vm(SUB_B, "b1")]},
+                        {"vaultId": vault("v1"), "vms": [vm("a1")]},
+                        {"vaultId": vault("v2"), "vms": [vm("a2")]},
+                        {"vaultId": vault("v3"), "vms": [vm("a3")]},
+                        {"vaultId": vault("v1", OTHER_SUB), "vms": [vm("b1", OTHER_SUB)]},
                     ],
                 }
             ],
         }
     )
-    assert cfg.vault_reads_per_minute(vault(SUB_A, "v2")) == 300
-    assert cfg.vault_reads_per_minute(vault(SUB_B, "v1")) == 900
+    assert cfg.vault_reads_per_minute(vault("v2")) == 300
+    assert cfg.vault_reads_per_minute(vault("v1", OTHER_SUB)) == 900
     assert len(cfg.vault_ids()) == 4
