@@ -55,6 +55,7 @@ class Board:
     watches: dict[str, Watch] = field(default_factory=dict)
     tokens: float | None = None  # None: a full bucket
     refilled_at: float | None = None
+    polled_at: float | None = None  # the latest round the poller took reads for: it is alive
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> Board:
@@ -64,6 +65,7 @@ class Board:
             watches={k: Watch.from_dict(v) for k, v in state.get("watches", {}).items()},
             tokens=state.get("tokens"),
             refilled_at=state.get("refilledAt"),
+            polled_at=state.get("polledAt"),
         )
 
     def to_state(self) -> dict[str, Any]:
@@ -71,6 +73,7 @@ class Board:
             "watches": {k: w.to_dict() for k, w in self.watches.items()},
             "tokens": self.tokens,
             "refilledAt": self.refilled_at,
+            "polledAt": self.polled_at,
         }
 
     def watch(self, raw: dict[str, Any], now: float) -> None:
@@ -108,7 +111,20 @@ class Board:
         for entry in taken:
             entry.due = entry.next_due(at)
         self.tokens = tokens - len(taken)
+        self.polled_at = at if self.polled_at is None else max(self.polled_at, at)
         return taken
+
+    def fallback(self, key: str, now: float, silent_seconds: float) -> str:
+        """A waiter heard nothing for long: may it read its job itself? ``finished`` — the poller
+        finished the watch, so its notice is already on the way; ``watching`` — the poller took
+        reads within ``silent_seconds`` (alive, maybe behind): keep waiting; ``withdrawn`` — the
+        poller is silent: the watch is removed, so the poller can never announce it as well."""
+        if key not in self.watches:
+            return "finished"
+        if self.polled_at is not None and now - self.polled_at < silent_seconds:
+            return "watching"
+        del self.watches[key]
+        return "withdrawn"
 
     def next_wake(self, after: float, per_minute: float) -> float | None:
         """When the next read can happen: the earliest due watch, or — when reads are waiting for

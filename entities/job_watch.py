@@ -1,6 +1,7 @@
 """``job_watch``: one entity per vault holding the board of watched backup jobs and the vault's
 read budget (``backup_chain.job_watch``). Backups register with ``watch``; the vault's poller
-calls ``take`` for the reads due at its next wake, passing the watches that finished since."""
+calls ``take`` for the reads due at its next wake, passing the watches that finished since; a
+backup whose poller stayed silent calls ``fallback`` before reading its job itself."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ def job_watch(context: df.DurableEntityContext) -> None:
             "nextWake": board.next_wake(at, per_minute),
             "watching": len(board.watches),
         }
+    elif operation == "fallback":
+        result = board.fallback(str(args["key"]), float(args["now"]), float(args["silentSeconds"]))
     else:
-        raise ValueError(f"job_watch has no operation {operation!r}; use watch or take")
+        raise ValueError(f"job_watch has no operation {operation!r}; use watch, take or fallback")
     context.set_state(board.to_state())
     context.set_result(result)

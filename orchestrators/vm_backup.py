@@ -29,9 +29,9 @@ from orchestrators.protection import acquire, release
 bp = df.Blueprint()
 AD_HOC_BACKUP_HOURS = timedelta(hours=3)  # an incremental backup usually ends within 1-3 h (DOMAIN.md)
 MAX_TRIGGER_ROUNDS = 4  # find → (adopt | wait out | trigger) rounds before giving up on conflicts
-# Shared polling: read the job ourselves when the vault's poller has said nothing for this long.
+# Shared polling: ask the vault's poller board about the watch when nothing was heard for this long.
 FALLBACK_SECONDS = {"snapshot": 900.0, "transfer": 3600.0, "end": 3600.0}
-MAX_FALLBACK_READS = 48  # 12 h of transfer at most before giving up on the job
+MAX_FALLBACK_WAKES = 48  # 12 h of snapshot or 48 h of transfer without a notice: give up on the job
 
 
 class _Run:
@@ -76,9 +76,12 @@ class _Run:
     def _shared_watch(
         self, job_id: str, until: str, anchor: str | None, label: str, announce: dict[str, Any] | None
     ) -> Generator[Any, Any, dict[str, Any]]:
-        """Register with the vault's budgeted poller and wait to be told; if the poller stays
-        silent for long (down, or its notice lost), read the job once ourselves and register again."""
+        """Register with the vault's budgeted poller and wait to be told. If it stays silent for
+        long, ask its board why: a poller that is alive but behind is waited for (reading too would
+        announce the snapshot twice); one that already finished the watch has its notice on the
+        way; only a silent poller's watch is withdrawn and the job read here, then registered again."""
         context = self.context
+        entity = watch_entity(self.spec["vaultId"])
         started = parse_time(anchor) or now(context)
         watch = {
             "key": f"{context.instance_id}:{label}",
@@ -91,25 +94,37 @@ class _Run:
             "plan": self.spec["plan"],
             "announce": announce,
         }
-        for _ in range(MAX_FALLBACK_READS):
-            context.signal_entity(
-                watch_entity(self.spec["vaultId"]), "watch", {"watch": watch, "now": now(context).timestamp()}
-            )
-            notice = context.wait_for_external_event(watch["event"])
+        # One notice task for the whole wait: a notice that lands after a timer won must still count.
+        notice = context.wait_for_external_event(watch["event"])
+        register, heard_finished = True, False
+        for _ in range(MAX_FALLBACK_WAKES):
+            if register:
+                context.signal_entity(entity, "watch", {"watch": watch, "now": now(context).timestamp()})
             timer = context.create_timer(after(context, FALLBACK_SECONDS[until]))
             winner = yield context.task_any([notice, timer])
             if winner is notice:
                 timer.cancel()
                 return dict(decode_event_data(notice.result))
+            verdict = yield context.call_entity(
+                entity,
+                "fallback",
+                {"key": watch["key"], "now": now(context).timestamp(), "silentSeconds": FALLBACK_SECONDS[until]},
+            )
+            register = False
+            if verdict == "watching" or (verdict == "finished" and not heard_finished):
+                heard_finished = heard_finished or verdict == "finished"
+                continue
+            # withdrawn (the poller is silent), or finished but its notice never came: read it here.
             read = yield context.call_activity_with_retry(
                 "get_job", AZURE_RETRY, {"vaultId": self.spec["vaultId"], "jobId": job_id}
             )
             if not read["ok"] or JobView.from_dict(read["job"]).reached(until):
                 return {**read, "announced": False}
+            register, heard_finished = True, False
         error = {
             "kind": "final",
             "code": "JobWatchGaveUp",
-            "message": f"job {job_id} did not reach {until} within {MAX_FALLBACK_READS} fallback reads",
+            "message": f"job {job_id} did not reach {until} within {MAX_FALLBACK_WAKES} silent fallback periods",
             "recommendations": ["Check the job in the vault's Backup jobs blade."],
         }
         return {"ok": False, "error": error}

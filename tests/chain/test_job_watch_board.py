@@ -1,5 +1,6 @@
 """The shared job-watch board (``backup_chain.job_watch``): the budget is never exceeded, urgent
-watches go first, every due watch is read eventually, and registration is idempotent."""
+watches go first, every due watch is read eventually, registration is idempotent, and a waiter
+reads its job itself only when the poller is silent."""
 
 from __future__ import annotations
 
@@ -64,12 +65,28 @@ def test_done_removes_and_an_empty_board_sleeps() -> None:
     assert board.next_wake(10.0, 600) is None
 
 
+def test_a_silent_waiter_reads_itself_only_when_the_poller_is_silent_too() -> None:
+    board = Board()
+    board.watch(watch("a"), now=0.0)
+    board.watch(watch("b"), now=0.0)
+    assert board.fallback("a", now=900.0, silent_seconds=900.0) == "withdrawn"  # no round ever
+    assert "a" not in board.watches  # so the poller can never read and announce it as well
+    board.take(600.0, 600)  # a round at 600 s: the poller is alive, only behind
+    assert board.fallback("b", now=1400.0, silent_seconds=900.0) == "watching"
+    assert "b" in board.watches
+    board.done(["b"])  # the poller finished it: its notice went out before this
+    assert board.fallback("b", now=1450.0, silent_seconds=900.0) == "finished"
+    board.watch(watch("c"), now=1450.0)
+    assert board.fallback("c", now=1500.0 + 900.0, silent_seconds=900.0) == "withdrawn"  # silent again
+
+
 def test_state_round_trips_through_json_names() -> None:
     board = Board()
     board.watch(watch("a", "end", anchor=5.0), now=7.0)
     board.take(500.0, 120)
     state = board.to_state()
     assert state["watches"]["a"]["vaultId"] == "/v" and state["watches"]["a"]["jobId"] == "job-a"
+    assert state["polledAt"] == 500.0
     assert Board.from_state(state).to_state() == state
 
 
