@@ -144,6 +144,21 @@ def test_entities_call_signal_and_errors_from_orchestrator(host: DevHostProcess)
     assert host.client("entity", "orch-key") == {"exists": True, "state": 7}
 
 
+def test_an_entity_sees_each_senders_operations_in_send_order(host: DevHostProcess) -> None:
+    """Durable guarantees in-order delivery from one orchestration to one entity; two senders
+    interleave, but neither's signals and calls may overtake each other."""
+    rounds = 6
+    for name in ("a", "b"):
+        host.start_orchestration("entity_order", f"order-{name}", {"key": "shared", "name": name, "rounds": rounds})
+    outputs = [host.wait_status(f"order-{name}") for name in ("a", "b")]
+    assert all(o["runtimeStatus"] == "Completed" for o in outputs), outputs
+    journal = max((o["output"] for o in outputs), key=len)
+    assert len(journal) == 2 * 3 * rounds
+    for name in ("a", "b"):
+        sent = [f"{name}-{kind}{i}" for i in range(rounds) for kind in ("s", "t", "c")]
+        assert [entry for entry in journal if entry.startswith(f"{name}-")] == sent
+
+
 def test_nondeterministic_replay_fails_with_clear_error(host: DevHostProcess) -> None:
     host.start_orchestration("nondeterministic", "nd-1")
     wait_until(lambda: any(e["EventType"] == "TaskCompleted" for e in host.history("nd-1")), what="first activity done")

@@ -209,6 +209,20 @@ def entity_loop(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def entity_order(context: df.DurableOrchestrationContext):
+    """Signals then calls one entity in every episode (as the job poller and backups do): the
+    entity must see this sender's operations in the order they were sent."""
+    spec = context.get_input()
+    entity = df.EntityId("journal", spec["key"])
+    for i in range(int(spec["rounds"])):
+        context.signal_entity(entity, "append", f"{spec['name']}-s{i}")
+        yield context.call_activity("add_one", i)
+        context.signal_entity(entity, "append", f"{spec['name']}-t{i}")
+        yield context.call_entity(entity, "append", f"{spec['name']}-c{i}")
+    return (yield context.call_entity(entity, "get"))
+
+
+@app.orchestration_trigger(context_name="context")
 def nondeterministic(context: df.DurableOrchestrationContext):
     name = "add_one" if not os.path.exists(os.path.join(MARKS, "switch")) else "explode"
     yield context.call_activity(name, 1)
@@ -266,6 +280,15 @@ def counter(context: df.DurableEntityContext):
         context.set_state(0)
     elif op == "fail":
         raise ValueError("entity refused")
+
+
+@app.entity_trigger(context_name="context")
+def journal(context: df.DurableEntityContext):
+    entries = context.get_state(lambda: [])
+    if context.operation_name == "append":
+        entries.append(context.get_input())
+        context.set_state(entries)
+    context.set_result(entries)
 
 
 # --- timer and Event Grid -----------------------------------------------------------------------
