@@ -4,8 +4,8 @@ the Recovery Services emulator enforcing ARM's per-subscription request limits.
 Prints: chain-start throughput (runs started per second through the HTTP API, and the time until
 every run's ChainStarted reached the downstream topic), snapshot lag (mean, p95, p99; emulator
 truth → downstream topic), ARM calls per VM and per virtual minute against the throttling limits
-(and 429s), devhost's SQLite task hub size, peak RSS and CPU seconds per process. Figures, not
-assertions.
+(and 429s), devhost's SQLite task hub size, peak RSS and CPU seconds per service (devhost
+with its app worker processes). Figures, not assertions.
 
     python -m bench.load_bench                                  # 5,000 VMs, 20 vaults, 50 chains
     python -m bench.load_bench --vms 500 --vaults 4 --chains 10  # quick check
@@ -107,11 +107,13 @@ def run(args: argparse.Namespace, base: Path) -> int:
         f"load: {args.vms} VMs, {args.vaults} vaults, {args.chains} chains (maxParallel {args.max_parallel} each), "
         f"clock x{args.scale:g}; polling {args.polling}"
         + (f" (budget {args.reads_per_minute} reads/min)" if args.polling == "shared" else "")
-        + f"; ARM throttling {'off' if args.no_arm_throttling else 'on'}",
+        + f"; ARM throttling {'off' if args.no_arm_throttling else 'on'}"
+        + f"; devhost app worker processes {args.workers or 'none (in-process)'}",
         flush=True,
     )
     t0 = time.monotonic()
-    stack = Stack.start(base, scenario, config, time_scale=args.scale)
+    workers = {"FUNCTIONS_WORKER_PROCESS_COUNT": str(args.workers)} if args.workers else {}
+    stack = Stack.start(base, scenario, config, time_scale=args.scale, extra_env=workers)
     try:
         setup = time.monotonic() - t0
         started = time.monotonic()
@@ -205,6 +207,12 @@ def main() -> int:
     parser.add_argument("--polling", choices=("shared", "per-job"), default="shared")
     parser.add_argument("--reads-per-minute", type=int, default=1000, help="the app's job-read budget per subscription")
     parser.add_argument("--no-arm-throttling", action="store_true", help="the RS emulator does not throttle")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="devhost's FUNCTIONS_WORKER_PROCESS_COUNT (0: orchestrations replay in devhost's own process)",
+    )
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--timeout", type=float, default=3600.0, help="give up after this many real seconds")
     parser.add_argument("--progress", type=float, default=30.0)

@@ -19,6 +19,7 @@ import azure.functions as func
 from azure.functions import meta
 
 from devhost.indexing import FunctionSpec
+from devhost.workers import EpisodeWorkers, context_for
 
 log = logging.getLogger("devhost")
 
@@ -79,10 +80,17 @@ def _timespan(delta: timedelta) -> str:
 class Invoker:
     """Runs functions with per-invocation logging (function, instance id, duration)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, pool: ThreadPoolExecutor, timeout: timedelta | None):
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        pool: ThreadPoolExecutor,
+        timeout: timedelta | None,
+        workers: EpisodeWorkers | None = None,
+    ):
         self.loop = loop
         self.pool = pool
         self.timeout = timeout
+        self.workers = workers
 
     def _args(self, spec: FunctionSpec, bindings: dict[str, Any]) -> dict[str, Any]:
         args = dict(bindings)
@@ -120,12 +128,15 @@ class Invoker:
                 (time.monotonic() - started) * 1000,
             )
 
-    def call_sync(self, spec: FunctionSpec, argument: Any, *, label: str) -> Any:
-        """Invoke an orchestrator/entity handle (sync, from a worker thread) with its context."""
+    def call_sync(self, spec: FunctionSpec, body: str, *, label: str) -> str:
+        """Run an orchestrator/entity episode (sync, from a dispatcher thread) on its context
+        ``body``: in an app worker process when there are any, else here."""
         started = time.monotonic()
         outcome = "Succeeded"
         try:
-            return spec.user_function(argument)
+            if self.workers is not None:
+                return self.workers.run(spec.trigger_type, spec.durable_name, body)
+            return str(spec.user_function(context_for(spec.trigger_type, body)))
         except BaseException:
             outcome = "Failed"
             raise

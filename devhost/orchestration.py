@@ -21,6 +21,7 @@ from typing import Any
 from devhost import actions as act
 from devhost import history as h
 from devhost.store import InstanceRow, Message
+from devhost.workers import WorkerLost
 
 OUT_OF_PROC_MARKER = "\n\n$OutOfProcData$:"
 
@@ -272,6 +273,8 @@ class Episode:
         context = self.context_json(new_events)
         try:
             raw_result: str | BaseException = invoke(context)
+        except WorkerLost:
+            raise
         except Exception as err:  # the SDK reports orchestrator failures by raising
             raw_result = err
         state, error = parse_sdk_result(raw_result)

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import azure.functions as func
 from azure.functions import meta
 
 from devhost import history as h
@@ -22,6 +21,7 @@ from devhost.invoke import Invoker, decode, encode, failure_text, serialized_cau
 from devhost.orchestration import Episode, Work, new_state
 from devhost.settings import HostConfig
 from devhost.store import InstanceRow, Message, Store
+from devhost.workers import EpisodeWorkers, WorkerLost
 
 log = logging.getLogger("devhost")
 
@@ -41,8 +41,17 @@ class Gone(Exception):
 
 
 class Runtime:
-    def __init__(self, index: AppIndex, store: Store, clock: Clock, config: HostConfig, schema: int = 2):
+    def __init__(
+        self,
+        index: AppIndex,
+        store: Store,
+        clock: Clock,
+        config: HostConfig,
+        schema: int = 2,
+        workers: EpisodeWorkers | None = None,
+    ):
         self.index = index
+        self.workers = workers
         self.store = store
         self.clock = clock
         self.config = config
@@ -67,7 +76,7 @@ class Runtime:
     async def run(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        self.invoker = Invoker(self.loop, self.function_pool, self.config.function_timeout)
+        self.invoker = Invoker(self.loop, self.function_pool, self.config.function_timeout, self.workers)
         tasks: set[asyncio.Task[None]] = set()
         while not self._stopping:
             self._wake.clear()
@@ -108,6 +117,8 @@ class Runtime:
         self.wake()
         self.orchestrator_pool.shutdown(wait=False, cancel_futures=True)
         self.function_pool.shutdown(wait=False, cancel_futures=True)
+        if self.workers is not None:
+            self.workers.shutdown()
 
     # --- client operations --------------------------------------------------------------------
     def start(self, name: str, instance_id: str | None, input_value: Any, version: str | None = None) -> str:
@@ -271,12 +282,7 @@ class Runtime:
         else:
             assert self.invoker is not None
             invoker = self.invoker
-            work = episode.run(
-                events,
-                lambda body: invoker.call_sync(
-                    spec, func.OrchestrationContext(body), label=f"InstanceId={instance_id}"
-                ),
-            )
+            work = episode.run(events, lambda body: invoker.call_sync(spec, body, label=f"InstanceId={instance_id}"))
         consumed += [m.id for m in events]
         self._commit_episode(inst, episode.state, [*extra_history, *work.new_history], work, consumed, now)
 
@@ -455,11 +461,11 @@ class Runtime:
             )
             assert self.invoker is not None
             try:
-                response = json.loads(
-                    self.invoker.call_sync(spec, func.EntityContext(body), label=f"EntityId={entity_id}")
-                )
+                response = json.loads(self.invoker.call_sync(spec, body, label=f"EntityId={entity_id}"))
                 results = response["results"]
                 new_state = response["entityState"] if response.get("entityExists") else None
+            except WorkerLost:
+                raise
             except Exception as err:
                 message, _ = failure_text(err)
                 results = [{"isError": True, "result": json.dumps(message)} for _ in messages]

@@ -26,6 +26,7 @@ from devhost.serving import serve
 from devhost.settings import HostConfig, apply_settings, load_host_json, load_local_settings
 from devhost.store import Store
 from devhost.timers import TimerTriggers
+from devhost.workers import EpisodeWorkers, worker_count
 
 log = logging.getLogger("devhost")
 
@@ -62,7 +63,15 @@ class DevHost:
         self.index: AppIndex = index_app(options.app_module, options.app_dir)
         self.routes: list[Route] = build_routes(self.index.by_trigger("httpTrigger"))
         self.store = Store(options.state)
-        self.runtime = Runtime(self.index, self.store, clock, self.config, options.replay_schema)
+        workers = worker_count()
+        self.runtime = Runtime(
+            self.index,
+            self.store,
+            clock,
+            self.config,
+            options.replay_schema,
+            EpisodeWorkers(workers, options.app_module, options.app_dir) if workers else None,
+        )
         self.timers = TimerTriggers(self.index.by_trigger("timerTrigger"), self.store, clock, self._invoke_timer)
         self.mgmt: ManagementApi | None = None
         self._runners: list[web.AppRunner] = []

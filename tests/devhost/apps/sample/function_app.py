@@ -223,6 +223,13 @@ def entity_order(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def whoami(context: df.DurableOrchestrationContext):
+    """Which process ran the final episode (devhost's own, or an app worker process)."""
+    yield context.call_activity("add_one", 0)
+    return {"pid": os.getpid(), "workers": os.environ.get("FUNCTIONS_WORKER_PROCESS_COUNT")}
+
+
+@app.orchestration_trigger(context_name="context")
 def nondeterministic(context: df.DurableOrchestrationContext):
     name = "add_one" if not os.path.exists(os.path.join(MARKS, "switch")) else "explode"
     yield context.call_activity(name, 1)
