@@ -165,6 +165,8 @@ def run(args: argparse.Namespace, base: Path) -> int:
     outcome = "TIMED OUT, figures are partial" if timed_out else "complete"
     print(f"Run: {outcome} in {wall:.0f} s real (setup {setup:.0f} s)")
     print(f"  events: {dict(sorted(types.items()))}")
+    ids = Counter(str(r["event"].get("id")) for r in records if r["event"].get("type") == PREFIX + "SnapshotCompleted")
+    print(f"  SnapshotCompleted published more than once (same id): {sum(n - 1 for n in ids.values())}")
     print(
         f"Chain starts: {args.chains} accepted by the HTTP API in {accepted:.2f} s "
         f"({args.chains / max(accepted, 1e-9):.1f}/s); all ChainStarted downstream after "

@@ -15,7 +15,9 @@ from backup_chain.ids import resource_hash
 from orchestrators.common import iso, now
 
 bp = df.Blueprint()
-ROUNDS_PER_EXECUTION = 40  # continue as new after this many rounds: bounded history
+# Continue as new after this many rounds: every episode replays the whole execution (the SDK
+# parses each event), so a short one keeps each round's replay short (10 rounds: ~60 events).
+ROUNDS_PER_EXECUTION = 10
 IDLE_SECONDS = 60.0  # with nothing due, look at the board again this often (new watches)
 
 
