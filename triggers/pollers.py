@@ -1,5 +1,8 @@
-"""``job_pollers``: keeps one ``job_poller`` running per configured vault when polling is shared
-(started on first run and after a crash, restarted when the polling settings changed)."""
+"""``job_pollers``: keeps one ``job_poller`` running per configured vault when polling is shared:
+started when the app starts (a deployment or settings change restarts it), again within 5 min
+after a crash, and restarted when the polling settings changed. Run starts do not check: at scale
+that was a status read per vault on every start, and a backup whose poller is silent reads its
+job itself."""
 
 from __future__ import annotations
 
@@ -26,14 +29,10 @@ def poller_input(cfg: ChainConfig, vault_id: str) -> dict[str, Any]:
     return {**body, "fingerprint": config_fingerprint(body)}
 
 
-async def ensure_pollers(client: df.DurableOrchestrationClient, cfg: ChainConfig, vault_ids: list[str]) -> None:
-    if cfg.polling.shared:
-        for vault_id in vault_ids:
-            await keep_running(client, poller_instance_id(vault_id), "job_poller", poller_input(cfg, vault_id))
-
-
 @bp.timer_trigger(schedule="0 */5 * * * *", arg_name="timer", run_on_startup=True)
 @bp.durable_client_input(client_name="client")
 async def job_pollers(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
     cfg = config()
-    await ensure_pollers(client, cfg, cfg.vault_ids())
+    if cfg.polling.shared:
+        for vault_id in cfg.vault_ids():
+            await keep_running(client, poller_instance_id(vault_id), "job_poller", poller_input(cfg, vault_id))

@@ -14,7 +14,6 @@ from backup_chain.config import Chain
 from backup_chain.ids import chain_instance_id, chain_prefix
 from backup_chain.runs import run_input
 from triggers.context import config, source
-from triggers.pollers import ensure_pollers
 from triggers.singletons import ACTIVE
 
 log = logging.getLogger("backup_chain")
@@ -56,12 +55,6 @@ async def start_run(
             if chosen:
                 targets.append({**target, "vms": chosen})
         payload["chain"]["targets"] = targets
-    # The vaults' pollers are kept running by a timer; make sure of them before the backups need them
-    # (a failure here only delays: each backup reads its job itself if its poller stays silent).
-    try:
-        await ensure_pollers(client, config(), sorted({t["vaultId"] for t in payload["chain"]["targets"]}))
-    except Exception:
-        log.exception("could not make sure the job pollers run; the timer retries within 5 minutes")
     try:
         await client.start_new("chain_run", instance_id, payload)
     except Exception as err:  # a concurrent start of the same run won the race
