@@ -10,6 +10,7 @@ import logging
 import multiprocessing
 import os
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -32,7 +33,7 @@ class WorkerLost(RuntimeError):
     Nothing was committed, so the dispatcher runs the episode again later."""
 
 
-def worker_count(environ: dict[str, str] | os._Environ[str] = os.environ) -> int:
+def worker_count(environ: Mapping[str, str] = os.environ) -> int:
     """0 (in-process) when the setting is unset; otherwise 1-10, as Azure allows."""
     raw = environ.get(SETTING, "").strip()
     if not raw:

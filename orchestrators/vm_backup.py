@@ -124,7 +124,7 @@ class _Run:
         error = {
             "kind": "final",
             "code": "JobWatchGaveUp",
-            "message": f"job {job_id} did not reach {until} within {MAX_FALLBACK_WAKES} silent fallback periods",
+            "message": f"job {job_id} did not reach {until} in {MAX_FALLBACK_WAKES} fallback periods without a notice",
             "recommendations": ["Check the job in the vault's Backup jobs blade."],
         }
         return {"ok": False, "error": error}
