@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from backup_chain.config import describe
 from backup_chain.resource_ids import ResourceIdError, VmId
+from backup_chain.text import is_unicode
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DETAIL_BYTES = 16 * 1024
@@ -73,9 +74,7 @@ def _not_unicode(value: Any) -> str | None:
     while stack:
         path, item = stack.pop()
         if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
+            if not is_unicode(item):
                 return path
         elif isinstance(item, list):
             stack.extend((f"{path}.{i}" if path else str(i), v) for i, v in reversed(list(enumerate(item))))

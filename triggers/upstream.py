@@ -17,6 +17,7 @@ import azure.functions as func
 
 from backup_chain.ids import chain_prefix, run_id_for_event
 from backup_chain.runs import upstream_signal
+from backup_chain.text import is_unicode
 from triggers.context import config
 from triggers.runs import start_run, utcnow, waiting_run
 
@@ -53,14 +54,6 @@ def _data_size(data: Any) -> int | None:
         return None
 
 
-def _unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 async def _already_handled(client: df.DurableOrchestrationClient, chain_name: str, event_id: str) -> bool:
     """Was this event already raised into one of the chain's runs?"""
     since = utcnow() - DEDUPE_WINDOW
@@ -80,7 +73,7 @@ async def upstream_event(event: func.EventGridEvent, client: df.DurableOrchestra
     if not isinstance(event_id, str) or not isinstance(event_type, str) or not event_id or not event_type:
         log.warning("upstream event without a string id and type ignored")
         return
-    if not _unicode(event_id):
+    if not is_unicode(event_id):
         log.warning("upstream event %a ignored: its id is not Unicode text", event_id)
         return
     if subject is not None and not isinstance(subject, str):

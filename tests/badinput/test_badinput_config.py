@@ -30,6 +30,7 @@ from backup_chain.config import (
     parse_config_text,
 )
 from backup_chain.gc import WINDOWS_ZONES
+from backup_chain.text import is_unicode
 from demo.stack import REPO
 from tests.badinput.support import PURE, hostile_text, json_values
 from tests.support.resource_ids import OTHER_SUB, SUB, vault, vm
@@ -252,19 +253,11 @@ def _unknown(obj: Path_, key: str, value: Any) -> Mutation:
     node[key] = value
     shown = key if key else '""'
     names: tuple[tuple[str, ...], ...] = ((f"{field_path((*obj, shown))}: is not a known setting",),)
-    if not _unicode(key):
+    if not is_unicode(key):
         # pydantic reads no further than a key that is not Unicode text (a lone surrogate, which
         # only a "\\udXXX" escape in the file can write) and names the object holding it
         names = ((f"{field_path(obj) or '(top level)'}: ", "valid string"),)
     return Mutation(data, names, f"unknown key {key!r}")
-
-
-def _unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 unknown_keys = st.builds(

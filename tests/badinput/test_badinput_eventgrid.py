@@ -25,6 +25,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from backup_chain.ids import chain_instance_id, run_id_for_event
+from backup_chain.text import is_unicode
 from demo.stack import Stack
 from tests.badinput.support import (
     HTTP,
@@ -335,14 +336,6 @@ def test_unknown_function_names_are_404(stack: Stack, name: str) -> None:
 
 
 # --- mixed batches: exactly the good events start runs -----------------------------------------
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 good_events = st.builds(
     lambda schema, chain_type, subject_tail: envelope(
         schema,
@@ -355,7 +348,7 @@ good_events = st.builds(
     schemas,
     st.sampled_from([ETL_TYPE, BATCH_TYPE]),
     # Hostile but valid text: lone surrogates make an event unusable (acknowledged, not started).
-    hostile_text.filter(_utf8),
+    hostile_text.filter(is_unicode),
 )
 
 

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from backup_chain.config import Upstream
 from backup_chain.resource_ids import ResourceIdError, VaultId, VmId
+from backup_chain.text import is_unicode
 from tests.badinput.support import PURE, hostile_text, json_values
 from triggers.upstream import _status
 
@@ -149,19 +150,11 @@ def test_valid_ids_round_trip_in_any_case(sub: str, rg: str, vm_name: str, vault
 
 
 # --- the upstream matcher ----------------------------------------------------------------------
-def _unicode(text: str) -> bool:
-    """Configured strings are Unicode text (a configuration is UTF-8 JSON); events need not be."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 configured_types = st.text(min_size=1, max_size=30) | st.sampled_from(["Contoso.Etl.JobFinished", "a", "İ", "ß"])
+# Configured strings are Unicode text (a configuration is UTF-8 JSON); events need not be.
 configured_subjects = (
     st.none()
-    | hostile_text.filter(lambda s: len(s) <= 1000 and _unicode(s))
+    | hostile_text.filter(lambda s: len(s) <= 1000 and is_unicode(s))
     | st.sampled_from(["*", "/jobs/*", "/jobs/\U0001f4a5*"])
 )
 
