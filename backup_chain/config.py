@@ -18,7 +18,12 @@ from backup_chain.resource_ids import ResourceIdError, VaultId, VmId
 CONFIG_SETTING = "BACKUPCHAIN_CONFIG"
 CONFIG_JSON_SETTING = "BACKUPCHAIN_CONFIG_JSON"
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-MAX_CONFIG_BYTES = 1024 * 1024
+# A file holds any size the chain schema allows (5,000 VMs per target, any number of targets: a
+# 20,000-VM configuration is about 2.7 MB); the bound only catches a setting naming the wrong file.
+MAX_CONFIG_BYTES = 32 * 1024 * 1024
+# Linux refuses to start a process with one environment string ("NAME=value") over MAX_ARG_STRLEN,
+# 32 pages = 128 KiB (execve(2)); about 950 VMs. The inline setting is for small configurations.
+MAX_ENV_VALUE_BYTES = 128 * 1024 - len(CONFIG_JSON_SETTING) - 2
 
 
 class ConfigError(ValueError):
@@ -93,10 +98,12 @@ class Target(_Model):
                 parsed.append(VmId.parse(value))
             except ResourceIdError as err:
                 raise ValueError(f"vms[{index}]: {err}") from None
-        keys = [v.key for v in parsed]
-        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        seen: set[str] = set()
+        duplicates: set[str] = set()
+        for key in (v.key for v in parsed):  # a set, not list.count(): 5,000 VMs a target
+            (duplicates if key in seen else seen).add(key)
         if duplicates:
-            raise ValueError(f"lists the same VM more than once: {duplicates[0]}; list each VM once")
+            raise ValueError(f"lists the same VM more than once: {min(duplicates)}; list each VM once")
         return [v.id for v in parsed]
 
     @model_validator(mode="after")
@@ -356,21 +363,33 @@ def parse_config_text(text: str, source: str = "configuration") -> ChainConfig:
     return parse_config(data, source)
 
 
-def load_config(app_dir: Path | None = None) -> ChainConfig:
-    """The configuration from ``BACKUPCHAIN_CONFIG_JSON`` (the JSON itself) or the file named by
-    ``BACKUPCHAIN_CONFIG`` (default ``chains.json`` beside the app)."""
+def config_source(app_dir: Path | None = None) -> tuple[str, Path | None]:
+    """Where the configuration comes from: (``BACKUPCHAIN_CONFIG_JSON``, None) for the inline
+    setting, else (``BACKUPCHAIN_CONFIG``, the file). Setting both is an error: which one wins
+    would be a guess."""
     inline = os.environ.get(CONFIG_JSON_SETTING)
+    named = os.environ.get(CONFIG_SETTING)
+    if inline and named:
+        raise ConfigError(
+            f"both {CONFIG_SETTING} ({named}) and {CONFIG_JSON_SETTING} are set; set only one: "
+            f"{CONFIG_SETTING} names the configuration file (any size), {CONFIG_JSON_SETTING} holds a small "
+            "configuration inline"
+        )
     if inline:
-        return parse_config_text(inline, CONFIG_JSON_SETTING)
-    default = (app_dir or Path(__file__).resolve().parent.parent) / "chains.json"
-    path = Path(os.environ.get(CONFIG_SETTING) or default)
-    if not path.is_absolute() and app_dir is not None:
-        path = app_dir / path
+        return CONFIG_JSON_SETTING, None
+    base = app_dir or Path(__file__).resolve().parent.parent
+    path = Path(named or base / "chains.json")
+    if not path.is_absolute():
+        path = base / path
+    return CONFIG_SETTING, path
+
+
+def load_config_file(path: Path, setting: str = CONFIG_SETTING) -> ChainConfig:
     try:
         raw = path.read_bytes()
     except OSError as err:
         raise ConfigError(
-            f"{CONFIG_SETTING}: cannot read {path} ({err.strerror}); point the app setting at the chain "
+            f"{setting}: cannot read {path} ({err.strerror}); point the app setting at the chain "
             "configuration file or set BACKUPCHAIN_CONFIG_JSON"
         ) from None
     try:
@@ -378,3 +397,13 @@ def load_config(app_dir: Path | None = None) -> ChainConfig:
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path.name}: not UTF-8 text (byte {err.start + 1}); save the file as UTF-8") from None
     return parse_config_text(text, path.name)
+
+
+def load_config(app_dir: Path | None = None) -> ChainConfig:
+    """The configuration from ``BACKUPCHAIN_CONFIG_JSON`` (the JSON itself, small configurations)
+    or the file named by ``BACKUPCHAIN_CONFIG`` (default ``chains.json`` beside the app; a relative
+    path is relative to the app directory), never both."""
+    setting, path = config_source(app_dir)
+    if path is None:
+        return parse_config_text(os.environ[CONFIG_JSON_SETTING], CONFIG_JSON_SETTING)
+    return load_config_file(path, setting)

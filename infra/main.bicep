@@ -12,20 +12,24 @@ param environmentName string
 param location string = resourceGroup().location
 
 @minLength(1)
-@description('Resource ids of the Recovery Services vaults the chains back up into.')
+@description('Resource ids of the Recovery Services vaults the chains back up into: exactly the vaults of the chain configuration file (`python -m tools.chainconfig sync` writes them).')
 param vaultResourceIds array
 
 @description('Resource ids of the VMs the chains back up (used for the optional VM resume role).')
 param vmResourceIds array = []
 
-@description('The chain configuration (docs: "Chain configuration"); stored in BACKUPCHAIN_CONFIG_JSON.')
-param chainConfig object
+// The chain configuration ships in the deployment package as a file, not as an app setting: Linux
+// refuses one environment variable over 128 KiB (about 950 VMs). `python -m tools.chainconfig check`
+// (the azd preprovision/predeploy hooks) validates it and checks vaultResourceIds/gcMode against it.
+@minLength(1)
+@description('The chain configuration file in the deployment package, relative to the app root (app setting BACKUPCHAIN_CONFIG).')
+param chainConfigFile string = 'config/chains.json'
 
 @allowed([
   'weekly-policy'
   'weekend-window'
 ])
-@description('GC mode; must equal chainConfig.gc.mode. Only weekend-window grants stop/resume protection.')
+@description('GC mode; must equal gc.mode of the chain configuration file (checked by tools.chainconfig). Only weekend-window grants stop/resume protection.')
 param gcMode string = 'weekly-policy'
 
 @description('Resource id of an existing Event Grid topic (CloudEvents 1.0 schema) to receive upstream events from. Empty: create one.')
@@ -124,7 +128,7 @@ module functionApp 'modules/functionapp.bicep' = {
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     downstreamTopicEndpoint: downstreamTopic.outputs.endpoint
-    chainConfigJson: string(chainConfig)
+    chainConfigFile: chainConfigFile
     durableTaskSchedulerEndpoint: useDurableTaskScheduler ? durableTaskScheduler.outputs.endpoint : ''
     durableTaskHubName: useDurableTaskScheduler ? durableHubName : ''
   }

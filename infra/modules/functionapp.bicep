@@ -15,7 +15,8 @@ param tableEndpoint string
 param deploymentContainerUrl string
 param applicationInsightsConnectionString string
 param downstreamTopicEndpoint string
-param chainConfigJson string
+@description('The chain configuration file, relative to the app root (shipped in the deployment package).')
+param chainConfigFile string
 param durableTaskSchedulerEndpoint string = ''
 param durableTaskHubName string = ''
 
@@ -59,10 +60,11 @@ var baseSettings = [
     name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
     value: 'Authorization=AAD'
   }
-  // The chain configuration itself (the app reads it when BACKUPCHAIN_CONFIG_JSON is set).
+  // The chain configuration: a file in the deployment package, named here (a relative path is
+  // relative to the app root). Not the JSON itself: Linux refuses one variable over 128 KiB.
   {
-    name: 'BACKUPCHAIN_CONFIG_JSON'
-    value: chainConfigJson
+    name: 'BACKUPCHAIN_CONFIG'
+    value: chainConfigFile
   }
   {
     name: 'ARM_ENDPOINT'

@@ -195,14 +195,25 @@ def test_oversized_file_is_refused_before_parsing() -> None:
         parse_config_text(text, "chains.json")
 
 
-def test_load_from_json_setting_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    (tmp_path / "chains.json").write_text("{}")
+def test_load_from_json_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(CONFIG_SETTING, raising=False)
     monkeypatch.setenv(CONFIG_JSON_SETTING, json.dumps(VALID))
-    monkeypatch.setenv(CONFIG_SETTING, str(tmp_path / "chains.json"))
     assert load_config(tmp_path).chains[0].name == "nightly-etl"
     monkeypatch.setenv(CONFIG_JSON_SETTING, "{")
     with pytest.raises(ConfigError, match=f"^{CONFIG_JSON_SETTING}: not valid JSON"):
         load_config(tmp_path)
+
+
+def test_file_and_json_settings_are_mutually_exclusive(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "chains.json").write_text(json.dumps(VALID))
+    monkeypatch.setenv(CONFIG_JSON_SETTING, json.dumps(VALID))
+    monkeypatch.setenv(CONFIG_SETTING, "chains.json")
+    with pytest.raises(
+        ConfigError, match=f"^both {CONFIG_SETTING} \\(chains.json\\) and {CONFIG_JSON_SETTING} are set"
+    ):
+        load_config(tmp_path)
+    monkeypatch.setenv(CONFIG_JSON_SETTING, "")  # an empty setting is no setting (as an unset one)
+    assert load_config(tmp_path).chains[0].name == "nightly-etl"
 
 
 def test_load_from_file_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -87,7 +87,9 @@ def test_infra_refers_to_the_documented_names(bicep: dict) -> None:
     assert _infra_function_name(bicep) == "upstream_event"
     assert _hub_name(bicep) == "BackupChainHub"
     settings = _infra_settings()
-    assert {"BACKUPCHAIN_CONFIG_JSON", "ARM_ENDPOINT", "DOWNSTREAM_TOPIC_ENDPOINT", "APP_RESOURCE_ID"} <= settings
+    assert {"BACKUPCHAIN_CONFIG", "ARM_ENDPOINT", "DOWNSTREAM_TOPIC_ENDPOINT", "APP_RESOURCE_ID"} <= settings
+    # the configuration is a file in the package, never the JSON in one variable (Linux: 128 KiB at most)
+    assert "BACKUPCHAIN_CONFIG_JSON" not in settings
     assert "AzureWebJobsStorage__accountName" in settings
     # identity-only: no key, secret or connection string with a key in app settings
     text = (INFRA / "modules" / "functionapp.bicep").read_text()
@@ -132,13 +134,13 @@ def test_checker_on_a_synthetic_app(tmp_path: Path) -> None:
 def app_index() -> Iterator[AppIndex]:
     if not (REPO_ROOT / "function_app.py").is_file():
         pytest.skip("function_app.py is not in the repository yet")
-    # Import the app exactly as deployed: its chain config comes from BACKUPCHAIN_CONFIG_JSON, here the
-    # sample in main.parameters.json (so that sample is also validated by the app's own loader).
+    # Import the app exactly as deployed: BACKUPCHAIN_CONFIG names the file main.parameters.json
+    # ships (chainConfigFile, relative to the app root), so that file is validated by the app's loader.
     params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     before = set(sys.modules)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BACKUPCHAIN_CONFIG_JSON", json.dumps(params["chainConfig"]["value"]))
-        mp.delenv("BACKUPCHAIN_CONFIG", raising=False)
+        mp.setenv("BACKUPCHAIN_CONFIG", params["chainConfigFile"]["value"])
+        mp.delenv("BACKUPCHAIN_CONFIG_JSON", raising=False)
         try:
             yield index_app("function_app", REPO_ROOT)
         finally:
