@@ -103,9 +103,16 @@ def excluded_from_package(root: Path, relative: str) -> bool:
 # --- parameters -----------------------------------------------------------------------------------
 def _resolve(value: Any, env: dict[str, str]) -> Any:
     """An azd ``${NAME}`` / ``${NAME=default}`` placeholder, resolved from the environment (azd gives
-    hooks its environment's values); anything else unchanged."""
+    hooks its environment's values); a JSON array value is parsed, as azd does for array parameters
+    (github.com/Azure/azure-dev/pull/6694); anything else unchanged."""
     if isinstance(value, str) and (match := _PLACEHOLDER.match(value)):
-        return env.get(match["name"], match["default"])
+        resolved = env.get(match["name"], match["default"])
+        if resolved is not None and resolved.lstrip().startswith("["):
+            try:
+                return json.loads(resolved)
+            except json.JSONDecodeError:
+                return resolved
+        return resolved
     return value
 
 

@@ -189,6 +189,14 @@ def test_azd_placeholders_are_resolved_from_the_environment(project: Path) -> No
     assert run_tool(project, "check").returncode == 0  # the default applies
     out = run_tool(project, "check", env={"GC_MODE": "weekend-window"})
     assert out.returncode == 1 and "gcMode is 'weekend-window'" in out.stderr
+    # an array parameter from an azd environment value (JSON text)
+    _edit(
+        project / "infra" / "main.parameters.json",
+        lambda p: p["parameters"]["vaultResourceIds"].update(value="${VAULT_IDS}"),
+    )
+    assert run_tool(project, "check", env={"VAULT_IDS": json.dumps([VAULT.format("vault-prod")])}).returncode == 0
+    out = run_tool(project, "check", env={"VAULT_IDS": json.dumps([VAULT.format("vault-other")])})
+    assert out.returncode == 1 and "vaultResourceIds lacks" in out.stderr
 
 
 def test_a_5000_vm_configuration_passes_and_is_reported_as_too_big_for_a_variable(project: Path) -> None:
