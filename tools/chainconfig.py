@@ -32,6 +32,8 @@ PARAMETERS = Path("infra") / "main.parameters.json"
 # infra/main.bicep's chainConfigFile default (tests/infra checks they agree).
 DEFAULT_CONFIG_FILE = "config/chains.json"
 DEFAULT_GC_MODE = "weekly-policy"
+ARM_MAX_RESOURCES = 800
+MAIN_MODULES = 12  # main.bicep's modules besides the per-vault and per-VM loops (tests/infra counts them)
 _PLACEHOLDER = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:=(?P<default>[^}]*))?\}$")
 
 
@@ -156,6 +158,15 @@ def parameter_problems(config: ChainConfig, parameters: dict[str, Any], env: dic
     for vm in vms if isinstance(vms, list) else []:
         if str(vm).lower() not in known:
             problems.append(f"vmResourceIds lists {vm}, which no chain backs up: remove it")
+    # main.bicep deploys one module per vault and per VM of vmResourceIds, beside ~10 others; ARM allows
+    # 800 resources in a template (learn.microsoft.com/azure/azure-resource-manager/templates/error-job-size-exceeded).
+    modules = len(vaults if isinstance(vaults, list) else []) + len(vms if isinstance(vms, list) else []) + MAIN_MODULES
+    if modules > ARM_MAX_RESOURCES:
+        problems.append(
+            f"vaultResourceIds and vmResourceIds make {modules} deployments in main.bicep, over ARM's "
+            f"{ARM_MAX_RESOURCES} resources per template: leave vmResourceIds empty (it only feeds the optional "
+            "grantVmWriteForResume role) or grant that role per resource group yourself"
+        )
     return problems
 
 

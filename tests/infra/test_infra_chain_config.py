@@ -16,7 +16,7 @@ from typing import Any
 import pathspec
 import pytest
 
-from tools.chainconfig import DEFAULT_CONFIG_FILE, excluded_from_package
+from tools.chainconfig import DEFAULT_CONFIG_FILE, MAIN_MODULES, excluded_from_package
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RG = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups"
@@ -213,3 +213,27 @@ def test_a_5000_vm_configuration_passes_and_is_reported_as_too_big_for_a_variabl
     assert out.returncode == 0, out.stderr
     assert "1 chain(s), 5000 VM(s), 1 vault(s)" in out.stdout
     assert "would not fit the 128 KiB BACKUPCHAIN_CONFIG_JSON limit" in out.stdout
+
+
+def test_too_many_vm_role_assignments_for_one_template_are_refused(project: Path, bicep: dict) -> None:
+    """vmResourceIds repeats VMs of the configuration; 5,000 of them would be 5,000 deployments."""
+    from tests.chain.test_config_scale import big_config
+
+    modules = bicep["main.bicep"]["modules"]
+    loops = {"vaultAccess", "vmAccess"}
+    assert loops <= set(modules) and len(set(modules) - loops) <= MAIN_MODULES
+    config = big_config(1000)
+    (project / DEFAULT_CONFIG_FILE).write_text(json.dumps(config))
+    vms = config["chains"][0]["targets"][0]["vms"]
+
+    def params(count: int) -> Any:
+        return lambda p: p["parameters"].update(
+            vaultResourceIds={"value": [config["chains"][0]["targets"][0]["vaultId"]]},
+            vmResourceIds={"value": vms[:count]},
+        )
+
+    _edit(project / "infra" / "main.parameters.json", params(700))
+    assert run_tool(project, "check").returncode == 0
+    _edit(project / "infra" / "main.parameters.json", params(1000))
+    out = run_tool(project, "check")
+    assert out.returncode == 1 and "over ARM's 800 resources per template: leave vmResourceIds empty" in out.stderr
