@@ -197,6 +197,9 @@ class Gc(_Model):
     remediate: bool = False
     enforce: bool = True
     maxParallel: Annotated[int, Field(ge=1, le=200)] = 10
+    # An ad hoc backup that would overlap the policy's scheduled backup: refuse it (BackupFailed
+    # OverlapsScheduledBackup) or delay it until clear (BackupDelayed, then a durable timer).
+    overlap: Literal["refuse", "delay"] = "refuse"
 
     @field_validator("timeZone")
     @classmethod
