@@ -111,6 +111,11 @@ def test_a_refused_resume_is_reported_per_vm_and_the_lease_stays_off(stack: Stac
         timeout=60,
     ).json()["output"]
     assert {v["vmId"]: v["resumed"] for v in output["vms"]} == {vm_id("gc01"): True, vm_id("gc02"): False}
+    # GET /api/gc says per VM what the window really did
+    status = {v["vmId"]: v for v in stack.api("GET", "gc").json()["vms"]}
+    assert status[vm_id("gc01")]["lastWindow"]["resumed"] is True
+    assert status[vm_id("gc02")]["lastWindow"]["resumed"] is False
+    assert status[vm_id("gc02")]["lastWindow"]["errorCode"] == "AuthorizationFailed"
 
 
 def test_a_backup_whose_resume_is_refused_fails_with_azures_code(stack: Stack) -> None:
