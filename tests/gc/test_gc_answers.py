@@ -131,3 +131,43 @@ def test_a_backup_whose_resume_is_refused_fails_with_azures_code(stack: Stack) -
     assert (failed["phase"], failed["errorCode"]) == ("trigger", "AuthorizationFailed")
     assert lease(stack, "gc02") == {"phase": "off", "holders": {}}
     assert protection(stack, "gc02") == "ProtectionStopped"
+
+
+@pytest.fixture(scope="module")
+def checking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    vms = [vm("st01", protected=False), vm("st02", protected=False)]
+    gc = {"mode": "weekly-policy", "remediate": True, "policy": "weekly"}
+    running = start_stack(
+        tmp_path_factory.mktemp("gc-answers-check"),
+        scenario(vms),
+        [chain("all", ["st01", "st02"])],
+        start=MONDAY,
+        gc=gc,
+    )
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_a_check_reports_a_refused_remediation_per_vm(checking: Stack) -> None:
+    stack = checking
+    permanent(stack, {PUT_ITEM: {"code": "AuthorizationFailed", "vms": ["st02"]}})
+    try:
+        assert stack.api("POST", "gc/run", {"kind": "check"}).status_code == 202
+        stack.run_until(lambda: stack.api("GET", "gc").json()["vms"][0]["lastCheck"], step=5, limit=600, what="check")
+    finally:
+        permanent(stack, {PUT_ITEM: None})
+    overdue = {
+        str(e["data"]["vmId"]): e["data"]
+        for e in gc_events(stack, "GcOverdue")
+        if "protection is" in str(e["data"]["reason"])
+    }
+    assert overdue[vm_id("st01")]["remediated"] is True
+    assert overdue[vm_id("st02")]["remediated"] is False
+    assert overdue[vm_id("st02")]["remediation"]["errorCode"] == "AuthorizationFailed"
+    alert = one(gc_events(stack, "GcResumeFailed"), "GcResumeFailed", "st02")["data"]
+    assert alert["errorCode"] == "AuthorizationFailed" and alert["window"] is False
+    assert protection_on(protection(stack, "st01")) and protection(stack, "st02") == "ProtectionStopped"
+    status = {v["vmId"]: v["lastCheck"] for v in stack.api("GET", "gc").json()["vms"]}
+    assert status[vm_id("st02")]["remediation"]["resumed"] is False
