@@ -143,7 +143,7 @@ class _Run:
 def vm_backup(context: df.DurableOrchestrationContext):
     """Input: ``chain``, ``runId``, ``vmId``, ``vaultId``, ``retainDays``, ``monitorTransfer``,
     ``upstreamAt`` (ISO time of the upstream signal), ``prefix``, ``plan``, ``delaySeconds`` and
-    ``gc`` (set in weekend-window mode: ``{"mode", "policy"}``)."""
+    ``gc`` (set only for a VM GC covers: ``{"mode", "policy", "overlap"}``)."""
     spec: dict[str, Any] = context.get_input()
     run = _Run(context, spec)
     run.phase("starting")
