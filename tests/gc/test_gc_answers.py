@@ -135,12 +135,12 @@ def test_a_backup_whose_resume_is_refused_fails_with_azures_code(stack: Stack) -
 
 @pytest.fixture(scope="module")
 def checking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    vms = [vm("st01", protected=False), vm("st02", protected=False)]
+    vms = [vm("st01", protected=False), vm("st02", protected=False), vm("st03")]
     gc = {"mode": "weekly-policy", "remediate": True, "policy": "weekly"}
     running = start_stack(
         tmp_path_factory.mktemp("gc-answers-check"),
         scenario(vms),
-        [chain("all", ["st01", "st02"])],
+        [chain("all", ["st01", "st02", "st03"])],
         start=MONDAY,
         gc=gc,
     )
@@ -152,12 +152,18 @@ def checking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def test_a_check_reports_a_refused_remediation_per_vm(checking: Stack) -> None:
     stack = checking
-    permanent(stack, {PUT_ITEM: {"code": "AuthorizationFailed", "vms": ["st02"]}})
+    permanent(
+        stack,
+        {
+            PUT_ITEM: {"code": "AuthorizationFailed", "vms": ["st02"]},
+            "ProtectedItems_Get": {"code": "ResourceNotFound", "vms": ["st03"]},
+        },
+    )
     try:
         assert stack.api("POST", "gc/run", {"kind": "check"}).status_code == 202
         stack.run_until(lambda: stack.api("GET", "gc").json()["vms"][0]["lastCheck"], step=5, limit=600, what="check")
     finally:
-        permanent(stack, {PUT_ITEM: None})
+        permanent(stack, {PUT_ITEM: None, "ProtectedItems_Get": None})
     overdue = {
         str(e["data"]["vmId"]): e["data"]
         for e in gc_events(stack, "GcOverdue")
@@ -171,3 +177,7 @@ def test_a_check_reports_a_refused_remediation_per_vm(checking: Stack) -> None:
     assert protection_on(protection(stack, "st01")) and protection(stack, "st02") == "ProtectionStopped"
     status = {v["vmId"]: v["lastCheck"] for v in stack.api("GET", "gc").json()["vms"]}
     assert status[vm_id("st02")]["remediation"]["resumed"] is False
+    # a VM the check could not inspect is reported, with Azure's code, as an event too
+    unread = one(gc_events(stack, "GcCheckFailed"), "GcCheckFailed", "st03")["data"]
+    assert unread["errorCode"] == "ResourceNotFound" and "was not found" in unread["message"]
+    assert status[vm_id("st03")]["error"]["code"] == "ResourceNotFound"
