@@ -184,7 +184,10 @@ class Gc(_Model):
     raises GcOverdue / RestorePointsNearLimit. ``weekend-window``: protection is stopped (data
     retained) between backups and resumed for ``windowHours`` every week so GC runs; chain
     backups resume it around themselves. ``enforce: false`` keeps the per-backup resume/stop
-    but opens no weekly window (what causes UserErrorRpCollectionLimitReached; for comparison)."""
+    but opens no weekly window (what causes UserErrorRpCollectionLimitReached; for comparison).
+    Only VMs in ``vms`` (default: all) are GC's: chains leave the others' protection alone. In
+    both modes an ad hoc backup that would overlap the policy's scheduled backup is refused or
+    delayed until clear (``overlap``)."""
 
     mode: Literal["weekly-policy", "weekend-window"] = "weekly-policy"
     day: Literal[WEEKDAYS] = "Saturday"  # type: ignore[valid-type]
