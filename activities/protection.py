@@ -34,9 +34,21 @@ def _policy_schedule(client: Any, vault: VaultId, policy_name: str) -> dict[str,
 
 @bp.activity_trigger(input_name="request")
 def get_policy_schedule(request: dict[str, Any]) -> dict[str, Any]:
+    """The schedule of ``policy``, or (no ``policy``) of the policy protecting ``vmId`` — ``None``
+    when the item has no policy (protection stopped: nothing is scheduled)."""
     vault = VaultId.parse(request["vaultId"])
+    client = backup_client(vault.subscription)
     try:
-        return {"ok": True, "schedule": _policy_schedule(backup_client(vault.subscription), vault, request["policy"])}
+        policy = request.get("policy")
+        if not policy:
+            vm = VmId.parse(request["vmId"])
+            item = client.protected_items.get(
+                vault.name, vault.resource_group, FABRIC, vm.container_name, vm.protected_item_name
+            ).as_dict()
+            policy = (item.get("properties") or {}).get("policyName")
+            if not policy:
+                return {"ok": True, "schedule": None, "policy": None}
+        return {"ok": True, "schedule": _policy_schedule(client, vault, policy), "policy": policy}
     except Exception as err:
         return _fail(err)
 

@@ -191,7 +191,10 @@ class Gc(_Model):
     raises GcOverdue / RestorePointsNearLimit. ``weekend-window``: protection is stopped (data
     retained) between backups and resumed for ``windowHours`` every week so GC runs; chain
     backups resume it around themselves. ``enforce: false`` keeps the per-backup resume/stop
-    but opens no weekly window (what causes UserErrorRpCollectionLimitReached; for comparison)."""
+    but opens no weekly window (what causes UserErrorRpCollectionLimitReached; for comparison).
+    Only VMs in ``vms`` (default: all) are GC's: chains leave the others' protection alone. In
+    both modes an ad hoc backup that would overlap the policy's scheduled backup is refused or
+    delayed until clear (``overlap``)."""
 
     mode: Literal["weekly-policy", "weekend-window"] = "weekly-policy"
     day: Literal[WEEKDAYS] = "Saturday"  # type: ignore[valid-type]
@@ -204,6 +207,9 @@ class Gc(_Model):
     remediate: bool = False
     enforce: bool = True
     maxParallel: Annotated[int, Field(ge=1, le=200)] = 10
+    # An ad hoc backup that would overlap the policy's scheduled backup: refuse it (BackupFailed
+    # OverlapsScheduledBackup) or delay it until clear (BackupDelayed, then a durable timer).
+    overlap: Literal["refuse", "delay"] = "refuse"
 
     @field_validator("timeZone")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -49,3 +50,20 @@ def failure(
     status: int | None, code: str | None, message: str, recommendations: list[str] | None = None
 ) -> AzureFailure:
     return AzureFailure(classify(status, code), code or f"HTTP{status}", message, status, list(recommendations or []))
+
+
+_EXHAUSTED = re.compile(r"TransientAzureError: ([A-Za-z0-9_.]+): ([^\n\"]*)")
+
+
+def retries_exhausted(text: str) -> dict[str, Any]:
+    """The failure of an activity that still failed after its durable retries, from the task's
+    failure text (``TransientAzureError: <code>: <message>`` as the activity raised it)."""
+    match = _EXHAUSTED.search(text)
+    code, message = (match.group(1), match.group(2).strip()) if match else ("RetriesExhausted", text.strip()[:300])
+    return {
+        "kind": "transient",
+        "code": code,
+        "message": f"still failing after the retries: {message}"[:500],
+        "status": None,
+        "recommendations": ["Azure kept failing beyond the retries; check Azure status and retry the run."],
+    }

@@ -114,6 +114,33 @@ class PolicySchedule:
                 return moment
         return None
 
+    def clear_at(self, start: datetime, duration: timedelta) -> datetime:
+        """The earliest time at or after ``start`` at which an ad hoc backup of ``duration``
+        overlaps no scheduled backup (``start`` itself when it does not collide)."""
+        moment = start
+        for _ in range(64):  # a daily policy with many run times still clears within a few steps
+            collision = self.collides(moment, duration)
+            if collision is None:
+                return moment
+            moment = collision + SCHEDULE_START_SLACK
+        return moment
+
+
+OVERLAP_CHOICES = ("refuse", "delay")
+
+
+def overlap_decision(
+    schedule: PolicySchedule, start: datetime, duration: timedelta, overlap: str
+) -> dict[str, Any] | None:
+    """What an ad hoc backup starting at ``start`` must do about the policy's scheduled backup:
+    ``None`` (clear), or ``{"action": "refuse" | "delay", "scheduledAt", "clearAt"}``."""
+    collision = schedule.collides(start, duration)
+    if collision is None:
+        return None
+    if overlap not in OVERLAP_CHOICES:
+        raise ValueError(f"overlap must be one of {OVERLAP_CHOICES}, got {overlap!r}")
+    return {"action": overlap, "scheduledAt": collision, "clearAt": schedule.clear_at(start, duration)}
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -214,7 +241,8 @@ def lease_apply(lease: Lease, op: str, args: dict[str, Any]) -> dict[str, Any]:
     - ``acquire {holder, kind, at}`` → ``granted`` (protection is on), ``resume`` (granted, and the
       caller must resume protection, then ``started``), or ``wait`` (someone is mid-transition).
     - ``release {holder}`` → ``released`` or ``stop`` (last holder: the caller must stop protection,
-      then ``stopped``). A holder not holding the lease gets ``released`` (idempotent).
+      then ``stopped`` — or ``stopFailed`` if Azure refused: protection is still on, so the lease is
+      ``on`` with no holder). A holder not holding the lease gets ``released`` (idempotent).
     - ``started`` / ``stopped`` {holder} finish a transition; ``adopt {on}`` records protection state
       found outside the lease (e.g. protection already on)."""
     holder = str(args.get("holder", ""))
@@ -228,6 +256,15 @@ def lease_apply(lease: Lease, op: str, args: dict[str, Any]) -> dict[str, Any]:
         return {"action": "resume", "holders": len(lease.holders)}
     if op == "started":
         if lease.transition_by == holder:
+            lease.phase, lease.transition_by = "on", None
+        return {"action": "ok", "phase": lease.phase}
+    if op == "resumeFailed":
+        if lease.transition_by == holder and lease.phase == "starting":
+            lease.holders.pop(holder, None)
+            lease.phase, lease.transition_by = "off", None
+        return {"action": "ok", "phase": lease.phase}
+    if op == "stopFailed":
+        if lease.transition_by == holder and lease.phase == "stopping":
             lease.phase, lease.transition_by = "on", None
         return {"action": "ok", "phase": lease.phase}
     if op == "release":

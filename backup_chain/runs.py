@@ -35,16 +35,33 @@ def run_input(
         "startedBy": started_by,
         "waitForUpstream": wait_for_upstream,
         "upstream": upstream,
-        "gc": gc_settings(config),
+        "gc": gc_settings(config, chain),
         "polling": {"shared": config.polling.shared},
     }
 
 
-def gc_settings(config: ChainConfig) -> dict[str, Any] | None:
-    """What a chain's VM backups need to know about GC enforcement."""
-    if config.gc is None or config.gc.mode != "weekend-window":
+def gc_settings(config: ChainConfig, chain: Chain) -> dict[str, Any] | None:
+    """What a chain's VM backups need to know about GC enforcement: the mode, the policy, what to
+    do about an overlap with the scheduled backup, and which of the chain's VMs GC covers
+    (``vms``: lower-cased ids, ``None`` for all of them)."""
+    if config.gc is None:
         return None
-    return {"mode": config.gc.mode, "policy": config.gc.policy}
+    covered = {vm.lower() for _, vm in config.gc_targets()}
+    chain_vms = [vm.lower() for _, vm in chain.vm_ids()]
+    return {
+        "mode": config.gc.mode,
+        "policy": config.gc.policy,
+        "overlap": config.gc.overlap,
+        "vms": None if all(vm in covered for vm in chain_vms) else [vm for vm in chain_vms if vm in covered],
+    }
+
+
+def gc_for_vm(gc: dict[str, Any] | None, vm_id: str) -> dict[str, Any] | None:
+    """The GC settings one VM's backup runs under: ``None`` for a VM GC does not cover, whose
+    protection and schedule a chain then leaves alone."""
+    if gc is None or (gc.get("vms") is not None and vm_id.lower() not in gc["vms"]):
+        return None
+    return {k: v for k, v in gc.items() if k != "vms"}
 
 
 def upstream_signal(status: str, detail: Any, event_id: str | None = None) -> dict[str, Any]:

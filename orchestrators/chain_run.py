@@ -11,6 +11,7 @@ import azure.durable_functions as df
 from backup_chain.events import chain_subject
 from backup_chain.ids import vm_instance_id
 from backup_chain.polling import PollPlan
+from backup_chain.runs import gc_for_vm
 from orchestrators.common import after, decode_event_data, event, iso, now, publish
 
 bp = df.Blueprint()
@@ -69,7 +70,7 @@ class _Chain:
             "upstreamAt": upstream_at,
             "prefix": self.spec["prefix"],
             "plan": PollPlan.for_minutes(low, high).__dict__,
-            "gc": self.spec.get("gc"),
+            "gc": gc_for_vm(self.spec.get("gc"), vm_id),
             "polling": self.spec.get("polling"),
             # Only the first wave is staggered; later VMs start as earlier ones finish.
             "delaySeconds": chain["staggerSeconds"] * index if index < chain["maxParallel"] else 0,

@@ -7,9 +7,10 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from backup_chain.errors import retries_exhausted
 from backup_chain.gc import assess, next_weekly, protection_on
 from orchestrators.common import AZURE_RETRY, after, event, iso, now, publish
-from orchestrators.protection import acquire, release
+from orchestrators.protection import acquire, release, set_protection
 
 bp = df.Blueprint()
 
@@ -78,28 +79,37 @@ def gc_check(context: df.DurableOrchestrationContext):
     for start in range(0, len(targets), int(gc.get("maxParallel", 10))):
         batch = targets[start : start + int(gc.get("maxParallel", 10))]
         context.set_custom_status({"phase": "inspecting", "done": len(results), "total": len(targets)})
-        inspections = yield context.task_all(
-            [
-                context.call_activity_with_retry(
-                    "inspect_protection", AZURE_RETRY, {"vaultId": vault, "vmId": vm, "now": stamp}
-                )
-                for vault, vm in batch
-            ]
-        )
+        try:
+            inspections = yield context.task_all([_inspect(context, vault, vm, stamp) for vault, vm in batch])
+        except Exception:  # one VM's reads kept failing beyond the retries: find out which, VM by VM
+            inspections = []
+            for vault, vm in batch:
+                try:
+                    inspections.append((yield _inspect(context, vault, vm, stamp)))
+                except Exception as err:
+                    inspections.append({"ok": False, "error": retries_exhausted(str(err))})
         results.extend(inspections)
     events: list[dict[str, Any]] = []
     report = []
     for (vault, vm), inspection in zip(targets, results, strict=True):
         if not inspection["ok"]:
             report.append({"vmId": vm, "vaultId": vault, "error": inspection["error"]})
+            failure = _vm_failure(vault, vm, inspection["error"])
+            events.append(_event(context, spec, "GcCheckFailed", vm, vault, **_failure_data(failure)))
             continue
         findings = assess(inspection, now(context), int(gc.get("nearLimitThreshold", 15)))
         remediated = False
+        remediation: dict[str, Any] | None = None
         if gc.get("remediate") and not protection_on(inspection.get("protectionState")):
-            fixed = yield context.call_activity_with_retry(
-                "set_protection", AZURE_RETRY, {"vaultId": vault, "vmId": vm, "on": True, "policy": gc["policy"]}
-            )
+            fixed = yield from set_protection(context, vault, vm, gc["policy"], on=True)
             remediated = bool(fixed.get("ok"))
+            remediation = (
+                {"resumed": True} if remediated else {"resumed": False, **_vm_failure(vault, vm, fixed["error"])}
+            )
+            if not remediated:
+                events.append(
+                    _event(context, spec, "GcResumeFailed", vm, vault, **_failure_data(remediation), window=False)
+                )
         for finding in findings:
             events.append(
                 _event(
@@ -114,6 +124,7 @@ def gc_check(context: df.DurableOrchestrationContext):
                     lastScheduledJob=inspection.get("lastScheduledJob"),
                     instantSnapshots=inspection.get("instantSnapshots"),
                     remediated=remediated,
+                    remediation=remediation,
                 )
             )
         report.append(
@@ -132,12 +143,19 @@ def gc_check(context: df.DurableOrchestrationContext):
                 },
                 "findings": [f.to_dict() for f in findings],
                 "remediated": remediated,
+                "remediation": remediation,
             }
         )
     if events:
         yield publish(context, events)
     context.set_custom_status({"phase": "completed", "checked": len(report), "findings": len(events)})
     return {"kind": "check", "at": stamp, "vms": report}
+
+
+def _inspect(context: df.DurableOrchestrationContext, vault: str, vm: str, stamp: str) -> Any:
+    return context.call_activity_with_retry(
+        "inspect_protection", AZURE_RETRY, {"vaultId": vault, "vmId": vm, "now": stamp}
+    )
 
 
 @bp.orchestration_trigger(context_name="context")
@@ -150,8 +168,16 @@ def gc_window(context: df.DurableOrchestrationContext):
     opened_at = now(context)
     closes = after(context, float(gc["windowHours"]) * 3600)
     context.set_custom_status({"phase": "opening", "closesAt": iso(closes)})
+    opened: list[tuple[str, str]] = []
+    failed: list[dict[str, Any]] = []
     for vault, vm in targets:
-        yield from acquire(context, vault, vm, gc["policy"], "window")
+        result = yield from acquire(context, vault, vm, gc["policy"], "window")
+        if result.get("ok"):
+            opened.append((vault, vm))
+        else:
+            failed.append(_vm_failure(vault, vm, result["error"]))
+    # GcWindowOpened lists only VMs whose protection is on; each VM whose resume Azure refused
+    # also gets its own GcResumeFailed (an operator alerts on that type).
     yield publish(
         context,
         [
@@ -161,19 +187,28 @@ def gc_window(context: df.DurableOrchestrationContext):
                 "GcWindowOpened",
                 None,
                 None,
-                vms=[vm for _, vm in targets],
+                vms=[vm for _, vm in opened],
+                failed=failed,
                 openedAt=iso(opened_at),
                 closesAt=iso(closes),
-            )
+            ),
+            *[
+                _event(context, spec, "GcResumeFailed", f["vmId"], f["vaultId"], **_failure_data(f), window=True)
+                for f in failed
+            ],
         ],
     )
-    context.set_custom_status({"phase": "open", "closesAt": iso(closes)})
+    context.set_custom_status({"phase": "open", "closesAt": iso(closes), "opened": len(opened), "failed": len(failed)})
     yield context.create_timer(closes)
     stopped: list[str] = []
     kept_on: list[str] = []
-    for vault, vm in targets:
-        was_last = yield from release(context, vault, vm, gc["policy"])
-        (stopped if was_last else kept_on).append(vm)
+    stop_failed: list[dict[str, Any]] = []
+    for vault, vm in opened:
+        released = yield from release(context, vault, vm, gc["policy"])
+        if released["error"] is not None:
+            stop_failed.append(_vm_failure(vault, vm, released["error"]))
+        else:
+            (stopped if released["stopped"] else kept_on).append(vm)
     yield publish(
         context,
         [
@@ -185,19 +220,37 @@ def gc_window(context: df.DurableOrchestrationContext):
                 None,
                 stopped=stopped,
                 keptOnForRunningBackups=kept_on,
+                stopFailed=stop_failed,
                 closedAt=iso(now(context)),
             )
         ],
     )
     context.set_custom_status({"phase": "closed", "stopped": len(stopped), "keptOn": len(kept_on)})
-    return {"kind": "window", "openedAt": iso(opened_at), "stopped": stopped, "keptOn": kept_on}
+    return {
+        "kind": "window",
+        "openedAt": iso(opened_at),
+        "vms": [{"vmId": vm, "vaultId": vault, "resumed": True} for vault, vm in opened]
+        + [{**f, "resumed": False} for f in failed],
+        "stopped": stopped,
+        "keptOn": kept_on,
+        "stopFailed": stop_failed,
+    }
+
+
+def _vm_failure(vault: str, vm: str, error: dict[str, Any]) -> dict[str, Any]:
+    """Per VM, what Azure answered: its code and message."""
+    return {"vmId": vm, "vaultId": vault, "errorCode": error.get("code"), "message": error.get("message")}
+
+
+def _failure_data(failure: dict[str, Any]) -> dict[str, Any]:
+    return {"errorCode": failure["errorCode"], "message": failure["message"]}
 
 
 @bp.orchestration_trigger(context_name="context")
 def lease_reclaim(context: df.DurableOrchestrationContext):
     """Free the lease of a holder that crashed or was terminated (started by the sweeper)."""
     spec: dict[str, Any] = context.get_input()
-    stopped = yield from release(
+    released = yield from release(
         context, spec["vaultId"], spec["vmId"], spec["policy"], holder=spec["holder"], op="reclaim"
     )
-    return {"holder": spec["holder"], "stoppedProtection": stopped}
+    return {"holder": spec["holder"], "stoppedProtection": released["stopped"], "error": released["error"]}

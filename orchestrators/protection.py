@@ -8,6 +8,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from backup_chain.errors import retries_exhausted
 from backup_chain.ids import vm_hash
 from orchestrators.common import AZURE_RETRY, after, iso, now
 
@@ -23,7 +24,9 @@ def acquire(
     context: df.DurableOrchestrationContext, vault_id: str, vm_id: str, policy: str, kind: str
 ) -> Generator[Any, Any, dict[str, Any]]:
     """Hold the lease; resume protection if this holder is the first. Returns the set_protection
-    result (or ``{"ok": True}`` when protection was already held on)."""
+    result (or ``{"ok": True}`` when protection was already held on). When Azure refuses the
+    resume (or keeps failing beyond the retries) the lease is freed again — protection is still
+    off — and the result is ``{"ok": False, "error": ...}`` with Azure's code and message."""
     entity = lease_entity(vm_id)
     args = {"holder": context.instance_id, "kind": kind, "item": {"vaultId": vault_id, "vmId": vm_id}}
     for _ in range(MAX_WAITS):
@@ -33,11 +36,10 @@ def acquire(
             continue
         if decision["action"] == "granted":
             return {"ok": True, "changed": False}
-        result = yield context.call_activity_with_retry(
-            "set_protection", AZURE_RETRY, {"vaultId": vault_id, "vmId": vm_id, "on": True, "policy": policy}
-        )
-        yield context.call_entity(entity, "started", {"holder": context.instance_id})
-        return dict(result)
+        result = yield from set_protection(context, vault_id, vm_id, policy, on=True)
+        outcome = "started" if result.get("ok") else "resumeFailed"
+        yield context.call_entity(entity, outcome, {"holder": context.instance_id})
+        return result
     return {
         "ok": False,
         "error": {
@@ -57,17 +59,33 @@ def release(
     *,
     holder: str | None = None,
     op: str = "release",
-) -> Generator[Any, Any, bool]:
+) -> Generator[Any, Any, dict[str, Any]]:
     """Give the lease back (``op="reclaim"`` with another ``holder``: on behalf of a holder that
-    died); stop protection, keeping its data, if no holder is left. Returns whether it stopped."""
+    died); stop protection, keeping its data, if no holder is left. Returns ``{"stopped": bool,
+    "error": None | {...}}``; when Azure refuses the stop, protection is still on and so is the
+    lease (with no holder), and ``error`` carries Azure's code and message."""
     entity = lease_entity(vm_id)
     decision = yield context.call_entity(
         entity, op, {"holder": holder or context.instance_id, "by": context.instance_id}
     )
     if decision["action"] != "stop":
-        return False
-    yield context.call_activity_with_retry(
-        "set_protection", AZURE_RETRY, {"vaultId": vault_id, "vmId": vm_id, "on": False, "policy": policy}
-    )
-    yield context.call_entity(entity, "stopped", {"holder": context.instance_id})
-    return True
+        return {"stopped": False, "error": None}
+    result = yield from set_protection(context, vault_id, vm_id, policy, on=False)
+    outcome = "stopped" if result.get("ok") else "stopFailed"
+    yield context.call_entity(entity, outcome, {"holder": context.instance_id})
+    return {"stopped": bool(result.get("ok")), "error": None if result.get("ok") else result["error"]}
+
+
+def set_protection(
+    context: df.DurableOrchestrationContext, vault_id: str, vm_id: str, policy: str, *, on: bool
+) -> Generator[Any, Any, dict[str, Any]]:
+    """Resume (``on``) or stop protection; every answer checked: ``{"ok": True, ...}`` or
+    ``{"ok": False, "error": {kind, code, message, ...}}``, also when Azure kept failing beyond
+    the durable retries."""
+    try:
+        result = yield context.call_activity_with_retry(
+            "set_protection", AZURE_RETRY, {"vaultId": vault_id, "vmId": vm_id, "on": on, "policy": policy}
+        )
+    except Exception as err:  # retries exhausted: the activity's last TransientAzureError
+        return {"ok": False, "error": retries_exhausted(str(err))}
+    return dict(result)

@@ -9,7 +9,8 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from backup_chain.gc import PolicySchedule
+from backup_chain.errors import retries_exhausted
+from backup_chain.gc import PolicySchedule, overlap_decision
 from backup_chain.jobs import JobView
 from orchestrators.common import (
     AZURE_RETRY,
@@ -142,50 +143,114 @@ class _Run:
 def vm_backup(context: df.DurableOrchestrationContext):
     """Input: ``chain``, ``runId``, ``vmId``, ``vaultId``, ``retainDays``, ``monitorTransfer``,
     ``upstreamAt`` (ISO time of the upstream signal), ``prefix``, ``plan``, ``delaySeconds`` and
-    ``gc`` (set in weekend-window mode: ``{"mode", "policy"}``)."""
+    ``gc`` (set only for a VM GC covers: ``{"mode", "policy", "overlap"}``)."""
     spec: dict[str, Any] = context.get_input()
     run = _Run(context, spec)
     run.phase("starting")
     if spec.get("delaySeconds"):
         yield context.create_timer(after(context, float(spec["delaySeconds"])))
-    gc = spec.get("gc")
+    gc = spec.get("gc")  # set only for VMs GC covers (backup_chain.runs.gc_for_vm)
     if not gc:
-        return (yield from _backup(run, watch_to_end=bool(spec["monitorTransfer"])))
-    # weekend-window mode (seed 001): never overlap the policy's scheduled backup; hold the
-    # protection lease (resuming protection) for as long as the job runs, then give it back.
-    conflict = yield from _schedule_conflict(run, gc["policy"])
+        return (yield from _answered(run, _backup(run, watch_to_end=bool(spec["monitorTransfer"]))))
+    # Either GC mode (seed 001): never overlap the policy's scheduled backup — refuse, or wait
+    # until it is clear (gc.overlap).
+    conflict = yield from _clear_of_schedule(run, gc)
     if conflict is not None:
         return (yield from _failed(run, "trigger", conflict))
+    if gc["mode"] != "weekend-window":
+        return (yield from _answered(run, _backup(run, watch_to_end=bool(spec["monitorTransfer"]))))
+    # weekend-window: hold the protection lease (resuming protection) for as long as the job
+    # runs, then give it back.
     run.phase("resumingProtection")
     lease = yield from acquire(context, spec["vaultId"], spec["vmId"], gc["policy"], "backup")
     if not lease.get("ok"):
         return (yield from _failed(run, "trigger", lease["error"]))
-    summary = yield from _backup(run, watch_to_end=True)
-    stopped = yield from release(context, spec["vaultId"], spec["vmId"], gc["policy"])
-    run.phase(run.status["phase"], protectionStopped=stopped)
-    return {**summary, "protectionStopped": stopped}
+    summary = yield from _answered(run, _backup(run, watch_to_end=True))
+    released = yield from release(context, spec["vaultId"], spec["vmId"], gc["policy"])
+    stopped = released["stopped"]
+    extra = {"protectionStopped": stopped}
+    if released["error"] is not None:
+        extra["protectionStopError"] = {k: released["error"].get(k) for k in ("code", "message")}
+    run.phase(run.status["phase"], **extra)
+    return {**summary, **extra}
 
 
-def _schedule_conflict(run: _Run, policy: str) -> Generator[Any, Any, dict[str, Any] | None]:
+# The orchestration phase an exception escaped from → the BackupFailed phase it is reported in.
+_FAILED_PHASE = {
+    "starting": "trigger",
+    "resumingProtection": "trigger",
+    "checkingSchedule": "trigger",
+    "delayedForScheduledBackup": "trigger",
+    "checkingRunningJobs": "trigger",
+    "waitingForRunningJob": "trigger",
+    "triggering": "trigger",
+    "snapshot": "snapshot",
+    "transfer": "transfer",
+}
+
+
+def _answered(run: _Run, steps: Generator[Any, Any, dict[str, Any]]) -> Generator[Any, Any, dict[str, Any]]:
+    """Run ``steps``; an activity or watch that still failed after its durable retries (an ARM
+    outage) ends in a BackupFailed with the phase and Azure's code, never a silent failure."""
+    try:
+        return (yield from steps)
+    except Exception as err:
+        phase = _FAILED_PHASE.get(str(run.status.get("phase")))
+        if phase is None:  # after the outcome was published: nothing to report as a backup failure
+            raise
+        return (yield from _failed(run, phase, retries_exhausted(str(err))))
+
+
+def _clear_of_schedule(run: _Run, gc: dict[str, Any]) -> Generator[Any, Any, dict[str, Any] | None]:
+    """``None`` when an ad hoc backup now keeps clear of the policy's scheduled backup (after a
+    BackupDelayed and a durable timer with ``overlap: delay``), else the error to fail with.
+    weekend-window reads ``gc.policy`` (the one protection resumes with); weekly-policy the
+    VM's own policy (V1 schedules; a VM without one has no scheduled backup to collide with)."""
     context, spec = run.context, run.spec
-    found = yield context.call_activity_with_retry(
-        "get_policy_schedule", AZURE_RETRY, {"vaultId": spec["vaultId"], "policy": policy}
-    )
+    run.phase("checkingSchedule")
+    request = {"vaultId": spec["vaultId"], "vmId": spec["vmId"]}
+    if gc["mode"] == "weekend-window":
+        request["policy"] = gc["policy"]
+    try:
+        found = yield context.call_activity_with_retry("get_policy_schedule", AZURE_RETRY, request)
+    except Exception as err:
+        return retries_exhausted(str(err))
     if not found["ok"]:
         return dict(found["error"])
+    if found["schedule"] is None:
+        return None
     schedule = PolicySchedule(
         **{**found["schedule"], "days": tuple(found["schedule"]["days"]), "times": tuple(found["schedule"]["times"])}
     )
-    collision = schedule.collides(now(context), AD_HOC_BACKUP_HOURS)
-    if collision is None:
+    decision = overlap_decision(schedule, now(context), AD_HOC_BACKUP_HOURS, str(gc.get("overlap") or "refuse"))
+    if decision is None:
         return None
-    return {
-        "kind": "final",
-        "code": "OverlapsScheduledBackup",
-        "message": f"an ad hoc backup now would overlap the policy's scheduled backup at {iso(collision)} "
-        "(seed 001: keep ad hoc backups clear of the weekly scheduled run); run the chain at another time",
-        "recommendations": ["Move the chain's window or the policy's schedule so they do not overlap."],
-    }
+    scheduled = iso(decision["scheduledAt"])
+    if decision["action"] == "refuse":
+        return {
+            "kind": "final",
+            "code": "OverlapsScheduledBackup",
+            "message": f"an ad hoc backup now would overlap the policy's scheduled backup at {scheduled} "
+            "(seed 001: keep ad hoc backups clear of the weekly scheduled run); run the chain at another time",
+            "recommendations": [
+                "Move the chain's window or the policy's schedule so they do not overlap, or set gc.overlap to 'delay'."
+            ],
+        }
+    clear_at = decision["clearAt"]
+    run.phase("delayedForScheduledBackup", scheduledBackupAt=scheduled, resumesAt=iso(clear_at))
+    yield publish(
+        context,
+        [
+            run.event(
+                "BackupDelayed",
+                reason="an ad hoc backup now would overlap the policy's scheduled backup",
+                scheduledBackupAt=scheduled,
+                resumesAt=iso(clear_at),
+            )
+        ],
+    )
+    yield context.create_timer(clear_at)
+    return None
 
 
 def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, Any]]:
@@ -259,13 +324,19 @@ def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, A
     job = JobView.from_dict(watched["job"])
     if not job.succeeded:
         return (yield from _failed(run, job.failed_phase, _job_error(job)))
-    point = yield context.call_activity_with_retry(
-        "latest_recovery_point",
-        AZURE_RETRY,
-        {"vaultId": spec["vaultId"], "vmId": spec["vmId"], "since": job.start_time},
-    )
-    restore_point = (point.get("recoveryPoint") or {}) if point.get("ok") else {}
+    # Optional: the recovery point's name and consistency. Its lookup failing (even beyond the
+    # retries) never fails a completed backup; the event says the lookup failed.
     run.phase("completed", completedAt=job.end_time)
+    try:
+        point = yield context.call_activity_with_retry(
+            "latest_recovery_point",
+            AZURE_RETRY,
+            {"vaultId": spec["vaultId"], "vmId": spec["vmId"], "since": job.start_time},
+        )
+    except Exception as err:
+        point = {"ok": False, "error": retries_exhausted(str(err))}
+    restore_point = (point.get("recoveryPoint") or {}) if point.get("ok") else {}
+    lookup = None if point.get("ok") else {k: point["error"].get(k) for k in ("code", "message")}
     yield publish(
         context,
         [
@@ -278,6 +349,7 @@ def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, A
                 jobStatus=job.status,
                 consistency=restore_point.get("consistency"),
                 recoveryPoint=restore_point.get("name"),
+                recoveryPointLookupError=lookup,
             )
         ],
     )

@@ -84,7 +84,8 @@ async def gc_weekly(timer: func.TimerRequest, client: df.DurableOrchestrationCli
 @bp.durable_client_input(client_name="client")
 async def gc_status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Per VM: protection state, last scheduled backup and restore points (from the latest check),
-    current leases; plus the next GC run."""
+    what the latest window did (resumed, or Azure's code and message), current leases; plus the
+    next GC run."""
     cfg = config()
     if cfg.gc is None:
         return problem(404, "Not found", "GC enforcement is not configured (no 'gc' section)", "gc")
@@ -96,6 +97,17 @@ async def gc_status(req: func.HttpRequest, client: df.DurableOrchestrationClient
     if done:
         newest = max(done, key=lambda c: c.created_time or utcnow())
         latest = {v["vmId"].lower(): {**v, "checkedAt": newest.output.get("at")} for v in newest.output.get("vms", [])}
+    windows = await client.get_status_by(instance_id_prefix="gc:window:")
+    last_window: dict[str, Any] = {}
+    opened = [w for w in windows if w.runtime_status == df.OrchestrationRuntimeStatus.Completed and w.output]
+    if opened:
+        newest_window = max(opened, key=lambda w: w.created_time or utcnow())
+        for entry in newest_window.output.get("vms", []):
+            last_window[str(entry["vmId"]).lower()] = {
+                "instanceId": newest_window.instance_id,
+                "openedAt": newest_window.output.get("openedAt"),
+                **{k: entry.get(k) for k in ("resumed", "errorCode", "message")},
+            }
     vms = []
     for vault, vm in cfg.gc_targets():
         lease = await client.read_entity_state(lease_entity(vm))
@@ -105,6 +117,7 @@ async def gc_status(req: func.HttpRequest, client: df.DurableOrchestrationClient
                 "vmId": vm,
                 "vaultId": vault,
                 "lastCheck": latest.get(vm.lower()),
+                "lastWindow": last_window.get(vm.lower()),
                 "lease": {"phase": lease_state.get("phase", "off"), "holders": lease_state.get("holders", {})},
             }
         )

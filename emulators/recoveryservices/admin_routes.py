@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from devhost.clock_http import add_clock_routes
+from emulators.recoveryservices.faults import FaultConfigError
 from emulators.recoveryservices.model import Item, Job
 from emulators.recoveryservices.runtime import Runtime
 from emulators.recoveryservices.shapes import iso
@@ -148,7 +149,10 @@ def add_admin_routes(app: web.Application, rt: Runtime) -> None:
             body = await request.json()
         except json.JSONDecodeError:
             return _bad_request("invalid JSON")
-        rt.faults.config.update(body)
+        try:
+            rt.faults.config.update(body)
+        except FaultConfigError as err:
+            return _bad_request(str(err))
         for vm_name, values in (body.get("vms") or {}).items():
             for item in rt.engine.by_vm.get(vm_name.lower(), []):
                 current = item.vm.faults
