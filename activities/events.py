@@ -53,6 +53,11 @@ def describe(err: BaseException) -> dict[str, Any]:
     """A send failure as data: ``status``, ``code``, ``message`` (see backup_chain.delivery.is_permanent)."""
     if isinstance(err, SettingsError):
         return {"status": None, "code": "SettingsError", "message": str(err)}
+    # azure-eventgrid re-raises a 404 as a ResourceNotFoundError without status (its message is
+    # about namespaces); the service's own error, with status and code, is its cause.
+    cause = err.__cause__
+    if getattr(err, "status_code", 0) is None and cause is not None and getattr(cause, "status_code", None):
+        err = cause
     try:
         found = from_exception(err).to_dict()
     except Exception:  # not an SDK or network error: a bad endpoint URL or event
