@@ -15,7 +15,7 @@ import azure.durable_functions as df
 
 from activities.azure_errors import from_exception
 from activities.clients import SettingsError, publisher
-from backup_chain.delivery import deliverer_id, outbox_key, reason_of
+from backup_chain.delivery import WAKE_EVENT, deliverer_id, outbox_key, reason_of
 from entities.delivery_outbox import index_entity, outbox_entity
 from triggers.context import config
 from triggers.singletons import ACTIVE
@@ -93,10 +93,14 @@ def deliverer_input(key: str) -> dict[str, Any]:
 
 
 async def kick(client: df.DurableOrchestrationClient, key: str) -> bool:
-    """Start the run's deliverer unless it runs; True when started."""
+    """Start the run's deliverer unless it runs; True when started. One waiting out a backoff is
+    woken: a new event should not wait up to ``maxBackoff`` behind a topic that is back."""
     instance_id = deliverer_id(key)
     status = await client.get_status(instance_id)
     if status and status.runtime_status in ACTIVE:
+        custom = status.custom_status if isinstance(status.custom_status, dict) else {}
+        if custom.get("phase") == "retrying":
+            await client.raise_event(instance_id, WAKE_EVENT, {"retry": False})
         return False
     try:
         await client.start_new("deliver_events", instance_id, deliverer_input(key))

@@ -34,6 +34,7 @@ PERMANENT_STATUS = frozenset({400, 401, 403, 404, 410, 413})
 PERMANENT_CODES = frozenset({"SettingsError", "InvalidEndpoint", "NameResolutionError"})
 DELIVERED_KEPT = 2000  # ids remembered after delivery, so a late re-add is not sent twice
 BATCH_EVENTS = 100  # events per publish request (far under Event Grid's 1 MB per request)
+WAKE_EVENT = "wake"  # raised to a deliverer waiting out a backoff: try now (``{"retry": bool}``)
 
 
 def outbox_key(event: dict[str, Any]) -> str:
@@ -137,11 +138,13 @@ class Outbox:
         changed: list[dict[str, Any]] = []
         for record in self.records:
             record["attempts"] = int(record.get("attempts", 0)) + (1 if record["state"] == "pending" else 0)
-            if permanent and (record["state"] != "undelivered" or record.get("reason") != reason):
-                changed.append(record["event"])
+            record["reason"] = reason
             if permanent:
                 record["state"] = "undelivered"
-            record["reason"] = reason
+                # Reported once per reason: a sweep retrying a still-refused event stays quiet.
+                if record.get("reported") != reason:
+                    record["reported"] = reason
+                    changed.append(record["event"])
         return changed
 
     def retry(self) -> int:

@@ -11,13 +11,12 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from backup_chain.delivery import BATCH_EVENTS, backoff_seconds, is_permanent, reason_of
+from backup_chain.delivery import BATCH_EVENTS, WAKE_EVENT, backoff_seconds, is_permanent, reason_of
 from entities.delivery_outbox import index_entity, outbox_entity
-from orchestrators.common import after, iso, now, parse_time
+from orchestrators.common import after, decode_event_data, iso, now, parse_time
 
 bp = df.Blueprint()
 ROUNDS_PER_EXECUTION = 20  # continue as new after this many sends: a short history per replay
-WAKE_EVENT = "wake"  # raised by the operator route: retry now instead of at the next backoff
 
 
 @bp.orchestration_trigger(context_name="context")
@@ -69,7 +68,9 @@ def deliver_events(context: df.DurableOrchestrationContext):
         winner = yield context.task_any([timer, wake])
         if winner is wake:
             timer.cancel()
+            asked = decode_event_data(wake.result)
             wake = context.wait_for_external_event(WAKE_EVENT)
-            yield context.call_entity(entity, "retry")
+            if isinstance(asked, dict) and asked.get("retry"):
+                yield context.call_entity(entity, "retry")
     context.continue_as_new({**spec, "attempt": attempt, "delivered": delivered, "retry": False})
     return None

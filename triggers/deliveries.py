@@ -14,10 +14,9 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities.events import deliverer_input
-from backup_chain.delivery import Outbox, deliverer_id, run_key
+from backup_chain.delivery import WAKE_EVENT, Outbox, deliverer_id, run_key
 from backup_chain.ids import valid_run_id
 from entities.delivery_outbox import index_entity, outbox_entity
-from orchestrators.delivery import WAKE_EVENT
 from triggers.context import config
 from triggers.singletons import ACTIVE
 

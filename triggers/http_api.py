@@ -18,7 +18,7 @@ from backup_chain.delivery import delivery_outcome, run_key
 from backup_chain.ids import chain_instance_id, chain_prefix, valid_run_id, vm_instance_id
 from backup_chain.runs import upstream_signal
 from triggers.context import config
-from triggers.deliveries import outbox_summary
+from triggers.deliveries import kept_keys, outbox_summary
 from triggers.runs import ACTIVE, awaits_upstream, run_view, start_run, utcnow
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
@@ -191,8 +191,14 @@ async def list_chain_runs(req: func.HttpRequest, client: df.DurableOrchestration
     except ValueError:
         return problem(400, "Bad request", "top must be an integer between 1 and 500", "top")
     statuses = await client.get_status_by(instance_id_prefix=chain_prefix(chain.name))
-    runs = sorted((run_view(s) for s in statuses), key=lambda r: r["createdTime"] or "", reverse=True)
-    return ok({"chain": chain.name, "runs": runs[:top]})
+    runs = sorted((run_view(s) for s in statuses), key=lambda r: r["createdTime"] or "", reverse=True)[:top]
+    # Runs with kept events (the delivery index lists them) do not report plain "completed" here either.
+    kept_runs = set(await kept_keys(client))
+    for run in runs:
+        key = run_key(chain.name, run["runId"])
+        if key in kept_runs:
+            run["outcome"], run["delivery"] = delivery_outcome(run["outcome"], await outbox_summary(client, key))
+    return ok({"chain": chain.name, "runs": runs})
 
 
 @bp.route(route="chains/{chain}/runs/{run_id}/cancel", methods=["POST"])

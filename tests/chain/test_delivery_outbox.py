@@ -70,6 +70,9 @@ def test_a_refusal_keeps_every_event_as_undelivered_and_reports_each_once() -> N
     box.add([ev("BackupCompleted", "2027-01-04T01:00:00.000000Z")], None, "")
     assert kinds(box.take()) == ["BackupTriggered", "SnapshotCompleted", "BackupCompleted"]
     assert kinds(box.mark_failed("HTTP 403 Forbidden: no role", permanent=True)) == ["BackupCompleted"]
+    # The sweep retries them all; still refused for the same reason: nothing new to report.
+    assert box.retry() == 3 and box.mark_failed("HTTP 403 Forbidden: no role", permanent=True) == []
+    assert len(box.mark_failed("HTTP 404 NotFound: topic deleted", permanent=True)) == 3
 
 
 def test_transient_failures_keep_events_pending_and_retry_makes_undelivered_pending() -> None:

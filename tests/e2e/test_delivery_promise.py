@@ -111,6 +111,9 @@ def test_refused_topic_keeps_every_event_loudly_and_the_operator_route_delivers_
     log = _log(stack)
     for item in run["undelivered"]:
         assert f"ERROR backup_chain: downstream event {item['id']} " in log and "undelivered: HTTP 403" in log
+    assert [r["outcome"] for r in stack.api("GET", "chains/refused/runs").json()["runs"]] == [
+        "completedWithUndeliveredEvents"
+    ]
     listed = stack.api("GET", "deliveries").json()["runs"]
     assert any(r["key"] == "refused:r-403" and len(r["undelivered"]) == 9 for r in listed)
 
@@ -122,6 +125,7 @@ def test_refused_topic_keeps_every_event_loudly_and_the_operator_route_delivers_
     _assert_delivered_in_order(events, names)
     run = _run(stack, "refused", "r-403")
     assert run["outcome"] == "completed" and run["delivery"] == "delivered" and run["undelivered"] == []
+    assert [r["outcome"] for r in stack.api("GET", "chains/refused/runs").json()["runs"]] == ["completed"]
     # Asking again sends nothing twice.
     assert stack.api("POST", "deliveries/retry").json()["events"] == 0
     stack.settle()
