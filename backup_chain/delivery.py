@@ -60,9 +60,16 @@ def is_permanent(error: dict[str, Any]) -> bool:
 
 
 def reason_of(error: dict[str, Any]) -> str:
+    """``HTTP 403 Forbidden: <message>``, without Event Grid's per-request "Report '<id>' ..." tail."""
     status = error.get("status")
     head = f"HTTP {status} {error.get('code')}" if status else str(error.get("code") or "error")
-    return f"{head}: {str(error.get('message') or '')[:300]}"
+    message = str(error.get("message") or "").split(" Report '", 1)[0]
+    return f"{head}: {message[:300]}"
+
+
+def reason_kind(reason: str) -> str:
+    """What makes two reasons the same failure (status and code, not the message)."""
+    return reason.split(": ", 1)[0]
 
 
 def backoff_seconds(attempt: int, first: float, cap: float) -> float:
@@ -142,8 +149,8 @@ class Outbox:
             if permanent:
                 record["state"] = "undelivered"
                 # Reported once per reason: a sweep retrying a still-refused event stays quiet.
-                if record.get("reported") != reason:
-                    record["reported"] = reason
+                if record.get("reported") != reason_kind(reason):
+                    record["reported"] = reason_kind(reason)
                     changed.append(record["event"])
         return changed
 

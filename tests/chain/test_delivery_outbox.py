@@ -13,6 +13,7 @@ from backup_chain.delivery import (
     is_permanent,
     outbox_apply,
     outbox_key,
+    reason_of,
     run_key,
 )
 from backup_chain.events import cloud_event
@@ -70,8 +71,9 @@ def test_a_refusal_keeps_every_event_as_undelivered_and_reports_each_once() -> N
     box.add([ev("BackupCompleted", "2027-01-04T01:00:00.000000Z")], None, "")
     assert kinds(box.take()) == ["BackupTriggered", "SnapshotCompleted", "BackupCompleted"]
     assert kinds(box.mark_failed("HTTP 403 Forbidden: no role", permanent=True)) == ["BackupCompleted"]
-    # The sweep retries them all; still refused for the same reason: nothing new to report.
-    assert box.retry() == 3 and box.mark_failed("HTTP 403 Forbidden: no role", permanent=True) == []
+    # The sweep retries them all; still refused for the same reason (another request id in the
+    # message): nothing new to report.
+    assert box.retry() == 3 and box.mark_failed("HTTP 403 Forbidden: no role (request 2)", permanent=True) == []
     assert len(box.mark_failed("HTTP 404 NotFound: topic deleted", permanent=True)) == 3
 
 
@@ -83,6 +85,11 @@ def test_transient_failures_keep_events_pending_and_retry_makes_undelivered_pend
     box.mark_failed("HTTP 401", permanent=True)
     assert outbox_apply(box, "retry", {}) == 1
     assert len(outbox_apply(box, "take", {})["events"]) == 1
+
+
+def test_reasons_drop_event_grids_per_request_report_tail() -> None:
+    error = {"status": 403, "code": "Forbidden", "message": "Not allowed. Report 'abc:1:1/4/2027 (UTC)' to our forums."}
+    assert reason_of(error) == "HTTP 403 Forbidden: Not allowed."
 
 
 def test_classification_and_backoff() -> None:
