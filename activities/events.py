@@ -16,6 +16,7 @@ import azure.durable_functions as df
 from activities.azure_errors import from_exception
 from activities.clients import SettingsError, publisher
 from backup_chain.delivery import WAKE_EVENT, deliverer_id, outbox_key, reason_of
+from backup_chain.events import parse_time
 from entities.delivery_outbox import index_entity, outbox_entity
 from triggers.context import config
 from triggers.singletons import ACTIVE
@@ -23,6 +24,7 @@ from triggers.telemetry import record_event, record_undelivered
 
 bp = df.Blueprint()
 log = logging.getLogger("backup_chain")
+WAKE_AFTER_SECONDS = 60.0  # a deliverer in backoff is woken by a new event at most this often
 _NO_HOST = ("Name or service not known", "nodename nor servname", "getaddrinfo failed", "No address associated")
 
 
@@ -92,14 +94,16 @@ def deliverer_input(key: str) -> dict[str, Any]:
     }
 
 
-async def kick(client: df.DurableOrchestrationClient, key: str) -> bool:
+async def kick(client: df.DurableOrchestrationClient, key: str, at: str = "") -> bool:
     """Start the run's deliverer unless it runs; True when started. One waiting out a backoff is
-    woken: a new event should not wait up to ``maxBackoff`` behind a topic that is back."""
+    woken (at most once a minute, ``at`` being the publisher's orchestration time): a new event
+    should not wait up to ``maxBackoff`` behind a topic that is back, and an outage should not
+    cost an attempt per event."""
     instance_id = deliverer_id(key)
     status = await client.get_status(instance_id)
     if status and status.runtime_status in ACTIVE:
         custom = status.custom_status if isinstance(status.custom_status, dict) else {}
-        if custom.get("phase") == "retrying":
+        if custom.get("phase") == "retrying" and _wake_due(custom, at):
             await client.raise_event(instance_id, WAKE_EVENT, {"retry": False})
         return False
     try:
@@ -117,7 +121,15 @@ async def enqueue(
 ) -> None:
     await client.signal_entity(outbox_entity(key), "add", {"key": key, "events": events, "reason": reason, "at": at})
     await client.signal_entity(index_entity(), "add", {"key": key})
-    await kick(client, key)
+    await kick(client, key, at)
+
+
+def _wake_due(custom: dict[str, Any], at: str) -> bool:
+    now, last = parse_time(at), parse_time(custom.get("lastAttemptAt"))
+    next_at = parse_time(custom.get("nextAttemptAt"))
+    if now is None or last is None or next_at is None:
+        return False
+    return (now - last).total_seconds() >= WAKE_AFTER_SECONDS and (next_at - now).total_seconds() > 0
 
 
 def by_outbox(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

@@ -247,7 +247,9 @@ class Delivery(_Model):
     """Downstream delivery (README "Events"). Events the topic does not accept at once are kept
     in the run's outbox; transient failures are retried with exponential backoff from
     ``firstBackoff`` up to ``maxBackoff`` between attempts, for ``retryFor`` (default 24 h, as long
-    as Event Grid itself retries a delivery), after which the events are kept as undelivered."""
+    as Event Grid itself retries a delivery: eventTimeToLiveInMinutes 1440, and it does not retry
+    400/401/403/413; learn.microsoft.com/azure/event-grid/delivery-and-retry), after which the
+    events are kept as undelivered."""
 
     retryFor: timedelta = timedelta(hours=24)
     firstBackoff: timedelta = timedelta(seconds=10)

@@ -62,7 +62,14 @@ def deliver_events(context: df.DurableOrchestrationContext):
         delay = backoff_seconds(attempt, float(spec["firstBackoffSeconds"]), float(spec["maxBackoffSeconds"]))
         retry_at = after(context, delay)
         context.set_custom_status(
-            {"phase": "retrying", "key": key, "attempt": attempt, "nextAttemptAt": iso(retry_at), "reason": reason}
+            {
+                "phase": "retrying",
+                "key": key,
+                "attempt": attempt,
+                "lastAttemptAt": iso(now(context)),
+                "nextAttemptAt": iso(retry_at),
+                "reason": reason,
+            }
         )
         timer = context.create_timer(retry_at)
         winner = yield context.task_any([timer, wake])

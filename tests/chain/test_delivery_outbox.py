@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from backup_chain.config import ConfigError, parse_config
 from backup_chain.delivery import (
     Outbox,
     backoff_seconds,
@@ -117,3 +118,31 @@ def test_outbox_key_is_the_run_and_outcome_is_never_plain_completed_with_kept_ev
 def test_unknown_operation_is_refused() -> None:
     with pytest.raises(ValueError, match="no operation"):
         outbox_apply(Outbox(), "drop", {})
+
+
+CHAINS = [
+    {
+        "name": "c1",
+        "targets": [
+            {
+                "vaultId": "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg/providers/"
+                "Microsoft.RecoveryServices/vaults/v1",
+                "vms": [
+                    "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg/providers/"
+                    "Microsoft.Compute/virtualMachines/a"
+                ],
+            }
+        ],
+    }
+]
+
+
+def test_delivery_settings_default_to_event_grids_24_hours_and_are_validated() -> None:
+    default = parse_config({"chains": CHAINS}).delivery
+    assert (default.retryFor.total_seconds(), default.firstBackoff.total_seconds()) == (86400, 10)
+    assert default.maxBackoff.total_seconds() == 600
+    custom = parse_config({"chains": CHAINS, "delivery": {"retryFor": "PT2H", "maxBackoff": "PT1M"}}).delivery
+    assert custom.retryFor.total_seconds() == 7200 and custom.maxBackoff.total_seconds() == 60
+    for bad, field in (({"retryFor": "P8D"}, "delivery.retryFor"), ({"firstBackoff": "PT1H"}, "firstBackoff")):
+        with pytest.raises(ConfigError, match=field):
+            parse_config({"chains": CHAINS, "delivery": bad})
