@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -18,6 +21,7 @@ from backup_chain.delivery import (
     run_key,
 )
 from backup_chain.events import cloud_event
+from demo.stack import REPO
 
 VM_A = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/a"
 
@@ -146,3 +150,47 @@ def test_delivery_settings_default_to_event_grids_24_hours_and_are_validated() -
     for bad, field in (({"retryFor": "P8D"}, "delivery.retryFor"), ({"firstBackoff": "PT1H"}, "firstBackoff")):
         with pytest.raises(ConfigError, match=field):
             parse_config({"chains": CHAINS, "delivery": bad})
+
+
+def test_an_undelivered_event_is_an_error_line_and_a_metric_count() -> None:
+    """In a fresh interpreter (the OpenTelemetry meter provider is process-global)."""
+    code = """
+import json, logging
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+records = []
+handler = logging.Handler()
+handler.emit = records.append
+logging.getLogger("backup_chain").addHandler(handler)
+from triggers.telemetry import UNDELIVERED_METRIC, record_undelivered
+event = {"id": "e-1", "type": "BackupChain.BackupTriggered", "subject": "/vm", "data": {"runId": "r1"}}
+record_undelivered(event, "HTTP 403 Forbidden: no role")
+record_undelivered({**event, "id": "e-2"}, "HTTP 403 Forbidden: no role")
+points = [
+    p.value
+    for rm in reader.get_metrics_data().resource_metrics
+    for sm in rm.scope_metrics
+    for m in sm.metrics
+    if m.name == UNDELIVERED_METRIC
+    for p in m.data.data_points
+]
+print(json.dumps({"points": points, "logs": [(r.levelname, r.getMessage(), r.eventId) for r in records]}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["points"] == [2]
+    assert [tuple(x) for x in found["logs"]] == [
+        (
+            "ERROR",
+            "downstream event e-1 (BackupChain.BackupTriggered, /vm) undelivered: HTTP 403 Forbidden: no role",
+            "e-1",
+        ),
+        (
+            "ERROR",
+            "downstream event e-2 (BackupChain.BackupTriggered, /vm) undelivered: HTTP 403 Forbidden: no role",
+            "e-2",
+        ),
+    ]
