@@ -128,8 +128,9 @@ class Outbox:
         return [r["event"] for r in self.records[:limit]]
 
     def head_since(self) -> str | None:
-        """When the oldest event the deliverer is trying was first kept."""
-        return min((str(r["since"]) for r in self.records), default=None) if self.pending() else None
+        """When the oldest pending event was first kept (the retry horizon counts from it; events
+        already undelivered that go along do not make a new one expire at its first failure)."""
+        return min((str(r["since"]) for r in self.pending()), default=None)
 
     def mark_delivered(self, ids: list[str]) -> int:
         done = set(ids)

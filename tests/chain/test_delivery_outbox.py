@@ -90,6 +90,10 @@ def test_transient_failures_keep_events_pending_and_retry_makes_undelivered_pend
     box.mark_failed("HTTP 401", permanent=True)
     assert outbox_apply(box, "retry", {}) == 1
     assert len(outbox_apply(box, "take", {})["events"]) == 1
+    # An old refused event going along with a new one does not start the new one's horizon early.
+    box.mark_failed("HTTP 401", permanent=True)
+    box.add([ev("BackupCompleted", "2027-01-05T00:10:00.000000Z")], None, "2027-01-05T00:10:00.000000Z")
+    assert box.head_since() == "2027-01-05T00:10:00.000000Z" and len(box.take()) == 2
 
 
 def test_reasons_drop_event_grids_per_request_report_tail() -> None:
