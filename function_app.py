@@ -10,15 +10,18 @@ from activities.backup import bp as backup_activities
 from activities.events import bp as event_activities
 from activities.job_poll import bp as poll_activity
 from activities.protection import bp as protection_activities
+from entities.delivery_outbox import bp as outbox_entities
 from entities.job_watch import bp as watch_entity
 from entities.protection_lease import bp as lease_entity
 from orchestrators.chain_run import bp as chain_orchestrator
+from orchestrators.delivery import bp as delivery_orchestrator
 from orchestrators.gc import bp as gc_orchestrators
 from orchestrators.job_poller import bp as poller_orchestrator
 from orchestrators.scheduler import bp as scheduler_orchestrator
 from orchestrators.vm_backup import bp as vm_orchestrator
 from orchestrators.watch_job import bp as watch_orchestrator
 from triggers.context import config
+from triggers.deliveries import bp as delivery_triggers
 from triggers.gc import bp as gc_triggers
 from triggers.http_api import bp as http_api
 from triggers.pollers import bp as poller_timer
@@ -36,14 +39,17 @@ for blueprint in (
     window_timer,
     poller_timer,
     gc_triggers,
+    delivery_triggers,
     chain_orchestrator,
     scheduler_orchestrator,
     vm_orchestrator,
     watch_orchestrator,
     poller_orchestrator,
     gc_orchestrators,
+    delivery_orchestrator,
     lease_entity,
     watch_entity,
+    outbox_entities,
     backup_activities,
     event_activities,
     poll_activity,

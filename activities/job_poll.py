@@ -12,7 +12,8 @@ import azure.durable_functions as df
 
 from activities.azure_errors import from_exception
 from activities.backup import read_job
-from activities.events import send_events
+from activities.events import kept, send_events
+from backup_chain.delivery import outbox_key
 from backup_chain.events import iso, parse_time, snapshot_completed_event
 from backup_chain.jobs import JobView
 from backup_chain.resource_ids import VaultId
@@ -97,6 +98,11 @@ async def poll_jobs(request: dict[str, Any], client: df.DurableOrchestrationClie
         for w, n in finished
         if w.get("announce") and n["ok"] and (job := JobView.from_dict(n["job"])).snapshot_done
     ]
+    # A run whose outbox keeps events (the topic failed earlier) gets its SnapshotCompleted from
+    # the backup itself, queued behind them: sending it here would overtake its BackupTriggered.
+    keys = {outbox_key(event) for _notice_, event in announce}
+    held = {key for key in keys if await kept(client, key)}
+    announce = [(n, event) for n, event in announce if outbox_key(event) not in held]
     events: list[dict[str, Any]] = [event for _notice_, event in announce]
     published: bool = bool(events) and await asyncio.to_thread(_publish, events)
     for notice, _event in announce:

@@ -256,11 +256,39 @@ class Polling(_Model):
     tickSeconds: Annotated[float, Field(ge=1, le=60)] = 5.0
 
 
+class Delivery(_Model):
+    """Downstream delivery (README "Events"). Events the topic does not accept at once are kept
+    in the run's outbox; transient failures are retried with exponential backoff from
+    ``firstBackoff`` up to ``maxBackoff`` between attempts, for ``retryFor`` (default 24 h, as long
+    as Event Grid itself retries a delivery: eventTimeToLiveInMinutes 1440, and it does not retry
+    400/401/403/413; learn.microsoft.com/azure/event-grid/delivery-and-retry), after which the
+    events are kept as undelivered."""
+
+    retryFor: timedelta = timedelta(hours=24)
+    firstBackoff: timedelta = timedelta(seconds=10)
+    maxBackoff: timedelta = timedelta(minutes=10)
+
+    @field_validator("retryFor", "firstBackoff", "maxBackoff", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> timedelta:
+        parsed = _duration(value)
+        if parsed > timedelta(days=7):
+            raise ValueError("must be at most 7 days (P7D)")
+        return parsed
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Delivery:
+        if self.firstBackoff > self.maxBackoff:
+            raise ValueError("delivery.firstBackoff must not exceed delivery.maxBackoff")
+        return self
+
+
 class ChainConfig(_Model):
     eventTypePrefix: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9.]{0,63}$")] = "BackupChain."
     chains: Annotated[list[Chain], Field(min_length=1)]
     gc: Gc | None = None
     polling: Polling = Polling()
+    delivery: Delivery = Delivery()
 
     def vault_ids(self) -> list[str]:
         """Every configured vault, once (first spelling kept)."""

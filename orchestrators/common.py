@@ -67,8 +67,17 @@ def event(
 
 
 def publish(context: df.DurableOrchestrationContext, events: list[dict[str, Any]]) -> Any:
-    """The task that publishes ``events`` (yield it)."""
-    return context.call_activity_with_retry("publish_events", AZURE_RETRY, events)
+    """The task that publishes ``events`` (yield it). It never fails on the topic: events the
+    topic does not accept at once are kept in the run's outbox and delivered later, in order
+    (activities/events.py). Once one of this orchestration's publishes was kept, the following
+    ones queue behind it (the earlier tasks' results are replayed, so this is deterministic)."""
+    tasks: list[Any] = context.__dict__.setdefault("_publish_tasks", [])
+    queue = any(isinstance(t.result, dict) and t.result.get("queued") for t in tasks)
+    task = context.call_activity_with_retry(
+        "publish_events", AZURE_RETRY, {"events": events, "at": iso(now(context)), "queue": queue}
+    )
+    tasks.append(task)
+    return task
 
 
 def vm_event(

@@ -14,9 +14,11 @@ import azure.functions as func
 
 from backup_chain.api_models import RequestError, StartRun, UpstreamReport, parse_body
 from backup_chain.config import Chain
+from backup_chain.delivery import delivery_outcome, run_key
 from backup_chain.ids import chain_instance_id, chain_prefix, valid_run_id, vm_instance_id
 from backup_chain.runs import upstream_signal
 from triggers.context import config
+from triggers.deliveries import kept_keys, outbox_summary
 from triggers.runs import ACTIVE, awaits_upstream, run_view, start_run, utcnow
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
@@ -154,7 +156,26 @@ async def get_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationCl
             }
         )
     output = status.output if str(status.runtime_status.value if status.runtime_status else "") in TERMINAL else None
-    return ok({"chain": chain.name, **run_view(status), "custom": status.custom_status, "output": output, "vms": vms})
+    view = run_view(status)
+    # Downstream delivery: events the topic has not accepted yet are kept, and a run with any
+    # never reports plain "completed" (README "Events", delivery).
+    kept = await outbox_summary(client, run_key(chain.name, run_id))
+    view["outcome"], delivery = delivery_outcome(view["outcome"], kept)
+    if isinstance(output, dict):
+        output = {**output, "outcome": delivery_outcome(output.get("outcome"), kept)[0]}
+    undelivered = [{k: e[k] for k in ("id", "type", "subject", "reason")} for e in kept["undelivered"]]
+    return ok(
+        {
+            "chain": chain.name,
+            **view,
+            "delivery": delivery,
+            "undelivered": undelivered,
+            "pendingDelivery": [{k: e[k] for k in ("id", "type", "subject", "reason")} for e in kept["pending"]],
+            "custom": status.custom_status,
+            "output": output,
+            "vms": vms,
+        }
+    )
 
 
 @bp.route(route="chains/{chain}/runs", methods=["GET"])
@@ -170,8 +191,14 @@ async def list_chain_runs(req: func.HttpRequest, client: df.DurableOrchestration
     except ValueError:
         return problem(400, "Bad request", "top must be an integer between 1 and 500", "top")
     statuses = await client.get_status_by(instance_id_prefix=chain_prefix(chain.name))
-    runs = sorted((run_view(s) for s in statuses), key=lambda r: r["createdTime"] or "", reverse=True)
-    return ok({"chain": chain.name, "runs": runs[:top]})
+    runs = sorted((run_view(s) for s in statuses), key=lambda r: r["createdTime"] or "", reverse=True)[:top]
+    # Runs with kept events (the delivery index lists them) do not report plain "completed" here either.
+    kept_runs = set(await kept_keys(client))
+    for run in runs:
+        key = run_key(chain.name, run["runId"])
+        if key in kept_runs:
+            run["outcome"], run["delivery"] = delivery_outcome(run["outcome"], await outbox_summary(client, key))
+    return ok({"chain": chain.name, "runs": runs})
 
 
 @bp.route(route="chains/{chain}/runs/{run_id}/cancel", methods=["POST"])

@@ -47,3 +47,48 @@ def record_event(event: dict[str, object]) -> None:
             "snapshotCompletedAt": data.get("snapshotCompletedAt"),
         },
     )
+
+
+UNDELIVERED_METRIC = "backupchain.events.undelivered"
+_counter: object | None = None
+
+
+def _undelivered_counter() -> object | None:
+    """The OpenTelemetry counter exported to Application Insights as a custom metric (a no-op
+    meter when telemetry is off); None if the OpenTelemetry API is not installed."""
+    global _counter
+    if _counter is None:
+        try:
+            from opentelemetry import metrics
+        except ImportError:  # pragma: no cover - installed with azure-monitor-opentelemetry
+            return None
+        _counter = metrics.get_meter("backup_chain").create_counter(
+            UNDELIVERED_METRIC, unit="{event}", description="Downstream events the topic refused or never accepted"
+        )
+    return _counter
+
+
+def record_undelivered(event: dict[str, object], reason: str) -> None:
+    """An event the downstream topic refused for good (or past the retry horizon): an ERROR line
+    naming the event id and reason, and one count on the undelivered metric."""
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    assert isinstance(data, dict)
+    logging.getLogger("backup_chain").error(
+        "downstream event %s (%s, %s) undelivered: %s",
+        event.get("id"),
+        event.get("type"),
+        event.get("subject"),
+        reason,
+        extra={
+            "microsoft.custom_event.name": "EventUndelivered",
+            "eventId": event.get("id"),
+            "eventType": event.get("type"),
+            "chain": data.get("chain"),
+            "runId": data.get("runId"),
+            "vmId": data.get("vmId"),
+            "reason": reason,
+        },
+    )
+    counter = _undelivered_counter()
+    if counter is not None:
+        counter.add(1, {"eventType": str(event.get("type")), "reason": reason.split(":", 1)[0]})  # type: ignore[attr-defined]

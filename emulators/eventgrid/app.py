@@ -20,7 +20,7 @@ from devhost.clock_http import add_clock_routes
 from emulators.eventgrid.auth import authenticate
 from emulators.eventgrid.config import EmulatorConfig, Topic
 from emulators.eventgrid.delivery import Dispatcher
-from emulators.eventgrid.errors import RESOURCE_NOT_FOUND, PublishError, error_response
+from emulators.eventgrid.errors import FORBIDDEN, RESOURCE_NOT_FOUND, UNAUTHORIZED, PublishError, error_response
 from emulators.eventgrid.eventlog import topic_log
 from emulators.eventgrid.validation import MAX_REQUEST_BYTES, parse_events, too_large
 
@@ -36,8 +36,13 @@ class EventGridEmulator:
         self.clock = clock
         self.state_dir = Path(state_dir)
         self.dispatcher = dispatcher
-        self.accepted: dict[str, list[dict[str, Any]]] = {t.name: [] for t in config.topics}
+        # What each topic accepted, read back from its log: a restarted emulator still shows it.
+        self.accepted: dict[str, list[dict[str, Any]]] = {
+            t.name: topic_log(self.state_dir, t.name).read() for t in config.topics
+        }
         self.requests: Counter[str] = Counter()
+        # Publish faults per topic (``/admin/faults``): refuse with 401/403/404 or be unreachable.
+        self.faults: dict[str, dict[str, Any]] = {}
 
     def publish_url(self, base_url: str, topic: Topic) -> str:
         return f"{base_url}/topics/{topic.name}/api/events"
@@ -47,7 +52,16 @@ class EventGridEmulator:
         request_id = str(uuid.uuid4())
         name = request.match_info["topic"]
         topic = self.config.topic(name)
+        fault = self.faults.get(name.lower())
+        if fault is not None and fault.get("mode") == "unreachable" and request.transport is not None:
+            # No answer at all, as when the endpoint is down or blackholed: the client sees the
+            # connection drop (a network error, which Event Grid clients retry).
+            self.requests[f"publish {name} unreachable"] += 1
+            request.transport.abort()
+            return web.Response(status=503)
         try:
+            if fault is not None and fault.get("status"):
+                raise refusal(int(fault["status"]), name, request)
             if topic is None:
                 raise PublishError(
                     404,
@@ -114,12 +128,33 @@ class EventGridEmulator:
     async def admin_requests(self, request: web.Request) -> web.Response:
         return web.json_response({"requests": dict(self.requests)})
 
+    async def admin_faults(self, request: web.Request) -> web.Response:
+        """``POST {"topic", "status": 401|403|404}`` refuses publishes to the topic; ``{"topic",
+        "mode": "unreachable"}`` drops them unanswered; ``{"topic"}`` alone clears. GET lists."""
+        if request.method == "GET":
+            return web.json_response({"faults": self.faults})
+        body = await request.json()
+        name = str(body.get("topic") or "").lower()
+        if self.config.topic(name) is None:
+            return _admin_error(404, f"no topic named {name!r}")
+        status, mode = body.get("status"), body.get("mode")
+        if status is not None and status not in REFUSALS:
+            return _admin_error(400, f"status must be one of {sorted(REFUSALS)}")
+        if mode not in (None, "unreachable"):
+            return _admin_error(400, "mode must be 'unreachable'")
+        if status is None and mode is None:
+            self.faults.pop(name, None)
+        else:
+            self.faults[name] = {"status": status, "mode": mode}
+        return web.json_response({"faults": self.faults})
+
     async def admin_reset(self, request: web.Request) -> web.Response:
         await self.dispatcher.reset()
         for topic in self.config.topics:
             self.accepted[topic.name].clear()
             topic_log(self.state_dir, topic.name).truncate()
         self.requests.clear()
+        self.faults.clear()
         return web.json_response({"reset": True})
 
     async def admin_config(self, request: web.Request) -> web.Response:
@@ -142,6 +177,24 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+# What a topic answers a publisher it refuses. Event Grid data plane: 401 for an authorization
+# failure (bad key or token, or an identity without the "EventGrid Data Sender" role), 403 when
+# the request is forbidden, 404 for a missing topic (learn.microsoft.com: EventGridSenderClient
+# "401: authorization failure, 403: ... 404/410: topic not found"; event-grid/security-authorization).
+REFUSALS = {
+    401: ("The principal does not have the required role 'EventGrid Data Sender' on the topic.", UNAUTHORIZED),
+    403: ("The request is forbidden: the caller is not allowed to publish to this topic.", FORBIDDEN),
+    404: ("The topic was not found.", RESOURCE_NOT_FOUND),
+}
+
+
+def refusal(status: int, topic: str, request: web.Request) -> PublishError:
+    message, code = REFUSALS[status]
+    if status == 404:
+        message = f"No HTTP resource was found that matches the request URI '{request.url}'."
+    return PublishError(status, f"{message} Topic: {topic}.", code)
+
+
 def _admin_error(status: int, message: str) -> web.Response:
     return web.json_response(
         {"error": {"code": "BadRequest" if status == 400 else "NotFound", "message": message}}, status=status
@@ -158,5 +211,7 @@ def build_app(emulator: EventGridEmulator) -> web.Application:
     app.router.add_get("/admin/requests", emulator.admin_requests)
     app.router.add_get("/admin/config", emulator.admin_config)
     app.router.add_post("/admin/reset", emulator.admin_reset)
+    app.router.add_get("/admin/faults", emulator.admin_faults)
+    app.router.add_post("/admin/faults", emulator.admin_faults)
     add_clock_routes(app, emulator.clock, on_advance=emulator.dispatcher.run_due)
     return app

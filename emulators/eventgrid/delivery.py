@@ -31,11 +31,13 @@ import heapq
 import itertools
 import json
 import logging
+import os
 import secrets
 import ssl
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -157,10 +159,59 @@ class Dispatcher:
         self.dead_letters: list[dict[str, Any]] = []
         self.dropped: list[dict[str, Any]] = []
         self._reset_states()
+        self._restore()
 
     # --- lifecycle ------------------------------------------------------------------------
     def _reset_states(self) -> None:
         self.subscription_states = {self._key(s): SubscriptionState() for s in self.config.subscriptions}
+
+    @property
+    def _journal(self) -> Path:
+        return Path(self.state_dir) / "pending-deliveries.json"
+
+    def _persist(self) -> None:
+        """Write the pending deliveries to the state dir (atomically), so an emulator stopped or
+        SIGKILLed and started again goes on delivering what it accepted, as Event Grid does."""
+        pending = [
+            {
+                "id": d.id,
+                "topic": d.topic.name,
+                "subscription": d.subscription.name,
+                "events": d.events,
+                "publishTime": d.publish_time,
+                "due": d.due,
+                "attempts": d.attempts,
+                "history": d.history,
+            }
+            for d in self._deliveries.values()
+            if d.state == "Pending"
+        ]
+        path = self._journal
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(pending))
+        os.replace(tmp, path)
+
+    def _restore(self) -> None:
+        if not self._journal.exists():
+            return
+        for item in json.loads(self._journal.read_text() or "[]"):
+            topic = self.config.topic(item["topic"])
+            subs = [s for s in self.config.subscriptions_for(item["topic"]) if s.name == item["subscription"]]
+            if topic is None or not subs:
+                continue  # the config no longer has it
+            delivery = Delivery(
+                item["id"],
+                topic,
+                subs[0],
+                item["events"],
+                float(item["publishTime"]),
+                float(item["due"]),
+                int(item["attempts"]),
+            )
+            delivery.history = list(item.get("history") or [])
+            self._deliveries[delivery.id] = delivery
+            heapq.heappush(self._heap, (delivery.due, next(self._seq), delivery.id))
 
     @staticmethod
     def _key(sub: Subscription) -> str:
@@ -195,6 +246,7 @@ class Dispatcher:
         for sub in self.config.subscriptions:
             if sub.dead_letter:
                 dead_letter_file(self.state_dir, sub.dead_letter).truncate()
+        self._persist()
 
     # --- publishing side ------------------------------------------------------------------
     def submit(self, topic: Topic, events: list[dict[str, Any]]) -> int:
@@ -209,6 +261,7 @@ class Dispatcher:
                 heapq.heappush(self._heap, (delivery.due, next(self._seq), delivery.id))
                 created += 1
         if created:
+            self._persist()  # before the publisher hears 200
             self._wake.set()
         return created
 
@@ -259,7 +312,10 @@ class Dispatcher:
     # --- one attempt ----------------------------------------------------------------------
     async def _attempt(self, delivery: Delivery) -> None:
         async with self._semaphore:
-            await self._attempt_locked(delivery)
+            try:
+                await self._attempt_locked(delivery)
+            finally:
+                self._persist()
 
     async def _attempt_locked(self, delivery: Delivery) -> None:
         sub = delivery.subscription

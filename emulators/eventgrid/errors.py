@@ -19,6 +19,7 @@ INPUT_JSON_INVALID = "InputJsonInvalid"
 INVALID_CONTENT_TYPE = "InvalidContentType"
 RESOURCE_NOT_FOUND = "ResourceNotFound"
 UNAUTHORIZED = "Unauthorized"
+FORBIDDEN = "Forbidden"
 PAYLOAD_TOO_LARGE = "PayloadTooLarge"
 
 
