@@ -21,6 +21,7 @@ _RANK = {
     "UpstreamReceived": 1,
     "UpstreamTimedOut": 1,
     "ChainSkipped": 2,
+    "BackupDelayed": 2,
     "BackupTriggered": 3,
     "SnapshotCompleted": 4,
     "BackupCompleted": 5,
