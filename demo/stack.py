@@ -260,8 +260,15 @@ class Stack:
         from azure.eventgrid import EventGridPublisherClient
 
         topic = self.topic(UPSTREAM_TOPIC)
+        # The event happens at the stack's (virtual) time, as a real publisher's event would on
+        # the clock the app runs by; the app's redelivery dedupe is anchored at this time.
         event = CloudEvent(
-            source="/upstream/tests", type=event_type, subject=subject, data=data, id=event_id or secrets.token_hex(8)
+            source="/upstream/tests",
+            type=event_type,
+            subject=subject,
+            data=data,
+            id=event_id or secrets.token_hex(8),
+            time=self.clock.now(),
         )
         import os
 
