@@ -32,7 +32,8 @@ def next_run(days: tuple[str, ...], at: str, tz: str, after: datetime, horizon: 
         step = HOUR if moment.minute == minute and moment > after - 2 * HOUR else MINUTE
         moment += step
         local = moment.astimezone(zone)
-        assert local.utcoffset() is not None and local.utcoffset() % HOUR == timedelta(0)
+        offset = local.utcoffset()
+        assert offset is not None and offset % HOUR == timedelta(0)
         wall, before = local.replace(tzinfo=None), previous.replace(tzinfo=None)
         target = wall.replace(hour=hour, minute=minute)
         if WEEKDAYS[wall.weekday()] in days:
