@@ -13,8 +13,9 @@ Three modes, chosen by environment variables so child processes share one clock:
 Where virtual time starts is chosen, not taken from the wall clock, whenever a run must not depend
 on the day it happens to run on: ``--clock-start ISO`` (devhost and both emulators) or
 ``DEVHOST_CLOCK_START`` (ISO 8601 with an offset, e.g. ``2027-01-04T03:00:00Z``) in the environment.
-Without either, a new scaled or manual clock starts at the wall clock's now. A process joining a
-clock already in the environment keeps that clock's time: the start only applies to a new clock.
+Without either, a new scaled or manual clock starts at the wall clock's now. The start only applies
+to a new clock: a process joining a clock already in its environment, or a manual clock whose file
+already exists (a restart), keeps that clock's time.
 """
 
 from __future__ import annotations
