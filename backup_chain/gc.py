@@ -49,15 +49,22 @@ def zone(name: str) -> ZoneInfo:
 
 
 def next_weekly(day: str, at: str, tz: str, after: datetime) -> datetime:
-    """The first ``day`` ``at`` (HH:MM in ``tz``) strictly after ``after``, in UTC."""
+    """The first ``day`` ``at`` (HH:MM in ``tz``) strictly after ``after``, in UTC.
+
+    Compared in UTC, not as wall times: on the autumn change a wall-time comparison took the
+    repeated hour's first pass for still ahead and answered a time already past. As the Recovery
+    Services scheduler does (zoneinfo, fold 0), a repeated wall time runs once, at its first pass,
+    and one the spring change skips runs that much after the jump (02:30 -> 03:30)."""
     local_zone = zone(tz)
-    local = after.astimezone(local_zone)
     hour, minute = (int(p) for p in at.split(":"))
-    days_ahead = (WEEKDAYS.index(day) - local.weekday()) % 7
-    candidate = (local + timedelta(days=days_ahead)).replace(hour=hour, minute=minute, second=0, microsecond=0)
-    if candidate <= local:
-        candidate += WEEK
-    return candidate.astimezone(timezone.utc)
+    today = after.astimezone(local_zone).date()
+    first = today + timedelta(days=(WEEKDAYS.index(day) - today.weekday()) % 7)
+    for week in range(2):
+        date = first + week * WEEK
+        candidate = datetime(date.year, date.month, date.day, hour, minute, tzinfo=local_zone).astimezone(timezone.utc)
+        if candidate > after:
+            return candidate
+    raise AssertionError("a weekly time always comes within 8 days")
 
 
 @dataclass(frozen=True)

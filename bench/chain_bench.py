@@ -29,13 +29,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from dateutil.parser import isoparse
 
 from backup_chain.polling import PollPlan
+from bench.calendar import CLOCK_START, far_policy_day
 from bench.script_poller import EVENT_TYPE as BASELINE_EVENT
 from bench.script_poller import ScriptPoller, VmScript
 from demo.stack import DOWNSTREAM_TOPIC, SUBSCRIPTION, Stack, vault_id, vm_id
@@ -45,7 +45,6 @@ RUN_ID = "bench"
 PREFIX = "BackupChain."
 VM_RG = "rg-app"
 VAULT_RG = "rg-backup"
-DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 def _names(prefix: str, count: int, vaults: int) -> dict[int, list[str]]:
@@ -64,7 +63,7 @@ def build(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], Nam
     ours = _names("c", args.vms, args.vaults)
     base = _names("b", args.baseline_vms, args.vaults)
     # The weekly policy runs on a day the benchmark never reaches, so no scheduled backup interferes.
-    policy_day = DAYS[(datetime.now(timezone.utc).weekday() + 3) % 7]
+    policy_day = far_policy_day()
     policy = {
         "name": "weekly",
         "frequency": "Weekly",
@@ -264,7 +263,7 @@ def run(args: argparse.Namespace, base: Path) -> int:
         flush=True,
     )
     t0 = time.monotonic()
-    stack = Stack.start(base, scenario, chains, time_scale=args.scale)
+    stack = Stack.start(base, scenario, chains, time_scale=args.scale, clock_start=CLOCK_START)
     try:
         started_real = time.monotonic()
         topic = stack.topic(DOWNSTREAM_TOPIC)

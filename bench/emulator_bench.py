@@ -19,6 +19,7 @@ import requests
 from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
 from azure.mgmt.recoveryservicesbackup.models import BackupRequestResource, IaasVMBackupRequest
 
+from bench.calendar import CLOCK_START
 from devhost.procs import Service, start_service
 from emulators.credential import StaticTokenCredential
 
@@ -89,6 +90,8 @@ def main() -> None:
                 "--scenario",
                 str(tmp / "scenario.json"),
                 "--manual-clock",
+                "--clock-start",
+                CLOCK_START.isoformat(),
                 "--state-dir",
                 str(tmp / "state"),
             ],

@@ -21,12 +21,11 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.calendar import CLOCK_START, far_policy_day
 from bench.chain_bench import (
-    DAYS,
     collect_lags,
     cpu_seconds,
     peak_rss_mib,
@@ -43,7 +42,7 @@ VM_RG, VAULT_RG = "rg-app", "rg-backup"
 def build(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """Scenario (VMs round-robin over vaults) and config (chains take consecutive slices, so
     each chain spans several vaults, as real application tiers do)."""
-    policy_day = DAYS[(datetime.now(timezone.utc).weekday() + 3) % 7]  # never reached in the run
+    policy_day = far_policy_day()  # never reached in the run
     policy = {"name": "weekly", "frequency": "Weekly", "days": [policy_day], "time": "02:00", "timeZone": "UTC"}
     names = [f"l{i % args.vaults + 1:02d}-{i + 1:05d}" for i in range(args.vms)]
     vault_of = {n: f"load-{i % args.vaults + 1:02d}" for i, n in enumerate(names)}
@@ -113,7 +112,7 @@ def run(args: argparse.Namespace, base: Path) -> int:
     )
     t0 = time.monotonic()
     workers = {"FUNCTIONS_WORKER_PROCESS_COUNT": str(args.workers)} if args.workers else {}
-    stack = Stack.start(base, scenario, config, time_scale=args.scale, extra_env=workers)
+    stack = Stack.start(base, scenario, config, time_scale=args.scale, extra_env=workers, clock_start=CLOCK_START)
     try:
         setup = time.monotonic() - t0
         started = time.monotonic()

@@ -7,6 +7,9 @@ the real ``EventGridPublisherClient``; shows each VM's phase live until the run 
 downstream events and one result line. Exit code 0 only if the run behaved as the scenario says
 (``demo/checks.py``).
 
+The clock starts at ``--clock-start ISO`` (default ``demo.scenario.CLOCK_START``, a fixed Monday
+02:40 UTC; ``now`` for the wall clock's time), so the run does not depend on the day it runs on.
+
 ``--serve`` keeps the stack running for a person to poke at with the HTTP API until Ctrl-C.
 """
 
@@ -22,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -33,6 +37,7 @@ from demo import scenario as sc
 from demo.checks import check, kind
 from demo.stack import DOWNSTREAM_TOPIC, UPSTREAM_TOPIC, Stack
 from demo.view import PlainLog, events_table, run_table, vm_name
+from devhost.clock import ClockError, iso, parse_clock_start
 
 MAIN_SCALE = 60.0  # one virtual minute per second: the ~45 virtual minutes of the run take ~40 s
 SERVE_SCALE = 10.0
@@ -253,6 +258,15 @@ Ctrl-C stops everything and removes {stack.base}.
         time.sleep(3600)
 
 
+def _clock_start(text: str) -> datetime:
+    if text.strip().lower() == "now":
+        return datetime.now(timezone.utc)
+    try:
+        return parse_clock_start(text)
+    except ClockError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--serve", action="store_true", help="keep the stack running for the HTTP API until Ctrl-C")
@@ -263,6 +277,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"virtual seconds per real second (default {MAIN_SCALE:g}; {SERVE_SCALE:g} with --serve; 1 = real time)",
     )
     parser.add_argument("--events-out", type=Path, default=None, help="also write the downstream events to this file")
+    parser.add_argument(
+        "--clock-start",
+        type=_clock_start,
+        default=sc.CLOCK_START,
+        help=f"ISO instant (with offset) the virtual clock starts at, or 'now' (default {iso(sc.CLOCK_START)})",
+    )
     args = parser.parse_args(argv)
     if args.time_scale is not None and not args.time_scale > 0:
         parser.error("--time-scale must be > 0")
@@ -279,10 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="backup-chain-demo-") as tmp:
         try:
             console.print(
-                f"starting Recovery Services + Event Grid emulators and devhost (clock x{scale:g}) ...",
+                f"starting Recovery Services + Event Grid emulators and devhost "
+                f"(clock x{scale:g} from {iso(args.clock_start)}) ...",
                 highlight=False,
             )
-            stack = Stack.start(Path(tmp), sc.scenario(), sc.chains(), time_scale=scale)
+            stack = Stack.start(
+                Path(tmp), sc.scenario(args.clock_start), sc.chains(), time_scale=scale, clock_start=args.clock_start
+            )
             code = serve(stack, console, scale) if args.serve else run_main_job(stack, console, scale, args.events_out)
             failed = code != 0
             return code

@@ -9,6 +9,7 @@ Minutes are virtual (the stack runs on a scaled clock). Take Snapshot takes 5–
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from demo.stack import SUBSCRIPTION, vault_id, vm_id
@@ -21,14 +22,27 @@ SNAPSHOT_MINUTES = (5.0, 9.0)
 TRANSFER_MINUTES = (6.0, 9.0)
 FAILED_ERROR = "ExtensionFailedVssWriterInBadState"
 
-WEEKLY = {
-    "name": "weekly-sat",
-    "frequency": "Weekly",
-    "days": ["Saturday"],
-    "time": "02:00",
-    "timeZone": "UTC",
-    "retentionDays": 30,
-}
+# Where the main job's clock starts unless told otherwise: a fixed instant, so the run (and its
+# self-check) is the same whatever day it runs on. A Monday night, as a nightly ETL would finish.
+CLOCK_START = datetime(2027, 1, 4, 2, 40, tzinfo=timezone.utc)
+POLICY_NAME = "weekly"
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def weekly_policy(start: datetime) -> dict[str, Any]:
+    """The VMs' weekly policy, three days after the run starts at 02:00 UTC: two days or more from
+    the ~45 virtual minutes of the run, so neither a new scheduled backup nor the app's overlap
+    refusal (2 h after a policy time) enters it, at whatever instant the clock starts. sql01's
+    running scheduled backup is injected instead (a late one, as the service sometimes starts)."""
+    day = DAYS[(start.astimezone(timezone.utc) + timedelta(days=3)).weekday()]
+    return {
+        "name": POLICY_NAME,
+        "frequency": "Weekly",
+        "days": [day],
+        "time": "02:00",
+        "timeZone": "UTC",
+        "retentionDays": 30,
+    }
 
 
 @dataclass(frozen=True)
@@ -63,7 +77,7 @@ def _scenario_vm(vm: DemoVm) -> dict[str, Any]:
         "resourceGroup": "rg-app",
         "os": vm.os,
         "powerState": "running",
-        "policy": WEEKLY["name"],
+        "policy": POLICY_NAME,
         "protected": True,
         "snapshotMinutes": list(SNAPSHOT_MINUTES),
         "transferMinutes": list(TRANSFER_MINUTES),
@@ -77,8 +91,9 @@ def _scenario_vm(vm: DemoVm) -> dict[str, Any]:
     return body
 
 
-def scenario() -> dict[str, Any]:
-    """The Recovery Services emulator's scenario (format: ``emulators/recoveryservices/scenario.py``)."""
+def scenario(start: datetime = CLOCK_START) -> dict[str, Any]:
+    """The Recovery Services emulator's scenario (format: ``emulators/recoveryservices/scenario.py``)
+    for a run whose clock starts at ``start``."""
     vaults = []
     for name, location in (("rsv-prod-east", "japaneast"), ("rsv-prod-west", "japanwest")):
         vaults.append(
@@ -86,7 +101,7 @@ def scenario() -> dict[str, Any]:
                 "resourceGroup": "rg-backup",
                 "name": name,
                 "location": location,
-                "policies": [WEEKLY],
+                "policies": [weekly_policy(start)],
                 "vms": [_scenario_vm(vm) for vm in VMS if vm.vault == name],
             }
         )

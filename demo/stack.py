@@ -7,6 +7,7 @@ import json
 import secrets
 import socket
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -63,9 +64,18 @@ class Stack:
         *,
         time_scale: float | None = None,
         extra_env: dict[str, str] | None = None,
+        clock_start: datetime | None = None,
     ) -> Stack:
+        """Start emulators and devhost on one clock: scaled when ``time_scale`` is given, else
+        manual. The clock starts at ``clock_start`` (default: now; a manual clock whose file
+        already exists in ``base`` keeps its time). The processes join this clock through the
+        environment, so the start is set once here."""
         base.mkdir(parents=True, exist_ok=True)
-        clock = Clock.scaled(time_scale) if time_scale else Clock.manual(base / "clock")
+        clock = (
+            Clock.scaled(time_scale, start=clock_start)
+            if time_scale
+            else Clock.manual(base / "clock", start=clock_start)
+        )
         clock_flag = ["--time-scale", str(time_scale)] if time_scale else ["--manual-clock"]
         keys = {
             "masterKey": secrets.token_urlsafe(24),
@@ -266,8 +276,15 @@ class Stack:
         from azure.eventgrid import EventGridPublisherClient
 
         topic = self.topic(UPSTREAM_TOPIC)
+        # The event happens at the stack's (virtual) time, as a real publisher's event would on
+        # the clock the app runs by; the app's redelivery dedupe is anchored at this time.
         event = CloudEvent(
-            source="/upstream/tests", type=event_type, subject=subject, data=data, id=event_id or secrets.token_hex(8)
+            source="/upstream/tests",
+            type=event_type,
+            subject=subject,
+            data=data,
+            id=event_id or secrets.token_hex(8),
+            time=self.clock.now(),
         )
         import os
 

@@ -1,4 +1,8 @@
-"""``python -m devhost start|status`` — run a Python v2-model Durable Functions app locally."""
+"""``python -m devhost start|status`` — run a Python v2-model Durable Functions app locally.
+
+``start --manual-clock`` or ``--time-scale N`` give a virtual clock; ``--clock-start ISO`` (or
+``DEVHOST_CLOCK_START`` in the environment) says where it starts, so a run does not depend on the
+day it runs on (default: the wall clock's now)."""
 
 from __future__ import annotations
 
@@ -9,12 +13,20 @@ import json
 import logging
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 
-from devhost.clock import ClockError, clock_from_options
+from devhost.clock import ClockError, clock_from_options, parse_clock_start
 from devhost.indexing import IndexingError
 from devhost.settings import HostConfigError
 from devhost.timers import ScheduleError
+
+
+def _clock_start(text: str) -> datetime:
+    try:
+        return parse_clock_start(text)
+    except ClockError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--settings", default=None, help="local.settings.json (default: beside the app)")
     start.add_argument("--time-scale", type=float, default=None, help="virtual seconds per real second")
     start.add_argument("--manual-clock", action="store_true", help="time moves only via /admin/clock/advance")
+    start.add_argument("--clock-start", type=_clock_start, default=None, help="ISO instant the virtual clock starts at")
     start.add_argument("--no-auth", action="store_true", help="accept requests without keys")
     start.add_argument("--replay-schema", type=int, choices=(0, 1, 2), default=2, help="SDK replay schema")
     start.add_argument("--log-level", default="INFO")
@@ -45,7 +58,9 @@ async def _serve(args: argparse.Namespace) -> int:
     app_dir = Path(args.app_dir)
     state = Path(args.state)
     settings = Path(args.settings) if args.settings else app_dir / "local.settings.json"
-    clock = clock_from_options(time_scale=args.time_scale, manual=args.manual_clock, state_dir=state.parent)
+    clock = clock_from_options(
+        time_scale=args.time_scale, manual=args.manual_clock, state_dir=state.parent, start=args.clock_start
+    )
     options = Options(
         app_module=args.app,
         app_dir=app_dir,

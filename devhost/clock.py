@@ -9,6 +9,13 @@ Three modes, chosen by environment variables so child processes share one clock:
 - ``manual``: virtual time only moves when someone advances it. The current virtual time lives in
   a small file (``DEVHOST_CLOCK_FILE``) so that an advance through any process's
   ``POST /admin/clock/advance?seconds=N`` moves every process at once.
+
+Where virtual time starts is chosen, not taken from the wall clock, whenever a run must not depend
+on the day it happens to run on: ``--clock-start ISO`` (devhost and both emulators) or
+``DEVHOST_CLOCK_START`` (ISO 8601 with an offset, e.g. ``2027-01-04T03:00:00Z``) in the environment.
+Without either, a new scaled or manual clock starts at the wall clock's now. The start only applies
+to a new clock: a process joining a clock already in its environment, or a manual clock whose file
+already exists (a restart), keeps that clock's time.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ ENV_SCALE = "DEVHOST_TIME_SCALE"
 ENV_ANCHOR_REAL = "DEVHOST_CLOCK_ANCHOR_REAL"
 ENV_ANCHOR_VIRTUAL = "DEVHOST_CLOCK_ANCHOR_VIRTUAL"
 ENV_FILE = "DEVHOST_CLOCK_FILE"
+ENV_START = "DEVHOST_CLOCK_START"
 
 MODES = ("real", "scaled", "manual")
 
@@ -183,22 +191,42 @@ def iso(dt: datetime) -> str:
     return _utc(dt).isoformat().replace("+00:00", "Z")
 
 
-__all__ = ["Clock", "ClockError", "iso", "parse_advance_seconds"]
+__all__ = ["Clock", "ClockError", "clock_from_options", "iso", "parse_advance_seconds", "parse_clock_start"]
 
 
-def clock_from_options(*, time_scale: float | None, manual: bool, state_dir: Path) -> Clock:
-    """The clock a process should use given its ``--time-scale``/``--manual-clock`` flags.
+def parse_clock_start(text: str) -> datetime:
+    """``--clock-start`` / ``DEVHOST_CLOCK_START``: an ISO 8601 instant with an offset (``Z`` or
+    ``+01:00``); a naive time is refused because it would mean a different instant per machine."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ClockError(f"clock start {text!r} is not an ISO 8601 date-time") from None
+    if value.tzinfo is None:
+        raise ClockError(f"clock start {text!r} has no UTC offset (write e.g. 2027-01-04T03:00:00Z)")
+    return value.astimezone(timezone.utc)
+
+
+def clock_from_options(
+    *, time_scale: float | None, manual: bool, state_dir: Path, start: datetime | None = None
+) -> Clock:
+    """The clock a process should use given its ``--time-scale``/``--manual-clock``/``--clock-start``
+    flags.
 
     An explicit flag wins; a manual or scaled clock already in the environment (set by the process
     that launched this one) is joined rather than replaced, so that all processes share one time.
+    A new clock starts at ``start``, else at ``DEVHOST_CLOCK_START``, else at the wall clock's now.
     """
     inherited = os.environ.get(ENV_MODE, "real")
+    if start is not None and not manual and time_scale is None and inherited == "real":
+        raise ClockError("--clock-start needs --manual-clock or --time-scale: the real clock starts at now")
+    if start is None and os.environ.get(ENV_START):
+        start = parse_clock_start(os.environ[ENV_START])
     if manual:
         if inherited == "manual":
             return Clock.from_env()
-        return Clock.manual(Path(state_dir) / "clock")
+        return Clock.manual(Path(state_dir) / "clock", start=start)
     if time_scale is not None:
         if inherited == "scaled" and float(os.environ.get(ENV_SCALE, "0")) == time_scale:
             return Clock.from_env()
-        return Clock.scaled(time_scale)
+        return Clock.scaled(time_scale, start=start)
     return Clock.from_env()

@@ -18,7 +18,7 @@ from orchestrators.gc import gc_instance_id
 from orchestrators.protection import lease_entity
 from triggers.context import config, source
 from triggers.http_api import ok, problem
-from triggers.runs import ACTIVE, utcnow
+from triggers.runs import ACTIVE, UNKNOWN_CREATED, utcnow
 from triggers.singletons import keep_running
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
@@ -95,7 +95,7 @@ async def gc_status(req: func.HttpRequest, client: df.DurableOrchestrationClient
     latest: dict[str, Any] = {}
     done = [c for c in checks if c.runtime_status == df.OrchestrationRuntimeStatus.Completed and c.output]
     if done:
-        newest = max(done, key=lambda c: c.created_time or utcnow())
+        newest = max(done, key=lambda c: c.created_time or UNKNOWN_CREATED)
         latest = {v["vmId"].lower(): {**v, "checkedAt": newest.output.get("at")} for v in newest.output.get("vms", [])}
     windows = await client.get_status_by(instance_id_prefix="gc:window:")
     last_window: dict[str, Any] = {}
@@ -158,6 +158,7 @@ async def gc_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -
     running = await client.get_status_by(runtime_status=list(ACTIVE), instance_id_prefix=f"gc:{kind}:")
     if running:
         return problem(409, "Conflict", f"a GC {kind} is already running: {running[0].instance_id}")
+    # The wall clock only makes the id unique; the orchestration reads its own (Durable) time.
     instance_id = gc_instance_id(kind, "manual-" + utcnow().strftime("%Y%m%dT%H%M%S%fZ"))
     await client.start_new(f"gc_{kind}", instance_id, gc_input(cfg))
     return ok({"kind": kind, "instanceId": instance_id}, 202)

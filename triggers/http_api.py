@@ -86,8 +86,8 @@ async def start_chain_run(req: func.HttpRequest, client: df.DurableOrchestration
             raise RequestError(f"chain {chain.name!r} has no upstream to wait for", field="waitForUpstream")
     except RequestError as err:
         return _guard(err)
-    now = utcnow()
-    run_id = body.runId or "h-" + now.strftime("%Y%m%dT%H%M%S%fZ")
+    # The wall clock only names the run; its windows and timers run on the Durable clock.
+    run_id = body.runId or "h-" + utcnow().strftime("%Y%m%dT%H%M%S%fZ")
     upstream = None
     if not body.waitForUpstream:
         report = body.upstream or UpstreamReport(status="Succeeded", detail={"source": "http"})
@@ -211,6 +211,7 @@ async def cancel_chain_run(req: func.HttpRequest, client: df.DurableOrchestratio
     instance_id = chain_instance_id(chain.name, run_id)
     if status.runtime_status not in ACTIVE:
         return problem(409, "Conflict", f"run {run_id!r} already ended ({status.runtime_status.value})")
+    # "at" is a note for people reading the history; the orchestration does not act on it.
     await client.raise_event(instance_id, "cancel", {"at": utcnow().isoformat()})
     # Stop watching backups already running (their Azure jobs finish on their own); VMs not yet
     # started are skipped by the chain itself.

@@ -19,7 +19,14 @@ from triggers.singletons import ACTIVE
 log = logging.getLogger("backup_chain")
 
 
+# Sorts an instance whose created time is unknown as the newest, without reading a clock: on
+# devhost the Durable clock is virtual, so the wall clock's now is no stand-in for it.
+UNKNOWN_CREATED = datetime.max.replace(tzinfo=timezone.utc)
+
+
 def utcnow() -> datetime:
+    """The wall clock, for names and notes only (ids, a cancel request's stamp); never compare it
+    with Durable times (created_time, timers), which follow the host's clock."""
     return datetime.now(timezone.utc)
 
 
@@ -96,7 +103,7 @@ async def waiting_run(client: df.DurableOrchestrationClient, chain: Chain) -> st
     """The newest run of ``chain`` that is waiting (or about to wait) for its upstream signal."""
     statuses = await client.get_status_by(runtime_status=list(ACTIVE), instance_id_prefix=chain_prefix(chain.name))
     waiting = [s for s in statuses if await awaits_upstream(client, s)]
-    waiting.sort(key=lambda s: s.created_time or utcnow())
+    waiting.sort(key=lambda s: s.created_time or UNKNOWN_CREATED)
     return waiting[-1].instance_id if waiting else None
 
 

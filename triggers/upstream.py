@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import azure.durable_functions as df
@@ -19,7 +19,7 @@ from backup_chain.ids import chain_prefix, run_id_for_event
 from backup_chain.runs import upstream_signal
 from backup_chain.text import is_unicode
 from triggers.context import config
-from triggers.runs import start_run, utcnow, waiting_run
+from triggers.runs import start_run, waiting_run
 
 bp = df.Blueprint()
 log = logging.getLogger("backup_chain")
@@ -54,9 +54,33 @@ def _data_size(data: Any) -> int | None:
         return None
 
 
-async def _already_handled(client: df.DurableOrchestrationClient, chain_name: str, event_id: str) -> bool:
-    """Was this event already raised into one of the chain's runs?"""
-    since = utcnow() - DEDUPE_WINDOW
+def _event_time(event: Any) -> datetime | None:
+    """When the event happened, as its publisher says (Event Grid ``eventTime``, CloudEvent
+    ``time``); None when absent or unreadable. A redelivery carries the same time."""
+    raw = getattr(event, "event_time", None) or getattr(event, "time", None)
+    if isinstance(raw, str):
+        try:
+            raw = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if not isinstance(raw, datetime):
+        return None
+    # A time without an offset is read as UTC, as Event Grid writes its times.
+    return raw if raw.tzinfo else raw.replace(tzinfo=timezone.utc)
+
+
+def dedupe_since(event_time: datetime | None) -> datetime | None:
+    """The oldest run creation time that can hold this event. Anchored at the event's own time,
+    not at any clock's now: the run's created time is on the Durable clock (virtual on devhost),
+    and a redelivery days later must still find its run. No bound when the event has no time."""
+    return event_time - DEDUPE_WINDOW if event_time is not None else None
+
+
+async def _already_handled(
+    client: df.DurableOrchestrationClient, chain_name: str, event_id: str, since: datetime | None
+) -> bool:
+    """Was this event already raised into one of the chain's runs (created at ``since`` or later)?"""
+    # The SDK leaves createdTimeFrom out of the query when it is None.
     for status in await client.get_status_by(created_time_from=since, instance_id_prefix=chain_prefix(chain_name)):
         custom = status.custom_status if isinstance(status.custom_status, dict) else {}
         if (custom.get("upstream") or {}).get("eventId") == event_id:
@@ -92,8 +116,9 @@ async def upstream_event(event: func.EventGridEvent, client: df.DurableOrchestra
         return
     status, detail = _status(data)
     signal = upstream_signal(status, detail, event_id)
+    since = dedupe_since(_event_time(event))
     for chain in chains:
-        if await _already_handled(client, chain.name, event_id):
+        if await _already_handled(client, chain.name, event_id, since):
             log.info("upstream event %s already handled by chain %s", event_id, chain.name)
             continue
         waiting = await waiting_run(client, chain)

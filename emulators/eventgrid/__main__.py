@@ -1,5 +1,7 @@
 """``python -m emulators.eventgrid --port 8444 --config FILE [--state-dir DIR] [--host 127.0.0.1]
-[--time-scale N | --manual-clock] [--webhook-ca PEM]``
+[--time-scale N | --manual-clock] [--clock-start ISO] [--webhook-ca PEM]``
+
+``--clock-start`` (or ``DEVHOST_CLOCK_START``) is where a new virtual clock starts (default: now).
 
 Prints one JSON line once listening:
 ``{"url": ..., "ca": <CA pem path>, "topics": {name: {"endpoint": ..., "key": ...}}}``.
@@ -15,9 +17,10 @@ import logging
 import signal
 import ssl
 import sys
+from datetime import datetime
 from pathlib import Path
 
-from devhost.clock import ClockError, clock_from_options
+from devhost.clock import ClockError, clock_from_options, parse_clock_start
 from emulators.common import announce, make_tls, serve
 from emulators.eventgrid.app import EventGridEmulator, build_app
 from emulators.eventgrid.config import ConfigError, load_config
@@ -32,6 +35,13 @@ def _loopback(host: str) -> str:
     return host
 
 
+def _clock_start(text: str) -> datetime:
+    try:
+        return parse_clock_start(text)
+    except ClockError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m emulators.eventgrid", description=__doc__)
     parser.add_argument("--port", type=int, default=8444, help="0 picks a free port")
@@ -43,13 +53,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     clock = parser.add_mutually_exclusive_group()
     clock.add_argument("--time-scale", type=float)
     clock.add_argument("--manual-clock", action="store_true")
+    parser.add_argument("--clock-start", type=_clock_start, default=None, help="ISO instant the clock starts at")
     return parser.parse_args(argv)
 
 
 async def main(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     state_dir = Path(args.state_dir)
-    clock = clock_from_options(time_scale=args.time_scale, manual=args.manual_clock, state_dir=state_dir)
+    clock = clock_from_options(
+        time_scale=args.time_scale, manual=args.manual_clock, state_dir=state_dir, start=args.clock_start
+    )
     tls, ca_path = make_tls(state_dir)
     webhook_ssl = ssl.create_default_context(cafile=str(args.webhook_ca)) if args.webhook_ca else None
     dispatcher = Dispatcher(config, clock, state_dir, concurrency=args.concurrency, webhook_ssl=webhook_ssl)

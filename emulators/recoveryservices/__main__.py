@@ -1,5 +1,7 @@
 """``python -m emulators.recoveryservices --port 8443 --scenario FILE [--time-scale N | --manual-clock]
-[--state-dir DIR] [--host 127.0.0.1]`` -> prints ``{"url": ..., "ca": ...}`` once listening."""
+[--clock-start ISO] [--state-dir DIR] [--host 127.0.0.1]`` -> prints ``{"url": ..., "ca": ...}`` once
+listening. ``--clock-start`` (or ``DEVHOST_CLOCK_START``) is where a new virtual clock starts
+(default: now), so the scenario's schedules do not depend on the day it runs on."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from devhost.clock import clock_from_options
+from devhost.clock import ClockError, clock_from_options, parse_clock_start
 from emulators.common import announce, make_tls, serve
 from emulators.recoveryservices.app import build_app
 from emulators.recoveryservices.runtime import Runtime
@@ -25,8 +27,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     clock = parser.add_mutually_exclusive_group()
     clock.add_argument("--time-scale", type=float, default=None)
     clock.add_argument("--manual-clock", action="store_true")
+    parser.add_argument("--clock-start", default=None, help="ISO instant the virtual clock starts at")
     parser.add_argument("--state-dir", type=Path, default=Path(".emulators/recoveryservices"))
     args = parser.parse_args(argv)
+    try:
+        args.clock_start = parse_clock_start(args.clock_start) if args.clock_start else None
+    except ClockError as err:
+        parser.error(str(err))
     try:
         if not ipaddress.ip_address(args.host).is_loopback:
             parser.error("--host must be a loopback address")
@@ -37,7 +44,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    clock = clock_from_options(time_scale=args.time_scale, manual=args.manual_clock, state_dir=args.state_dir)
+    try:
+        clock = clock_from_options(
+            time_scale=args.time_scale, manual=args.manual_clock, state_dir=args.state_dir, start=args.clock_start
+        )
+    except ClockError as err:
+        print(f"clock error: {err}", file=sys.stderr)
+        return 2
     try:
         rt = Runtime(args.scenario, clock)
     except ScenarioError as err:

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from devhost import actions as act
-from devhost.clock import Clock, ClockError, parse_advance_seconds
+from devhost.clock import Clock, ClockError, clock_from_options, parse_advance_seconds, parse_clock_start
 from devhost.http_triggers import RouteError, compile_route
 from devhost.indexing import FunctionSpec
 from devhost.orchestration import parse_sdk_result
@@ -44,6 +44,37 @@ def test_scaled_clock_runs_faster_and_is_reproduced_from_env() -> None:
         Clock.from_env({"DEVHOST_CLOCK_MODE": "scaled", "DEVHOST_TIME_SCALE": "1"})
     with pytest.raises(ClockError, match="expected one of"):
         Clock.from_env({"DEVHOST_CLOCK_MODE": "warp"})
+
+
+def test_clock_start_flag_and_env_choose_where_a_new_clock_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEVHOST_CLOCK_MODE", "real")
+    monkeypatch.delenv("DEVHOST_CLOCK_START", raising=False)
+    flagged = clock_from_options(time_scale=None, manual=True, state_dir=tmp_path / "a", start=START)
+    assert flagged.now() == START
+    monkeypatch.setenv("DEVHOST_CLOCK_START", "2027-01-09T02:45:00+01:00")
+    from_env = clock_from_options(time_scale=None, manual=True, state_dir=tmp_path / "b")
+    assert from_env.now() == datetime(2027, 1, 9, 1, 45, tzinfo=timezone.utc)
+    scaled = clock_from_options(time_scale=60.0, manual=False, state_dir=tmp_path / "c")
+    assert timedelta(0) <= scaled.now() - datetime(2027, 1, 9, 1, 45, tzinfo=timezone.utc) < timedelta(minutes=1)
+    # a process joining an existing clock keeps its time, whatever start it is given
+    monkeypatch.setattr("os.environ", {**flagged.to_env()})
+    joined = clock_from_options(
+        time_scale=None, manual=True, state_dir=tmp_path / "d", start=datetime.now(timezone.utc)
+    )
+    assert joined.now() == START
+
+
+def test_clock_start_needs_an_offset_and_a_virtual_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert parse_clock_start("2027-01-09T01:45:00Z") == datetime(2027, 1, 9, 1, 45, tzinfo=timezone.utc)
+    with pytest.raises(ClockError, match="no UTC offset"):
+        parse_clock_start("2027-01-09T01:45:00")
+    with pytest.raises(ClockError, match="not an ISO"):
+        parse_clock_start("next tuesday")
+    monkeypatch.setenv("DEVHOST_CLOCK_MODE", "real")
+    with pytest.raises(ClockError, match="needs --manual-clock or --time-scale"):
+        clock_from_options(time_scale=None, manual=False, state_dir=tmp_path, start=START)
 
 
 @pytest.mark.parametrize("raw", [None, "x", "-1", "1e12", "nan"])

@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,10 @@ class Emulator:
         response.raise_for_status()
         return response.json()
 
+    def now(self) -> datetime:
+        """The emulator's (virtual) time: what it checks SAS expiry against."""
+        return datetime.fromisoformat(str(self.get("/admin/clock")["now"]).replace("Z", "+00:00"))
+
     def advance(self, seconds: float) -> None:
         self.post("/admin/clock/advance", seconds=str(seconds))
 
@@ -173,7 +178,11 @@ class Emulator:
         return list(self.get("/admin/deliveries", subscription=subscription)["deliveries"])
 
 
-def start_emulator(tmp: Path, config: dict[str, Any]) -> Emulator:
+# Where the emulator's manual clock starts: a fixed instant (a Monday), not the day the tests run.
+CLOCK_START = datetime(2027, 1, 4, 3, 0, tzinfo=timezone.utc)
+
+
+def start_emulator(tmp: Path, config: dict[str, Any], *, start: datetime = CLOCK_START) -> Emulator:
     config_path = tmp / "eventgrid.json"
     config_path.write_text(json.dumps(config))
     state_dir = tmp / "state"
@@ -188,6 +197,8 @@ def start_emulator(tmp: Path, config: dict[str, Any]) -> Emulator:
             "--state-dir",
             str(state_dir),
             "--manual-clock",
+            "--clock-start",
+            start.isoformat(),
         ],
         log_dir=tmp / "logs",
         env={"DEVHOST_CLOCK_MODE": "real"},  # a fresh manual clock of its own, not an inherited one

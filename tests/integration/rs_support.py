@@ -119,7 +119,12 @@ class Emulator:
         return response
 
 
-def start_emulator(tmp: Path, body: dict[str, Any]) -> Iterator[Emulator]:
+# Where the emulator's manual clock starts: a fixed instant (a Monday), so its schedules and
+# "N hours ago" histories are the same whatever day the tests run on.
+CLOCK_START = datetime(2027, 1, 4, 3, 0, tzinfo=timezone.utc)
+
+
+def start_emulator(tmp: Path, body: dict[str, Any], *, start: datetime = CLOCK_START) -> Iterator[Emulator]:
     path = tmp / "scenario.json"
     path.write_text(json.dumps(body))
     service = start_service(
@@ -131,6 +136,8 @@ def start_emulator(tmp: Path, body: dict[str, Any]) -> Iterator[Emulator]:
             "--scenario",
             str(path),
             "--manual-clock",
+            "--clock-start",
+            start.isoformat(),
             "--state-dir",
             str(tmp / "state"),
         ],
@@ -145,7 +152,8 @@ def start_emulator(tmp: Path, body: dict[str, Any]) -> Iterator[Emulator]:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    """The emulator's time before any advance (its pinned clock start), not the wall clock."""
+    return CLOCK_START
 
 
 def vault_path() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -81,7 +81,7 @@ def test_eventgrid_schema_events_are_stamped_like_azure(emulator: Emulator) -> N
 def test_sas_key_sas_token_and_bearer_token_are_accepted(emulator: Emulator) -> None:
     info = emulator.topic("orders")
     client(emulator, "orders").send(eg_event(method="key"))
-    token = generate_sas(info["endpoint"], info["key"], datetime.now(timezone.utc) + timedelta(hours=1))
+    token = generate_sas(info["endpoint"], info["key"], emulator.now() + timedelta(hours=1))
     client(emulator, "orders", AzureSasCredential(token)).send(eg_event(method="sas"))
     credential = FakeTokenCredential()
     client(emulator, "orders", credential).send(eg_event(method="bearer"))
@@ -102,11 +102,11 @@ def test_bad_credentials_are_rejected_with_401(emulator: Emulator) -> None:
     assert error["message"].startswith("The request authorization key is not authorized for ")
     assert error["message"].endswith("to our forums for assistance or raise a support ticket.")
 
-    expired = generate_sas(info["endpoint"], info["key"], datetime.now(timezone.utc) - timedelta(minutes=5))
+    expired = generate_sas(info["endpoint"], info["key"], emulator.now() - timedelta(minutes=5))
     with pytest.raises(ClientAuthenticationError):
         client(emulator, "orders", AzureSasCredential(expired)).send(eg_event())
     other_key = emulator.topic("cloud")["key"]
-    forged = generate_sas(info["endpoint"], other_key, datetime.now(timezone.utc) + timedelta(hours=1))
+    forged = generate_sas(info["endpoint"], other_key, emulator.now() + timedelta(hours=1))
     with pytest.raises(ClientAuthenticationError):
         client(emulator, "orders", AzureSasCredential(forged)).send(eg_event())
 

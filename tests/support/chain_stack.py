@@ -9,7 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from demo.stack import SUBSCRIPTION, Stack, vault_id, vm_id
-from devhost.clock import Clock
+
+# Where every stack's clock starts when a test does not choose: a fixed Monday morning, so no test
+# depends on the day CI runs on. Monday 03:00 UTC is two days from the weekly policy below
+# (Wednesday 02:00) and from the weekend GC window (Saturday 00:00).
+DEFAULT_START = datetime(2027, 1, 4, 3, 0, tzinfo=timezone.utc)
 
 WEEKLY = {
     "name": "weekly",
@@ -65,9 +69,15 @@ def chain(name: str, vm_names: list[str], *, vault: str = "v1", **extra: Any) ->
 
 @contextmanager
 def running_stack(
-    base: Path, scenario_body: dict[str, Any], chains: list[dict[str, Any]], **config: Any
+    base: Path,
+    scenario_body: dict[str, Any],
+    chains: list[dict[str, Any]],
+    *,
+    start: datetime = DEFAULT_START,
+    **config: Any,
 ) -> Iterator[Stack]:
-    stack = Stack.start(base, scenario_body, {"chains": chains, **config})
+    """The stack on a manual clock starting at ``start`` (default :data:`DEFAULT_START`)."""
+    stack = start_stack(base, scenario_body, chains, start=start, **config)
     try:
         yield stack
     finally:
@@ -89,22 +99,26 @@ PREFIX = "BackupChain."
 
 
 def next_weekday_at(weekday: int, hour: int = 0, minute: int = 0) -> datetime:
-    """A UTC start time for the manual clock: the next ``weekday`` (Monday=0) at least a day ahead,
-    at ``hour:minute``. Starting in the future keeps wall-clock "recent" filters valid, and a fixed
-    weekday keeps the emulator's weekly (Wednesday) scheduled backups out of the way."""
-    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    """A UTC start time for the manual clock: the first ``weekday`` (Monday=0) at least a day after
+    :data:`DEFAULT_START`'s date, at ``hour:minute``. Fixed instants, not the wall clock's date, so
+    a test runs the same calendar whatever day it runs on; a chosen weekday keeps the emulator's
+    weekly (Wednesday) scheduled backups out of the way."""
+    today = DEFAULT_START.replace(hour=0, minute=0, second=0, microsecond=0)
     days = (weekday - today.weekday()) % 7 or 7
     return today + timedelta(days=days, hours=hour, minutes=minute)
 
 
 def start_stack(
-    base: Path, scenario_body: dict[str, Any], chains: list[dict[str, Any]], *, start: datetime, **config: Any
+    base: Path,
+    scenario_body: dict[str, Any],
+    chains: list[dict[str, Any]],
+    *,
+    start: datetime = DEFAULT_START,
+    **config: Any,
 ) -> Stack:
-    """Start the stack with its manual clock at ``start`` (the clock file is created first; the
-    stack keeps an existing one)."""
-    base.mkdir(parents=True, exist_ok=True)
-    Clock.manual(base / "clock", start=start)
-    return Stack.start(base, scenario_body, {"chains": chains, **config})
+    """Start the stack with its manual clock at ``start`` (a clock file already in ``base`` keeps
+    its time)."""
+    return Stack.start(base, scenario_body, {"chains": chains, **config}, clock_start=start)
 
 
 def parse_time(text: str) -> datetime:

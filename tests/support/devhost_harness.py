@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from devhost.clock import ENV_FILE, ENV_MODE
+from devhost.clock import ENV_FILE, ENV_MODE, Clock
 from devhost.procs import Service, start_service, wait_until
 
-__all__ = ["DevHostProcess", "wait_until"]
+__all__ = ["CLOCK_START", "DevHostProcess", "wait_until"]
+CLOCK_START = datetime(2027, 1, 4, 3, 0, tzinfo=timezone.utc)  # a Monday, as in chain_stack.DEFAULT_START
 TERMINAL = ("Completed", "Failed", "Terminated")
 
 
@@ -23,12 +25,16 @@ class DevHostProcess:
     marks_dir: Path
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    clock_start: datetime = CLOCK_START
     service: Service | None = None
     info: dict[str, Any] = field(default_factory=dict)
     session: requests.Session = field(default_factory=requests.Session)
 
     def start(self) -> DevHostProcess:
         self.marks_dir.mkdir(parents=True, exist_ok=True)
+        # The shared clock file is created at a fixed instant (kept across restarts), so no test's
+        # timers depend on the day it runs on.
+        Clock.manual(self.state.parent / "clock", start=self.clock_start)
         env = {
             "SAMPLE_MARKS_DIR": str(self.marks_dir),
             ENV_MODE: "manual",
