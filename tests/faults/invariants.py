@@ -64,7 +64,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from demo.stack import Stack
-from tests.faults.scenarios import SNAPSHOT_ERRORS, WEEKEND_WINDOW, FaultCase
+from tests.faults.scenarios import CHAIN, SNAPSHOT_ERRORS, WEEKEND_WINDOW, FaultCase
 from tests.support.chain_stack import PREFIX, parse_time
 
 TERMINAL_STATUSES = ("Completed", "Failed", "Terminated", "Canceled")
@@ -152,7 +152,21 @@ def lease_state(stack: Stack, vm_id: str) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def observe(stack: Stack, case: FaultCase, run_started_at: datetime) -> Observed:
+def run_view(stack: Stack, case: FaultCase) -> dict[str, Any] | None:
+    """The run as the app reports it (GET .../runs/{runId}); None while it does not exist."""
+    response = stack.api("GET", f"chains/{CHAIN}/runs/{case.run_id}")
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    body = response.json()
+    return body if isinstance(body, dict) else None
+
+
+def observe(
+    stack: Stack, case: FaultCase, run_started_at: datetime, bystanders: dict[str, str] | None = None
+) -> Observed:
+    """``bystanders``: lower-case VM name -> protection state at run start, for the scenario's
+    VMs outside the chain's and GC's set."""
     body = stack.admin("eventgrid", "GET", "/admin/events", params={"topic": "downstream"})
     records = [r for r in body["events"] if (r["event"].get("data") or {}).get("runId") == case.run_id]
     jobs: dict[str, list[dict[str, Any]]] = {}
@@ -175,6 +189,8 @@ def observe(stack: Stack, case: FaultCase, run_started_at: datetime) -> Observed
         items=items,
         instances=durable_instances(stack),
         leases=leases,
+        bystanders=dict(bystanders or {}),
+        run_view=run_view(stack, case),
     )
 
 
