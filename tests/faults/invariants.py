@@ -35,6 +35,21 @@ tests and ``bench/fault_bench.py`` share one definition. The invariants (names a
 ``no-stuck-orchestration``
     Every instance in devhost's Durable management API is in a terminal state, except the eternal
     singletons (``gc:scheduler``, ``scheduler:{chain}``, ``poller:...``); none Failed.
+``published-once``
+    Nothing published is lost or duplicated under another id: the run has exactly one
+    ChainStarted; each VM at most one BackupTriggered id, and exactly one when its terminal event
+    names a job.
+``per-vm-order``
+    In the order the downstream topic received them, each VM's first BackupTriggered comes before
+    its first SnapshotCompleted, and both before its first terminal event.
+``outside-set``
+    A VM of the scenario outside the chain's (and GC's) set gets no user-triggered job during the
+    run and keeps the protection state it had when the run started.
+``job-after-completion``
+    No user-triggered job of any VM started after the run's ChainCompleted.
+``undelivered``
+    The run's GET lists no undelivered event once the downstream topic accepts again (nothing is
+    lost), and never reports plain ``completed`` while it lists one.
 ``protection-lease`` (weekend-window mode)
     Per VM: the protection lease entity has holders exactly when the emulator's protected item is
     not ProtectionStopped; its phase is ``on`` with holders and ``off`` without (never left
@@ -49,7 +64,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from demo.stack import Stack
-from tests.faults.scenarios import SNAPSHOT_ERRORS, WEEKEND_WINDOW, FaultCase
+from tests.faults.scenarios import CHAIN, SNAPSHOT_ERRORS, WEEKEND_WINDOW, FaultCase
 from tests.support.chain_stack import PREFIX, parse_time
 
 TERMINAL_STATUSES = ("Completed", "Failed", "Terminated", "Canceled")
@@ -83,6 +98,9 @@ class Observed:
     items: dict[str, list[dict[str, Any]]]  # lower-case VM name -> the emulator's protected items
     instances: list[dict[str, Any]]  # devhost's Durable management API, every instance
     leases: dict[str, dict[str, Any] | None] | None = None  # lower-case VM id -> lease entity state
+    # lower-case VM name -> protection state at run start, for the scenario's VMs outside the set
+    bystanders: dict[str, str] = field(default_factory=dict)
+    run_view: dict[str, Any] | None = None  # the run's GET .../runs/{runId} body, when read
 
 
 @dataclass
@@ -134,7 +152,21 @@ def lease_state(stack: Stack, vm_id: str) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def observe(stack: Stack, case: FaultCase, run_started_at: datetime) -> Observed:
+def run_view(stack: Stack, case: FaultCase) -> dict[str, Any] | None:
+    """The run as the app reports it (GET .../runs/{runId}); None while it does not exist."""
+    response = stack.api("GET", f"chains/{CHAIN}/runs/{case.run_id}")
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    body = response.json()
+    return body if isinstance(body, dict) else None
+
+
+def observe(
+    stack: Stack, case: FaultCase, run_started_at: datetime, bystanders: dict[str, str] | None = None
+) -> Observed:
+    """``bystanders``: lower-case VM name -> protection state at run start, for the scenario's
+    VMs outside the chain's and GC's set."""
     body = stack.admin("eventgrid", "GET", "/admin/events", params={"topic": "downstream"})
     records = [r for r in body["events"] if (r["event"].get("data") or {}).get("runId") == case.run_id]
     jobs: dict[str, list[dict[str, Any]]] = {}
@@ -157,6 +189,8 @@ def observe(stack: Stack, case: FaultCase, run_started_at: datetime) -> Observed
         items=items,
         instances=durable_instances(stack),
         leases=leases,
+        bystanders=dict(bystanders or {}),
+        run_view=run_view(stack, case),
     )
 
 
@@ -212,6 +246,11 @@ def check(observed: Observed, case: FaultCase) -> Report:
     for plan in case.vms:
         out += _check_vm(run, case, plan.name, completed, run_end)
     out += _check_id_reuse(run)
+    out += check_published(run, case)
+    out += check_order(run, case)
+    out += check_outside_set(observed)
+    out += check_after_completion(observed, completed)
+    out += check_undelivered(observed.run_view)
     out += _check_instances(observed)
     if case.gc_mode == WEEKEND_WINDOW:
         out += check_protection(observed, case)
@@ -475,6 +514,102 @@ def _check_id_reuse(run: _Run) -> list[Violation]:
                     f"data differing in {differs}",
                 )
             )
+    return out
+
+
+def check_published(run: _Run, case: FaultCase) -> list[Violation]:
+    started = run.of("ChainStarted")
+    out = []
+    if len(started) != 1:
+        out.append(Violation("published-once", None, f"{len(started)} ChainStarted events: {_ids(started)}"))
+    for plan in case.vms:
+        triggered = run.of("BackupTriggered", plan.vm_id)
+        terminal = run.of("BackupCompleted", plan.vm_id) + run.of("BackupFailed", plan.vm_id)
+        named = any(_data(r).get("jobId") for r in terminal)
+        if len(triggered) > 1 or (named and len(triggered) != 1):
+            out.append(
+                Violation(
+                    "published-once",
+                    plan.name,
+                    f"{len(triggered)} BackupTriggered ids {_ids(triggered)} for a terminal event "
+                    f"{'naming' if named else 'without'} a job",
+                )
+            )
+    return out
+
+
+VM_ORDER = ("BackupTriggered", "SnapshotCompleted", "Terminal")
+
+
+def check_order(run: _Run, case: FaultCase) -> list[Violation]:
+    """Per VM, in the topic's order of receipt (``receivedAt``, then position)."""
+    out = []
+    received = sorted(
+        enumerate(run.observed.records), key=lambda pair: (_t(pair[1].get("receivedAt")) or run.observed.now, pair[0])
+    )
+    for plan in case.vms:
+        seen: list[str] = []
+        for _, record in received:
+            event = record["event"]
+            if str(event.get("subject", "")).lower() != plan.vm_id.lower():
+                continue
+            kind = str(event["type"]).removeprefix(PREFIX)
+            kind = "Terminal" if kind in ("BackupCompleted", "BackupFailed") else kind
+            if kind in VM_ORDER and kind not in seen:
+                seen.append(kind)
+        if seen != sorted(seen, key=VM_ORDER.index):
+            out.append(Violation("per-vm-order", plan.name, f"the topic received {seen}, expected {list(VM_ORDER)}"))
+    return out
+
+
+def check_outside_set(observed: Observed) -> list[Violation]:
+    out = []
+    start = observed.run_started_at - TIME_SLACK
+    for name, before in sorted(observed.bystanders.items()):
+        started = [
+            str(j["id"])
+            for j in observed.jobs.get(name, [])
+            if j["userTriggered"] and (_t(j["startTime"]) or start) >= start
+        ]
+        if started:
+            out.append(Violation("outside-set", name, f"user-triggered jobs {started} on a VM outside the set"))
+        now = [str(i["protectionState"]) for i in observed.items.get(name, [])]
+        if now != [before]:
+            out.append(Violation("outside-set", name, f"protection {before} at run start, now {now}"))
+    return out
+
+
+def check_after_completion(observed: Observed, completed: list[dict[str, Any]]) -> list[Violation]:
+    ended = _t(completed[0]["event"]["time"]) if len(completed) == 1 else None
+    if ended is None:
+        return []
+    out = []
+    for name, jobs in sorted(observed.jobs.items()):
+        for job in jobs:
+            started = _t(job.get("startTime"))
+            if job["userTriggered"] and started is not None and started > ended + TIME_SLACK:
+                out.append(
+                    Violation(
+                        "job-after-completion",
+                        name,
+                        f"user-triggered job {job['id']} started at {job['startTime']}, after ChainCompleted at "
+                        f"{completed[0]['event']['time']}",
+                    )
+                )
+    return out
+
+
+def check_undelivered(run_view: dict[str, Any] | None, *, settled: bool = True) -> list[Violation]:
+    """``settled``: the downstream topic has accepted again and the app had time to redeliver."""
+    if run_view is None:
+        return []
+    undelivered = list(run_view.get("undelivered") or [])
+    out = []
+    if undelivered and run_view.get("outcome") == "completed":
+        out.append(Violation("undelivered", None, f"outcome 'completed' with {len(undelivered)} undelivered events"))
+    if undelivered and settled:
+        ids = [str(u.get("id")) for u in undelivered[:10]]
+        out.append(Violation("undelivered", None, f"{len(undelivered)} events still undelivered: {ids}"))
     return out
 
 

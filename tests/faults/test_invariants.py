@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.faults.invariants import Observed, check
+from tests.faults.invariants import Observed, check, check_undelivered
 from tests.faults.scenarios import WEEKEND_WINDOW, WEEKLY_POLICY, FaultCase, VmPlan, generate
 from tests.support.chain_stack import PREFIX
 
@@ -272,3 +272,61 @@ def test_generated_cases_are_seeded_and_bounded() -> None:
         assert [k.after_events for k in case.kills] == sorted(k.after_events for k in case.kills)
         assert {"ok", "snapshot", "transfer"} <= {v.fate for v in case.vms}
     assert 40 <= len(generate(1, "large").vms) <= 60
+
+
+def test_a_lost_chain_started_or_a_second_triggered_id_is_caught() -> None:
+    case = _case()
+    observed = _observed(case)
+    del observed.records[0]  # ChainStarted never reached the topic
+    assert _invariants(observed, case) == {"published-once"}
+    # BackupTriggered for fvm001 published again under another id (same job): a duplicate
+    assert _invariants(_with(_observed(case), 1, id="other-trigger-id"), case) == {"published-once"}
+    observed = _observed(case)
+    del observed.records[1]  # the terminal event names job j1, but no BackupTriggered arrived
+    assert _invariants(observed, case) == {"published-once"}
+
+
+def test_a_vm_whose_events_arrive_out_of_order_is_caught() -> None:
+    case = _case()
+    observed = _observed(case)
+    observed.records[4]["receivedAt"] = _iso(30.5)  # SnapshotCompleted fvm001 after its BackupCompleted
+    assert _invariants(observed, case) == {"per-vm-order"}
+    observed = _observed(case)
+    observed.records[1]["receivedAt"] = _iso(8.5)  # BackupTriggered fvm001 after its SnapshotCompleted
+    assert _invariants(observed, case) == {"per-vm-order"}
+
+
+def test_a_job_or_protection_change_on_a_vm_outside_the_set_is_caught() -> None:
+    case = _case()
+    observed = _observed(case)
+    observed.bystanders = {"fvm099": "ProtectionStopped"}
+    observed.items["fvm099"] = [{"vm": "fvm099", "protectionState": "ProtectionStopped"}]
+    observed.jobs["fvm099"] = [{**_job("fvm099", "j99", "Completed", {}, 7, 20), "userTriggered": False}]
+    assert check(observed, case).ok  # its own scheduled job is fine
+    observed.items["fvm099"][0]["protectionState"] = "Protected"
+    assert _invariants(observed, case) == {"outside-set"}
+    observed.items["fvm099"][0]["protectionState"] = "ProtectionStopped"
+    observed.jobs["fvm099"][0]["userTriggered"] = True
+    assert _invariants(observed, case) == {"outside-set"}
+
+
+def test_a_user_triggered_job_after_chain_completed_is_caught() -> None:
+    case = _case()
+    observed = _observed(case)
+    late = _job("fvm001", "j10", "InProgress", {}, None, None)
+    late["startTime"] = _iso(35)  # ChainCompleted was at 31
+    observed.jobs["fvm001"].append(late)
+    assert "job-after-completion" in _invariants(observed, case)
+
+
+def test_undelivered_events_are_caught_and_never_plain_success() -> None:
+    case = _case()
+    observed = _observed(case)
+    observed.run_view = {"outcome": "completedWithFailures", "undelivered": []}
+    assert check(observed, case).ok
+    observed.run_view = {"outcome": "completed", "undelivered": [{"id": "e1", "reason": "403"}]}
+    assert [v.detail.split(" ", 1)[0] for v in check(observed, case).violations] == ["outcome", "1"]
+    assert _invariants(observed, case) == {"undelivered"}
+    mid_run = {"outcome": "completedUndelivered", "undelivered": [{"id": "e1", "reason": "403"}]}
+    assert [v.invariant for v in check_undelivered(mid_run, settled=False)] == []
+    assert [v.invariant for v in check_undelivered(mid_run)] == ["undelivered"]
