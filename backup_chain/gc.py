@@ -120,9 +120,10 @@ class Finding:
     kind: str  # GcOverdue | RestorePointsNearLimit
     reason: str
     advice: str
+    code: str  # which finding of its kind (one VM can have several GcOverdue findings at once)
 
     def to_dict(self) -> dict[str, str]:
-        return {"kind": self.kind, "reason": self.reason, "advice": self.advice}
+        return {"kind": self.kind, "code": self.code, "reason": self.reason, "advice": self.advice}
 
 
 def assess(inspection: dict[str, Any], now: datetime, near_limit: int) -> list[Finding]:
@@ -137,6 +138,7 @@ def assess(inspection: dict[str, Any], now: datetime, near_limit: int) -> list[F
                 f"protection is {state or 'unknown'}: Azure Backup's garbage collection only runs while "
                 "protection is on",
                 "resume protection with a policy that runs at least weekly (or enable gc.remediate)",
+                code="protectionOff",
             )
         )
     schedule = inspection.get("schedule")
@@ -146,6 +148,7 @@ def assess(inspection: dict[str, Any], now: datetime, near_limit: int) -> list[F
                 "GcOverdue",
                 "the backup policy schedules no backup every week",
                 "assign a policy with a weekly (or daily) schedule",
+                code="scheduleNotWeekly",
             )
         )
     last = inspection.get("lastScheduledJob")
@@ -156,6 +159,7 @@ def assess(inspection: dict[str, Any], now: datetime, near_limit: int) -> list[F
                 "GcOverdue",
                 "no scheduled (not user-triggered) backup ran in the last 7 days",
                 "check the policy schedule and the VM agent; keep one scheduled backup per week",
+                code="noScheduledBackup",
             )
         )
     else:
@@ -166,6 +170,7 @@ def assess(inspection: dict[str, Any], now: datetime, near_limit: int) -> list[F
                     "GcOverdue",
                     f"the latest scheduled backup ({last.get('jobId')}) ended {last.get('status')}",
                     "look at that job's error and fix it before the next scheduled run",
+                    code="scheduledBackupFailed",
                 )
             )
         elif started < deadline:
@@ -174,6 +179,7 @@ def assess(inspection: dict[str, Any], now: datetime, near_limit: int) -> list[F
                     "GcOverdue",
                     f"the latest scheduled backup started {started.isoformat()}, more than 7 days ago",
                     "check the policy schedule; garbage collection needs protection on with weekly backups",
+                    code="scheduledBackupStale",
                 )
             )
     snapshots = int(inspection.get("instantSnapshots") or 0)
@@ -183,6 +189,7 @@ def assess(inspection: dict[str, Any], now: datetime, near_limit: int) -> list[F
                 "RestorePointsNearLimit",
                 f"{snapshots} instant-restore snapshots held (backups fail at {RP_COLLECTION_LIMIT})",
                 "keep protection on so garbage collection runs; lower instant-restore retention in the policy",
+                code="nearLimit",
             )
         )
     return findings

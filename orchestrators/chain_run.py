@@ -8,10 +8,10 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from backup_chain.events import chain_subject
+from backup_chain.events import chain_cloud_event
 from backup_chain.ids import vm_instance_id
 from backup_chain.polling import PollPlan
-from orchestrators.common import after, decode_event_data, event, iso, now, publish
+from orchestrators.common import after, decode_event_data, iso, now, publish
 
 bp = df.Blueprint()
 BATCH_SIZE = 50  # VMs per vm_batch sub-orchestration in large runs
@@ -32,15 +32,14 @@ class _Chain:
         self.context.set_custom_status(self.status)
 
     def event(self, event_type: str, **data: Any) -> dict[str, Any]:
-        body = {"chain": self.chain["name"], "runId": self.spec["runId"], "vmId": None, "vaultId": None, **data}
-        return event(
-            self.context,
-            self.spec,
-            event_type,
-            subject=chain_subject(self.chain["name"], self.spec["runId"]),
-            scope="chain",
+        return chain_cloud_event(
+            prefix=self.spec["prefix"],
+            chain=self.chain["name"],
+            run_id=self.spec["runId"],
             source=self.spec["source"],
-            data=body,
+            event_type=event_type,
+            time=iso(now(self.context)),
+            **data,
         )
 
     def progress(self, results: dict[str, Any], left: int) -> None:
