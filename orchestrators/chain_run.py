@@ -8,6 +8,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from backup_chain.custom_status import upstream_for_status
 from backup_chain.events import chain_cloud_event
 from backup_chain.ids import vm_instance_id
 from backup_chain.polling import PollPlan
@@ -28,6 +29,7 @@ class _Chain:
         self.spec = spec
         self.chain = spec["chain"]
         self.status: dict[str, Any] = {"phase": "starting", "chain": self.chain["name"], "runId": spec["runId"]}
+        self.upstream: dict[str, Any] | None = None  # the whole signal (custom status shows it bounded)
 
     def phase(self, phase: str, **fields: Any) -> None:
         self.status.update(phase=phase, updatedAt=iso(now(self.context)), **fields)
@@ -110,7 +112,8 @@ def chain_run(context: df.DurableOrchestrationContext):
     # When the run learned of the upstream outcome, on the orchestration's own clock (what running
     # backups are compared against when deciding to adopt them).
     upstream = {"status": "Succeeded", "detail": None, **(upstream or {}), "receivedAt": iso(now(context))}
-    run.phase("upstreamReceived", upstream=upstream)
+    run.upstream = upstream
+    run.phase("upstreamReceived", upstream=upstream_for_status(upstream))  # bounded: Azure caps it at 16 KB
     # After a timeout with onTimeout "backup" nothing was received: UpstreamTimedOut already told
     # downstream, and an UpstreamReceived would read as "the upstream job finished".
     if upstream.get("status") != "TimedOut":
@@ -304,4 +307,5 @@ def _finish(run: _Chain, outcome: str, results: dict[str, dict[str, Any]]):
         "counts": counts,
         "vms": summary,
         **left,
+        **({"upstream": run.upstream} if run.upstream is not None else {}),
     }
