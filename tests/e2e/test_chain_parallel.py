@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from demo.stack import Stack, vm_id
+from orchestrators.chain_run import BATCH_SIZE
 from tests.support.chain_stack import (
     chain,
     jobs,
@@ -29,10 +30,12 @@ MONDAY = datetime(2027, 1, 4, 0, 0, tzinfo=timezone.utc)  # the weekly scheduled
 LONG: dict[str, Any] = {"snapshot": (6.0, 8.0), "transfer": (120.0, 180.0)}  # real incremental transfers take 1-3 h
 PAR = [f"p{i:02d}" for i in range(1, 9)]
 CAN = ["k01", "k02", "k03"]
-VMS = [vm(name, **LONG) for name in PAR + CAN]
+BIG = [f"b{i:03d}" for i in range(BATCH_SIZE + 2)]  # two vm_batch sub-orchestrations
+VMS = [vm(name, **LONG) for name in PAR + CAN + BIG]
 CHAINS = [
     chain("par", PAR, maxParallel=4, staggerSeconds=0),
     chain("can", CAN, maxParallel=1, staggerSeconds=0),
+    chain("big", BIG, maxParallel=10, staggerSeconds=0),
 ]
 
 
@@ -120,3 +123,25 @@ def test_a_cancelled_run_keeps_job_ids_and_says_which_azure_jobs_still_run(stack
     )
     output = stack.api("GET", "chains/can/runs/r-can").json()["output"]
     assert sorted(j["jobId"] for j in output["jobsStillRunning"]) == sorted(triggered.values())
+
+
+def test_large_runs_free_a_batch_slot_once_all_its_vms_snapshotted(stack: Stack) -> None:
+    """Runs over 50 VMs go through vm_batch sub-orchestrations (here 10 VMs at once, one batch at a
+    time): the second batch starts when every VM of the first is past its snapshot, hours before
+    the first batch's transfers end."""
+    _start(stack, "big", "r-big")
+    events = run_to_end(stack, "r-big", step=60, limit=10 * 3600)
+    assert one(events, "ChainCompleted")["data"]["outcome"] == "completed"
+    truth = {name: _job(stack, name) for name in BIG}
+    first, second = BIG[:BATCH_SIZE], BIG[BATCH_SIZE:]
+    last_snapshot = max(parse_time(truth[n]["snapshotCompletedAt"]) for n in first)
+    last_end = max(parse_time(truth[n]["endTime"]) for n in first)
+    for name in second:
+        started = parse_time(truth[name]["startTime"])
+        assert last_snapshot <= started <= last_snapshot + timedelta(minutes=10), (name, started)
+        assert started < last_end - timedelta(hours=1)
+    # Within a batch, at most 10 VMs between trigger and snapshot at any VM's start.
+    spans = [(parse_time(j["startTime"]), parse_time(j["snapshotCompletedAt"])) for j in truth.values()]
+    assert max(sum(1 for s, e in spans if s <= at < e) for at, _ in spans) <= 10
+    for name in BIG:
+        assert one(events, "BackupCompleted", name)["data"]["jobStatus"] == "Completed"
