@@ -427,7 +427,10 @@ def test_hostile_upstream_details_are_stored_and_read_back_verbatim(stack: Stack
     report = post(stack, f"chains/nightly/runs/{run_id}/upstream", dumps({"status": "Failed", "detail": detail}), None)
     assert report.status_code == 202, report.text
     stack.wait(lambda: phase(stack, "nightly", run_id) == "completed", what="the run to take the report")
-    run = strict_json(stack.api("GET", f"chains/nightly/runs/{run_id}").content)
+    run = stack.wait(
+        lambda: (r := strict_json(stack.api("GET", f"chains/nightly/runs/{run_id}").content))["output"] and r,
+        what="the run's output",
+    )
     assert run["outcome"] == "skipped"
     assert run["output"]["upstream"]["detail"] == detail
     # custom status (capped at 16 KB in Azure) shows a small detail as it is, a large one marked
