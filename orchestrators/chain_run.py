@@ -256,8 +256,12 @@ def _jobs_left(
     ]
     if not ask:
         return results
-    found = yield context.call_activity_with_retry("run_jobs", AZURE_RETRY, {"vms": ask})
-    for job in found:
+    # One activity per BATCH_SIZE VMs keeps each message small in runs of thousands of VMs.
+    chunks = [ask[i : i + BATCH_SIZE] for i in range(0, len(ask), BATCH_SIZE)]
+    reads = yield context.task_all(
+        [context.call_activity_with_retry("run_jobs", AZURE_RETRY, {"vms": chunk}) for chunk in chunks]
+    )
+    for job in (job for read in reads for job in read):
         kept = results[job["vmId"]]
         results[job["vmId"]] = {
             **kept,
@@ -274,12 +278,10 @@ def _finish(run: _Chain, outcome: str, results: dict[str, dict[str, Any]]):
         keys += ("jobStatus", "jobRunning")
     summary = [{k: r.get(k) for k in keys} for r in results.values()]
     # A cancelled run says which Azure jobs it leaves running (they finish on their own).
-    left = {
-        "jobsStillRunning": [
-            {k: r.get(k) for k in ("vmId", "jobId", "jobStatus")} for r in results.values() if r.get("jobRunning")
-        ]
-    }
-    left = left if outcome == "cancelled" else {}
+    left: dict[str, list[dict[str, Any]]] = {}
+    if outcome == "cancelled":
+        running = [r for r in results.values() if r.get("jobRunning")]
+        left["jobsStillRunning"] = [{k: r.get(k) for k in ("vmId", "jobId", "jobStatus")} for r in running]
     counts: dict[str, int] = {}
     for r in results.values():
         counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
