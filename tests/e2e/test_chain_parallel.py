@@ -31,11 +31,13 @@ LONG: dict[str, Any] = {"snapshot": (6.0, 8.0), "transfer": (120.0, 180.0)}  # r
 PAR = [f"p{i:02d}" for i in range(1, 9)]
 CAN = ["k01", "k02", "k03"]
 BIG = [f"b{i:03d}" for i in range(BATCH_SIZE + 2)]  # two vm_batch sub-orchestrations
-VMS = [vm(name, **LONG) for name in PAR + CAN + BIG]
+BIGC = [f"c{i:03d}" for i in range(BATCH_SIZE + 2)]
+VMS = [vm(name, **LONG) for name in PAR + CAN + BIG + BIGC]
 CHAINS = [
     chain("par", PAR, maxParallel=4, staggerSeconds=0),
     chain("can", CAN, maxParallel=1, staggerSeconds=0),
     chain("big", BIG, maxParallel=10, staggerSeconds=0),
+    chain("bigc", BIGC, maxParallel=10, staggerSeconds=0),
 ]
 
 
@@ -145,3 +147,37 @@ def test_large_runs_free_a_batch_slot_once_all_its_vms_snapshotted(stack: Stack)
     assert max(sum(1 for s, e in spans if s <= at < e) for at, _ in spans) <= 10
     for name in BIG:
         assert one(events, "BackupCompleted", name)["data"]["jobStatus"] == "Completed"
+
+
+def test_a_cancelled_large_run_keeps_the_job_ids_of_its_batches_vms(stack: Stack) -> None:
+    """Cancelling terminates the vm_batch and vm_backup instances; the run still reports each
+    VM's job, read from the VM orchestrations' status, and which of them Azure still runs."""
+    _start(stack, "bigc", "r-bigc")
+    stack.run_until(
+        lambda: len(of_type(run_events(stack, "r-bigc"), "BackupTriggered")) >= 10, step=30, what="ten triggers"
+    )
+    assert stack.api("POST", "chains/bigc/runs/r-bigc/cancel").status_code == 202
+    stack.settle()
+    events = run_to_end(stack, "r-bigc", step=30, limit=3600)
+    completed = one(events, "ChainCompleted")["data"]
+    assert completed["outcome"] == "cancelled"
+    triggered = {e["data"]["vmId"]: e["data"]["jobId"] for e in of_type(events, "BackupTriggered")}
+    assert len(triggered) >= 10
+    by_vm = {v["vmId"]: v for v in completed["vms"]}
+    assert len(by_vm) == len(BIGC)
+    azure = {vm_id(n): jobs(stack, n) for n in BIGC}
+    for vm_key, job_id in triggered.items():
+        assert by_vm[vm_key]["jobId"] == job_id
+    for vm_key, view in by_vm.items():
+        assert [j["id"] for j in azure[vm_key]] == ([view["jobId"]] if view["jobId"] else [])
+    running = {j["vmId"]: j["jobId"] for j in completed["jobsStillRunning"]}
+    in_azure = {key: found[0]["id"] for key, found in azure.items() if found and found[0]["status"] == "InProgress"}
+    assert running == in_azure
+    assert set(triggered) <= set(running)
+    # Nothing starts after the cancel: the batches were stopped before their VMs.
+    stack.advance(3600)
+    stack.settle()
+    assert {vm_id(n): [j["id"] for j in jobs(stack, n)] for n in BIGC} == {
+        key: [j["id"] for j in found] for key, found in azure.items()
+    }
+    assert run_events(stack, "r-bigc") == events
