@@ -9,7 +9,9 @@ import azure.functions as func
 from activities.backup import bp as backup_activities
 from activities.events import bp as event_activities
 from activities.job_poll import bp as poll_activity
+from activities.notify import bp as notify_activity
 from activities.protection import bp as protection_activities
+from activities.run_jobs import bp as run_jobs_activity
 from entities.delivery_outbox import bp as outbox_entities
 from entities.job_watch import bp as watch_entity
 from entities.protection_lease import bp as lease_entity
@@ -53,6 +55,8 @@ for blueprint in (
     backup_activities,
     event_activities,
     poll_activity,
+    notify_activity,
     protection_activities,
+    run_jobs_activity,
 ):
     app.register_functions(blueprint)

@@ -3,6 +3,7 @@ or retried publish is a duplicate that subscribers can drop."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -32,9 +33,15 @@ _NAMESPACE = uuid.UUID("6f1c2a57-7c1e-4d53-9a55-0b3f5f8e2b10")
 MAX_EVENT_BYTES = 64 * 1024  # far under Event Grid's 1 MB per event; keeps events cheap to fan out
 
 
-def event_id(run_id: str, scope: str, event_type: str) -> str:
-    """Deterministic per (run, VM or chain, type)."""
-    return str(uuid.uuid5(_NAMESPACE, f"{run_id}|{scope.lower()}|{event_type}"))
+def event_id(run_id: str, scope: str, event_type: str, *, chain: str | None = None, detail: str | None = None) -> str:
+    """Deterministic per (chain, run, VM or chain scope, type, detail), so a replayed or retried
+    publish of one event keeps its id while any two distinct events differ: runs of two chains may
+    share a run id (one upstream event, one window, one HTTP ``runId``), so the chain is part of the
+    key; ``detail`` tells apart several events of one type for one scope (a GC finding's code).
+    Chain names and VM ids are case-insensitive (as in the configuration and Azure), run ids are
+    not. The key is a JSON list, so no choice of names can make two keys collide."""
+    key = json.dumps([(chain or "").lower(), run_id, scope.lower(), event_type, detail or ""])
+    return str(uuid.uuid5(_NAMESPACE, key))
 
 
 def cloud_event(
@@ -47,13 +54,15 @@ def cloud_event(
     scope: str,
     time: str,
     data: dict[str, Any],
+    chain: str | None = None,
+    detail: str | None = None,
 ) -> dict[str, Any]:
     """A CloudEvents 1.0 event as a JSON-ready dict (the activity turns it into an SDK CloudEvent)."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
     return {
         "specversion": "1.0",
-        "id": event_id(run_id, scope, event_type),
+        "id": event_id(run_id, scope, event_type, chain=chain, detail=detail),
         "source": source,
         "type": f"{prefix}{event_type}",
         "subject": subject,
@@ -65,6 +74,53 @@ def cloud_event(
 
 def chain_subject(chain: str, run_id: str) -> str:
     return f"/chains/{chain}/runs/{run_id}"
+
+
+def chain_cloud_event(
+    *, prefix: str, chain: str, run_id: str, source: str, event_type: str, time: str, **data: Any
+) -> dict[str, Any]:
+    """A chain-level event (subject is the run): one per (chain, run, type)."""
+    body = {"chain": chain, "runId": run_id, "vmId": None, "vaultId": None, **data}
+    return cloud_event(
+        prefix=prefix,
+        event_type=event_type,
+        source=source,
+        subject=chain_subject(chain, run_id),
+        run_id=run_id,
+        scope="chain",
+        time=time,
+        data=body,
+        chain=chain,
+    )
+
+
+def gc_cloud_event(
+    *,
+    prefix: str,
+    source: str,
+    gc_run: str,
+    event_type: str,
+    time: str,
+    vm_id: str | None,
+    vault_id: str | None,
+    finding: str | None = None,
+    **data: Any,
+) -> dict[str, Any]:
+    """A GC event of GC run ``gc_run`` (its instance id): one per (run, VM, type, ``finding``
+    code), since one VM can have several findings of one kind. Subject is the VM, or the GC run."""
+    extra = {"finding": finding} if finding is not None else {}
+    body = {"chain": None, "runId": gc_run, "vmId": vm_id, "vaultId": vault_id, **extra, **data}
+    return cloud_event(
+        prefix=prefix,
+        event_type=event_type,
+        source=vault_id or source,
+        subject=vm_id or f"/gc/{gc_run}",
+        run_id=gc_run,
+        scope=vm_id or "gc",
+        time=time,
+        data=body,
+        detail=finding,
+    )
 
 
 def iso(dt: datetime) -> str:
@@ -107,6 +163,7 @@ def vm_cloud_event(spec: dict[str, Any], job_id: str | None, event_type: str, ti
         scope=spec["vmId"],
         time=time,
         data=body,
+        chain=spec["chain"],
     )
 
 

@@ -154,9 +154,10 @@ class Finding:
     kind: str  # GcOverdue | RestorePointsNearLimit
     reason: str
     advice: str
+    code: str  # which finding of its kind (one VM can have several GcOverdue findings at once)
 
     def to_dict(self) -> dict[str, str]:
-        return {"kind": self.kind, "reason": self.reason, "advice": self.advice}
+        return {"kind": self.kind, "code": self.code, "reason": self.reason, "advice": self.advice}
 
 
 def assess(inspection: dict[str, Any], now: datetime, near_limit: int) -> list[Finding]:
@@ -171,6 +172,7 @@ def assess(inspection: dict[str, Any], now: datetime, near_limit: int) -> list[F
                 f"protection is {state or 'unknown'}: Azure Backup's garbage collection only runs while "
                 "protection is on",
                 "resume protection with a policy that runs at least weekly (or enable gc.remediate)",
+                code="protectionOff",
             )
         )
     schedule = inspection.get("schedule")
@@ -180,6 +182,7 @@ def assess(inspection: dict[str, Any], now: datetime, near_limit: int) -> list[F
                 "GcOverdue",
                 "the backup policy schedules no backup every week",
                 "assign a policy with a weekly (or daily) schedule",
+                code="scheduleNotWeekly",
             )
         )
     last = inspection.get("lastScheduledJob")
@@ -190,6 +193,7 @@ def assess(inspection: dict[str, Any], now: datetime, near_limit: int) -> list[F
                 "GcOverdue",
                 "no scheduled (not user-triggered) backup ran in the last 7 days",
                 "check the policy schedule and the VM agent; keep one scheduled backup per week",
+                code="noScheduledBackup",
             )
         )
     else:
@@ -200,6 +204,7 @@ def assess(inspection: dict[str, Any], now: datetime, near_limit: int) -> list[F
                     "GcOverdue",
                     f"the latest scheduled backup ({last.get('jobId')}) ended {last.get('status')}",
                     "look at that job's error and fix it before the next scheduled run",
+                    code="scheduledBackupFailed",
                 )
             )
         elif started < deadline:
@@ -208,6 +213,7 @@ def assess(inspection: dict[str, Any], now: datetime, near_limit: int) -> list[F
                     "GcOverdue",
                     f"the latest scheduled backup started {started.isoformat()}, more than 7 days ago",
                     "check the policy schedule; garbage collection needs protection on with weekly backups",
+                    code="scheduledBackupStale",
                 )
             )
     snapshots = int(inspection.get("instantSnapshots") or 0)
@@ -217,6 +223,7 @@ def assess(inspection: dict[str, Any], now: datetime, near_limit: int) -> list[F
                 "RestorePointsNearLimit",
                 f"{snapshots} instant-restore snapshots held (backups fail at {RP_COLLECTION_LIMIT})",
                 "keep protection on so garbage collection runs; lower instant-restore retention in the policy",
+                code="nearLimit",
             )
         )
     return findings

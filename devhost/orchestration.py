@@ -24,6 +24,26 @@ from devhost.store import InstanceRow, Message
 from devhost.workers import WorkerLost
 
 OUT_OF_PROC_MARKER = "\n\n$OutOfProcData$:"
+# Azure's out-of-proc shim sets the custom status through a serializer capped at 16 KB of UTF-16
+# (size truncated to whole KB) that throws past it, failing the orchestration and keeping the old
+# status (azure-functions-durable-extension: OutOfProcOrchestrationShim.ScheduleDurableTaskEvents →
+# SetCustomStatus → MessagePayloadDataConverter.Serialize(value, MaxCustomStatusPayloadSizeInKB = 16)).
+MAX_CUSTOM_STATUS_KB = 16
+
+
+def custom_status_error(value: Any) -> str | None:
+    """Azure's error for a custom status over the cap (None when it fits). Like Json.NET, the
+    JSON is compact and leaves non-ASCII characters unescaped."""
+    if value is None:
+        return None
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    size_kb = int(len(text.encode("utf-16-le")) / 1024.0)
+    if size_kb <= MAX_CUSTOM_STATUS_KB:
+        return None
+    return (
+        f"The UTF-16 size of the JSON-serialized payload must not exceed {MAX_CUSTOM_STATUS_KB:,} KB. "
+        f"The current payload size is {size_kb:,} KB."
+    )
 
 
 @dataclass
@@ -279,6 +299,9 @@ class Episode:
             raw_result = err
         state, error = parse_sdk_result(raw_result)
         if "customStatus" in state:
+            too_big = custom_status_error(state["customStatus"])
+            if too_big is not None:  # set before the actions are processed, as the shim does
+                return self.fail(f"Orchestrator function '{self.inst.name}' failed: {too_big}")
             self.work.custom_status = state["customStatus"]
         try:
             flat = act.flatten(state.get("actions") or [])

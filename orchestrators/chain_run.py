@@ -8,17 +8,20 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from backup_chain.events import chain_subject
+from backup_chain.custom_status import upstream_for_status
+from backup_chain.events import chain_cloud_event
 from backup_chain.ids import vm_instance_id
 from backup_chain.polling import PollPlan
 from backup_chain.runs import gc_for_vm
-from orchestrators.common import after, decode_event_data, event, iso, now, publish
+from orchestrators.common import AZURE_RETRY, after, decode_event_data, iso, now, publish
+from orchestrators.notify import tell
 
 bp = df.Blueprint()
 BATCH_SIZE = 50  # VMs per vm_batch sub-orchestration in large runs
 SUMMARY_LIMIT = 200  # VMs listed in a ChainCompleted event
 UPSTREAM_EVENT = "upstream"
 CANCEL_EVENT = "cancel"
+SLOT_EVENT = "slot"  # "slot:{n}": child n's snapshot phase is over (its parallelism slot is free)
 
 
 class _Chain:
@@ -27,21 +30,21 @@ class _Chain:
         self.spec = spec
         self.chain = spec["chain"]
         self.status: dict[str, Any] = {"phase": "starting", "chain": self.chain["name"], "runId": spec["runId"]}
+        self.upstream: dict[str, Any] | None = None  # the whole signal (custom status shows it bounded)
 
     def phase(self, phase: str, **fields: Any) -> None:
         self.status.update(phase=phase, updatedAt=iso(now(self.context)), **fields)
         self.context.set_custom_status(self.status)
 
     def event(self, event_type: str, **data: Any) -> dict[str, Any]:
-        body = {"chain": self.chain["name"], "runId": self.spec["runId"], "vmId": None, "vaultId": None, **data}
-        return event(
-            self.context,
-            self.spec,
-            event_type,
-            subject=chain_subject(self.chain["name"], self.spec["runId"]),
-            scope="chain",
+        return chain_cloud_event(
+            prefix=self.spec["prefix"],
+            chain=self.chain["name"],
+            run_id=self.spec["runId"],
             source=self.spec["source"],
-            data=body,
+            event_type=event_type,
+            time=iso(now(self.context)),
+            **data,
         )
 
     def progress(self, results: dict[str, Any], left: int) -> None:
@@ -110,7 +113,8 @@ def chain_run(context: df.DurableOrchestrationContext):
     # When the run learned of the upstream outcome, on the orchestration's own clock (what running
     # backups are compared against when deciding to adopt them).
     upstream = {"status": "Succeeded", "detail": None, **(upstream or {}), "receivedAt": iso(now(context))}
-    run.phase("upstreamReceived", upstream=upstream)
+    run.upstream = upstream
+    run.phase("upstreamReceived", upstream=upstream_for_status(upstream))  # bounded: Azure caps it at 16 KB
     # After a timeout with onTimeout "backup" nothing was received: UpstreamTimedOut already told
     # downstream, and an UpstreamReceived would read as "the upstream job finished".
     if upstream.get("status") != "TimedOut":
@@ -167,6 +171,8 @@ def chain_run(context: df.DurableOrchestrationContext):
                 }
     for vm_id, _, _ in items:
         results.setdefault(vm_id, {"vmId": vm_id, "outcome": "cancelled"})
+    if cancelled:
+        results = yield from _jobs_left(context, items, results)
     succeeded = all(r["outcome"] in ("completed", "snapshotCompleted") for r in results.values())
     run_outcome = "cancelled" if cancelled else ("completed" if succeeded else "completedWithFailures")
     return (yield from _finish(run, run_outcome, results))
@@ -179,28 +185,48 @@ def fan_out(
     parallel: int,
     cancel: Any,
     progress: Any,
+    release: dict[str, Any] | None = None,
 ) -> Generator[Any, Any, tuple[dict[str, Any], bool]]:
-    """Run ``orchestrator`` once per (key, input, instance id), at most ``parallel`` at once,
-    until all are done or ``cancel`` (a task, or None) completes. Returns results by key."""
-    pending = list(items)
-    running: dict[str, Any] = {}
+    """Run ``orchestrator`` once per (key, input, instance id) until all are done or ``cancel`` (a
+    task, or None) completes. At most ``parallel`` children hold a slot at once: a child holds its
+    slot from its start until it tells ``snapshot`` (its snapshot phase is over, see
+    orchestrators/notify.py) or ends, so hours of transfer are watched without holding one.
+    ``release``: the input of a child run this way (``vm_batch``): its parent is told
+    ``snapshot`` once no item holds a slot. Returns results by key and whether cancel won."""
+    pending = list(enumerate(items))
+    running: dict[str, Any] = {}  # key → child task, until the child ends
+    holding: dict[str, Any] = {}  # key → its slot notice, until heard or the child ends
     results: dict[str, Any] = {}
+    released = release is None
     while running or pending:
-        while pending and len(running) < parallel:
-            key, payload, instance_id = pending.pop(0)
-            running[key] = context.call_sub_orchestrator(orchestrator, payload, instance_id)
-        waits = list(running.values()) + ([cancel] if cancel is not None else [])
+        while pending and len(holding) < parallel:
+            n, (key, payload, instance_id) = pending.pop(0)
+            slot = f"{SLOT_EVENT}:{n}"
+            tell_parent = {**(payload.get("tell") or {}), "snapshot": [context.instance_id, slot]}
+            running[key] = context.call_sub_orchestrator(orchestrator, {**payload, "tell": tell_parent}, instance_id)
+            holding[key] = context.wait_for_external_event(slot)
+        if not released and not pending and not holding:
+            released = True
+            yield from tell(context, release or {}, "snapshot")
+        waits = [*running.values(), *holding.values()] + ([cancel] if cancel is not None else [])
         done = yield context.task_any(waits)
         if cancel is not None and done is cancel:
             return results, True
+        freed = next((k for k, task in holding.items() if task is done), None)
+        if freed is not None:
+            del holding[freed]
+            continue
         key = next(k for k, task in running.items() if task is done)
         del running[key]
+        holding.pop(key, None)
         results[key] = (
             done.result
             if isinstance(done.result, dict)
             else {"vmId": key, "outcome": "failed", "message": str(done.result)[:500]}
         )
         progress(results, len(pending) + len(running))
+    if not released:
+        yield from tell(context, release or {}, "snapshot")
     return results, False
 
 
@@ -214,15 +240,49 @@ def vm_batch(context: df.DurableOrchestrationContext):
     def progress(results: dict[str, Any], left: int) -> None:
         context.set_custom_status({"phase": "backingUp", "done": len(results), "left": left})
 
-    results, _ = yield from fan_out(context, "vm_backup", items, int(spec["parallel"]), None, progress)
+    results, _ = yield from fan_out(context, "vm_backup", items, int(spec["parallel"]), None, progress, release=spec)
+    return results
+
+
+def _jobs_left(
+    context: df.DurableOrchestrationContext, items: list[tuple[str, dict[str, Any], str]], results: dict[str, Any]
+) -> Generator[Any, Any, dict[str, Any]]:
+    """After a cancel: every VM keeps its Azure job id (from its result, or else from its
+    orchestration's custom status) and says whether Azure still runs that job (cancelling a run
+    stops watching, never the Azure jobs)."""
+    ask = [
+        [vm_id, payload["vaultId"], instance_id, results[vm_id].get("jobId")]
+        for vm_id, payload, instance_id in items
+        if results[vm_id].get("outcome") != "completed"
+    ]
+    if not ask:
+        return results
+    # One activity per BATCH_SIZE VMs keeps each message small in runs of thousands of VMs.
+    chunks = [ask[i : i + BATCH_SIZE] for i in range(0, len(ask), BATCH_SIZE)]
+    reads = yield context.task_all(
+        [context.call_activity_with_retry("run_jobs", AZURE_RETRY, {"vms": chunk}) for chunk in chunks]
+    )
+    for job in (job for read in reads for job in read):
+        kept = results[job["vmId"]]
+        results[job["vmId"]] = {
+            **kept,
+            "jobId": kept.get("jobId") or job["jobId"],
+            "jobStatus": job["jobStatus"],
+            "jobRunning": job["jobRunning"],
+        }
     return results
 
 
 def _finish(run: _Chain, outcome: str, results: dict[str, dict[str, Any]]):
-    summary = [
-        {k: r.get(k) for k in ("vmId", "outcome", "jobId", "failedPhase", "errorCode", "snapshotCompletedAt")}
-        for r in results.values()
-    ]
+    keys: tuple[str, ...] = ("vmId", "outcome", "jobId", "failedPhase", "errorCode", "snapshotCompletedAt")
+    if outcome == "cancelled":
+        keys += ("jobStatus", "jobRunning")
+    summary = [{k: r.get(k) for k in keys} for r in results.values()]
+    # A cancelled run says which Azure jobs it leaves running (they finish on their own).
+    left: dict[str, list[dict[str, Any]]] = {}
+    if outcome == "cancelled":
+        running = [r for r in results.values() if r.get("jobRunning")]
+        left["jobsStillRunning"] = [{k: r.get(k) for k in ("vmId", "jobId", "jobStatus")} for r in running]
     counts: dict[str, int] = {}
     for r in results.values():
         counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
@@ -239,6 +299,7 @@ def _finish(run: _Chain, outcome: str, results: dict[str, dict[str, Any]]):
                 counts=counts,
                 vms=listed[:SUMMARY_LIMIT],
                 vmsListed="all" if listed is summary else "notCompleted",
+                **{k: v[:SUMMARY_LIMIT] for k, v in left.items()},
             )
         ],
     )
@@ -248,4 +309,6 @@ def _finish(run: _Chain, outcome: str, results: dict[str, dict[str, Any]]):
         "outcome": outcome,
         "counts": counts,
         "vms": summary,
+        **left,
+        **({"upstream": run.upstream} if run.upstream is not None else {}),
     }

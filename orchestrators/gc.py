@@ -8,8 +8,9 @@ from typing import Any
 import azure.durable_functions as df
 
 from backup_chain.errors import retries_exhausted
+from backup_chain.events import gc_cloud_event
 from backup_chain.gc import assess, next_weekly, protection_on
-from orchestrators.common import AZURE_RETRY, after, event, iso, now, publish
+from orchestrators.common import AZURE_RETRY, after, iso, now, publish
 from orchestrators.protection import acquire, release, set_protection
 
 bp = df.Blueprint()
@@ -27,16 +28,15 @@ def _event(
     vault_id: str | None,
     **data: Any,
 ) -> dict[str, Any]:
-    body = {"chain": None, "runId": context.instance_id, "vmId": vm_id, "vaultId": vault_id, **data}
-    subject = vm_id or f"/gc/{context.instance_id}"
-    return event(
-        context,
-        {"prefix": spec["prefix"], "runId": context.instance_id},
-        event_type,
-        subject=subject,
-        scope=vm_id or "gc",
-        source=vault_id or spec["source"],
-        data=body,
+    return gc_cloud_event(
+        prefix=spec["prefix"],
+        source=spec["source"],
+        gc_run=context.instance_id,
+        event_type=event_type,
+        time=iso(now(context)),
+        vm_id=vm_id,
+        vault_id=vault_id,
+        **data,
     )
 
 
@@ -118,6 +118,7 @@ def gc_check(context: df.DurableOrchestrationContext):
                     finding.kind,
                     vm,
                     vault,
+                    finding=finding.code,
                     reason=finding.reason,
                     advice=finding.advice,
                     protectionState=inspection.get("protectionState"),

@@ -25,6 +25,7 @@ from orchestrators.common import (
     vm_event,
 )
 from orchestrators.job_poller import watch_entity
+from orchestrators.notify import tell
 from orchestrators.protection import acquire, release
 
 bp = df.Blueprint()
@@ -314,6 +315,7 @@ def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, A
     run.phase("transfer" if watch_to_end else "snapshotCompleted", snapshotCompletedAt=job.snapshot_end)
     if not watched.get("announced"):
         yield publish(context, [snapshot_completed(context, spec, job)])
+    yield from tell(context, spec, "snapshot", snapshotCompletedAt=job.snapshot_end)  # frees the parent's slot
     if not watch_to_end:
         return run.summary("snapshotCompleted")
 

@@ -24,6 +24,7 @@ from triggers.runs import ACTIVE, awaits_upstream, run_view, start_run, utcnow
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("backup_chain")
 TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")
+CANCEL_PASSES = 3  # listings of a cancelled run's active batch and VM instances to terminate
 
 
 def problem(status: int, title: str, detail: str, field: str | None = None) -> func.HttpResponse:
@@ -214,12 +215,18 @@ async def cancel_chain_run(req: func.HttpRequest, client: df.DurableOrchestratio
     # "at" is a note for people reading the history; the orchestration does not act on it.
     await client.raise_event(instance_id, "cancel", {"at": utcnow().isoformat()})
     # Stop watching backups already running (their Azure jobs finish on their own); VMs not yet
-    # started are skipped by the chain itself.
+    # started are skipped by the chain itself. A large run's vm_batch instances go first: a batch
+    # that saw its VMs end would start the next ones. VMs a batch started meanwhile show up in the
+    # next listing; each pass lists only what is still active.
     stopped = 0
-    for vm_status in await client.get_status_by(
-        runtime_status=list(ACTIVE), instance_id_prefix=f"vm:{chain.name.lower()}:{run_id}:"
-    ):
-        await client.terminate(vm_status.instance_id, f"chain run {run_id} cancelled")
-        stopped += 1
+    for _ in range(CANCEL_PASSES):
+        active = await client.get_status_by(
+            runtime_status=list(ACTIVE), instance_id_prefix=f"vm:{chain.name.lower()}:{run_id}:"
+        )
+        if not active:
+            break
+        for vm_status in sorted(active, key=lambda s: ":batch" not in str(s.instance_id)):
+            await client.terminate(vm_status.instance_id, f"chain run {run_id} cancelled")
+            stopped += 1
     log.info("chain run cancelled", extra={"chain": chain.name, "runId": run_id})
     return ok({"chain": chain.name, "runId": run_id, "cancelled": True, "stoppedWatchers": stopped}, 202)

@@ -124,8 +124,8 @@ def test_happy_path_events_in_order_with_azure_truth_and_deterministic_ids(stack
         assert data["chain"] == "nightly" and data["runId"] == "r-happy"
         kind = event["type"][len(PREFIX) :]
         scope = event["subject"] if event["subject"].startswith("/subscriptions/") else "chain"
-        # Deterministic per (run, VM or chain, type): a replayed publish carries the same id.
-        assert event["id"] == event_id("r-happy", scope, kind)
+        # Deterministic per (chain, run, VM or chain scope, type): a replayed publish keeps its id.
+        assert event["id"] == event_id("r-happy", scope, kind, chain="nightly")
         if scope == "chain":
             assert event["subject"] == "/chains/nightly/runs/r-happy"
             assert event["source"] == stack.devhost_env["APP_RESOURCE_ID"]

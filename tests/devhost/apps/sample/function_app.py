@@ -153,6 +153,17 @@ def retrying(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def big_status(context: df.DurableOrchestrationContext):
+    """Sets a small custom status, then ``{"blob": text * count}`` after an activity."""
+    spec = context.get_input()
+    context.set_custom_status({"phase": "small"})
+    yield context.call_activity("add_one", 0)
+    context.set_custom_status({"blob": spec["text"] * int(spec["count"])})
+    yield context.call_activity("add_one", 1)
+    return "done"
+
+
+@app.orchestration_trigger(context_name="context")
 def failing(context: df.DurableOrchestrationContext):
     try:
         yield context.call_activity("explode", "boom")
