@@ -92,6 +92,12 @@ def test_sigkill_and_restart_keeps_accepted_events_and_pending_deliveries(
     webhook.script["/ce/sub"] = [500]
     _send(emulator, "kept-1")
     wait_until(lambda: len(webhook.notifications("/ce/sub")) == 1, what="the first (failing) attempt")
+    # Kill only once the emulator recorded the failed attempt: killed between the webhook's answer
+    # and that record, it would rightly attempt again at once after the restart (at least once).
+    wait_until(
+        lambda: [(d["state"], d["attempts"]) for d in emulator.deliveries("ce-sub")] == [("Pending", 1)],
+        what="the failed attempt recorded",
+    )
     emulator.service.stop(kill=True)
 
     again = start_emulator(tmp, json.loads((tmp / "eventgrid.json").read_text()))
