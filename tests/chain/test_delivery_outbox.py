@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from backup_chain.delivery import (
 )
 from backup_chain.events import cloud_event
 from demo.stack import REPO
+from tests.support.orchestration_driver import Context, Task, drive, user_function
 
 VM_A = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/a"
 
@@ -202,50 +202,17 @@ print(json.dumps({"points": points, "logs": [(r.levelname, r.getMessage(), r.eve
 
 
 # --- the deliverer and the delivery index, driven step by step ---------------------------------
-class _Context:
-    """Just enough of an orchestration context to drive ``deliver_events`` by hand: each task is
-    a tuple the driver answers; signals are sent when the episode ends (as in Durable)."""
-
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.spec = spec
-        self.signals: list[tuple[str, str, Any]] = []
-        self.current_utc_datetime = datetime(2027, 1, 4, 3, tzinfo=timezone.utc)
-
-    def get_input(self) -> dict[str, Any]:
-        return self.spec
-
-    def wait_for_external_event(self, name: str) -> tuple[str, str]:
-        return ("wait", name)
-
-    def call_entity(self, entity: Any, operation: str, args: Any = None) -> tuple[str, str, str, Any]:
-        return ("entity", entity.name, operation, args)
-
-    def signal_entity(self, entity: Any, operation: str, args: Any = None) -> None:
-        self.signals.append((entity.name, operation, args))
-
-    def call_activity(self, name: str, args: Any) -> tuple[str, str, Any]:
-        return ("activity", name, args)
-
-    def set_custom_status(self, status: Any) -> None:
-        pass
-
-    def continue_as_new(self, spec: Any) -> None:
-        raise AssertionError("a few events need no continue-as-new")
-
-
 def test_an_event_kept_while_the_deliverer_finishes_stays_listed_for_the_sweep() -> None:
     """The publisher keeps an event just after the deliverer found the outbox empty, and its
     index "add" lands before the deliverer's "remove": the run must stay listed (or its event be
     sent), else nothing ever retries it and the runs list reports plain ``completed``."""
     from orchestrators.delivery import deliver_events
 
-    handle = deliver_events._function._func
-    orchestrator = next(c.cell_contents for c in handle.__closure__ if c.cell_contents is not handle)
     key = "nightly:r1"
     outbox, index = Outbox(key), [key]
     late = ev("ChainCompleted", "2027-01-04T03:00:00Z")
     takes = 0
-    context = _Context({"key": key, "retrySeconds": 60, "firstBackoffSeconds": 1, "maxBackoffSeconds": 2})
+    context = Context({"key": key, "retrySeconds": 60, "firstBackoffSeconds": 1, "maxBackoffSeconds": 2})
 
     def apply_index(operation: str, args: dict[str, Any]) -> None:
         if operation == "remove" and args["key"] in index:
@@ -253,30 +220,24 @@ def test_an_event_kept_while_the_deliverer_finishes_stays_listed_for_the_sweep()
         elif operation == "add" and args["key"] not in index:
             index.append(args["key"])
 
-    def answer(task: Any) -> Any:
+    def answer(task: Task) -> Any:
         nonlocal takes
-        if task[0] == "entity" and task[1] == "delivery_outbox":
-            result = outbox_apply(outbox, task[2], task[3] or {})
-            if task[2] == "take":
+        if task.kind == "entity" and task.name == "delivery_outbox":
+            result = outbox_apply(outbox, str(task.operation), task.input or {})
+            if task.operation == "take":
                 takes += 1
                 if takes == 1:  # the race: the publisher keeps an event and lists the run now
                     outbox.add([late], "HTTP 503 ServiceUnavailable: busy", "2027-01-04T03:00:00Z")
                     apply_index("add", {"key": key})
             return result
-        if task[0] == "entity" and task[1] == "delivery_index":
-            apply_index(task[2], task[3])
+        if task.kind == "entity" and task.name == "delivery_index":
+            apply_index(str(task.operation), task.input)
             return list(index)
-        if task[0] == "activity" and task[1] == "send_event_batch":
-            return {"ok": True, "count": len(task[2]["events"])}
+        if task.kind == "activity" and task.name == "send_event_batch":
+            return {"ok": True, "count": len(task.input["events"])}
         raise AssertionError(f"unexpected task {task}")
 
-    steps = orchestrator(context)
-    value: Any = None
-    try:
-        while True:
-            value = answer(steps.send(value))
-    except StopIteration:
-        pass
+    drive(user_function(deliver_events), context, answer)
     for name, operation, args in context.signals:  # sent when the episode ends
         assert name == "delivery_index", name
         apply_index(operation, args)

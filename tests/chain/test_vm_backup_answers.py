@@ -1,0 +1,63 @@
+"""Every exception path of ``vm_backup`` ends in a BackupFailed (``_answered``), including the
+steps before the backup itself: the schedule check, the BackupDelayed publish and the delay of
+``gc.overlap: delay``, and resuming protection. Driven by hand (tests/support/orchestration_driver.py):
+the real stack cannot make an activity fail beyond its retries at exactly that step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from orchestrators.vm_backup import vm_backup
+from tests.support.orchestration_driver import Context, Task, drive, user_function
+
+VM = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/app01"
+VAULT = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v1"
+# Daily at 04:00 UTC: an ad hoc backup at 03:00 (the driver's clock) would overlap it.
+COLLIDING = {"frequency": "Daily", "days": [], "times": ["04:00"], "time_zone": "UTC"}
+
+
+def spec(mode: str) -> dict[str, Any]:
+    return {
+        "chain": "nightly",
+        "runId": "r1",
+        "vmId": VM,
+        "vaultId": VAULT,
+        "prefix": "BackupChain.",
+        "retainDays": 30,
+        "monitorTransfer": False,
+        "upstreamAt": "2027-01-04T03:00:00Z",
+        "plan": {},
+        "gc": {"mode": mode, "policy": "weekly", "overlap": "delay"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("mode", "failing"),
+    [
+        ("weekly-policy", "BackupDelayed"),  # the publish of BackupDelayed failed beyond its retries
+        ("weekend-window", "BackupDelayed"),
+    ],
+)
+def test_a_failure_before_the_backup_is_a_backup_failed_not_a_silent_failed_orchestration(
+    mode: str, failing: str
+) -> None:
+    published: list[str] = []
+
+    def answer(task: Task) -> Any:
+        if task.kind == "activity" and task.name == "get_policy_schedule":
+            return {"ok": True, "schedule": COLLIDING, "policy": "weekly"}
+        if task.kind == "activity" and task.name == "publish_events":
+            kinds = [e["type"].rsplit(".", 1)[-1] for e in task.input["events"]]
+            if kinds == [failing]:
+                return RuntimeError("Activity function 'publish_events' failed: retries exhausted")
+            published.extend(kinds)
+            return {"ok": True, "sent": len(kinds), "queued": 0, "reasons": []}
+        if task.kind == "timer":
+            return None
+        raise AssertionError(f"unexpected task {task}")
+
+    result = drive(user_function(vm_backup), Context(spec(mode)), answer)
+    assert result["outcome"] == "failed" and result["failedPhase"] == "trigger", result
+    assert published[-1] == "BackupFailed", published
