@@ -302,6 +302,7 @@ def _finish(run: _Chain, outcome: str, results: dict[str, dict[str, Any]]):
                 **{k: v[:SUMMARY_LIMIT] for k, v in left.items()},
             )
         ],
+        behind=any(r.get("eventsKept") for r in results.values()),  # ChainCompleted comes last
     )
     return {
         "chain": run.chain["name"],

@@ -66,18 +66,27 @@ def event(
     )
 
 
-def publish(context: df.DurableOrchestrationContext, events: list[dict[str, Any]]) -> Any:
+def publish(context: df.DurableOrchestrationContext, events: list[dict[str, Any]], *, behind: bool = False) -> Any:
     """The task that publishes ``events`` (yield it). It never fails on the topic: events the
     topic does not accept at once are kept in the run's outbox and delivered later, in order
-    (activities/events.py). Once one of this orchestration's publishes was kept, the following
-    ones queue behind it (the earlier tasks' results are replayed, so this is deterministic)."""
+    (activities/events.py). Once one of this orchestration's publishes was kept (or ``behind``: a
+    child's were, see ``kept_any``), the following ones queue behind it (the earlier tasks'
+    results are replayed, so this is deterministic)."""
     tasks: list[Any] = context.__dict__.setdefault("_publish_tasks", [])
-    queue = any(isinstance(t.result, dict) and t.result.get("queued") for t in tasks)
+    queue = behind or kept_any(context)
     task = context.call_activity_with_retry(
         "publish_events", AZURE_RETRY, {"events": events, "at": iso(now(context)), "queue": queue}
     )
     tasks.append(task)
     return task
+
+
+def kept_any(context: df.DurableOrchestrationContext) -> bool:
+    """Was any of this orchestration's publishes kept in the run's outbox? A child says so in its
+    output, so its parent's later events (ChainCompleted) queue behind its kept ones instead of
+    overtaking them while the outbox entity has not yet taken them in."""
+    tasks: list[Any] = context.__dict__.get("_publish_tasks", [])
+    return any(isinstance(t.result, dict) and t.result.get("queued") for t in tasks)
 
 
 def vm_event(

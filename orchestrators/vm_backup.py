@@ -17,6 +17,7 @@ from orchestrators.common import (
     after,
     decode_event_data,
     iso,
+    kept_any,
     now,
     parse_time,
     publish,
@@ -150,7 +151,8 @@ def vm_backup(context: df.DurableOrchestrationContext):
     run.phase("starting")
     # Every step before the backup too (the schedule check, a BackupDelayed and its delay,
     # resuming protection) ends in a BackupFailed if it fails beyond its retries.
-    return (yield from _answered(run, _vm_backup(run, spec)))
+    result = yield from _answered(run, _vm_backup(run, spec))
+    return {**result, "eventsKept": True} if kept_any(context) else result
 
 
 def _vm_backup(run: _Run, spec: dict[str, Any]) -> Generator[Any, Any, dict[str, Any]]:

@@ -61,3 +61,33 @@ def test_a_failure_before_the_backup_is_a_backup_failed_not_a_silent_failed_orch
     result = drive(user_function(vm_backup), Context(spec(mode)), answer)
     assert result["outcome"] == "failed" and result["failedPhase"] == "trigger", result
     assert published[-1] == "BackupFailed", published
+
+
+def test_chain_completed_queues_behind_a_vms_kept_events() -> None:
+    """A VM whose events were kept says so (``eventsKept``), and its run's ChainCompleted then
+    queues behind them: the publish must not look at the outbox entity, which may not have taken
+    the VM's events in yet, and send ChainCompleted ahead of them (README: ChainCompleted last)."""
+    from orchestrators.chain_run import _Chain, _finish
+
+    refused = {**spec("weekly-policy"), "gc": {"mode": "weekly-policy", "policy": "weekly", "overlap": "refuse"}}
+
+    def kept(task: Task) -> Any:
+        if task.name == "get_policy_schedule":
+            return {"ok": True, "schedule": COLLIDING, "policy": "weekly"}
+        assert task.name == "publish_events", task
+        return {"ok": False, "sent": 0, "queued": len(task.input["events"]), "reasons": ["HTTP 503"]}
+
+    vm_result = drive(user_function(vm_backup), Context(refused), kept)
+    assert vm_result["outcome"] == "failed" and vm_result["eventsKept"] is True, vm_result
+
+    publishes: list[dict[str, Any]] = []
+
+    def sent(task: Task) -> Any:
+        publishes.append(task.input)
+        return {"ok": True, "sent": 1, "queued": 0, "reasons": []}
+
+    chain_spec = {"chain": {"name": "nightly"}, "runId": "r1", "prefix": "BackupChain.", "source": "/src"}
+    context = Context(chain_spec)
+    drive(lambda c: _finish(_Chain(c, chain_spec), "completedWithFailures", {VM: vm_result}), context, sent)
+    assert [p["events"][0]["type"] for p in publishes] == ["BackupChain.ChainCompleted"]
+    assert publishes[0]["queue"] is True, publishes[0]
