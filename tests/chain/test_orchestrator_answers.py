@@ -1,7 +1,10 @@
-"""Every exception path of ``vm_backup`` ends in a BackupFailed (``_answered``), including the
-steps before the backup itself: the schedule check, the BackupDelayed publish and the delay of
-``gc.overlap: delay``, and resuming protection. Driven by hand (tests/support/orchestration_driver.py):
-the real stack cannot make an activity fail beyond its retries at exactly that step."""
+"""Exception paths of the chain's orchestrators end in an answer, never a silently failed
+orchestration: every step of ``vm_backup`` before the backup itself (the schedule check, the
+BackupDelayed publish of ``gc.overlap: delay``, resuming protection) ends in a BackupFailed
+(``_answered``); a cancelled run whose job lookup keeps failing still ends with ChainCompleted;
+ChainCompleted queues behind a VM's kept events. Driven by hand
+(tests/support/orchestration_driver.py): the real stack cannot make an activity fail beyond its
+retries at exactly that step."""
 
 from __future__ import annotations
 
@@ -91,3 +94,30 @@ def test_chain_completed_queues_behind_a_vms_kept_events() -> None:
     drive(lambda c: _finish(_Chain(c, chain_spec), "completedWithFailures", {VM: vm_result}), context, sent)
     assert [p["events"][0]["type"] for p in publishes] == ["BackupChain.ChainCompleted"]
     assert publishes[0]["queue"] is True, publishes[0]
+
+
+def test_a_cancelled_run_whose_job_lookup_keeps_failing_still_ends_saying_so() -> None:
+    """``run_jobs`` failing beyond its retries after a cancel: the run still publishes
+    ChainCompleted (its VMs keep their job ids, each with the read error), it does not fail."""
+    from orchestrators.chain_run import _Chain, _finish, _jobs_left
+
+    items = [(VM, {"vaultId": VAULT}, "vm:nightly:r1:app01")]
+    results = {VM: {"vmId": VM, "outcome": "cancelled", "jobId": "job-1"}}
+    publishes: list[dict[str, Any]] = []
+
+    def answer(task: Task) -> Any:
+        if task.name == "run_jobs":
+            return RuntimeError("Activity function 'run_jobs' failed: 503 ServiceUnavailable")
+        publishes.append(task.input)
+        return {"ok": True, "sent": 1, "queued": 0, "reasons": []}
+
+    chain_spec = {"chain": {"name": "nightly"}, "runId": "r1", "prefix": "BackupChain.", "source": "/src"}
+
+    def cancelled(context: Any) -> Any:
+        left = yield from _jobs_left(context, items, results)
+        return (yield from _finish(_Chain(context, chain_spec), "cancelled", left))
+
+    output = drive(cancelled, Context(chain_spec), answer)
+    assert [p["events"][0]["type"] for p in publishes] == ["BackupChain.ChainCompleted"]
+    (vm,) = output["vms"]
+    assert vm["jobId"] == "job-1" and vm["jobRunning"] is None and "beyond its retries" in vm["readError"], vm
