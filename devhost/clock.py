@@ -232,6 +232,8 @@ def clock_from_options(
         raise ClockError("--clock-start needs --manual-clock or --time-scale: the real clock starts at now")
     if start is None and os.environ.get(ENV_START):
         start = parse_clock_start(os.environ[ENV_START])
+        if not manual and time_scale is None and inherited == "real":  # it would be ignored, silently
+            raise ClockError(f"{ENV_START} needs --manual-clock or --time-scale: the real clock starts at now")
     if manual:
         if inherited == "manual":
             return Clock.from_env()

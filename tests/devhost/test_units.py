@@ -80,6 +80,10 @@ def test_clock_start_needs_an_offset_and_a_virtual_clock(tmp_path: Path, monkeyp
     monkeypatch.setenv("DEVHOST_CLOCK_MODE", "real")
     with pytest.raises(ClockError, match="needs --manual-clock or --time-scale"):
         clock_from_options(time_scale=None, manual=False, state_dir=tmp_path, start=START)
+    # the same start from the environment was ignored without a word: the real clock ran from now
+    monkeypatch.setenv("DEVHOST_CLOCK_START", "2027-01-09T01:45:00Z")
+    with pytest.raises(ClockError, match="DEVHOST_CLOCK_START needs --manual-clock or --time-scale"):
+        clock_from_options(time_scale=None, manual=False, state_dir=tmp_path)
 
 
 @pytest.mark.parametrize("raw", [None, "x", "-1", "1e12", "nan"])
