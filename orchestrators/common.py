@@ -9,7 +9,6 @@ from typing import Any
 import azure.durable_functions as df
 
 from backup_chain.events import (
-    cloud_event,
     iso,
     parse_time,
     seconds_between,
@@ -42,28 +41,6 @@ def decode_event_data(value: Any) -> Any:
         except json.JSONDecodeError:
             return value
     return value
-
-
-def event(
-    context: df.DurableOrchestrationContext,
-    spec: dict[str, Any],
-    event_type: str,
-    *,
-    subject: str,
-    scope: str,
-    source: str,
-    data: dict[str, Any],
-) -> dict[str, Any]:
-    return cloud_event(
-        prefix=spec["prefix"],
-        event_type=event_type,
-        source=source,
-        subject=subject,
-        run_id=spec["runId"],
-        scope=scope,
-        time=iso(now(context)),
-        data=data,
-    )
 
 
 def publish(context: df.DurableOrchestrationContext, events: list[dict[str, Any]], *, behind: bool = False) -> Any:
