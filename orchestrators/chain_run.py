@@ -13,7 +13,7 @@ from backup_chain.events import chain_cloud_event
 from backup_chain.ids import vm_instance_id
 from backup_chain.polling import PollPlan
 from backup_chain.runs import gc_for_vm
-from orchestrators.common import AZURE_RETRY, after, decode_event_data, iso, now, publish
+from orchestrators.common import AZURE_RETRY, after, decode_event_data, iso, kept_any, now, publish
 from orchestrators.notify import tell
 
 bp = df.Blueprint()
@@ -77,6 +77,7 @@ class _Chain:
             "polling": self.spec.get("polling"),
             # Only the first wave is staggered; later VMs start as earlier ones finish.
             "delaySeconds": chain["staggerSeconds"] * index if index < chain["maxParallel"] else 0,
+            "behindKept": kept_any(self.context),  # ChainStarted/UpstreamReceived were kept
         }
 
 

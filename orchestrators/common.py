@@ -59,11 +59,21 @@ def publish(context: df.DurableOrchestrationContext, events: list[dict[str, Any]
 
 
 def kept_any(context: df.DurableOrchestrationContext) -> bool:
-    """Was any of this orchestration's publishes kept in the run's outbox? A child says so in its
-    output, so its parent's later events (ChainCompleted) queue behind its kept ones instead of
-    overtaking them while the outbox entity has not yet taken them in."""
+    """Was any of this orchestration's publishes (or its parent's, see ``follow``) kept in the
+    run's outbox? Parent and child pass it on (a child's output ``eventsKept``, a child's input
+    ``behindKept``), so neither's later events overtake the other's kept ones while the outbox
+    entity has not yet taken them in (ChainStarted first, per VM in order, ChainCompleted last)."""
+    if context.__dict__.get("_behind_kept"):
+        return True
     tasks: list[Any] = context.__dict__.get("_publish_tasks", [])
     return any(isinstance(t.result, dict) and t.result.get("queued") for t in tasks)
+
+
+def follow(context: df.DurableOrchestrationContext, spec: dict[str, Any]) -> None:
+    """An orchestration whose parent's events were kept (input ``behindKept``) queues its own
+    behind them."""
+    if spec.get("behindKept"):
+        context.__dict__["_behind_kept"] = True
 
 
 def vm_event(

@@ -16,6 +16,7 @@ from orchestrators.common import (
     AZURE_RETRY,
     after,
     decode_event_data,
+    follow,
     iso,
     kept_any,
     now,
@@ -70,6 +71,7 @@ class _Run:
                     "plan": self.spec["plan"],
                     "announce": announce,
                     "polls": 0,
+                    "behindKept": kept_any(self.context),
                 },
                 f"{self.context.instance_id}:{label}",
             )
@@ -147,6 +149,7 @@ def vm_backup(context: df.DurableOrchestrationContext):
     ``upstreamAt`` (ISO time of the upstream signal), ``prefix``, ``plan``, ``delaySeconds`` and
     ``gc`` (set only for a VM GC covers: ``{"mode", "policy", "overlap"}``)."""
     spec: dict[str, Any] = context.get_input()
+    follow(context, spec)
     run = _Run(context, spec)
     run.phase("starting")
     # Every step before the backup too (the schedule check, a BackupDelayed and its delay,

@@ -121,3 +121,40 @@ def test_a_cancelled_run_whose_job_lookup_keeps_failing_still_ends_saying_so() -
     assert [p["events"][0]["type"] for p in publishes] == ["BackupChain.ChainCompleted"]
     (vm,) = output["vms"]
     assert vm["jobId"] == "job-1" and vm["jobRunning"] is None and "beyond its retries" in vm["readError"], vm
+
+
+def test_a_vms_events_queue_behind_its_runs_kept_chain_events() -> None:
+    """ChainStarted (or UpstreamReceived) kept: the VM inputs built after it say so
+    (``behindKept``), and the VM's first publish queues behind it without asking the outbox entity,
+    which may not have taken the chain's event in yet."""
+    from orchestrators.chain_run import _Chain
+    from orchestrators.common import publish
+
+    chain_spec = {
+        "chain": {"name": "nightly", "retainDays": 30, "monitorTransfer": False, "maxParallel": 2, "staggerSeconds": 0},
+        "runId": "r1",
+        "prefix": "BackupChain.",
+        "source": "/src",
+    }
+    inputs: list[dict[str, Any]] = []
+
+    def chain_steps(context: Any) -> Any:
+        run = _Chain(context, chain_spec)
+        yield publish(context, [run.event("ChainStarted")])
+        inputs.append(run.vm_input(VAULT, VM, "2027-01-04T03:00:00.000000Z", 0))
+
+    kept = {"ok": False, "sent": 0, "queued": 1, "reasons": ["HTTP 503"]}
+    drive(chain_steps, Context(chain_spec), lambda task: kept)
+    assert inputs[0]["behindKept"] is True, inputs[0]
+
+    refused = {**spec("weekly-policy"), "gc": {"mode": "weekly-policy", "policy": "weekly", "overlap": "refuse"}}
+    publishes: list[dict[str, Any]] = []
+
+    def answer(task: Task) -> Any:
+        if task.name == "get_policy_schedule":
+            return {"ok": True, "schedule": COLLIDING, "policy": "weekly"}
+        publishes.append(task.input)
+        return {"ok": True, "sent": 1, "queued": 0, "reasons": []}
+
+    drive(user_function(vm_backup), Context({**refused, "behindKept": inputs[0]["behindKept"]}), answer)
+    assert [p["queue"] for p in publishes] == [True], publishes
