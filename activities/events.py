@@ -15,7 +15,7 @@ import azure.durable_functions as df
 
 from activities.azure_errors import from_exception
 from activities.clients import SettingsError, publisher
-from backup_chain.delivery import WAKE_EVENT, deliverer_id, outbox_key, reason_of
+from backup_chain.delivery import WAKE_EVENT, Outbox, deliverer_id, outbox_key, reason_of
 from backup_chain.events import parse_time
 from entities.delivery_outbox import index_entity, outbox_entity
 from triggers.context import config
@@ -80,8 +80,7 @@ def try_send(events: list[dict[str, Any]]) -> dict[str, Any]:
 async def kept(client: df.DurableOrchestrationClient, key: str) -> bool:
     """Does the run's outbox keep any event (so a new one must queue behind it)?"""
     state = await client.read_entity_state(outbox_entity(key))
-    value = state.entity_state if state and state.entity_exists else None
-    return isinstance(value, dict) and bool(value.get("records"))
+    return Outbox.from_state(state.entity_state if state and state.entity_exists else None).blocks()
 
 
 def deliverer_input(key: str) -> dict[str, Any]:

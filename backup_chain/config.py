@@ -229,10 +229,16 @@ class Gc(_Model):
     def _vms(cls, values: list[str] | None) -> list[str] | None:
         if values is None:
             return None
-        try:
-            return [VmId.parse(v).id for v in values]
-        except ResourceIdError as err:
-            raise ValueError(str(err)) from None
+        parsed: dict[str, str] = {}
+        for index, value in enumerate(values):
+            try:
+                vm = VmId.parse(value)
+            except ResourceIdError as err:
+                raise ValueError(str(err)) from None
+            if vm.key in parsed:  # GC would resume and stop the same VM twice at once
+                raise ValueError(f"vms[{index}] lists {vm.id} again (case-insensitively); list each VM once")
+            parsed[vm.key] = vm.id
+        return list(parsed.values())
 
     @model_validator(mode="after")
     def _policy_needed(self) -> Gc:

@@ -194,6 +194,10 @@ def iso(dt: datetime) -> str:
 __all__ = ["Clock", "ClockError", "clock_from_options", "iso", "parse_advance_seconds", "parse_clock_start"]
 
 
+CLOCK_START_MIN = datetime(1970, 1, 1, tzinfo=timezone.utc)
+CLOCK_START_MAX = datetime(9000, 1, 1, tzinfo=timezone.utc)
+
+
 def parse_clock_start(text: str) -> datetime:
     """``--clock-start`` / ``DEVHOST_CLOCK_START``: an ISO 8601 instant with an offset (``Z`` or
     ``+01:00``); a naive time is refused because it would mean a different instant per machine."""
@@ -203,6 +207,13 @@ def parse_clock_start(text: str) -> datetime:
         raise ClockError(f"clock start {text!r} is not an ISO 8601 date-time") from None
     if value.tzinfo is None:
         raise ClockError(f"clock start {text!r} has no UTC offset (write e.g. 2027-01-04T03:00:00Z)")
+    # Epoch timestamps, timers and schedules weeks ahead must stay representable: a start at
+    # 0001-01-01T00:00+01:00 or 9999-12-31 overflowed here or at the first timer.
+    if not CLOCK_START_MIN <= value < CLOCK_START_MAX:
+        raise ClockError(
+            f"clock start {text!r} is out of range; choose an instant from {iso(CLOCK_START_MIN)} "
+            f"to before {iso(CLOCK_START_MAX)}"
+        )
     return value.astimezone(timezone.utc)
 
 
@@ -221,6 +232,8 @@ def clock_from_options(
         raise ClockError("--clock-start needs --manual-clock or --time-scale: the real clock starts at now")
     if start is None and os.environ.get(ENV_START):
         start = parse_clock_start(os.environ[ENV_START])
+        if not manual and time_scale is None and inherited == "real":  # it would be ignored, silently
+            raise ClockError(f"{ENV_START} needs --manual-clock or --time-scale: the real clock starts at now")
     if manual:
         if inherited == "manual":
             return Clock.from_env()

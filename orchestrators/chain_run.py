@@ -13,7 +13,7 @@ from backup_chain.events import chain_cloud_event
 from backup_chain.ids import vm_instance_id
 from backup_chain.polling import PollPlan
 from backup_chain.runs import gc_for_vm
-from orchestrators.common import AZURE_RETRY, after, decode_event_data, iso, now, publish
+from orchestrators.common import AZURE_RETRY, after, decode_event_data, iso, kept_any, now, publish
 from orchestrators.notify import tell
 
 bp = df.Blueprint()
@@ -77,6 +77,7 @@ class _Chain:
             "polling": self.spec.get("polling"),
             # Only the first wave is staggered; later VMs start as earlier ones finish.
             "delaySeconds": chain["staggerSeconds"] * index if index < chain["maxParallel"] else 0,
+            "behindKept": kept_any(self.context),  # ChainStarted/UpstreamReceived were kept
         }
 
 
@@ -259,9 +260,16 @@ def _jobs_left(
         return results
     # One activity per BATCH_SIZE VMs keeps each message small in runs of thousands of VMs.
     chunks = [ask[i : i + BATCH_SIZE] for i in range(0, len(ask), BATCH_SIZE)]
-    reads = yield context.task_all(
-        [context.call_activity_with_retry("run_jobs", AZURE_RETRY, {"vms": chunk}) for chunk in chunks]
-    )
+    try:
+        reads = yield context.task_all(
+            [context.call_activity_with_retry("run_jobs", AZURE_RETRY, {"vms": chunk}) for chunk in chunks]
+        )
+    except Exception as err:  # Azure kept failing beyond the retries: the run still ends, saying so
+        error = f"job lookup failed beyond its retries: {str(err)[:300]}"
+        reads = [
+            [{"vmId": vm, "jobId": job, "jobStatus": None, "jobRunning": None, "readError": error}]
+            for vm, _, _, job in ask
+        ]
     for job in (job for read in reads for job in read):
         kept = results[job["vmId"]]
         results[job["vmId"]] = {
@@ -269,6 +277,7 @@ def _jobs_left(
             "jobId": kept.get("jobId") or job["jobId"],
             "jobStatus": job["jobStatus"],
             "jobRunning": job["jobRunning"],
+            **({"readError": job["readError"]} if job.get("readError") else {}),
         }
     return results
 
@@ -276,7 +285,7 @@ def _jobs_left(
 def _finish(run: _Chain, outcome: str, results: dict[str, dict[str, Any]]):
     keys: tuple[str, ...] = ("vmId", "outcome", "jobId", "failedPhase", "errorCode", "snapshotCompletedAt")
     if outcome == "cancelled":
-        keys += ("jobStatus", "jobRunning")
+        keys += ("jobStatus", "jobRunning", "readError")
     summary = [{k: r.get(k) for k in keys} for r in results.values()]
     # A cancelled run says which Azure jobs it leaves running (they finish on their own).
     left: dict[str, list[dict[str, Any]]] = {}
@@ -302,6 +311,7 @@ def _finish(run: _Chain, outcome: str, results: dict[str, dict[str, Any]]):
                 **{k: v[:SUMMARY_LIMIT] for k, v in left.items()},
             )
         ],
+        behind=any(r.get("eventsKept") for r in results.values()),  # ChainCompleted comes last
     )
     return {
         "chain": run.chain["name"],

@@ -9,7 +9,6 @@ from typing import Any
 import azure.durable_functions as df
 
 from backup_chain.events import (
-    cloud_event,
     iso,
     parse_time,
     seconds_between,
@@ -44,40 +43,37 @@ def decode_event_data(value: Any) -> Any:
     return value
 
 
-def event(
-    context: df.DurableOrchestrationContext,
-    spec: dict[str, Any],
-    event_type: str,
-    *,
-    subject: str,
-    scope: str,
-    source: str,
-    data: dict[str, Any],
-) -> dict[str, Any]:
-    return cloud_event(
-        prefix=spec["prefix"],
-        event_type=event_type,
-        source=source,
-        subject=subject,
-        run_id=spec["runId"],
-        scope=scope,
-        time=iso(now(context)),
-        data=data,
-    )
-
-
-def publish(context: df.DurableOrchestrationContext, events: list[dict[str, Any]]) -> Any:
+def publish(context: df.DurableOrchestrationContext, events: list[dict[str, Any]], *, behind: bool = False) -> Any:
     """The task that publishes ``events`` (yield it). It never fails on the topic: events the
     topic does not accept at once are kept in the run's outbox and delivered later, in order
-    (activities/events.py). Once one of this orchestration's publishes was kept, the following
-    ones queue behind it (the earlier tasks' results are replayed, so this is deterministic)."""
+    (activities/events.py). Once one of this orchestration's publishes was kept (or ``behind``: a
+    child's were, see ``kept_any``), the following ones queue behind it (the earlier tasks'
+    results are replayed, so this is deterministic)."""
     tasks: list[Any] = context.__dict__.setdefault("_publish_tasks", [])
-    queue = any(isinstance(t.result, dict) and t.result.get("queued") for t in tasks)
+    queue = behind or kept_any(context)
     task = context.call_activity_with_retry(
         "publish_events", AZURE_RETRY, {"events": events, "at": iso(now(context)), "queue": queue}
     )
     tasks.append(task)
     return task
+
+
+def kept_any(context: df.DurableOrchestrationContext) -> bool:
+    """Was any of this orchestration's publishes (or its parent's, see ``follow``) kept in the
+    run's outbox? Parent and child pass it on (a child's output ``eventsKept``, a child's input
+    ``behindKept``), so neither's later events overtake the other's kept ones while the outbox
+    entity has not yet taken them in (ChainStarted first, per VM in order, ChainCompleted last)."""
+    if context.__dict__.get("_behind_kept"):
+        return True
+    tasks: list[Any] = context.__dict__.get("_publish_tasks", [])
+    return any(isinstance(t.result, dict) and t.result.get("queued") for t in tasks)
+
+
+def follow(context: df.DurableOrchestrationContext, spec: dict[str, Any]) -> None:
+    """An orchestration whose parent's events were kept (input ``behindKept``) queues its own
+    behind them."""
+    if spec.get("behindKept"):
+        context.__dict__["_behind_kept"] = True
 
 
 def vm_event(

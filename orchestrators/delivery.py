@@ -35,7 +35,14 @@ def deliver_events(context: df.DurableOrchestrationContext):
         events: list[dict[str, Any]] = taken["events"]
         if not events:
             if not taken["kept"]:
-                context.signal_entity(index_entity(), "remove", {"key": key})
+                # Unlisted first, then looked at again: an event its publisher kept meanwhile (its
+                # index "add" may have landed before this "remove") lists the run again.
+                yield context.call_entity(index_entity(), "remove", {"key": key})
+                taken = yield context.call_entity(entity, "take", {"limit": BATCH_EVENTS})
+                if taken["kept"]:
+                    yield context.call_entity(index_entity(), "add", {"key": key})
+                    if taken["events"]:
+                        continue
             context.set_custom_status({"phase": "idle", "key": key, "delivered": delivered, "kept": taken["kept"]})
             return {"key": key, "delivered": delivered, "undelivered": taken["kept"]}
         sent = yield context.call_activity("send_event_batch", {"events": events})

@@ -16,7 +16,9 @@ from orchestrators.common import (
     AZURE_RETRY,
     after,
     decode_event_data,
+    follow,
     iso,
+    kept_any,
     now,
     parse_time,
     publish,
@@ -69,6 +71,7 @@ class _Run:
                     "plan": self.spec["plan"],
                     "announce": announce,
                     "polls": 0,
+                    "behindKept": kept_any(self.context),
                 },
                 f"{self.context.instance_id}:{label}",
             )
@@ -146,27 +149,36 @@ def vm_backup(context: df.DurableOrchestrationContext):
     ``upstreamAt`` (ISO time of the upstream signal), ``prefix``, ``plan``, ``delaySeconds`` and
     ``gc`` (set only for a VM GC covers: ``{"mode", "policy", "overlap"}``)."""
     spec: dict[str, Any] = context.get_input()
+    follow(context, spec)
     run = _Run(context, spec)
     run.phase("starting")
+    # Every step before the backup too (the schedule check, a BackupDelayed and its delay,
+    # resuming protection) ends in a BackupFailed if it fails beyond its retries.
+    result = yield from _answered(run, _vm_backup(run, spec))
+    return {**result, "eventsKept": True} if kept_any(context) else result
+
+
+def _vm_backup(run: _Run, spec: dict[str, Any]) -> Generator[Any, Any, dict[str, Any]]:
+    context = run.context
     if spec.get("delaySeconds"):
         yield context.create_timer(after(context, float(spec["delaySeconds"])))
     gc = spec.get("gc")  # set only for VMs GC covers (backup_chain.runs.gc_for_vm)
     if not gc:
-        return (yield from _answered(run, _backup(run, watch_to_end=bool(spec["monitorTransfer"]))))
+        return (yield from _backup(run, watch_to_end=bool(spec["monitorTransfer"])))
     # Either GC mode (seed 001): never overlap the policy's scheduled backup — refuse, or wait
     # until it is clear (gc.overlap).
     conflict = yield from _clear_of_schedule(run, gc)
     if conflict is not None:
         return (yield from _failed(run, "trigger", conflict))
     if gc["mode"] != "weekend-window":
-        return (yield from _answered(run, _backup(run, watch_to_end=bool(spec["monitorTransfer"]))))
+        return (yield from _backup(run, watch_to_end=bool(spec["monitorTransfer"])))
     # weekend-window: hold the protection lease (resuming protection) for as long as the job
     # runs, then give it back.
     run.phase("resumingProtection")
     lease = yield from acquire(context, spec["vaultId"], spec["vmId"], gc["policy"], "backup")
     if not lease.get("ok"):
         return (yield from _failed(run, "trigger", lease["error"]))
-    summary = yield from _answered(run, _backup(run, watch_to_end=True))
+    summary = yield from _answered(run, _backup(run, watch_to_end=True))  # then give the lease back
     released = yield from release(context, spec["vaultId"], spec["vmId"], gc["policy"])
     stopped = released["stopped"]
     extra = {"protectionStopped": stopped}

@@ -11,7 +11,7 @@ import azure.durable_functions as df
 
 from backup_chain.jobs import JobView
 from backup_chain.polling import PollPlan
-from orchestrators.common import AZURE_RETRY, after, iso, now, parse_time, publish, snapshot_completed
+from orchestrators.common import AZURE_RETRY, after, follow, iso, now, parse_time, publish, snapshot_completed
 
 bp = df.Blueprint()
 POLLS_PER_EXECUTION = 12
@@ -26,9 +26,11 @@ def _delay(plan: PollPlan, spec: dict[str, Any], current: Any) -> float:
 @bp.orchestration_trigger(context_name="context")
 def watch_job(context: df.DurableOrchestrationContext):
     """Input: ``vaultId``, ``jobId``, ``until`` (``snapshot`` | ``transfer`` | ``end``), ``anchor``
-    (when the watched phase began), ``plan`` (PollPlan fields) and ``polls`` so far.
+    (when the watched phase began), ``plan`` (PollPlan fields), ``polls`` so far and ``behindKept``
+    (the run keeps earlier events: queue SnapshotCompleted behind them).
     Output: ``{"ok": True, "job": JobView}`` or ``{"ok": False, "error": ...}``."""
     spec: dict[str, Any] = context.get_input()
+    follow(context, spec)
     plan = PollPlan(**spec["plan"])
     polls = int(spec.get("polls", 0))
     for _ in range(POLLS_PER_EXECUTION):

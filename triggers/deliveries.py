@@ -6,7 +6,6 @@ and (re)starts the run's ``deliver_events``, which sends them oldest first."""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -14,26 +13,15 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities.events import deliverer_input
-from backup_chain.delivery import WAKE_EVENT, Outbox, deliverer_id, run_key
-from backup_chain.ids import valid_run_id
-from entities.delivery_outbox import index_entity, outbox_entity
-from triggers.context import config
+from backup_chain.api_models import RequestError
+from backup_chain.delivery import WAKE_EVENT, deliverer_id, run_key
+from backup_chain.ids import chain_instance_id
+from triggers.http_api import _chain, _guard, _run_id, ok
+from triggers.kept import kept_keys, outbox_summary
 from triggers.singletons import ACTIVE
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("backup_chain")
-
-
-async def outbox_summary(client: df.DurableOrchestrationClient, key: str) -> dict[str, Any]:
-    state = await client.read_entity_state(outbox_entity(key))
-    outbox = Outbox.from_state(state.entity_state if state and state.entity_exists else None)
-    return {**outbox.summary(), "key": key}
-
-
-async def kept_keys(client: df.DurableOrchestrationClient) -> list[str]:
-    state = await client.read_entity_state(index_entity())
-    value = state.entity_state if state and state.entity_exists else None
-    return [str(k) for k in value] if isinstance(value, list) else []
 
 
 async def retry(client: df.DurableOrchestrationClient, key: str) -> dict[str, Any]:
@@ -64,32 +52,33 @@ async def delivery_sweep(timer: func.TimerRequest, client: df.DurableOrchestrati
             log.info("delivery sweep: retrying %d kept events of %s", result["retried"], key)
 
 
-def _json(body: Any, status: int = 200) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
-
-
 @bp.route(route="deliveries/retry", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def retry_deliveries(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     results = [await retry(client, key) for key in await kept_keys(client)]
     runs = [r for r in results if r["retried"]]
-    return _json({"runs": runs, "events": sum(r["retried"] for r in runs)}, 202)
+    return ok({"runs": runs, "events": sum(r["retried"] for r in runs)}, 202)
 
 
 @bp.route(route="deliveries", methods=["GET"])
 @bp.durable_client_input(client_name="client")
 async def list_deliveries(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     summaries = [await outbox_summary(client, key) for key in await kept_keys(client)]
-    return _json({"runs": [s for s in summaries if s["pending"] or s["undelivered"]]})
+    return ok({"runs": [s for s in summaries if s["pending"] or s["undelivered"]]})
 
 
 @bp.route(route="chains/{chain}/runs/{run_id}/deliveries/retry", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def retry_run_deliveries(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    chain = config().chain(req.route_params.get("chain", ""))
-    run_id = req.route_params.get("run_id", "")
-    if chain is None or not valid_run_id(run_id):
-        body = {"type": "about:blank", "title": "Not found", "status": 404, "detail": "no such chain or run id"}
-        return func.HttpResponse(json.dumps(body), status_code=404, mimetype="application/problem+json")
-    result = await retry(client, run_key(chain.name, run_id))
-    return _json({"chain": chain.name, "runId": run_id, "retried": result["retried"]}, 202)
+    try:
+        chain, run_id = _chain(req), _run_id(req)
+        key = run_key(chain.name, run_id)
+        # A run that never existed is a 404; a purged run's kept events can still be retried.
+        if not await client.get_status(chain_instance_id(chain.name, run_id)):
+            summary = await outbox_summary(client, key)
+            if not summary["pending"] and not summary["undelivered"]:
+                raise RequestError(f"run {run_id!r} of chain {chain.name!r} does not exist", field="runId", status=404)
+    except RequestError as err:
+        return _guard(err)
+    result = await retry(client, key)
+    return ok({"chain": chain.name, "runId": run_id, "retried": result["retried"]}, 202)

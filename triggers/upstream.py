@@ -72,8 +72,11 @@ def _event_time(event: Any) -> datetime | None:
 def dedupe_since(event_time: datetime | None) -> datetime | None:
     """The oldest run creation time that can hold this event. Anchored at the event's own time,
     not at any clock's now: the run's created time is on the Durable clock (virtual on devhost),
-    and a redelivery days later must still find its run. No bound when the event has no time."""
-    return event_time - DEDUPE_WINDOW if event_time is not None else None
+    and a redelivery days later must still find its run. No bound when the event has no time, or
+    one in the first days of year 1 (the window would start before any date Python can hold)."""
+    if event_time is None or event_time - datetime.min.replace(tzinfo=timezone.utc) < DEDUPE_WINDOW:
+        return None
+    return event_time - DEDUPE_WINDOW
 
 
 async def _already_handled(

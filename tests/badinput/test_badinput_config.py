@@ -72,8 +72,10 @@ VALID: dict[str, Any] = {
         "remediate": False,
         "enforce": True,
         "maxParallel": 10,
+        "overlap": "delay",
     },
     "polling": {"shared": True, "readsPerMinute": 900, "tickSeconds": 5.0},
+    "delivery": {"retryFor": "PT24H", "firstBackoff": "PT10S", "maxBackoff": "PT10M"},
 }
 
 # Every field of VALID with the JSON kind it takes. Paths are tuples of keys and indexes.
@@ -107,9 +109,14 @@ FIELDS: dict[Path_, str] = {
             "remediate": BOOL,
             "enforce": BOOL,
             "maxParallel": INT,
+            "overlap": STR,
         }.items()
     },
     ("gc", "vms", 0): STR,
+    ("delivery",): OBJ,
+    ("delivery", "retryFor"): STR,
+    ("delivery", "firstBackoff"): STR,
+    ("delivery", "maxBackoff"): STR,
     ("polling",): OBJ,
     ("polling", "shared"): BOOL,
     ("polling", "readsPerMinute"): INT,
@@ -338,6 +345,10 @@ bad_values = st.one_of(
     value_at(("gc", "windowHours"), st.sampled_from([23, 168, 0]), "windowHours"),
     value_at(("gc", "nearLimitThreshold"), st.sampled_from([0, 19]), "nearLimitThreshold"),
     value_at(("gc", "maxParallel"), st.sampled_from([0, 201]), "gc.maxParallel"),
+    value_at(("gc", "overlap"), hostile_text.filter(lambda s: s not in ("refuse", "delay")), "overlap"),
+    value_at(("delivery", "retryFor"), bad_durations, "retryFor"),
+    value_at(("delivery", "firstBackoff"), bad_durations, "firstBackoff"),
+    value_at(("delivery", "maxBackoff"), bad_durations, "maxBackoff"),
     value_at(("polling", "readsPerMinute"), st.sampled_from([5, 0, -1, 15001, 10**30]), "readsPerMinute"),
     value_at(("polling", "tickSeconds"), st.sampled_from([0.5, 60.5, float("nan"), float("inf")]), "tickSeconds"),
     st.builds(
@@ -381,6 +392,16 @@ across = st.one_of(
     st.just(Mutation(mutate(UP, delete=True), (("chains[0]: ", "'window'", "'upstream'"),), "window, no upstream")),
     st.just(Mutation(mutate(("gc", "policy"), delete=True), (("gc: ", "'policy'"),), "window mode, no policy")),
     st.just(Mutation(mutate(("gc", "vms", 1), vm("stranger")), (("gc.vms[1] ",),), "gc VM in no chain")),
+    st.sampled_from([vm("app01"), vm("app01").upper().replace("/SUBSCRIPTIONS/", "/subscriptions/")]).map(
+        lambda v: Mutation(mutate(("gc", "vms", 1), v), (("gc.vms: ", "vms[1]", "once"),), "gc VM listed twice")
+    ),
+    st.just(
+        Mutation(
+            mutate(("delivery",), {"firstBackoff": "PT20M", "maxBackoff": "PT10M"}),
+            (("delivery: ", "firstBackoff", "maxBackoff"),),
+            "delivery backoffs out of order",
+        )
+    ),
     st.builds(
         lambda v: Mutation(
             {**copy.deepcopy(VALID), "gc": {"mode": "weekly-policy", "remediate": True}}, (("gc: ", "'policy'"),), v
@@ -405,6 +426,9 @@ mutations = st.sampled_from([wrong_types, missing, unknown_keys, bad_values, acr
 @example(Mutation(mutate((*C0, "maxParallel"), "10"), at((*C0, "maxParallel")), "a string for an integer"))
 @example(Mutation(mutate((*UP, "timeout"), "P99999999999999D"), at((*UP, "timeout")), "a timeout too big for Python"))
 @example(_unknown((), "", 1))
+@example(Mutation(mutate(("gc", "vms", 1), vm("APP01")), (("gc.vms: ", "vms[1]", "once"),), "gc VM listed twice"))
+@example(Mutation(mutate(("delivery", "retryFor"), "P8D"), at(("delivery", "retryFor")), "retryFor past 7 days"))
+@example(Mutation(mutate(("gc", "overlap"), "Delay"), at(("gc", "overlap")), "overlap spelled otherwise"))
 @example(_unknown((*C0,), "targets[0]", 1))
 def test_every_bad_configuration_is_a_config_error_naming_the_field(mutation: Mutation) -> None:
     event(mutation.what.split(" ")[0])

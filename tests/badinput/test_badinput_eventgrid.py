@@ -376,3 +376,25 @@ def test_mixed_batches_start_exactly_the_good_events_once(
     with nothing_started(stack):
         assert deliver(stack, dumps(events)).status_code == 202
     assert_healthy(stack)
+
+
+EDGE_TIMES = ["0001-01-01T00:00:00Z", "0001-01-08T23:59:59Z", "9999-12-31T23:59:59Z"]
+
+
+@HTTP_FEW
+@given(schemas, st.sampled_from(EDGE_TIMES))
+@example("eventgrid", "0001-01-01T00:00:00Z")
+@example("cloudevents", "0001-01-01T00:00:00Z")
+def test_good_events_at_the_ends_of_time_start_one_run_and_a_redelivery_none(
+    stack: Stack, schema: str, time: str
+) -> None:
+    """The upstream dedupe window is anchored at the event's own time: a time in the first days
+    of year 1 must not overflow it (a 5xx Event Grid redelivers for a day, never starting the run)."""
+    event = envelope(schema, fresh_id(), ETL_TYPE, ETL_SUBJECT, {"status": "Failed"}, time)
+    before = World.of(stack)
+    response = deliver(stack, dumps([event]))
+    assert response.status_code == 202, (response.status_code, response.text[:300])
+    after = World.of(stack)
+    assert set(after.instances) - set(before.instances) == {expected_run(event)}
+    with nothing_started(stack):
+        assert deliver(stack, dumps([event])).status_code == 202

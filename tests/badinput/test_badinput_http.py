@@ -322,6 +322,7 @@ ROUTES = [
     ("GET", "chains/{chain}/runs/{run}"),
     ("POST", "chains/{chain}/runs/{run}/upstream"),
     ("POST", "chains/{chain}/runs/{run}/cancel"),
+    ("POST", "chains/{chain}/runs/{run}/deliveries/retry"),
 ]
 
 
@@ -339,6 +340,9 @@ hostile_runs = hostile_text.filter(lambda s: RUN_ID.fullmatch(s) is None) | vali
 @example(("POST", "chains/{chain}/runs/{run}/cancel"), False, "x", "..")
 @example(("POST", "chains/{chain}/runs"), True, "..", "x")
 @example(("POST", "chains/{chain}/runs/{run}/upstream"), False, "x", WAITING + "\n")
+@example(("POST", "chains/{chain}/runs/{run}/deliveries/retry"), True, "x", WAITING)
+@example(("POST", "chains/{chain}/runs/{run}/deliveries/retry"), False, "x", "nx-never-started")
+@example(("POST", "chains/{chain}/runs/{run}/deliveries/retry"), False, "x", "..")
 def test_hostile_chain_names_and_run_ids_are_4xx_and_start_nothing(
     stack: Stack, route: tuple[str, str], bad_chain: bool, chain_name: str, run_id: str
 ) -> None:
@@ -371,6 +375,46 @@ def test_hostile_chain_names_and_run_ids_are_4xx_and_start_nothing(
         if response.headers.get("Content-Type", "").startswith("application/problem+json"):
             problem = strict_json(response.content)
             assert problem["field"] == ("chain" if bad_chain else "runId"), problem
+
+
+# --- the downstream delivery routes ------------------------------------------------------------
+DELIVERY_ROUTES = {
+    "deliveries": "GET",
+    "deliveries/retry": "POST",
+    f"chains/nightly/runs/{WAITING}/deliveries/retry": "POST",
+}
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+any_body = st.one_of(
+    st.none(),
+    json_values.map(dumps),
+    st.binary(max_size=200),
+    st.integers(min_value=MAX_BODY + 1, max_value=2 * MAX_BODY).map(lambda n: b"x" * n),
+)
+
+
+@HTTP_FEW
+@given(st.sampled_from(sorted(DELIVERY_ROUTES)), st.sampled_from(METHODS), any_body)
+@example("deliveries", "DELETE", None)
+@example(f"chains/nightly/runs/{WAITING}/deliveries/retry", "GET", None)
+def test_delivery_routes_refuse_other_methods_ignore_bodies_and_start_nothing(
+    stack: Stack, route: str, method: str, body: bytes | None
+) -> None:
+    """With nothing kept, the delivery routes start nothing whatever is sent: another method is a
+    plain 4xx from the router; the route's own method takes no body, so any body is ignored."""
+    with nothing_started(stack):
+        response = stack.session.request(
+            method,
+            f"{stack.devhost.url}/api/{route}",
+            data=body,
+            headers={"x-functions-key": stack.keys["function"]},
+            timeout=60,
+        )
+        if method != DELIVERY_ROUTES[route]:
+            assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
+            return
+        assert response.status_code in (200, 202), (response.status_code, response.text[:300])
+        answer = strict_json(response.content)
+        assert answer.get("runs", []) == [] and answer.get("retried", 0) == 0, answer
 
 
 @HTTP

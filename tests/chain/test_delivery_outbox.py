@@ -22,6 +22,7 @@ from backup_chain.delivery import (
 )
 from backup_chain.events import cloud_event
 from demo.stack import REPO
+from tests.support.orchestration_driver import Context, Task, drive, user_function
 
 VM_A = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/a"
 
@@ -198,3 +199,46 @@ print(json.dumps({"points": points, "logs": [(r.levelname, r.getMessage(), r.eve
             "e-2",
         ),
     ]
+
+
+# --- the deliverer and the delivery index, driven step by step ---------------------------------
+def test_an_event_kept_while_the_deliverer_finishes_stays_listed_for_the_sweep() -> None:
+    """The publisher keeps an event just after the deliverer found the outbox empty, and its
+    index "add" lands before the deliverer's "remove": the run must stay listed (or its event be
+    sent), else nothing ever retries it and the runs list reports plain ``completed``."""
+    from orchestrators.delivery import deliver_events
+
+    key = "nightly:r1"
+    outbox, index = Outbox(key), [key]
+    late = ev("ChainCompleted", "2027-01-04T03:00:00Z")
+    takes = 0
+    context = Context({"key": key, "retrySeconds": 60, "firstBackoffSeconds": 1, "maxBackoffSeconds": 2})
+
+    def apply_index(operation: str, args: dict[str, Any]) -> None:
+        if operation == "remove" and args["key"] in index:
+            index.remove(args["key"])
+        elif operation == "add" and args["key"] not in index:
+            index.append(args["key"])
+
+    def answer(task: Task) -> Any:
+        nonlocal takes
+        if task.kind == "entity" and task.name == "delivery_outbox":
+            result = outbox_apply(outbox, str(task.operation), task.input or {})
+            if task.operation == "take":
+                takes += 1
+                if takes == 1:  # the race: the publisher keeps an event and lists the run now
+                    outbox.add([late], "HTTP 503 ServiceUnavailable: busy", "2027-01-04T03:00:00Z")
+                    apply_index("add", {"key": key})
+            return result
+        if task.kind == "entity" and task.name == "delivery_index":
+            apply_index(str(task.operation), task.input)
+            return list(index)
+        if task.kind == "activity" and task.name == "send_event_batch":
+            return {"ok": True, "count": len(task.input["events"])}
+        raise AssertionError(f"unexpected task {task}")
+
+    drive(user_function(deliver_events), context, answer)
+    for name, operation, args in context.signals:  # sent when the episode ends
+        assert name == "delivery_index", name
+        apply_index(operation, args)
+    assert not outbox.records or key in index, (outbox.summary(), index)

@@ -72,9 +72,18 @@ def test_clock_start_needs_an_offset_and_a_virtual_clock(tmp_path: Path, monkeyp
         parse_clock_start("2027-01-09T01:45:00")
     with pytest.raises(ClockError, match="not an ISO"):
         parse_clock_start("next tuesday")
+    # out of range: each overflowed (OverflowError, a traceback instead of a usage error) or
+    # left no room for the clock to run
+    for text in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "9999-12-31T23:59:59Z", "1969-12-31T23:59Z"):
+        with pytest.raises(ClockError, match="out of range"):
+            parse_clock_start(text)
     monkeypatch.setenv("DEVHOST_CLOCK_MODE", "real")
     with pytest.raises(ClockError, match="needs --manual-clock or --time-scale"):
         clock_from_options(time_scale=None, manual=False, state_dir=tmp_path, start=START)
+    # the same start from the environment was ignored without a word: the real clock ran from now
+    monkeypatch.setenv("DEVHOST_CLOCK_START", "2027-01-09T01:45:00Z")
+    with pytest.raises(ClockError, match="DEVHOST_CLOCK_START needs --manual-clock or --time-scale"):
+        clock_from_options(time_scale=None, manual=False, state_dir=tmp_path)
 
 
 @pytest.mark.parametrize("raw", [None, "x", "-1", "1e12", "nan"])
