@@ -101,7 +101,7 @@ async def gc_status(req: func.HttpRequest, client: df.DurableOrchestrationClient
     last_window: dict[str, Any] = {}
     opened = [w for w in windows if w.runtime_status == df.OrchestrationRuntimeStatus.Completed and w.output]
     if opened:
-        newest_window = max(opened, key=lambda w: w.created_time or utcnow())
+        newest_window = max(opened, key=lambda w: w.created_time or UNKNOWN_CREATED)
         for entry in newest_window.output.get("vms", []):
             last_window[str(entry["vmId"]).lower()] = {
                 "instanceId": newest_window.instance_id,
