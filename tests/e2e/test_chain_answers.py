@@ -36,8 +36,8 @@ def _faults(stack: Stack, body: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    vms = [vm(name, snapshot=(5, 7), transfer=(10, 15)) for name in ("rp01", "arm01", "ov01")]
-    chains = [chain("rp", ["rp01"]), chain("arm", ["arm01"]), chain("ov", ["ov01"])]
+    vms = [vm(name, snapshot=(5, 7), transfer=(10, 15)) for name in ("rp01", "arm01", "ov01", "sc01")]
+    chains = [chain("rp", ["rp01"]), chain("arm", ["arm01"]), chain("ov", ["ov01"]), chain("sc", ["sc01"])]
     base: Path = tmp_path_factory.mktemp("chain-answers")
     running = start_stack(base, scenario(vms), chains, start=MONDAY, gc={"mode": "weekly-policy"})
     try:
@@ -82,6 +82,30 @@ def test_an_arm_outage_in_the_trigger_phase_ends_in_backup_failed(stack: Stack) 
         "ServiceUnavailable",
     )
     assert jobs(stack, "arm01") == []  # no backup was ever started
+
+
+@pytest.mark.slow
+def test_an_arm_outage_in_the_schedule_check_ends_in_backup_failed(stack: Stack) -> None:
+    """The step before the backup (weekly-policy's check of the policy's schedule) failing beyond
+    the retries is a BackupFailed in the trigger phase with Azure's code, and the run still ends."""
+    _faults(stack, {"operations": {"ProtectionPolicies_Get": {"rate503": 1}}})
+    try:
+        assert stack.api("POST", "chains/sc/runs", {"runId": "r-sc"}).status_code == 202
+        events = run_to_end(stack, "r-sc", step=30)
+    finally:
+        _faults(stack, {"operations": {"ProtectionPolicies_Get": {"rate503": 0}}})
+    assert kinds(events, "sc01") == ["BackupFailed"]
+    failed = one(events, "BackupFailed", "sc01")["data"]
+    assert (failed["phase"], failed["errorCode"]) == ("trigger", "ServiceUnavailable")
+    chain_end = one(events, "ChainCompleted")["data"]
+    assert chain_end["outcome"] == "completedWithFailures"
+    vm_summary = chain_end["vms"][0]
+    assert (vm_summary["outcome"], vm_summary["failedPhase"], vm_summary["errorCode"]) == (
+        "failed",
+        "trigger",
+        "ServiceUnavailable",
+    )
+    assert jobs(stack, "sc01") == []  # no ad hoc backup without knowing the schedule
 
 
 def test_weekly_policy_mode_refuses_an_overlapping_ad_hoc_backup(stack: Stack) -> None:
