@@ -22,7 +22,9 @@ async def run_jobs(request: dict[str, Any], client: df.DurableOrchestrationClien
     """Input: ``vms`` ([vmId, vaultId, vm_backup instance id, job id or None]). The job id, when not
     given, is the one the VM's orchestration shows in its custom status (set before BackupTriggered
     is published). Output per VM: ``vmId``, ``jobId``, ``jobStatus`` (Azure's, None without a job or
-    when it cannot be read), ``jobRunning`` and ``readError``."""
+    when it cannot be read), ``jobRunning`` and ``readError``. ``readJobs`` false: the job ids
+    only, Azure is not asked (``jobRunning`` None for a VM with a job) — after Azure kept failing."""
+    read_jobs = request.get("readJobs", True) is not False
     gate = asyncio.Semaphore(CONCURRENT_READS)
 
     async def one(vm_id: str, vault_id: str, instance_id: str, job_id: str | None) -> dict[str, Any]:
@@ -34,6 +36,8 @@ async def run_jobs(request: dict[str, Any], client: df.DurableOrchestrationClien
             found: dict[str, Any] = {"vmId": vm_id, "jobId": job_id, "jobStatus": None, "jobRunning": None}
             if not job_id:
                 return {**found, "jobRunning": False}
+            if not read_jobs:
+                return found
             try:
                 job = JobView.from_dict(await asyncio.to_thread(read_job, VaultId.parse(vault_id), job_id))
             except Exception as err:

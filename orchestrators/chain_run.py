@@ -266,10 +266,7 @@ def _jobs_left(
         )
     except Exception as err:  # Azure kept failing beyond the retries: the run still ends, saying so
         error = f"job lookup failed beyond its retries: {str(err)[:300]}"
-        reads = [
-            [{"vmId": vm, "jobId": job, "jobStatus": None, "jobRunning": None, "readError": error}]
-            for vm, _, _, job in ask
-        ]
+        reads = yield from _job_ids_only(context, ask, chunks, error)
     for job in (job for read in reads for job in read):
         kept = results[job["vmId"]]
         results[job["vmId"]] = {
@@ -280,6 +277,23 @@ def _jobs_left(
             **({"readError": job["readError"]} if job.get("readError") else {}),
         }
     return results
+
+
+def _job_ids_only(
+    context: df.DurableOrchestrationContext, ask: list[list[Any]], chunks: list[list[list[Any]]], error: str
+) -> Generator[Any, Any, list[list[dict[str, Any]]]]:
+    """Each VM's job id without asking Azure (a cancelled VM's result may not carry it: it is in
+    its orchestration's custom status), every one with ``error`` as its ``readError``."""
+    try:
+        reads = yield context.task_all(
+            [
+                context.call_activity_with_retry("run_jobs", AZURE_RETRY, {"vms": chunk, "readJobs": False})
+                for chunk in chunks
+            ]
+        )
+    except Exception:  # not even the ids: keep those the results had
+        reads = [[{"vmId": vm, "jobId": job, "jobStatus": None, "jobRunning": None} for vm, _, _, job in ask]]
+    return [[{**job, "jobStatus": None, "jobRunning": None, "readError": error} for job in read] for read in reads]
 
 
 def _finish(run: _Chain, outcome: str, results: dict[str, dict[str, Any]]):

@@ -30,12 +30,14 @@ MONDAY = datetime(2027, 1, 4, 0, 0, tzinfo=timezone.utc)  # the weekly scheduled
 LONG: dict[str, Any] = {"snapshot": (6.0, 8.0), "transfer": (120.0, 180.0)}  # real incremental transfers take 1-3 h
 PAR = [f"p{i:02d}" for i in range(1, 9)]
 CAN = ["k01", "k02", "k03"]
+UNREAD = ["u01"]
 BIG = [f"b{i:03d}" for i in range(BATCH_SIZE + 2)]  # two vm_batch sub-orchestrations
 BIGC = [f"c{i:03d}" for i in range(BATCH_SIZE + 2)]
-VMS = [vm(name, **LONG) for name in PAR + CAN + BIG + BIGC]
+VMS = [vm(name, **LONG) for name in PAR + CAN + UNREAD + BIG + BIGC]
 CHAINS = [
     chain("par", PAR, maxParallel=4, staggerSeconds=0),
     chain("can", CAN, maxParallel=1, staggerSeconds=0),
+    chain("unread", UNREAD, maxParallel=1, staggerSeconds=0),
     chain("big", BIG, maxParallel=10, staggerSeconds=0),
     chain("bigc", BIGC, maxParallel=10, staggerSeconds=0),
 ]
@@ -125,6 +127,36 @@ def test_a_cancelled_run_keeps_job_ids_and_says_which_azure_jobs_still_run(stack
     )
     output = stack.api("GET", "chains/can/runs/r-can").json()["output"]
     assert sorted(j["jobId"] for j in output["jobsStillRunning"]) == sorted(triggered.values())
+
+
+def test_a_cancelled_run_whose_job_lookup_keeps_failing_still_ends_saying_so(stack: Stack) -> None:
+    """After the cancel, reading the VMs' jobs (run_jobs) fails beyond its retries (every job GET
+    answers 503): the run still publishes ChainCompleted, each VM keeping its job id with the read
+    error, instead of failing silently."""
+    _start(stack, "unread", "r-unread")
+    stack.run_until(
+        lambda: of_type(run_events(stack, "r-unread"), "BackupTriggered", "u01"), step=30, what="u01 to be triggered"
+    )
+    triggered = one(run_events(stack, "r-unread"), "BackupTriggered", "u01")["data"]["jobId"]
+    stack.admin("recoveryservices", "POST", "/admin/faults", json={"operations": {"JobDetails_Get": {"rate503": 1}}})
+    try:
+        response = stack.api("POST", "chains/unread/runs/r-unread/cancel")
+        assert response.status_code == 202, response.text
+        stack.settle()
+        events = run_to_end(stack, "r-unread", step=30, limit=3600)
+    finally:
+        stack.admin(
+            "recoveryservices", "POST", "/admin/faults", json={"operations": {"JobDetails_Get": {"rate503": 0}}}
+        )
+    completed = one(events, "ChainCompleted")["data"]
+    assert completed["outcome"] == "cancelled"
+    (summary,) = completed["vms"]
+    assert summary["vmId"] == vm_id("u01") and summary["jobId"] == triggered
+    assert summary["jobRunning"] is None and summary["jobStatus"] is None
+    assert "job lookup failed beyond its retries" in summary["readError"], summary
+    output = stack.api("GET", "chains/unread/runs/r-unread").json()["output"]
+    assert output["outcome"] == "cancelled"
+    assert output["vms"][0]["readError"] == summary["readError"]
 
 
 def test_large_runs_free_a_batch_slot_once_all_its_vms_snapshotted(stack: Stack) -> None:
