@@ -14,11 +14,14 @@ import pytest
 
 from demo.stack import Stack
 from tests.support.chain_stack import (
+    PREFIX,
     chain,
     deliver_upstream,
     jobs,
     kinds,
     one,
+    parse_time,
+    records,
     run_events,
     scenario,
     start_stack,
@@ -80,13 +83,28 @@ def _backed_up(stack: Stack, names: list[str]) -> None:
         assert len(found) == 1 and found[0]["status"] == "Completed", (name, found)
 
 
-def _assert_delivered_in_order(events: list[dict[str, Any]], names: list[str]) -> None:
+def _received(stack: Stack, run_id: str) -> list[dict[str, Any]]:
+    """The run's downstream events in the order the topic received them (``receivedAt``)."""
+    kept = [r for r in records(stack) if (r["event"].get("data") or {}).get("runId") == run_id]
+    return [r["event"] for r in sorted(kept, key=lambda r: parse_time(r["receivedAt"]))]
+
+
+def _assert_delivered_in_order(stack: Stack, run_id: str, events: list[dict[str, Any]], names: list[str]) -> None:
     ids = [e["id"] for e in events]
     assert len(ids) == len(set(ids)), "an event reached downstream twice"
     assert kinds(events) == CHAIN_KINDS
     for name in names:
         assert kinds(events, name) == PER_VM, name
     assert one(events, "ChainCompleted")["data"]["outcome"] == "completed"
+    # As the topic received them: the run's kept chain events first (no VM event overtakes them),
+    # each VM's lifecycle in order, ChainCompleted after every VM's events.
+    received = _received(stack, run_id)
+    assert sorted(e["id"] for e in received) == sorted(ids)
+    types = [str(e["type"]).removeprefix(PREFIX) for e in received]
+    assert types[:2] == CHAIN_KINDS[:2], types
+    assert types[-1] == "ChainCompleted", types
+    for name in names:
+        assert kinds(received, name) == PER_VM, (name, types)
 
 
 def _log(stack: Stack) -> str:
@@ -124,7 +142,7 @@ def test_refused_topic_keeps_every_event_loudly_and_the_operator_route_delivers_
     assert retried.status_code == 202 and retried.json()["retried"] == 9
     stack.settle()
     events = run_events(stack, "r-403")
-    _assert_delivered_in_order(events, names)
+    _assert_delivered_in_order(stack, "r-403", events, names)
     run = _run(stack, "refused", "r-403")
     assert run["outcome"] == "completed" and run["delivery"] == "delivered" and run["undelivered"] == []
     assert [r["outcome"] for r in stack.api("GET", "chains/refused/runs").json()["runs"]] == ["completed"]
@@ -149,7 +167,7 @@ def test_the_sweep_delivers_refused_events_by_itself_once_the_topic_accepts(stac
         limit=1800,
         what="the delivery sweep to deliver r-401",
     )
-    _assert_delivered_in_order(events, GROUPS["swept"])
+    _assert_delivered_in_order(stack, "r-401", events, GROUPS["swept"])
     assert _run(stack, "swept", "r-401")["outcome"] == "completed"
 
 
@@ -189,7 +207,7 @@ def test_topic_unreachable_for_hours_across_the_run_start_and_upstream_costs_not
         limit=1800,
         what="r-dark's events after the outage",
     )
-    _assert_delivered_in_order(events, names)
+    _assert_delivered_in_order(stack, "r-dark", events, names)
     assert _run(stack, "dark", "r-dark")["outcome"] == "completed"
 
 
@@ -219,6 +237,6 @@ def test_event_grid_killed_mid_run_and_restarted_loses_nothing(stack: Stack) -> 
         limit=1800,
         what="r-kill's events after the restart",
     )
-    _assert_delivered_in_order(events, names)
+    _assert_delivered_in_order(stack, "r-kill", events, names)
     run = _run(stack, "killed", "r-kill")
     assert run["outcome"] == "completed" and run["delivery"] == "delivered"
