@@ -1,7 +1,9 @@
 """Chains under faults, end to end: seeded cases (many VMs, 429s with Retry-After, 5xx, dropped
 connections and latency on every Recovery Services call, VMs failing their snapshot or transfer,
-devhost SIGKILLed at random points of the run and restarted), each checked against every
-invariant in ``tests.faults.invariants``.
+devhost SIGKILLed at random points of the run and restarted; bystander VMs, an ARM outage on
+the trigger longer than the retries, the downstream topic refusing, unreachable or its emulator
+SIGKILLed for minutes to hours, and in weekend-window mode a GC subset and refused resumes and
+stops), each checked against every invariant in ``tests.faults.invariants``.
 
 The default test command runs three small cases (8-12 VMs; one in weekend-window GC mode), side
 by side on their own stacks: they spend most of their time in the SDK's Retry-After sleeps, so
@@ -59,12 +61,26 @@ def _assert_clean(case: FaultCase, future: Future[tuple[Driven, Report]]) -> Non
     assert driven.kills, f"no kill happened\n{where}"
     assert driven.faults_injected.get("429", 0) >= 2, f"faults injected: {driven.faults_injected}\n{where}"
     assert sum(driven.faults_injected.values()) >= 5, f"faults injected: {driven.faults_injected}\n{where}"
+    # ... and the wider world happened as drawn: every downstream fault and the ARM outage
+    done = [w["kind"] for w in driven.world if w["fault"] == "downstream"]
+    assert done == [f.kind for f in case.downstream_faults], f"downstream faults done {done}\n{where}"
+    outages = [w for w in driven.world if w["fault"] == "armOutage"]
+    assert len(outages) == (1 if case.arm_outage else 0), f"ARM outages {outages}\n{where}"
+    refused = sum(driven.faults_injected.get(c, 0) for c in ("AuthorizationFailed", "ResourceNotFound"))
+    if case.resume_refused:  # the chain's resume and the window's, and the window's stop, refused
+        assert refused >= len(case.resume_refused) * 2 + len(case.stop_refused), f"{driven.faults_injected}\n{where}"
 
 
-def test_small_cases_cover_both_gc_modes() -> None:
+def test_small_cases_cover_both_gc_modes_and_the_wider_world() -> None:
     assert {c.gc_mode for c in SMALL.values()} == {"weekly-policy", WEEKEND_WINDOW}
     assert all(8 <= len(c.vms) <= 12 for c in SMALL.values())
     assert any(p.fate == "waitout" for c in SMALL.values() for p in c.vms)
+    kinds = {f.kind for c in SMALL.values() for f in c.downstream_faults}
+    assert "sigkill" in kinds and kinds & {"401", "403", "404"}, kinds
+    assert any(f.seconds >= 3600 for c in SMALL.values() for f in c.downstream_faults)
+    assert any(c.arm_outage for c in SMALL.values())
+    assert all(c.bystanders for c in SMALL.values())
+    assert any(c.resume_refused and c.stop_refused and c.gc_excluded for c in SMALL.values())
 
 
 @pytest.mark.skipif(SCALE != "small", reason="FAULT_SCALE selects the large cases")
