@@ -22,8 +22,10 @@ from tests.faults.driver import Driven, run_case
 from tests.faults.invariants import Report
 from tests.faults.scenarios import WEEKEND_WINDOW, FaultCase, generate, scale_from_env
 
-SMALL_SEEDS = (1, 5, 9)  # 1: every kill mode; 5: a scheduled backup to wait out; 9: weekend-window
-LARGE_SEEDS = (11, 12, 15)  # 15: weekend-window
+SMALL_SEEDS = (1, 5, 9)  # 1: kills, ARM outage from the upstream signal, Event Grid SIGKILL 2 h + 404; 5: a
+# scheduled backup to wait out, SIGKILL 1 h + 401; 9: weekend-window, GC subset, refused resume
+# and stop, 403 2 h + SIGKILL 2 h
+LARGE_SEEDS = (11, 14, 15)  # 14: an ARM outage mid-trigger; 15: weekend-window, refusals, hours of downstream faults
 SCALE = scale_from_env()
 
 
