@@ -142,20 +142,31 @@ def _protection(stack: Stack, names: list[str]) -> dict[str, str]:
     return {str(i["vm"]).lower(): str(i["protectionState"]) for i in items if str(i["vm"]).lower() in wanted}
 
 
-def _steps(stack: Stack, driven: Driven, seconds: float, step: float, window_kills: list[str]) -> None:
+def _steps(
+    stack: Stack,
+    driven: Driven,
+    seconds: float,
+    step: float,
+    window_kills: list[str],
+    kills: list[Kill] | None = None,
+    published: int = -1,
+) -> None:
     """Move the clock ``seconds`` in steps of ``step``, letting the work settle after each (the
-    SIGKILL as the GC window opens, if still due, lands in the step it opens in)."""
-    moved = 0.0
-    while moved < seconds:
+    SIGKILL as the GC window opens, if still due, lands in the step it opens in). ``kills``: the
+    next pending devhost kill, if any, is carried out half-way (with the topic down the run's
+    progress cannot be counted, and the run may well end before the topic is back)."""
+    began = stack.clock.now()
+    while (moved := (stack.clock.now() - began).total_seconds()) < seconds:
         this = min(step, seconds - moved)
         if "open" in window_kills and stack.clock.now() + timedelta(seconds=this) >= driven.case.window_opens:
             window_kills.remove("open")
             _kill(stack, Kill(-1, "inFlight", 0.0), driven, -1, this)
+        elif kills and moved >= seconds / 2:
+            _kill(stack, kills.pop(0), driven, published, this)
         else:
             stack.advance(this)
             stack.settle()
             driven.steps += 1
-        moved += this
 
 
 def _exposed(case: FaultCase, events: list[dict[str, Any]]) -> set[str]:
@@ -191,7 +202,13 @@ def _arm_outage(stack: Stack, driven: Driven, exposed: set[str], published: int,
 
 
 def _downstream_fault(
-    stack: Stack, driven: Driven, fault: DownstreamFault, published: int, window_kills: list[str], last: bool
+    stack: Stack,
+    driven: Driven,
+    fault: DownstreamFault,
+    published: int,
+    window_kills: list[str],
+    kills: list[Kill],
+    last: bool,
 ) -> None:
     """The downstream topic refuses / is unreachable / is down for the fault's length; then it is
     restored (the emulator restarted with what it kept) and, if drawn, the operator retry route
@@ -205,7 +222,7 @@ def _downstream_fault(
     else:
         stack.admin("eventgrid", "POST", "/admin/faults", json={"topic": "downstream", "status": int(fault.kind)})
     step = LONG_FAULT_STEP_SECONDS if fault.seconds >= 3600 else case.step_seconds
-    _steps(stack, driven, fault.seconds, step, window_kills)
+    _steps(stack, driven, fault.seconds, step, window_kills, kills, published)
     if fault.kind == "sigkill":
         stack.start_eventgrid()
     else:
@@ -287,7 +304,7 @@ def drive(stack: Stack, case: FaultCase) -> Driven:
             continue
         if downstream and published >= downstream[0].after_events:
             while downstream:  # back to back
-                _downstream_fault(stack, driven, downstream.pop(0), published, window_kills, not downstream)
+                _downstream_fault(stack, driven, downstream.pop(0), published, window_kills, kills, not downstream)
             continue
         if "open" in window_kills and stack.clock.now() + timedelta(seconds=case.step_seconds) >= case.window_opens:
             window_kills.remove("open")

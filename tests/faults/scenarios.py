@@ -56,6 +56,8 @@ SNAPSHOT_ERRORS = {"Windows": "ExtensionFailedVssWriterInBadState", "Linux": "Us
 KILL_MODES = ("inFlight", "afterAdvance", "atRest")
 REFUSAL_CODES = ("AuthorizationFailed", "ResourceNotFound")
 OUTAGE_CODE = "ServiceUnavailable"  # what an ARM outage (503 on every call) ends a backup with
+# ... or, when the last of its retries fell just after the outage, the world's random fault then
+OUTAGE_CODES = (OUTAGE_CODE, "CloudInternalError", "NetworkError", "SubscriptionRequestsThrottled")
 DOWNSTREAM_REFUSALS = ("401", "403", "404")
 DOWNSTREAM_OUTAGES = ("unreachable", "sigkill")
 # (bystanders low/high, GC-subset exclusions low/high) per scale

@@ -372,10 +372,13 @@ def test_an_arm_outage_excuses_a_trigger_failure_only_on_an_exposed_vm() -> None
     assert _invariants(observed, case) == {"scenario-outcome"}
     observed.exposed = {"fvm001"}
     assert check(observed, case).ok
-    assert _invariants(_failed_at_trigger(case, "InternalServerError"), case) == {"scenario-outcome"}
-    other = _failed_at_trigger(case, "InternalServerError")
+    assert _invariants(_failed_at_trigger(case, "CloudInternalError"), case) == {"scenario-outcome"}
+    late = _failed_at_trigger(case, "CloudInternalError")  # its last retry just after the outage
+    late.exposed = {"fvm001"}
+    assert check(late, case).ok
+    other = _failed_at_trigger(case, "UserErrorBackupOperationInProgress")
     other.exposed = {"fvm001"}
-    assert _invariants(other, case) == {"scenario-outcome"}  # exposed, but not the outage's code
+    assert _invariants(other, case) == {"scenario-outcome"}  # exposed, but not a code an outage gives
 
 
 def test_a_refused_stop_may_leave_protection_on_with_an_unheld_lease_only_for_that_vm() -> None:
