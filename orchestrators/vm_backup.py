@@ -4,7 +4,7 @@ Snapshot, tell downstream at once, then (optionally) watch the transfer to the e
 from __future__ import annotations
 
 from collections.abc import Generator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -266,6 +266,25 @@ def _clear_of_schedule(run: _Run, gc: dict[str, Any]) -> Generator[Any, Any, dic
     return None
 
 
+def _job_since(run: _Run, upstream_at: datetime | None) -> Generator[Any, Any, JobView | None]:
+    """The VM's running job if it started at or after the upstream signal (None if there is none,
+    or it cannot be read)."""
+    spec = run.spec
+    try:
+        found = yield run.context.call_activity_with_retry(
+            "find_active_job", AZURE_RETRY, {"vaultId": spec["vaultId"], "vmId": spec["vmId"]}
+        )
+    except Exception:
+        return None
+    if not found["ok"] or not found["job"]:
+        return None
+    job = JobView.from_dict(found["job"])
+    started = parse_time(job.start_time)
+    if upstream_at is not None and (started is None or started < upstream_at):
+        return None
+    return job
+
+
 def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, Any]]:
     context, spec = run.context, run.spec
     # 1. Get a job: adopt one that started after the upstream signal, wait out an older one, or
@@ -294,11 +313,21 @@ def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, A
             continue
         run.phase("triggering")
         expiry = after(context, float(spec["retainDays"]) * 86400)
-        triggered = yield context.call_activity_with_retry(
-            "trigger_backup",
-            AZURE_RETRY,
-            {"vaultId": spec["vaultId"], "vmId": spec["vmId"], "expiryUtc": iso(expiry)},
-        )
+        try:
+            triggered = yield context.call_activity_with_retry(
+                "trigger_backup",
+                AZURE_RETRY,
+                {"vaultId": spec["vaultId"], "vmId": spec["vmId"], "expiryUtc": iso(expiry)},
+            )
+        except Exception as err:
+            # Retries exhausted (an ARM outage) — but an earlier attempt's POST may have been
+            # accepted before that attempt failed (its operation status unread): the job it
+            # started is ours. Take it rather than report a failed trigger while a backup runs.
+            orphan = yield from _job_since(run, upstream_at)
+            if orphan is None:
+                raise err
+            job_id, anchor = orphan.job_id, orphan.start_time
+            break
         if triggered["ok"]:
             job_id, anchor = triggered["jobId"], iso(now(context))
             break

@@ -16,7 +16,11 @@ tests and ``bench/fault_bench.py`` share one definition. The invariants (names a
 ``scenario-outcome``
     The terminal state is the one the scenario demands: healthy VMs and VMs that waited out a
     scheduled job completed, the ones set to fail their snapshot or transfer failed in that phase
-    (faults on the API must never turn into a failed backup).
+    (faults on the API must never turn into a failed backup), a VM whose resume Azure refuses
+    failed at ``trigger`` with that code. A VM the driver exposed to an ARM outage longer than the
+    retries (not yet triggered when ``Backups_Trigger`` went down) may instead have failed at
+    ``trigger`` with ServiceUnavailable — or, when its last retry fell just after the outage, with
+    the world's random fault then (500, dropped connection, 429) — and only such a VM.
 ``snapshot-after-truth``
     Every SnapshotCompleted names a job whose Take Snapshot really completed, was stamped
     (``time``) and received by the topic (``receivedAt``) at or after the emulator's
@@ -51,9 +55,16 @@ tests and ``bench/fault_bench.py`` share one definition. The invariants (names a
     The run's GET lists no undelivered event once the downstream topic accepts again (nothing is
     lost), and never reports plain ``completed`` while it lists one.
 ``protection-lease`` (weekend-window mode)
-    Per VM: the protection lease entity has holders exactly when the emulator's protected item is
-    not ProtectionStopped; its phase is ``on`` with holders and ``off`` without (never left
-    ``starting``/``stopping``); every holder is a live orchestration.
+    Per VM GC covers: the protection lease entity has holders exactly when the emulator's
+    protected item is not ProtectionStopped; its phase is ``on`` with holders and ``off`` without
+    (never left ``starting``/``stopping``); every holder is a live orchestration. The one
+    exception is documented: a VM whose stop Azure refused (the case's ``stop_refused``) may be
+    left protected with the lease ``on`` and no holder. A chain VM outside ``gc.vms`` keeps its
+    protection on and never gets a lease holder.
+``gc-refusals`` (weekend-window mode, from the GC window's events)
+    ``GcWindowOpened.vms`` lists exactly the GC set minus the VMs whose resume was refused, and
+    ``failed`` names exactly those with Azure's code; ``GcWindowClosed.stopFailed`` names exactly
+    the VMs whose stop was refused, and ``stopped`` none of them.
 """
 
 from __future__ import annotations
@@ -64,7 +75,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from demo.stack import Stack
-from tests.faults.scenarios import CHAIN, SNAPSHOT_ERRORS, WEEKEND_WINDOW, FaultCase
+from tests.faults.scenarios import CHAIN, OUTAGE_CODES, SNAPSHOT_ERRORS, WEEKEND_WINDOW, FaultCase
 from tests.support.chain_stack import PREFIX, parse_time
 
 TERMINAL_STATUSES = ("Completed", "Failed", "Terminated", "Canceled")
@@ -101,6 +112,8 @@ class Observed:
     # lower-case VM name -> protection state at run start, for the scenario's VMs outside the set
     bystanders: dict[str, str] = field(default_factory=dict)
     run_view: dict[str, Any] | None = None  # the run's GET .../runs/{runId} body, when read
+    # VM names the driver exposed to an ARM outage on Backups_Trigger (not yet triggered then)
+    exposed: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -163,10 +176,14 @@ def run_view(stack: Stack, case: FaultCase) -> dict[str, Any] | None:
 
 
 def observe(
-    stack: Stack, case: FaultCase, run_started_at: datetime, bystanders: dict[str, str] | None = None
+    stack: Stack,
+    case: FaultCase,
+    run_started_at: datetime,
+    bystanders: dict[str, str] | None = None,
+    exposed: set[str] | None = None,
 ) -> Observed:
     """``bystanders``: lower-case VM name -> protection state at run start, for the scenario's
-    VMs outside the chain's and GC's set."""
+    VMs outside the chain's and GC's set; ``exposed``: VMs exposed to an ARM outage."""
     body = stack.admin("eventgrid", "GET", "/admin/events", params={"topic": "downstream"})
     records = [r for r in body["events"] if (r["event"].get("data") or {}).get("runId") == case.run_id]
     jobs: dict[str, list[dict[str, Any]]] = {}
@@ -191,6 +208,7 @@ def observe(
         leases=leases,
         bystanders=dict(bystanders or {}),
         run_view=run_view(stack, case),
+        exposed=set(exposed or ()),
     )
 
 
@@ -262,6 +280,15 @@ def check(observed: Observed, case: FaultCase) -> Report:
         "duplicateIds": sorted(duplicates),
         "byType": dict(Counter(str(r["event"]["type"]).removeprefix(PREFIX) for r in run.first.values())),
         "instances": Counter(str(i["runtimeStatus"]) for i in observed.instances),
+        "failedAtTrigger": dict(
+            Counter(
+                str(_data(r).get("errorCode"))
+                for r in run.first.values()
+                if r["event"]["type"] == PREFIX + "BackupFailed" and _data(r).get("phase") == "trigger"
+            )
+        ),
+        "undelivered": len((observed.run_view or {}).get("undelivered") or []),
+        "outcome": (observed.run_view or {}).get("outcome"),
     }
     return report
 
@@ -310,7 +337,9 @@ def _check_vm(
                 )
         if completed:
             out += _check_summary(name, vm_id, record, completed[0])
-        out += _check_scenario(name, plan.fate, plan.os, record)
+        out += _check_scenario(
+            name, plan.fate, plan.os, record, refusal=case.refusal_code, exposed=name in run.observed.exposed
+        )
     elif snapshots or triggered:
         job_id = _data((snapshots or triggered)[0]).get("jobId")
         job = run.job(job_id)
@@ -378,7 +407,9 @@ def _check_summary(name: str, vm_id: str, record: dict[str, Any], completed: dic
     return out
 
 
-def _check_scenario(name: str, fate: str, os_name: str, record: dict[str, Any]) -> list[Violation]:
+def _check_scenario(
+    name: str, fate: str, os_name: str, record: dict[str, Any], *, refusal: str = "", exposed: bool = False
+) -> list[Violation]:
     kind = str(record["event"]["type"]).removeprefix(PREFIX)
     data = _data(record)
     got = (kind, data.get("phase"), data.get("errorCode")) if kind == "BackupFailed" else (kind, None, None)
@@ -387,8 +418,10 @@ def _check_scenario(name: str, fate: str, os_name: str, record: dict[str, Any]) 
         "waitout": ("BackupCompleted", None, None),
         "snapshot": ("BackupFailed", "snapshot", SNAPSHOT_ERRORS[os_name]),
         "transfer": ("BackupFailed", "transfer", "CopyingVHDsFromBackUpVaultTakingLongTime"),
+        "refused": ("BackupFailed", "trigger", refusal),
     }[fate]
-    if got == want:
+    outage = exposed and fate != "refused" and got[:2] == ("BackupFailed", "trigger") and got[2] in OUTAGE_CODES
+    if got == want or outage:
         return []
     return [
         Violation(
@@ -653,6 +686,19 @@ def check_protection(observed: Observed, case: FaultCase) -> list[Violation]:
             continue
         state = str(items[0]["protectionState"])
         stopped = state == "ProtectionStopped"
+        if not case.in_gc(plan.name):
+            # outside gc.vms: a chain leaves its protection (on) alone and never leases it
+            if stopped or holders or phase != "off":
+                out.append(
+                    Violation(
+                        "protection-lease",
+                        plan.name,
+                        f"outside gc.vms, but protection {state}, lease phase {phase} holders {sorted(holders)}",
+                    )
+                )
+            continue
+        if plan.name in case.stop_refused and not stopped and phase == "on" and not holders:
+            continue  # Azure refused the stop: protection really is on, the lease says so, no holder
         if bool(holders) == stopped:
             out.append(
                 Violation(
@@ -672,4 +718,46 @@ def check_protection(observed: Observed, case: FaultCase) -> list[Violation]:
                         f"lease held by {holder}, which is {status.get(holder, 'gone')}",
                     )
                 )
+    return out
+
+
+def _vm_ids(values: Any) -> set[str]:
+    """VM ids (lower case) of a GC event's list: plain ids or ``{"vmId": ...}`` entries."""
+    out = set()
+    for value in values or []:
+        out.add(str(value.get("vmId") if isinstance(value, dict) else value).lower())
+    return out
+
+
+def check_gc_refusals(events: list[dict[str, Any]], case: FaultCase) -> list[Violation]:
+    """``gc-refusals``: the GC window's events (first of each id) against the refusals the case
+    made. ``events``: the downstream topic's GcWindowOpened / GcWindowClosed events."""
+    first: dict[str, dict[str, Any]] = {}
+    for event in events:
+        first.setdefault(str(event["id"]), event)
+    opened = [e for e in first.values() if e["type"] == PREFIX + "GcWindowOpened"]
+    closed = [e for e in first.values() if e["type"] == PREFIX + "GcWindowClosed"]
+    out = []
+    if len(opened) != 1 or len(closed) != 1:
+        return [Violation("gc-refusals", None, f"{len(opened)} GcWindowOpened, {len(closed)} GcWindowClosed")]
+    gc_set = {p.vm_id.lower() for p in case.vms if case.in_gc(p.name)}
+    refused = {case.vm(n).vm_id.lower() for n in case.resume_refused}
+    stop_refused = {case.vm(n).vm_id.lower() for n in case.stop_refused}
+    data = dict(opened[0].get("data") or {})
+    if _vm_ids(data.get("vms")) != gc_set - refused:
+        extra, missing = _vm_ids(data.get("vms")) - (gc_set - refused), (gc_set - refused) - _vm_ids(data.get("vms"))
+        out.append(
+            Violation("gc-refusals", None, f"GcWindowOpened.vms: extra {sorted(extra)}, missing {sorted(missing)}")
+        )
+    failed = data.get("failed") or []
+    if _vm_ids(failed) != refused or any(f.get("errorCode") != case.refusal_code for f in failed):
+        out.append(Violation("gc-refusals", None, f"GcWindowOpened.failed {failed}, refused {sorted(refused)}"))
+    data = dict(closed[0].get("data") or {})
+    stop_failed = data.get("stopFailed") or []
+    if _vm_ids(stop_failed) != stop_refused or any(f.get("errorCode") != case.refusal_code for f in stop_failed):
+        out.append(
+            Violation("gc-refusals", None, f"GcWindowClosed.stopFailed {stop_failed}, refused {sorted(stop_refused)}")
+        )
+    if _vm_ids(data.get("stopped")) & (stop_refused | refused):
+        out.append(Violation("gc-refusals", None, f"GcWindowClosed.stopped {data.get('stopped')} names a refused VM"))
     return out

@@ -2,7 +2,11 @@
 ``random.Random(seed)`` — how many VMs, their OS and vault, which fail their snapshot or their
 transfer, which have a scheduled backup already running, the Recovery Services fault rates, when
 devhost is SIGKILLed (and how long it stays down) and whether Event Grid delivers the upstream
-event twice. The same seed and scale always give the same case."""
+event twice; then the wider world: bystander VMs outside the chain (and GC) set, in weekend-window
+mode a GC subset and permanent AuthorizationFailed / ResourceNotFound on resuming or stopping
+protection, an ARM outage on ``Backups_Trigger`` longer than the app's retries, and periods in
+which the downstream topic refuses (401/403/404), is unreachable, or its emulator is SIGKILLed and
+restarted (pending deliveries kept). The same seed and scale always give the same case."""
 
 from __future__ import annotations
 
@@ -50,6 +54,17 @@ SNAPSHOT_MINUTES = (5.0, 9.0)
 TRANSFER_MINUTES = (8.0, 16.0)
 SNAPSHOT_ERRORS = {"Windows": "ExtensionFailedVssWriterInBadState", "Linux": "UserErrorFsFreezeFailed"}
 KILL_MODES = ("inFlight", "afterAdvance", "atRest")
+REFUSAL_CODES = ("AuthorizationFailed", "ResourceNotFound")
+OUTAGE_CODE = "ServiceUnavailable"  # what an ARM outage (503 on every call) ends a backup with
+# ... or, when the last of its retries fell just after the outage, the world's random fault then
+OUTAGE_CODES = (OUTAGE_CODE, "CloudInternalError", "NetworkError", "SubscriptionRequestsThrottled")
+DOWNSTREAM_REFUSALS = ("401", "403", "404")
+DOWNSTREAM_OUTAGES = ("unreachable", "sigkill")
+# (bystanders low/high, GC-subset exclusions low/high) per scale
+_WORLD = {"small": ((2, 3), (1, 2)), "large": ((4, 8), (3, 6))}
+# downstream fault lengths (virtual seconds): minutes, and hours (bounded tighter at small scale)
+_MINUTES = (300.0, 900.0, 1800.0)
+_HOURS = {"small": (3600.0, 7200.0), "large": (3600.0, 7200.0, 10800.0)}
 
 
 def scale_from_env() -> str:
@@ -64,7 +79,9 @@ class VmPlan:
     name: str
     os: str
     vault: str
-    fate: str  # ok | snapshot (fails Take Snapshot) | transfer (fails the transfer) | waitout (scheduled job running)
+    # ok | snapshot (fails Take Snapshot) | transfer (fails the transfer) | waitout (scheduled job
+    # running) | refused (weekend-window: Azure refuses to resume its protection, permanently)
+    fate: str
 
     @property
     def vm_id(self) -> str:
@@ -89,6 +106,51 @@ class Kill:
 
 
 @dataclass(frozen=True)
+class Bystander:
+    """A VM of the scenario in no chain (nor GC set): a run must leave it alone."""
+
+    name: str
+    os: str
+    vault: str
+    protected: bool
+
+    @property
+    def vm_id(self) -> str:
+        return vm_id(self.name)
+
+
+@dataclass(frozen=True)
+class DownstreamFault:
+    """The downstream topic misbehaves from the first clock step after the run published
+    ``after_events`` distinct events (a case's faults share that point and follow one another),
+    for ``seconds`` of virtual time: ``kind`` ``401``/``403``/``404`` (refuses every publish),
+    ``unreachable`` (drops them unanswered) or ``sigkill`` (the Event Grid emulator is SIGKILLed
+    and restarted after, keeping what it accepted). Then it is restored; ``retry_route``: the
+    driver also calls ``POST /api/deliveries/retry`` (else the app's own sweep and backoff
+    redeliver)."""
+
+    after_events: int
+    kind: str
+    seconds: float
+    retry_route: bool = False
+
+    @property
+    def refusal(self) -> bool:
+        return self.kind in DOWNSTREAM_REFUSALS
+
+
+@dataclass(frozen=True)
+class ArmOutage:
+    """Every ``Backups_Trigger`` answers 503 from the first clock step after the run published
+    ``after_events`` distinct events (0: from just before the upstream event is delivered), for
+    ``seconds`` of virtual time — longer than the app's retries (AZURE_RETRY: 8 attempts 10 s
+    apart), so VMs triggering then fail at ``trigger`` with ServiceUnavailable."""
+
+    after_events: int
+    seconds: float
+
+
+@dataclass(frozen=True)
 class FaultCase:
     seed: int
     scale: str
@@ -105,6 +167,12 @@ class FaultCase:
     step_seconds: float = 60.0
     limit_seconds: float = 8 * 3600.0  # virtual time the chain gets to publish ChainCompleted
     run_id: str = field(default="")
+    bystanders: tuple[Bystander, ...] = ()
+    gc_excluded: tuple[str, ...] = ()  # weekend-window: chain VMs outside gc.vms (their protection stays on)
+    refusal_code: str = REFUSAL_CODES[0]  # the permanent error on ProtectedItems_CreateOrUpdate
+    stop_refused: tuple[str, ...] = ()  # weekend-window: VMs whose stop is refused as the window closes
+    arm_outage: ArmOutage | None = None
+    downstream_faults: tuple[DownstreamFault, ...] = ()
 
     @property
     def label(self) -> str:
@@ -120,6 +188,34 @@ class FaultCase:
     def vm(self, name: str) -> VmPlan:
         return next(v for v in self.vms if v.name == name)
 
+    @property
+    def resume_refused(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.vms if p.fate == "refused")
+
+    def in_gc(self, name: str) -> bool:
+        return self.gc_mode == WEEKEND_WINDOW and name not in self.gc_excluded
+
+    def refusal_faults(self, names: tuple[str, ...]) -> dict[str, Any]:
+        """The Recovery Services fault body refusing protection changes of ``names`` (none: clear)."""
+        spec = {"code": self.refusal_code, "vms": list(names)} if names else None
+        return {"errors": {"ProtectedItems_CreateOrUpdate": spec}}
+
+    def world(self) -> str:
+        parts = [f"{len(self.bystanders)} bystanders"]
+        if self.gc_mode == WEEKEND_WINDOW:
+            parts.append(f"outside gc.vms {list(self.gc_excluded)}")
+            parts.append(f"{self.refusal_code} on resume {list(self.resume_refused)} / stop {list(self.stop_refused)}")
+        if self.arm_outage:
+            at = self.arm_outage.after_events
+            parts.append(
+                f"ARM outage {f'after {at} events' if at else 'from the upstream signal'} "
+                f"for {self.arm_outage.seconds:.0f}s"
+            )
+        for f in self.downstream_faults:
+            route = " +retry route" if f.retry_route else ""
+            parts.append(f"downstream {f.kind} after {f.after_events} events for {f.seconds:.0f}s{route}")
+        return ", ".join(parts)
+
     def describe(self) -> str:
         fates: dict[str, int] = {}
         for plan in self.vms:
@@ -131,6 +227,7 @@ class FaultCase:
             f"kills [{kills}], upstream delivered x{self.upstream_deliveries}"
             + (f", kills as the GC window {'/'.join(self.window_kills)}" if self.window_kills else "")
             + (", devhost down while upstream is published" if self.upstream_while_down else "")
+            + f"; {self.world()}"
         )
 
     # --- what the stack is started with ---------------------------------------------------------
@@ -138,6 +235,20 @@ class FaultCase:
         vaults: dict[str, list[dict[str, Any]]] = {}
         for plan in self.vms:
             vaults.setdefault(plan.vault, []).append(self._vm_body(plan))
+        for other in self.bystanders:
+            vaults.setdefault(other.vault, []).append(
+                {
+                    "name": other.name,
+                    "resourceGroup": "rg-app",
+                    "os": other.os,
+                    "powerState": "running",
+                    "policy": WEEKLY["name"],
+                    "protected": other.protected,
+                }
+            )
+        faults = dict(self.faults)
+        if self.resume_refused:
+            faults.update(self.refusal_faults(self.resume_refused))
         return {
             "subscriptionId": SUBSCRIPTION,
             "seed": self.seed,
@@ -145,7 +256,7 @@ class FaultCase:
                 {"resourceGroup": "rg-backup", "name": name, "location": "japaneast", "policies": [WEEKLY], "vms": vms}
                 for name, vms in sorted(vaults.items())
             ],
-            "faults": self.faults,
+            "faults": faults,
         }
 
     def _vm_body(self, plan: VmPlan) -> dict[str, Any]:
@@ -155,8 +266,9 @@ class FaultCase:
             "os": plan.os,
             "powerState": "running",
             "policy": WEEKLY["name"],
-            # weekend-window mode: protection is stopped (data retained) between backups
-            "protected": self.gc_mode == WEEKLY_POLICY,
+            # weekend-window mode: protection is stopped (data retained) between backups — on the
+            # VMs GC covers; a chain leaves the others' protection (on) alone
+            "protected": not self.in_gc(plan.name),
             "snapshotMinutes": list(SNAPSHOT_MINUTES),
             "transferMinutes": list(TRANSFER_MINUTES),
         }
@@ -195,6 +307,7 @@ class FaultCase:
                 "day": "Saturday",
                 "at": "00:00",
                 "windowHours": 48,
+                **({"vms": [p.vm_id for p in self.vms if self.in_gc(p.name)]} if self.gc_excluded else {}),
             }
         }
 
@@ -253,6 +366,53 @@ def generate(seed: int, scale: str = "small", gc_mode: str | None = None) -> Fau
         window_kills = ("open", "close") if rng.random() < 0.5 else ("open",)
     # devhost down when the upstream event is published: Event Grid must retry its delivery
     upstream_while_down = rng.random() < 0.5
+    # --- the wider world (drawn after everything above, so older seeds keep their shape) --------
+    (by_low, by_high), (ex_low, ex_high) = _WORLD[scale]
+    bystanders = tuple(
+        Bystander(f"fby{i + 1:03d}", rng.choice(("Linux", "Windows")), rng.choice(vaults), rng.random() < 0.5)
+        if mode == WEEKEND_WINDOW
+        else Bystander(f"fby{i + 1:03d}", rng.choice(("Linux", "Windows")), rng.choice(vaults), True)
+        for i in range(rng.randint(by_low, by_high))
+    )
+    gc_excluded: tuple[str, ...] = ()
+    stop_refused: tuple[str, ...] = ()
+    refusal_code = rng.choice(REFUSAL_CODES)
+    if mode == WEEKEND_WINDOW:
+        ok = [v.name for v in vms if v.fate == "ok"]
+        rng.shuffle(ok)
+        n_ex = rng.randint(ex_low, ex_high)
+        gc_excluded = tuple(sorted(ok[:n_ex]))
+        # one VM (large: two) whose resume Azure refuses, one (large: two) whose stop it refuses
+        n_ref = 1 if scale == "small" else 2
+        refused = set(ok[n_ex : n_ex + n_ref])
+        stop_refused = tuple(sorted(ok[n_ex + n_ref : n_ex + 2 * n_ref]))
+        vms = tuple(VmPlan(v.name, v.os, v.vault, "refused") if v.name in refused else v for v in vms)
+    arm_outage = None
+    if rng.random() < 0.5:
+        # from the upstream signal (every VM exposed) or once a few VMs are in flight (some)
+        at = 0 if rng.random() < 0.25 else rng.randint(3, max(4, count // 2))
+        arm_outage = ArmOutage(at, float(rng.choice((300, 600, 900))))
+        if at == 0:
+            # most VMs then end at trigger: the run publishes ~count + 3 events, so the kill
+            # points move into that range (in the same order)
+            span = expected_events - 6
+            kills = tuple(Kill(3 + (k.after_events - 3) * count // span, k.mode, k.down_seconds) for k in kills)
+            expected_events = count + 6
+    # downstream faults: a refusal period and/or an outage period, back to back from one point of
+    # the run (the chain may finish within the first: its events wait in the outbox meanwhile)
+    kinds = []
+    if rng.random() < 0.75:
+        kinds.append(rng.choice(DOWNSTREAM_REFUSALS))
+    if rng.random() < 0.75:
+        kinds.append(rng.choice(DOWNSTREAM_OUTAGES))
+    rng.shuffle(kinds)
+    begin = rng.randint(3, expected_events // 2)
+    retry_route = rng.random() < 0.5
+    downstream = [
+        DownstreamFault(begin, kind, rng.choice(_MINUTES + _HOURS[scale]), retry_route and i == len(kinds) - 1)
+        for i, kind in enumerate(kinds)
+    ]
+    added = sum(f.seconds for f in downstream) + (arm_outage.seconds if arm_outage else 0.0)
     return FaultCase(
         seed=seed,
         scale=scale,
@@ -266,5 +426,12 @@ def generate(seed: int, scale: str = "small", gc_mode: str | None = None) -> Fau
         upstream_deliveries=deliveries,
         window_kills=window_kills,
         upstream_while_down=upstream_while_down,
+        limit_seconds=8 * 3600.0 + added,
         run_id=f"faults-{seed}",
+        bystanders=bystanders,
+        gc_excluded=gc_excluded,
+        refusal_code=refusal_code,
+        stop_refused=stop_refused,
+        arm_outage=arm_outage,
+        downstream_faults=tuple(downstream),
     )

@@ -4,13 +4,22 @@ wrong run is caught by the invariant meant for it (so a green fault run means so
 from __future__ import annotations
 
 import copy
+import dataclasses
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from tests.faults.invariants import Observed, check, check_undelivered
-from tests.faults.scenarios import WEEKEND_WINDOW, WEEKLY_POLICY, FaultCase, VmPlan, generate
+from tests.faults.invariants import Observed, check, check_gc_refusals, check_undelivered
+from tests.faults.scenarios import (
+    DOWNSTREAM_OUTAGES,
+    DOWNSTREAM_REFUSALS,
+    WEEKEND_WINDOW,
+    WEEKLY_POLICY,
+    FaultCase,
+    VmPlan,
+    generate,
+)
 from tests.support.chain_stack import PREFIX
 
 T0 = datetime(2030, 1, 3, 1, 0, tzinfo=timezone.utc)
@@ -330,3 +339,136 @@ def test_undelivered_events_are_caught_and_never_plain_success() -> None:
     mid_run = {"outcome": "completedUndelivered", "undelivered": [{"id": "e1", "reason": "403"}]}
     assert [v.invariant for v in check_undelivered(mid_run, settled=False)] == []
     assert [v.invariant for v in check_undelivered(mid_run)] == ["undelivered"]
+
+
+def _failed_at_trigger(case: FaultCase, code: str) -> Observed:
+    """fvm001 (healthy) ends BackupFailed at trigger with ``code``: no job, no other events."""
+    observed = _observed(case)
+    del observed.records[7]
+    observed.records.insert(
+        7, _event("BackupFailed", case.vms[0].vm_id, 30, jobId=None, phase="trigger", errorCode=code)
+    )
+    observed.jobs["fvm001"] = []
+    del observed.records[4]
+    del observed.records[1]
+    observed.records[-1]["event"]["data"]["vms"][0].update(outcome="failed", jobId=None)
+    return observed
+
+
+def test_a_refused_resume_must_end_at_trigger_with_azures_code() -> None:
+    case = dataclasses.replace(_case(WEEKEND_WINDOW), refusal_code="AuthorizationFailed")
+    refused = dataclasses.replace(case, vms=(dataclasses.replace(case.vms[0], fate="refused"), *case.vms[1:]))
+    assert check(_failed_at_trigger(refused, "AuthorizationFailed"), refused).ok
+    assert _invariants(_failed_at_trigger(refused, "ResourceNotFound"), refused) == {"scenario-outcome"}
+    assert _invariants(_observed(refused), refused) == {"scenario-outcome"}  # it completed: it was never refused
+    assert _invariants(_failed_at_trigger(case, "AuthorizationFailed"), case) == {"scenario-outcome"}
+
+
+def test_an_arm_outage_excuses_a_trigger_failure_only_on_an_exposed_vm() -> None:
+    case = _case()
+    observed = _failed_at_trigger(case, "ServiceUnavailable")
+    assert _invariants(observed, case) == {"scenario-outcome"}  # not exposed: the outage is no excuse
+    observed.exposed = {"fvm002"}
+    assert _invariants(observed, case) == {"scenario-outcome"}
+    observed.exposed = {"fvm001"}
+    assert check(observed, case).ok
+    assert _invariants(_failed_at_trigger(case, "CloudInternalError"), case) == {"scenario-outcome"}
+    late = _failed_at_trigger(case, "CloudInternalError")  # its last retry just after the outage
+    late.exposed = {"fvm001"}
+    assert check(late, case).ok
+    other = _failed_at_trigger(case, "UserErrorBackupOperationInProgress")
+    other.exposed = {"fvm001"}
+    assert _invariants(other, case) == {"scenario-outcome"}  # exposed, but not a code an outage gives
+
+
+def test_a_refused_stop_may_leave_protection_on_with_an_unheld_lease_only_for_that_vm() -> None:
+    case = _case(WEEKEND_WINDOW)
+    observed = _observed(case)
+    assert observed.leases is not None
+    observed.items["fvm001"][0]["protectionState"] = "Protected"
+    observed.leases[case.vms[0].vm_id.lower()] = {"phase": "on", "holders": {}}
+    assert _invariants(observed, case) == {"protection-lease"}  # nobody refused its stop
+    refused = dataclasses.replace(case, stop_refused=("fvm001",))
+    assert check(observed, refused).ok
+    observed.leases[case.vms[0].vm_id.lower()] = {"phase": "stopping", "holders": {}}
+    assert _invariants(observed, refused) == {"protection-lease"}  # left half-way
+    observed.leases[case.vms[0].vm_id.lower()] = {"phase": "on", "holders": {}}
+    observed.items["fvm001"][0]["protectionState"] = "ProtectionStopped"
+    assert _invariants(observed, refused) == {"protection-lease"}  # stopped after all, lease says on
+
+
+def test_a_chain_vm_outside_gc_vms_must_keep_its_protection_and_no_lease() -> None:
+    case = dataclasses.replace(_case(WEEKEND_WINDOW), gc_excluded=("fvm001",))
+    observed = _observed(case)
+    assert observed.leases is not None
+    observed.items["fvm001"][0]["protectionState"] = "Protected"
+    observed.leases[case.vms[0].vm_id.lower()] = None
+    assert check(observed, case).ok
+    observed.items["fvm001"][0]["protectionState"] = "ProtectionStopped"  # the chain stopped it
+    assert _invariants(observed, case) == {"protection-lease"}
+    observed.items["fvm001"][0]["protectionState"] = "Protected"
+    observed.leases[case.vms[0].vm_id.lower()] = {"phase": "on", "holders": {f"chain:faults:{RUN}": {}}}
+    assert "protection-lease" in _invariants(observed, case)  # the chain leased it
+
+
+def _gc_events(opened: list[Any], failed: list[Any], stop_failed: list[Any], stopped: list[Any]) -> list[Any]:
+    def event(kind: str, **data: Any) -> dict[str, Any]:
+        return {"id": kind, "type": PREFIX + kind, "subject": "/gc/window", "data": data}
+
+    return [
+        event("GcWindowOpened", vms=opened, failed=failed),
+        event("GcWindowClosed", stopped=stopped, stopFailed=stop_failed, keptOnForRunningBackups=[]),
+    ]
+
+
+def test_gc_window_events_must_name_exactly_the_refused_vms() -> None:
+    base = _case(WEEKEND_WINDOW)
+    v1, v2, v3 = (p.vm_id for p in base.vms)
+    case = dataclasses.replace(
+        base,
+        vms=(base.vms[0], dataclasses.replace(base.vms[1], fate="refused"), base.vms[2]),
+        gc_excluded=(),
+        stop_refused=("fvm003",),
+        refusal_code="ResourceNotFound",
+    )
+    bad2 = {"vmId": v2, "errorCode": "ResourceNotFound"}
+    bad3 = {"vmId": v3, "errorCode": "ResourceNotFound"}
+    assert check_gc_refusals(_gc_events([v1, v3], [bad2], [bad3], [v1]), case) == []
+    assert check_gc_refusals(_gc_events([v1, v3], [bad2], [bad3], [v1]) * 2, case) == []  # redelivered
+    wrong = [
+        _gc_events([v1, v2, v3], [bad2], [bad3], [v1]),  # a refused VM listed as resumed
+        _gc_events([v1, v3], [], [bad3], [v1]),  # the refusal not reported
+        _gc_events([v1, v3], [{**bad2, "errorCode": "AuthorizationFailed"}], [bad3], [v1]),  # wrong code
+        _gc_events([v1, v3], [bad2], [], [v1, v3]),  # a refused stop reported as stopped
+        _gc_events([v1], [bad2], [bad3], [v1]),  # a VM left out of the window
+        _gc_events([v1, v3], [bad2], [bad3], [v1])[:1],  # never closed
+    ]
+    for events in wrong:
+        assert {v.invariant for v in check_gc_refusals(events, case)} == {"gc-refusals"}, events
+    excluded = dataclasses.replace(case, gc_excluded=("fvm001",))
+    assert check_gc_refusals(_gc_events([v3], [bad2], [bad3], []), excluded) == []
+    assert check_gc_refusals(_gc_events([v1, v3], [bad2], [bad3], [v1]), excluded) != []  # outside gc.vms
+
+
+def test_generated_cases_draw_the_wider_world_deterministically() -> None:
+    cases = [generate(seed) for seed in range(40)] + [generate(seed, "large") for seed in range(10, 20)]
+    assert [c.describe() for c in cases[:5]] == [generate(seed).describe() for seed in range(5)]
+    kinds = {f.kind for c in cases for f in c.downstream_faults}
+    assert kinds == set(DOWNSTREAM_REFUSALS) | set(DOWNSTREAM_OUTAGES)
+    assert any(f.seconds >= 3600 for c in cases for f in c.downstream_faults)
+    assert any(f.seconds < 3600 for c in cases for f in c.downstream_faults)
+    assert any(c.arm_outage for c in cases) and not all(c.arm_outage for c in cases)
+    for case in cases:
+        assert case.bystanders
+        assert not {b.name for b in case.bystanders} & {p.name for p in case.vms}
+        gc_set = {p.name for p in case.vms if case.in_gc(p.name)}
+        if case.gc_mode == WEEKEND_WINDOW:
+            assert case.gc_excluded and case.resume_refused and case.stop_refused
+            assert set(case.resume_refused) | set(case.stop_refused) <= gc_set
+            assert not set(case.resume_refused) & set(case.stop_refused)
+            vms = case.config()["gc"]["vms"]
+            assert sorted(vms) == sorted(case.vm(n).vm_id for n in gc_set)
+        else:
+            assert not gc_set and not case.resume_refused and not case.stop_refused
+        if case.arm_outage:
+            assert case.arm_outage.seconds > 8 * 10  # longer than AZURE_RETRY's 8 attempts 10 s apart
