@@ -4,18 +4,13 @@ scheduled job and the overlap refusal), passing its own self-check each time."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
 from devhost.clock import parse_clock_start
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.main_job import run_main_job
 
 STARTS = {
     "sat-0145": "2027-01-09T01:45:00Z",  # 15 min before the old Saturday 02:00 policy
@@ -29,17 +24,7 @@ STARTED = re.compile(r"started run demo-(\d{8}T\d{6}) ")
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("start", list(STARTS.values()), ids=list(STARTS))
 def test_main_job_passes_its_self_check_starting_at(start: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVHOST_") and k != "COLUMNS"}
-    done = subprocess.run(
-        [sys.executable, "-m", "demo", "--clock-start", start],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=140,
-    )
-    out = done.stdout
-    assert done.returncode == 0, f"exit {done.returncode}\nstdout:\n{out[-4000:]}\nstderr:\n{done.stderr[-2000:]}"
+    out = run_main_job("--clock-start", start)
     # The run is named after the virtual time it was started at, a few (x60) minutes after the
     # clock started while the processes came up: the clock did start where asked.
     named = STARTED.search(out)

@@ -4,31 +4,18 @@ checks and say so in the lines a person reads (non-interactive: plain output, no
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.main_job import run_main_job
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(150)
 def test_main_job_runs_the_sample_chain_and_passes_its_checks(tmp_path: Path) -> None:
     events_file = tmp_path / "events.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVHOST_") and k != "COLUMNS"}
-    done = subprocess.run(
-        [sys.executable, "-m", "demo", "--events-out", str(events_file)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=140,
-    )
-    out = done.stdout
-    assert done.returncode == 0, f"exit {done.returncode}\nstdout:\n{out[-4000:]}\nstderr:\n{done.stderr[-2000:]}"
+    out = run_main_job("--events-out", str(events_file))
     lines = out.splitlines()
 
     def line_with(*parts: str) -> str:
