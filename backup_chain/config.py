@@ -36,6 +36,13 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+def _duration_up_to_a_week(value: Any, why: str = "") -> timedelta:
+    parsed = _duration(value)
+    if parsed > timedelta(days=7):
+        raise ValueError(f"must be at most 7 days (P7D){why}")
+    return parsed
+
+
 def _duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
@@ -60,10 +67,7 @@ class Upstream(_Model):
     @field_validator("timeout", mode="before")
     @classmethod
     def _timeout(cls, value: Any) -> timedelta:
-        parsed = _duration(value)
-        if parsed > timedelta(days=7):
-            raise ValueError("must be at most 7 days (P7D); a chain run waits for one upstream signal")
-        return parsed
+        return _duration_up_to_a_week(value, "; a chain run waits for one upstream signal")
 
     def matches(self, event_type: str, subject: str | None) -> bool:
         """Event types compare case-insensitively (as Event Grid filters do); a subject ending in
@@ -277,10 +281,7 @@ class Delivery(_Model):
     @field_validator("retryFor", "firstBackoff", "maxBackoff", mode="before")
     @classmethod
     def _durations(cls, value: Any) -> timedelta:
-        parsed = _duration(value)
-        if parsed > timedelta(days=7):
-            raise ValueError("must be at most 7 days (P7D)")
-        return parsed
+        return _duration_up_to_a_week(value)
 
     @model_validator(mode="after")
     def _ordered(self) -> Delivery:
