@@ -91,3 +91,14 @@ def test_fan_out_fan_in_backs_up_every_file_and_sums_the_bytes(patterns: DevHost
     history = patterns.history(status["instanceId"])
     copies = [e for e in history if e["EventType"] == "TaskCompleted" and e["FunctionName"] == "copy_file"]
     assert len(copies) == 3
+
+
+def test_fan_out_fan_in_without_a_directory_fails_the_orchestration(patterns: DevHostProcess) -> None:
+    status = _run(patterns, "/api/start/back_up_directory", {"target": "/nowhere"})
+    assert status["runtimeStatus"] == "Failed"
+    assert "a source directory is required as input" in status["output"]
+    assert status["output"].startswith("Orchestrator function 'back_up_directory' failed:")
+    assert [e["EventType"] for e in patterns.history(status["instanceId"])] == [
+        "ExecutionStarted",
+        "ExecutionCompleted",
+    ]

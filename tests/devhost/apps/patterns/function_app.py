@@ -79,6 +79,8 @@ def visit_one(context: df.DurableOrchestrationContext):
 @app.orchestration_trigger(context_name="context")
 def back_up_directory(context: df.DurableOrchestrationContext):
     job = context.get_input()
+    if not job or not job.get("source"):
+        raise ValueError("a source directory is required as input")
     files = yield context.call_activity("list_files", job["source"])
     copies = [context.call_activity("copy_file", {"file": f, **job}) for f in files]
     sizes = yield context.task_all(copies)
