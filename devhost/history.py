@@ -74,7 +74,7 @@ def execution_started(
         EXECUTION_STARTED,
         when,
         Name=name,
-        Version=version or "",
+        Version=version,  # null when unversioned, as the extension serializes it
         Input=input_,
         OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": execution_id},
         ParentInstance=parent,

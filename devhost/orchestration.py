@@ -178,7 +178,9 @@ class Episode:
         self.state["tasks"][str(task_id)] = task
         return task_id
 
-    def _schedule_call(self, task_id: int, kind: str, name: str, input_: Any, instance_id: str | None) -> None:
+    def _schedule_call(
+        self, task_id: int, kind: str, name: str, input_: Any, instance_id: str | None, version: str | None = None
+    ) -> None:
         if kind == "activity":
             self.work.new_history.append(h.event(h.TASK_SCHEDULED, self.now, task_id, Name=name, Input=input_))
             self.work.activities.append((task_id, name, input_))
@@ -192,10 +194,12 @@ class Episode:
                     Name=name,
                     InstanceId=child_id,
                     Input=input_,
+                    Version=version,
                 )
             )
+            # The requested version (None: the runtime gives the child its defaultVersion).
             self.work.sub_orchestrations.append(
-                {"task_id": task_id, "name": name, "instance_id": child_id, "input": input_}
+                {"task_id": task_id, "name": name, "instance_id": child_id, "input": input_, "version": version}
             )
 
     def _schedule_timer(self, task_id: int, fire_at: float, cancelled: bool = False) -> None:
@@ -222,6 +226,7 @@ class Episode:
                         "name": raw.get("functionName"),
                         "input": raw.get("input"),
                         "instance_id": raw.get("instanceId"),
+                        "version": raw.get("version"),
                     }
                 self._schedule_call(
                     task_id,
@@ -229,6 +234,7 @@ class Episode:
                     str(raw.get("functionName")),
                     raw.get("input"),
                     raw.get("instanceId"),
+                    raw.get("version"),
                 )
             elif action.kind == "timer":
                 fire_at = isoparse(str(raw["fireAt"])).timestamp()
@@ -285,7 +291,9 @@ class Episode:
                 task_id = self._allocate(
                     {"kind": chain["kind"], "name": chain["name"], "origin": "retry", "chain": chain_id}
                 )
-                self._schedule_call(task_id, chain["kind"], chain["name"], chain["input"], chain["instance_id"])
+                self._schedule_call(
+                    task_id, chain["kind"], chain["name"], chain["input"], chain["instance_id"], chain.get("version")
+                )
 
     # --- the whole episode --------------------------------------------------------------------
     def run(self, messages: list[Message], invoke: Callable[[str], str]) -> Work:
@@ -312,7 +320,6 @@ class Episode:
             return self.fail(f"Orchestrator function '{self.inst.name}' failed: {error}")
         self.schedule_new(new_actions)
         self.apply_retry_bookkeeping(new_events)
-        self.work.new_history.append(h.event(h.ORCHESTRATOR_COMPLETED, self.now))
         if state.get("isDone"):
             continued = [a for a in flat if a.type == act.CONTINUE_AS_NEW]
             if continued:
@@ -326,7 +333,25 @@ class Episode:
                 self.work.status = "Completed"
                 self.work.output = state.get("output")
                 self.work.has_output = True
+                # DTFx records the completion in history (ProcessWorkflowCompletedTaskDecision adds
+                # ExecutionCompletedEvent before the closing OrchestratorCompleted).
+                self.work.new_history.append(
+                    h.event(
+                        h.EXECUTION_COMPLETED,
+                        self.now,
+                        OrchestrationStatus="Completed",
+                        Result=json.dumps(self.work.output),
+                    )
+                )
+        self.work.new_history.append(h.event(h.ORCHESTRATOR_COMPLETED, self.now))
         return self.work
+
+    def fail_without_running(self, messages: list[Message], message: str) -> Work:
+        """Fail the instance over its new events without invoking the orchestrator (as DTFx does for
+        a version mismatch under versionFailureStrategy Fail): the events enter history, then the
+        failure."""
+        self.work.new_history = [h.event(h.ORCHESTRATOR_STARTED, self.now), *self.order_events(messages)]
+        return self.fail(message)
 
     def _unprocessed_events(self, new_events: list[dict[str, Any]], waits: list[str]) -> list[dict[str, Any]]:
         """External events that reached this execution but that no wait consumed; they are carried

@@ -15,6 +15,7 @@ from typing import Any
 from azure.functions import meta
 
 from devhost import history as h
+from devhost import versioning
 from devhost.clock import Clock
 from devhost.indexing import AppIndex
 from devhost.invoke import Invoker, decode, encode, failure_text, serialized_cause
@@ -133,6 +134,7 @@ class Runtime:
                 raise InstanceExists(f"An Orchestration instance with the status {existing.status} already exists.")
             if existing is not None:
                 self.store.delete_instance(db, instance_id)
+            version = versioning.new_instance_version(version, self.config)
             self._create(db, spec.durable_name, instance_id, input_value, None, now, version)
         self.wake()
         return instance_id
@@ -249,6 +251,9 @@ class Runtime:
             return
         stale = [m for m in messages if m.execution_id not in (None, inst.execution_id)]
         current = [m for m in messages if m not in stale]
+        if current and versioning.violates_match_strategy(inst.version, self.config):
+            self._version_mismatch(inst, current, [m.id for m in stale], now)
+            return
         controls = [m for m in current if m.kind in ("terminate", "suspend", "resume")]
         events = [m for m in current if m.kind == "event"]
         consumed = [m.id for m in stale]
@@ -285,6 +290,40 @@ class Runtime:
             work = episode.run(events, lambda body: invoker.call_sync(spec, body, label=f"InstanceId={instance_id}"))
         consumed += [m.id for m in events]
         self._commit_episode(inst, episode.state, [*extra_history, *work.new_history], work, consumed, now)
+
+    def _version_mismatch(self, inst: InstanceRow, current: list[Message], stale: list[int], now: float) -> None:
+        """DTFx checks the version before running anything, terminate included: Fail fails the
+        instance with VersionMismatch, Reject abandons the work item to be retried later
+        (durabletask: TaskOrchestrationDispatcher.OnProcessWorkItemAsync)."""
+        config = self.config
+        if config.version_failure_strategy == "Fail":
+            episode = Episode(inst, self.store.history(inst.instance_id), now, self.schema)
+            work = episode.fail_without_running([m for m in current if m.kind == "event"], versioning.MISMATCH_MESSAGE)
+            consumed = stale + [m.id for m in current]
+            self._commit_episode(inst, episode.state, work.new_history, work, consumed, now)
+            log.error(
+                "devhost: instance %s has version %r, which versionMatchStrategy %s does not allow with "
+                "defaultVersion %r; versionFailureStrategy Fail failed it",
+                inst.instance_id,
+                inst.version,
+                config.version_match_strategy,
+                config.default_version,
+            )
+            return
+        retry_at = now + versioning.REJECT_RETRY_SECONDS
+        with self.store.transaction() as db:
+            self.store.delete_messages(db, stale)
+            self.store.postpone_messages(db, [m.id for m in current], retry_at)
+        log.warning(
+            "devhost: instance %s has version %r, which versionMatchStrategy %s does not allow with "
+            "defaultVersion %r; its work is rejected and retried in %.0f s (a host with a matching "
+            "defaultVersion will run it)",
+            inst.instance_id,
+            inst.version,
+            config.version_match_strategy,
+            config.default_version,
+            versioning.REJECT_RETRY_SECONDS,
+        )
 
     def _commit_episode(
         self,
@@ -356,6 +395,7 @@ class Runtime:
             child["input"],
             (parent.instance_id, parent.execution_id, child["task_id"]),
             now,
+            versioning.new_instance_version(child.get("version"), self.config),
         )
 
     def _notify_parent(self, db: Any, inst: InstanceRow, now: float, *, failure: str | None) -> None:
@@ -376,7 +416,13 @@ class Runtime:
     def _finish_terminated(self, inst: InstanceRow, reason: str, consumed: list[int], now: float) -> None:
         with self.store.transaction() as db:
             self.store.delete_messages(db, consumed)
-            self.store.append_history(db, inst.instance_id, [h.event(h.EXECUTION_TERMINATED, now, Input=reason)])
+            # DTFx completes a terminated instance with ExecutionCompleted (status Terminated, the
+            # reason as result): TaskOrchestrationContext.HandleExecutionTerminatedEvent.
+            terminated = [
+                h.event(h.EXECUTION_TERMINATED, now, Input=reason),
+                h.event(h.EXECUTION_COMPLETED, now, OrchestrationStatus="Terminated", Result=json.dumps(reason)),
+            ]
+            self.store.append_history(db, inst.instance_id, terminated)
             inst.status = "Terminated"
             inst.output = json.dumps(reason)
             inst.last_updated_time = now

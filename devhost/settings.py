@@ -40,6 +40,10 @@ class HostConfig:
     function_timeout: timedelta | None = timedelta(minutes=5)
     route_prefix: str = "api"
     raw: dict[str, Any] | None = None
+    # Orchestration versioning (extension DurableTaskOptions defaults: no version, CurrentOrOlder, Reject).
+    default_version: str | None = None
+    version_match_strategy: str = "CurrentOrOlder"
+    version_failure_strategy: str = "Reject"
 
 
 def _field(data: dict[str, Any], path: str, kind: type, default: Any, source: str) -> Any:
@@ -94,7 +98,43 @@ def load_host_json(app_dir: Path) -> HostConfig:
             except ValueError as err:
                 raise HostConfigError(f"{src}: 'functionTimeout': {err}") from None
     prefix = _field(data, "extensions.http.routePrefix", str, "api", src).strip("/")
-    return HostConfig(hub, max_act, max_orch, timeout, prefix, data)
+    default_version, match, failure = _versioning(data, src)
+    return HostConfig(
+        hub,
+        max_act,
+        max_orch,
+        timeout,
+        prefix,
+        data,
+        default_version=default_version,
+        version_match_strategy=match,
+        version_failure_strategy=failure,
+    )
+
+
+def _enum_field(data: dict[str, Any], key: str, choices: tuple[str, ...], default: str, source: str) -> str:
+    """An enum option as the .NET configuration binder reads it: by name, case-insensitively."""
+    value = _field(data, f"extensions.durableTask.{key}", str, default, source)
+    for choice in choices:
+        if choice.lower() == value.strip().lower():
+            return choice
+    raise HostConfigError(
+        f"{source}: 'extensions.durableTask.{key}' must be one of {', '.join(choices)}; got {value!r}"
+    )
+
+
+def _versioning(data: dict[str, Any], source: str) -> tuple[str | None, str, str]:
+    extensions = data.get("extensions")
+    durable = extensions.get("durableTask") if isinstance(extensions, dict) else None
+    # "defaultVersion": null is the same as leaving it out (docs: "Orchestration versioning").
+    default_version = durable.get("defaultVersion") if isinstance(durable, dict) else None
+    if default_version is not None and not isinstance(default_version, str):
+        raise HostConfigError(
+            f"{source}: 'extensions.durableTask.defaultVersion' must be a string or null, got {default_version!r}"
+        )
+    match = _enum_field(data, "versionMatchStrategy", ("None", "Strict", "CurrentOrOlder"), "CurrentOrOlder", source)
+    failure = _enum_field(data, "versionFailureStrategy", ("Reject", "Fail"), "Reject", source)
+    return default_version, match, failure
 
 
 def load_local_settings(path: Path | None) -> dict[str, str]:

@@ -306,6 +306,10 @@ class Store:
     def delete_messages(self, db: sqlite3.Connection, ids: list[int]) -> None:
         db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
 
+    def postpone_messages(self, db: sqlite3.Connection, ids: list[int], visible_at: float) -> None:
+        """Hide messages until ``visible_at`` (a work item abandoned to be retried later)."""
+        db.executemany("UPDATE messages SET visible_at = ? WHERE id = ?", [(visible_at, i) for i in ids])
+
     def drop_messages(self, db: sqlite3.Connection, target: str) -> None:
         db.execute("DELETE FROM messages WHERE target = ?", (target,))
 

@@ -71,8 +71,9 @@ def test_status_codes_and_history_options(host: DevHostProcess) -> None:
     assert done.status_code == 200
     events = done.json()["historyEvents"]
     kinds = [e["EventType"] for e in events]
-    assert (kinds[0] == "ExecutionStarted" and kinds[-1] == "ExecutionCompleted") or "EventRaised" in kinds
-    assert "OrchestratorStarted" not in kinds and "TimerCreated" in kinds
+    # The timer was cancelled before it fired; orchestrator episode markers are not shown.
+    assert kinds == ["ExecutionStarted", "TimerCreated", "EventRaised", "ExecutionCompleted"]
+    assert events[-1]["OrchestrationStatus"] == "Completed" and events[-1]["Result"] == {"event": 1}
     raised = next(e for e in events if e["EventType"] == "EventRaised")
     assert raised["Name"] == "go"
     no_input = host.mgmt("GET", "instances/st-1", params={"showInput": "false"}).json()
@@ -139,6 +140,9 @@ def test_terminate_suspend_resume(host: DevHostProcess) -> None:
     host.client("terminate", "ctl-2", "operator said so")
     status = host.wait_status("ctl-2")
     assert status["runtimeStatus"] == "Terminated" and status["output"] == "operator said so"
+    history = host.history("ctl-2")
+    assert [e["EventType"] for e in history] == ["ExecutionStarted", "ExecutionTerminated", "ExecutionCompleted"]
+    assert history[-1]["OrchestrationStatus"] == "Terminated" and history[-1]["Result"] == "operator said so"
     assert host.mgmt("POST", "instances/ctl-2/terminate", params={"reason": "again"}).status_code == 410
     assert host.mgmt("POST", "instances/nobody/suspend").status_code == 404
 
