@@ -85,7 +85,7 @@ def _after(request: web.Request) -> str | None:
     if not token or token == "null":
         return None
     try:
-        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+        return base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
     except (binascii.Error, UnicodeError, ValueError):
         raise _bad_request(f"{CONTINUATION}: {token!r} is not a token this task hub issued") from None
 
