@@ -18,6 +18,9 @@ CONTINUATION = "x-ms-continuation-token"
 # 1,000 pages of 100 instances: far above what a task hub of this app holds; reaching it means
 # the host keeps answering tokens, and the query stops with an error instead of looping.
 MAX_PAGES = 1000
+# The backend's token is null on the last page (Azure/durabletask#372); the header then reads
+# "null" (devhost), is empty or missing. Older extensions sent base64 "null" (extension #1174).
+LAST_PAGE_TOKENS = ("null", "bnVsbA==")
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=240, sock_connect=10)  # the SDK's own timeouts
 
 
@@ -53,8 +56,6 @@ async def list_instances(
                     raise InstanceQueryError(f"instance query {url} answered HTTP {response.status}: {str(body)[:300]}")
                 statuses.extend(DurableOrchestrationStatus.from_json(item) for item in body)
                 token = response.headers.get(CONTINUATION)
-            # The last page's token is null: devhost writes "null"; an empty or missing header
-            # means the same.
-            if not token or token == "null":
+            if not token or token in LAST_PAGE_TOKENS:
                 return statuses
     raise InstanceQueryError(f"instance query {url} still had more pages after {MAX_PAGES}; stopped")
