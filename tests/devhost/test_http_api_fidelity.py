@@ -61,6 +61,8 @@ def test_longest_accepted_id_runs_and_refused_ids_never_reach_the_dispatcher(hos
     assert host.mgmt("POST", f"orchestrators/chain/{longest}", json={"steps": 1}).status_code == 202
     assert host.wait_status(longest)["output"] == [1]
     assert host.mgmt("POST", "orchestrators/chain/%40bad", json={"steps": 1}).status_code == 400
+    # Raising an event looks the instance up first, as the extension does: none, so 404.
+    assert host.mgmt("POST", "instances/%40bad/raiseEvent/go", json=1).status_code == 404
     assert "@bad" not in host.log()
 
 
