@@ -4,6 +4,8 @@ URL that out-of-proc SDK clients use, plus the ``durableClient`` binding JSON po
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
@@ -14,6 +16,7 @@ from aiohttp import web
 from dateutil.parser import isoparse
 
 from devhost import history as h
+from devhost.instance_ids import entity_instance_id, entity_key_error, orchestration_id_error
 from devhost.runtime import Gone, InstanceExists, NotFound, Runtime
 from devhost.store import InstanceRow
 
@@ -21,6 +24,9 @@ PUBLIC_BASE = "/runtime/webhooks/durabletask"
 RPC_BASE = "/durabletask"
 STATUS_VALUES = ("Running", "Pending", "Failed", "Canceled", "Terminated", "Completed", "Suspended")
 MAX_BODY = 16 * 1024 * 1024
+# OrchestrationStatusQueryCondition.PageSize and EntityQuery.PageSize default (extension source).
+DEFAULT_PAGE_SIZE = 100
+CONTINUATION = "x-ms-continuation-token"
 
 
 def _iso(epoch: float) -> str:
@@ -54,6 +60,55 @@ def _flag(request: web.Request, name: str, default: bool = False) -> bool:
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"Message": message, "ExceptionMessage": message}, status=status)
+
+
+def _bad_request(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"Message": message}), content_type="application/json")
+
+
+def _page_size(request: web.Request) -> int:
+    """``top``: the extension ignores a value that is not an integer (int.TryParse); devhost also
+    refuses one below 1, which no backend can serve."""
+    raw = request.query.get("top", "")
+    try:
+        top = int(raw)
+    except ValueError:
+        return DEFAULT_PAGE_SIZE
+    if top < 1:
+        raise _bad_request(f"top: {raw!r} must be 1 or more")
+    return top
+
+
+def _after(request: web.Request) -> str | None:
+    """The last id of the previous page, from the opaque continuation token devhost issued."""
+    token = request.headers.get(CONTINUATION, "")
+    if not token or token == "null":
+        return None
+    try:
+        return base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise _bad_request(f"{CONTINUATION}: {token!r} is not a token this task hub issued") from None
+
+
+def _next_token(ids: list[str], page_size: int) -> str:
+    # A full page may have more after it; the last page answers "null" (see the report on
+    # null vs absent: the extension adds the header with the backend's null token).
+    if len(ids) < page_size:
+        return "null"
+    return base64.urlsafe_b64encode(ids[-1].encode("utf-8")).decode("ascii")
+
+
+def _time_param(request: web.Request, key: str) -> float | None:
+    if not request.query.get(key):
+        return None
+    try:
+        return isoparse(request.query[key]).timestamp()
+    except ValueError:
+        raise _bad_request(f"{key}: {request.query[key]!r} is not an ISO 8601 time") from None
+
+
+def _iso_precise(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class ManagementApi:
@@ -131,6 +186,8 @@ class ManagementApi:
         r.add_post(f"{base}/instances/{{instance_id}}/restart", wrap(self.restart))
         r.add_post(f"{base}/instances/{{instance_id}}/rewind", wrap(self.rewind))
         r.add_post(f"{base}/entities/{{name}}/{{key}}", wrap(self.signal_entity))
+        r.add_get(f"{base}/entities/{{name}}", wrap(self.list_entities))
+        r.add_get(f"{base}/entities/{{name}}/", wrap(self.list_entities))
         r.add_get(f"{base}/entities/{{name}}/{{key}}", wrap(self.entity_state))
 
     async def _json_body(self, request: web.Request) -> tuple[bool, Any]:
@@ -148,6 +205,10 @@ class ManagementApi:
 
     async def start(self, request: web.Request) -> web.Response:
         _, value = await self._json_body(request)
+        requested_id = request.match_info.get("instance_id")
+        refused = orchestration_id_error(requested_id) if requested_id else None
+        if refused is not None:
+            return _error(400, refused)
         try:
             instance_id = self.runtime.start(
                 request.match_info["name"],
@@ -199,27 +260,21 @@ class ManagementApi:
                 text=json.dumps({"Message": f"runtimeStatus: unknown value(s) {unknown}; expected {STATUS_VALUES}"}),
                 content_type="application/json",
             )
-        filters: dict[str, Any] = {"statuses": statuses or None, "prefix": request.query.get("instanceIdPrefix")}
-        for key, name in (("createdTimeFrom", "created_from"), ("createdTimeTo", "created_to")):
-            if request.query.get(key):
-                try:
-                    filters[name] = isoparse(request.query[key]).timestamp()
-                except ValueError:
-                    raise web.HTTPBadRequest(
-                        text=json.dumps({"Message": f"{key}: {request.query[key]!r} is not an ISO 8601 time"}),
-                        content_type="application/json",
-                    ) from None
-        return filters
+        return {
+            "statuses": statuses or None,
+            "prefix": request.query.get("instanceIdPrefix"),
+            "created_from": _time_param(request, "createdTimeFrom"),
+            "created_to": _time_param(request, "createdTimeTo"),
+        }
 
     async def query(self, request: web.Request) -> web.Response:
+        """One page (``top``, default 100) in instance-id order; ``x-ms-continuation-token`` in
+        the answer fetches the next (extension HttpApiHandler.HandleGetStatusRequestAsync)."""
         filters = self._filters(request)
-        top = int(request.query["top"]) if request.query.get("top", "").isdigit() else None
-        token = request.headers.get("x-ms-continuation-token")
-        offset = int(token) if token and token.isdigit() else 0
-        rows = self.runtime.store.query_instances(**filters, limit=top, offset=offset)
+        page_size = _page_size(request)
+        rows = self.runtime.store.query_instances(**filters, limit=page_size, after_id=_after(request))
         show_input = _flag(request, "showInput")
-        more = top is not None and len(rows) == top
-        headers = {"x-ms-continuation-token": str(offset + len(rows)) if more else "null"}
+        headers = {CONTINUATION: _next_token([r.instance_id for r in rows], page_size)}
         return web.json_response([status_json(r, show_input=show_input, history=None) for r in rows], headers=headers)
 
     async def purge_one(self, request: web.Request) -> web.Response:
@@ -291,12 +346,58 @@ class ManagementApi:
         else:  # other content types reach the entity as the raw string
             raw = await request.text()
             text = json.dumps(raw) if raw else None
-        self.runtime.signal_entity(request.match_info["name"], request.match_info["key"], op, text)
+        name, key = request.match_info["name"], request.match_info["key"]
+        # The extension's client checks the key, then that the entity function exists, and its
+        # HTTP handler turns either ArgumentException into 400 (not the 404 the docs mention):
+        # DurableClient.SignalEntityAsyncInternal, DurableTaskExtension.GetInvalidEntityFunctionMessage.
+        refused = entity_key_error(key) or self._unknown_entity(name)
+        if refused is not None:
+            return _error(400, refused)
+        self.runtime.signal_entity(name, key, op, text)
         return web.Response(status=202)
+
+    def _unknown_entity(self, name: str) -> str | None:
+        if self.runtime.index.durable("entityTrigger", name) is not None:
+            return None
+        known = sorted(spec.durable_name for spec in self.runtime.index.by_trigger("entityTrigger"))
+        info = (
+            "The following are the known entity functions: '" + "', '".join(known) + "'."
+            if known
+            else "No entity functions are currently registered!"
+        )
+        return (
+            f"The function '{name}' doesn't exist, is disabled, or is not an entity function. Additional info: {info}"
+        )
+
+    async def list_entities(self, request: web.Request) -> web.Response:
+        """``GET entities/{name}``: existing entities of that name, a page (``top``, default 100) at
+        a time, in entity-id order, with lastOperationTimeFrom/To and fetchState (extension
+        HttpApiHandler.HandleListEntitiesRequestAsync; fields per docs "HTTP API reference")."""
+        name = request.match_info["name"].lower()
+        page_size = _page_size(request)
+        rows = self.runtime.store.list_entities(
+            name,
+            operated_from=_time_param(request, "lastOperationTimeFrom"),
+            operated_to=_time_param(request, "lastOperationTimeTo"),
+            after_id=_after(request),
+            limit=page_size,
+        )
+        fetch_state = _flag(request, "fetchState")
+        entities = []
+        for row in rows:
+            entity: dict[str, Any] = {
+                "entityId": {"name": row["name"], "key": row["key"]},
+                "lastOperationTime": _iso_precise(row["last_modified"]),
+            }
+            if fetch_state:
+                entity["state"] = _loads(row["state"])
+            entities.append(entity)
+        headers = {CONTINUATION: _next_token([row["entity_id"] for row in rows], page_size)}
+        return web.json_response(entities, headers=headers)
 
     async def entity_state(self, request: web.Request) -> web.Response:
         key = "" if request.match_info["key"] == "$" else request.match_info["key"]
-        entity_id = f"@{request.match_info['name'].lower()}@{key}"
+        entity_id = entity_instance_id(request.match_info["name"], key)
         state = self.runtime.store.entity_state(entity_id)
         if state is None:
             return web.json_response(None, status=404)

@@ -18,6 +18,7 @@ from devhost import history as h
 from devhost import versioning
 from devhost.clock import Clock
 from devhost.indexing import AppIndex
+from devhost.instance_ids import entity_instance_id, split_entity_id
 from devhost.invoke import Invoker, decode, encode, failure_text, serialized_cause
 from devhost.orchestration import Episode, Work, new_state
 from devhost.settings import HostConfig
@@ -27,6 +28,10 @@ from devhost.workers import EpisodeWorkers, WorkerLost
 log = logging.getLogger("devhost")
 
 ACTIVE = ("Pending", "Running", "Suspended")
+# A target whose messages fail this many processing attempts in a row is parked (poison). Five is
+# the default MaxDequeueCount of the Functions queue trigger and of DurableTask.AzureStorage's
+# opt-in poison-message storage (Azure/durabletask PR #1366); without it that backend retries forever.
+MAX_PROCESSING_ATTEMPTS = 5
 
 
 class InstanceExists(Exception):
@@ -68,6 +73,7 @@ class Runtime:
         # API is up); any function may take one, activities included.
         self.client_binding: Callable[[], Any] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.failing: set[str] = store.failing_targets()
 
     # --- lifecycle ----------------------------------------------------------------------------
     def wake(self) -> None:
@@ -216,7 +222,7 @@ class Runtime:
         return deleted
 
     def signal_entity(self, name: str, key: str, operation: str, input_text: str | None) -> None:
-        entity_id = f"@{name.lower()}@{key}"
+        entity_id = entity_instance_id(name, key)
         now = self.clock.timestamp()
         request = {"id": uuid.uuid4().hex, "op": operation, "signal": True, "input": input_text}
         with self.store.transaction() as db:
@@ -231,12 +237,43 @@ class Runtime:
                 await self.loop.run_in_executor(self.orchestrator_pool, self._entity_batch, target)
             else:
                 await self.loop.run_in_executor(self.orchestrator_pool, self._orchestration_episode, target)
-        except Exception:
-            log.exception("devhost: processing %s failed; it will be retried", target)
+            if target in self.failing:
+                self.store.clear_failures(target)
+                self.failing.discard(target)
+        except WorkerLost:
+            # A worker process died (crash recovery): not the message's fault, so not counted.
+            log.exception("devhost: processing %s lost its worker; it will be retried", target)
+            await asyncio.sleep(0.5)
+        except Exception as err:
+            self._count_failure(target, err)
             await asyncio.sleep(0.5)
         finally:
             self.busy.discard(target)
             self.wake()
+
+    def _count_failure(self, target: str, err: Exception) -> None:
+        """Retry a failed target, or park its messages once it has failed too often."""
+        failures = self.store.count_failure(target)
+        if failures < MAX_PROCESSING_ATTEMPTS:
+            self.failing.add(target)
+            log.exception(
+                "devhost: processing %s failed (attempt %d of %d); it will be retried",
+                target,
+                failures,
+                MAX_PROCESSING_ATTEMPTS,
+            )
+            return
+        self.failing.discard(target)
+        error = f"{type(err).__name__}: {err}"
+        parked = self.store.park_messages(target, self.clock.timestamp(), failures, error)
+        log.error(
+            "devhost: parked %d message(s) for instance %s after %d failed attempts (poison): %s",
+            parked,
+            target,
+            failures,
+            error,
+            exc_info=err,
+        )
 
     def _orchestration_episode(self, instance_id: str) -> None:
         now = self.clock.timestamp()
@@ -480,7 +517,7 @@ class Runtime:
             state = self.store.entity_state(entity_id, db)
         if not messages:
             return
-        _, name, key = entity_id.split("@", 2)
+        name, key = split_entity_id(entity_id)
         spec = self.index.durable("entityTrigger", name)
         results: list[dict[str, Any]]
         new_state: str | None = state

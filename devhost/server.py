@@ -204,6 +204,8 @@ class DevHost:
                 "pendingActivities": activities,
                 "inProgress": busy,
                 "idle": ready == 0 and activities == 0 and busy == 0,
+                # Messages that failed every processing attempt, taken out of the queue (poison).
+                "parkedMessages": self.store.parked(),
             }
         )
 

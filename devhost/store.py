@@ -63,6 +63,20 @@ CREATE TABLE IF NOT EXISTS entities (
     state TEXT,
     last_modified REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS message_failures (
+    target TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS parked_messages (
+    id INTEGER PRIMARY KEY,
+    target TEXT NOT NULL,
+    execution_id TEXT,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    failures INTEGER NOT NULL,
+    error TEXT NOT NULL,
+    parked_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS timer_schedules (
     function_name TEXT PRIMARY KEY,
     last_fired REAL,
@@ -189,8 +203,10 @@ class Store:
         created_to: float | None = None,
         prefix: str | None = None,
         limit: int | None = None,
-        offset: int = 0,
+        after_id: str | None = None,
     ) -> list[InstanceRow]:
+        """Matching instances in instance-id order (as the Azure Storage backend's Instances table,
+        keyed by instance id, lists them), the page after ``after_id`` when given."""
         sql = "SELECT * FROM instances WHERE 1=1"
         args: list[Any] = []
         if statuses:
@@ -205,10 +221,13 @@ class Store:
         if prefix:
             sql += " AND substr(instance_id, 1, ?) = ?"
             args += [len(prefix), prefix]
-        sql += " ORDER BY created_time, instance_id"
+        if after_id is not None:
+            sql += " AND instance_id > ?"
+            args.append(after_id)
+        sql += " ORDER BY instance_id"
         if limit is not None:
-            sql += " LIMIT ? OFFSET ?"
-            args += [limit, offset]
+            sql += " LIMIT ?"
+            args.append(limit)
         with self.read() as db:
             return [self._instance(r) for r in db.execute(sql, args).fetchall()]
 
@@ -355,6 +374,79 @@ class Store:
             db.execute("DELETE FROM entities WHERE entity_id = ?", (entity_id,))
         else:
             db.execute("INSERT OR REPLACE INTO entities VALUES (?,?,?,?,?)", (entity_id, name, key, state, now))
+
+    def list_entities(
+        self,
+        name: str,
+        *,
+        operated_from: float | None = None,
+        operated_to: float | None = None,
+        after_id: str | None = None,
+        limit: int,
+    ) -> list[sqlite3.Row]:
+        """Existing entities named ``name`` in entity-id order, the page after ``after_id``."""
+        sql = "SELECT * FROM entities WHERE name = ?"
+        args: list[Any] = [name]
+        if operated_from is not None:
+            sql += " AND last_modified >= ?"
+            args.append(operated_from)
+        if operated_to is not None:
+            sql += " AND last_modified <= ?"
+            args.append(operated_to)
+        if after_id is not None:
+            sql += " AND entity_id > ?"
+            args.append(after_id)
+        sql += " ORDER BY entity_id LIMIT ?"
+        args.append(limit)
+        with self.read() as db:
+            return list(db.execute(sql, args).fetchall())
+
+    # --- poison messages ----------------------------------------------------------------------
+    def count_failure(self, target: str) -> int:
+        """Record one failed attempt at ``target``'s messages; returns the failures so far."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO message_failures VALUES (?, 1) ON CONFLICT(target) DO UPDATE SET failures = failures + 1",
+                (target,),
+            )
+            return int(db.execute("SELECT failures FROM message_failures WHERE target = ?", (target,)).fetchone()[0])
+
+    def failing_targets(self) -> set[str]:
+        with self.read() as db:
+            return {r["target"] for r in db.execute("SELECT target FROM message_failures").fetchall()}
+
+    def clear_failures(self, target: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM message_failures WHERE target = ?", (target,))
+
+    def park_messages(self, target: str, now: float, failures: int, error: str) -> int:
+        """Move ``target``'s visible messages out of the queue into ``parked_messages``."""
+        with self.transaction() as db:
+            rows = db.execute(
+                "SELECT * FROM messages WHERE target = ? AND visible_at <= ? ORDER BY id", (target, now)
+            ).fetchall()
+            db.executemany(
+                "INSERT INTO parked_messages VALUES (?,?,?,?,?,?,?,?)",
+                [(r["id"], target, r["execution_id"], r["kind"], r["payload"], failures, error, now) for r in rows],
+            )
+            db.executemany("DELETE FROM messages WHERE id = ?", [(r["id"],) for r in rows])
+            db.execute("DELETE FROM message_failures WHERE target = ?", (target,))
+        return len(rows)
+
+    def parked(self) -> list[dict[str, Any]]:
+        with self.read() as db:
+            rows = db.execute("SELECT * FROM parked_messages ORDER BY id").fetchall()
+        return [
+            {
+                "id": r["id"],
+                "target": r["target"],
+                "kind": r["kind"],
+                "failures": r["failures"],
+                "error": r["error"],
+                "parkedAt": r["parked_at"],
+            }
+            for r in rows
+        ]
 
     # --- timer trigger bookkeeping ------------------------------------------------------------
     def timer_schedule(self, function_name: str) -> tuple[float | None, float | None]:

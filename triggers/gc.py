@@ -18,6 +18,7 @@ from orchestrators.gc import gc_instance_id
 from orchestrators.protection import lease_entity
 from triggers.context import config, source
 from triggers.http_api import ok, problem
+from triggers.instance_query import list_instances
 from triggers.runs import ACTIVE, UNKNOWN_CREATED, utcnow
 from triggers.singletons import keep_running
 
@@ -91,13 +92,13 @@ async def gc_status(req: func.HttpRequest, client: df.DurableOrchestrationClient
         return problem(404, "Not found", "GC enforcement is not configured (no 'gc' section)", "gc")
     scheduler = await client.get_status(SCHEDULER_ID)
     sched = scheduler.custom_status if scheduler and isinstance(scheduler.custom_status, dict) else {}
-    checks = await client.get_status_by(instance_id_prefix="gc:check:")
+    checks = await list_instances(client, instance_id_prefix="gc:check:")
     latest: dict[str, Any] = {}
     done = [c for c in checks if c.runtime_status == df.OrchestrationRuntimeStatus.Completed and c.output]
     if done:
         newest = max(done, key=lambda c: c.created_time or UNKNOWN_CREATED)
         latest = {v["vmId"].lower(): {**v, "checkedAt": newest.output.get("at")} for v in newest.output.get("vms", [])}
-    windows = await client.get_status_by(instance_id_prefix="gc:window:")
+    windows = await list_instances(client, instance_id_prefix="gc:window:")
     last_window: dict[str, Any] = {}
     opened = [w for w in windows if w.runtime_status == df.OrchestrationRuntimeStatus.Completed and w.output]
     if opened:
@@ -155,7 +156,7 @@ async def gc_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -
         return problem(err.status, "Bad request" if err.status == 400 else "Payload too large", err.detail, err.field)
     except (ValueError, RecursionError) as err:  # not JSON, not UTF-8 text, or nested too deeply
         return problem(400, "Bad request", f"request body is not valid JSON: {err}")
-    running = await client.get_status_by(runtime_status=list(ACTIVE), instance_id_prefix=f"gc:{kind}:")
+    running = await list_instances(client, runtime_status=list(ACTIVE), instance_id_prefix=f"gc:{kind}:")
     if running:
         return problem(409, "Conflict", f"a GC {kind} is already running: {running[0].instance_id}")
     # The wall clock only makes the id unique; the orchestration reads its own (Durable) time.

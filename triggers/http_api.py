@@ -18,6 +18,7 @@ from backup_chain.delivery import delivery_outcome, run_key
 from backup_chain.ids import chain_instance_id, chain_prefix, valid_run_id, vm_instance_id
 from backup_chain.runs import upstream_signal
 from triggers.context import config
+from triggers.instance_query import list_instances
 from triggers.kept import kept_keys, outbox_summary
 from triggers.runs import ACTIVE, awaits_upstream, run_view, start_run, utcnow
 
@@ -191,7 +192,7 @@ async def list_chain_runs(req: func.HttpRequest, client: df.DurableOrchestration
         return _guard(err)
     except ValueError:
         return problem(400, "Bad request", "top must be an integer between 1 and 500", "top")
-    statuses = await client.get_status_by(instance_id_prefix=chain_prefix(chain.name))
+    statuses = await list_instances(client, instance_id_prefix=chain_prefix(chain.name))
     runs = sorted((run_view(s) for s in statuses), key=lambda r: r["createdTime"] or "", reverse=True)[:top]
     # Runs with kept events (the delivery index lists them) do not report plain "completed" here either.
     kept_runs = set(await kept_keys(client))
@@ -220,8 +221,8 @@ async def cancel_chain_run(req: func.HttpRequest, client: df.DurableOrchestratio
     # next listing; each pass lists only what is still active.
     stopped = 0
     for _ in range(CANCEL_PASSES):
-        active = await client.get_status_by(
-            runtime_status=list(ACTIVE), instance_id_prefix=f"vm:{chain.name.lower()}:{run_id}:"
+        active = await list_instances(
+            client, runtime_status=list(ACTIVE), instance_id_prefix=f"vm:{chain.name.lower()}:{run_id}:"
         )
         if not active:
             break

@@ -14,6 +14,7 @@ from backup_chain.config import Chain
 from backup_chain.ids import chain_instance_id, chain_prefix
 from backup_chain.runs import run_input
 from triggers.context import config, source
+from triggers.instance_query import list_instances
 from triggers.singletons import ACTIVE
 
 log = logging.getLogger("backup_chain")
@@ -101,7 +102,7 @@ async def awaits_upstream(client: df.DurableOrchestrationClient, status: Any) ->
 
 async def waiting_run(client: df.DurableOrchestrationClient, chain: Chain) -> str | None:
     """The newest run of ``chain`` that is waiting (or about to wait) for its upstream signal."""
-    statuses = await client.get_status_by(runtime_status=list(ACTIVE), instance_id_prefix=chain_prefix(chain.name))
+    statuses = await list_instances(client, runtime_status=list(ACTIVE), instance_id_prefix=chain_prefix(chain.name))
     waiting = [s for s in statuses if await awaits_upstream(client, s)]
     waiting.sort(key=lambda s: s.created_time or UNKNOWN_CREATED)
     return waiting[-1].instance_id if waiting else None

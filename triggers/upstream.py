@@ -19,6 +19,7 @@ from backup_chain.ids import chain_prefix, run_id_for_event
 from backup_chain.runs import upstream_signal
 from backup_chain.text import is_unicode
 from triggers.context import config
+from triggers.instance_query import list_instances
 from triggers.runs import start_run, waiting_run
 
 bp = df.Blueprint()
@@ -84,7 +85,7 @@ async def _already_handled(
 ) -> bool:
     """Was this event already raised into one of the chain's runs (created at ``since`` or later)?"""
     # The SDK leaves createdTimeFrom out of the query when it is None.
-    for status in await client.get_status_by(created_time_from=since, instance_id_prefix=chain_prefix(chain_name)):
+    for status in await list_instances(client, created_time_from=since, instance_id_prefix=chain_prefix(chain_name)):
         custom = status.custom_status if isinstance(status.custom_status, dict) else {}
         if (custom.get("upstream") or {}).get("eventId") == event_id:
             return True
