@@ -20,6 +20,7 @@ from typing import Any
 
 from devhost import actions as act
 from devhost import history as h
+from devhost.instance_ids import orchestration_id_error
 from devhost.store import InstanceRow, Message
 from devhost.workers import WorkerLost
 
@@ -318,6 +319,9 @@ class Episode:
             return self.fail(str(err))
         if error is not None:
             return self.fail(f"Orchestrator function '{self.inst.name}' failed: {error}")
+        bad_child = _invalid_child_id(new_actions)
+        if bad_child is not None:  # the extension's CallSubOrchestratorAsync throws ArgumentException
+            return self.fail(f"Orchestrator function '{self.inst.name}' failed: {bad_child}")
         self.schedule_new(new_actions)
         self.apply_retry_bookkeeping(new_events)
         if state.get("isDone"):
@@ -391,3 +395,14 @@ class Episode:
             h.event(h.EXECUTION_COMPLETED, self.now, OrchestrationStatus="Failed", Result=json.dumps(message))
         )
         return self.work
+
+
+def _invalid_child_id(new_actions: list[act.Action]) -> str | None:
+    """The extension's refusal of the first sub-orchestration id it would refuse at start."""
+    for action in new_actions:
+        child_id = action.raw.get("instanceId") if action.kind == "suborchestration" else None
+        if isinstance(child_id, str):
+            error = orchestration_id_error(child_id)
+            if error is not None:
+                return error
+    return None

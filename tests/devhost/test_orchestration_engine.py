@@ -113,6 +113,19 @@ def test_sub_orchestrations_with_and_without_retry(host: DevHostProcess) -> None
     assert len(failed) == 2
 
 
+def test_a_sub_orchestration_id_the_extension_refuses_fails_the_parent(host: DevHostProcess) -> None:
+    """The extension throws at CallSubOrchestratorAsync for an id it refuses at start ('@...'): the
+    parent fails with that message and no child is created (before: the child's message failed
+    and was retried until parked, and the parent waited forever)."""
+    host.start_orchestration("parent_of_named_child", "named-1", "@child")
+    status = host.wait_status("named-1")
+    assert status["runtimeStatus"] == "Failed", status
+    assert "Orchestration instance ids must not start with @." in status["output"]
+    assert host.mgmt("GET", "instances/@child").status_code == 404
+    host.start_orchestration("parent_of_named_child", "named-2", "named-2-child")
+    assert host.wait_status("named-2")["runtimeStatus"] == "Completed"
+
+
 def test_continue_as_new_carries_events_that_arrive_meanwhile(host: DevHostProcess) -> None:
     host.start_orchestration("counter_loop", "loop-1")
     host.wait_status("loop-1", ("Running",))

@@ -173,6 +173,12 @@ def failing(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def parent_of_named_child(context: df.DurableOrchestrationContext):
+    """Starts a sub-orchestration under the id its input names."""
+    return (yield context.call_sub_orchestrator("chain", {"steps": 1}, context.get_input()))
+
+
+@app.orchestration_trigger(context_name="context")
 def parent(context: df.DurableOrchestrationContext):
     a = yield context.call_sub_orchestrator("chain", {"steps": 2}, f"{context.instance_id}-child")
     options = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_number_of_attempts=2)
