@@ -400,9 +400,13 @@ def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, A
 
 
 def _job_error(job: JobView) -> dict[str, Any]:
+    """A failed job's error: the symbolic code where the table knows it, else Azure's number."""
+    number = str(job.error_number) if job.error_number is not None else None
     return {
         "kind": "final",
-        "code": job.error_code or job.status,
+        "code": job.error_code or number or job.status,
+        "number": job.error_number,
+        "title": job.error_title,
         "message": job.error_message or "",
         "recommendations": job.recommendations,
     }
@@ -417,7 +421,9 @@ def _failed(run: _Run, phase: str, error: dict[str, Any]):
                 "BackupFailed",
                 phase=phase,
                 errorCode=error.get("code"),
-                message=error.get("message"),
+                azureErrorCode=error.get("number"),
+                errorTitle=error.get("title"),
+                errorMessage=error.get("message"),
                 recommendations=error.get("recommendations", []),
             )
         ],

@@ -39,7 +39,10 @@ class BackupError:
     code: str
     message: str
     recommendations: tuple[str, ...] = field(default=())
-    number: int = 0  # AzureIaaSVMErrorInfo.errorCode is an int in the spec; ours are emulator-assigned
+    # AzureIaaSVMErrorInfo.errorCode is an int in the spec; no Microsoft source pairs a symbolic
+    # code with its number, so these are emulator-assigned stand-ins (jobs carry the symbolic code
+    # only through the documented message, as on Azure).
+    number: int = 0
 
 
 # DOCS_AGENT: "UserErrorBackupOperationInProgress - Unable to initiate backup as another backup operation
