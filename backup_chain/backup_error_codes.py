@@ -35,8 +35,12 @@ CODES: tuple[BackupErrorCode, ...] = (
         "Unable to initiate backup as another backup operation is currently in progress.",
         DOCS_AGENT,
     ),
-    BackupErrorCode("UserErrorRpCollectionLimitReached", "The Restore Point collection max limit has reached.", DOCS_AGENT),
-    BackupErrorCode("UserErrorGuestAgentStatusUnavailable", "VM Agent unable to communicate with Azure Backup.", DOCS_AGENT),
+    BackupErrorCode(
+        "UserErrorRpCollectionLimitReached", "The Restore Point collection max limit has reached.", DOCS_AGENT
+    ),
+    BackupErrorCode(
+        "UserErrorGuestAgentStatusUnavailable", "VM Agent unable to communicate with Azure Backup.", DOCS_AGENT
+    ),
     BackupErrorCode(
         "ExtensionFailedTimeoutVMNetworkUnresponsive",
         "Snapshot operation failed due to inadequate VM resources.",

@@ -174,6 +174,23 @@ JOB_NOT_CANCELLABLE = (
     "The job isn't in a cancelable state. Wait until the job finishes.",
 )
 
+# A stand-in: Microsoft's sources found (multi-user-authorization.md: "The request fails with an
+# error informing them about not having sufficient permissions on the Resource Guard") give no code
+# or status. The emulator refuses synchronously with 403 and this code; the app also recognises the
+# refusal by "Resource Guard" in the message.
+RESOURCE_GUARD_CODE = "UserErrorResourceGuardOperationNotAuthorized"
+
+
+def resource_guard_refusal(guard: str, operation: str) -> ArmError:
+    return ArmError(
+        403,
+        RESOURCE_GUARD_CODE,
+        f"The operation '{operation}' is a critical operation protected by Resource Guard '{guard}' "
+        "(multi-user authorization) and the caller does not have sufficient permissions on the Resource "
+        "Guard. Get access to the Resource Guard, then retry the operation with its "
+        "resourceGuardOperationRequests.",
+    )
+
 
 def not_found(resource_id: str) -> ArmError:
     return ArmError(404, "ResourceNotFound", f"The Resource '{resource_id}' was not found.")
