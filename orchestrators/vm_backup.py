@@ -12,6 +12,7 @@ import azure.durable_functions as df
 from backup_chain.errors import retries_exhausted
 from backup_chain.gc import PolicySchedule, overlap_decision
 from backup_chain.jobs import JobView
+from backup_chain.stop_findings import stop_finding
 from orchestrators.common import (
     AZURE_RETRY,
     after,
@@ -183,7 +184,8 @@ def _vm_backup(run: _Run, spec: dict[str, Any]) -> Generator[Any, Any, dict[str,
     stopped = released["stopped"]
     extra = {"protectionStopped": stopped}
     if released["error"] is not None:
-        extra["protectionStopError"] = {k: released["error"].get(k) for k in ("code", "message")}
+        code, message = released["error"].get("code"), released["error"].get("message")
+        extra["protectionStopError"] = {"code": code, "message": message, **stop_finding(code, message).to_dict()}
     run.phase(run.status["phase"], **extra)
     return {**summary, **extra}
 

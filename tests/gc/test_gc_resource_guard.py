@@ -15,7 +15,7 @@ import pytest
 from backup_chain.gc import protection_on
 from demo.stack import Stack, vault_id, vm_id
 from emulators.recoveryservices.resource_guard import MODIFY_PROTECTION
-from tests.support.chain_stack import WEEKLY, one, scenario, start_stack, vm
+from tests.support.chain_stack import WEEKLY, kinds, one, run_to_end, scenario, start_stack, vm
 
 MONDAY = datetime(2027, 1, 4, 0, 0, tzinfo=timezone.utc)  # the weekly policy runs Wednesday 02:00
 GUARDED, EXCLUDING = "v1", "v2"
@@ -104,3 +104,15 @@ def test_a_guarded_stop_is_reported_as_a_finding_and_protection_stays_on(stack: 
     assert status[vm_id("mua01")]["lastWindow"]["stopFailed"]["finding"] == "resourceGuardBlocksStop"
     assert status[vm_id("free01")]["lastWindow"]["stopped"] is True
     assert status[vm_id("free01")]["lastWindow"]["stopFailed"] is None
+
+
+def test_a_chain_backup_reports_the_guarded_stop_it_could_not_make(stack: Stack) -> None:
+    started = stack.api("POST", "chains/mua/runs", {"runId": "guarded", "vms": [vm_id("mua01")]})
+    assert started.status_code == 202, started.text
+    events = run_to_end(stack, "guarded", step=60)
+    assert kinds(events, "mua01") == ["BackupTriggered", "SnapshotCompleted", "BackupCompleted"]
+    [vm_status] = stack.api("GET", "chains/mua/runs/guarded").json()["vms"]
+    assert vm_status["protectionStopped"] is False
+    assert vm_status["protectionStopError"]["code"] == "UserErrorResourceGuardOperationNotAuthorized"
+    assert vm_status["protectionStopError"]["finding"] == "resourceGuardBlocksStop"
+    assert protection_on(protection(stack, "mua01"))
