@@ -88,7 +88,9 @@ def parse_job(resource: dict[str, Any]) -> JobView:
         snapshot_end=snapshot.get("endTime"),
         snapshot_duration=snapshot.get("duration"),
         transfer_status=transfer.get("status"),
-        error_code=symbolic_code(number, message),
+        # errorString is localized; the job details' dynamicErrorMessage is not (bms.json).
+        error_code=symbolic_code(number, first.get("errorString"))
+        or symbolic_code(None, extended.get("dynamicErrorMessage")),
         error_number=number,
         error_title=first.get("errorTitle") or None,
         error_message=message,

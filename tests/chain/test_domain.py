@@ -263,6 +263,16 @@ def test_a_running_backup_failing_the_new_job_names_its_documented_code() -> Non
     assert parse_job(body).error_code == "UserErrorBackupOperationInProgress"
     props["errorDetails"][0]["errorString"] = "Something Azure has not documented."
     assert parse_job(body).error_code is None
+    # a localized errorString: the job details' non-localized dynamicErrorMessage still names it
+    props["errorDetails"][0]["errorString"] = "Impossible de lancer la sauvegarde."
+    props["extendedInfo"]["dynamicErrorMessage"] = (
+        "Unable to initiate backup as another backup operation is currently in progress"
+    )
+    job = parse_job(body)
+    assert (job.error_code, job.error_message) == (
+        "UserErrorBackupOperationInProgress",
+        "Impossible de lancer la sauvegarde.",
+    )
 
 
 def test_job_with_nothing_known() -> None:
