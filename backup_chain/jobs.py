@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from backup_chain.backup_error_codes import symbolic_code
+
 SNAPSHOT_TASK = "take snapshot"
 TRANSFER_TASK = "transfer data to vault"
 TERMINAL = ("Completed", "CompletedWithWarnings", "Failed", "Cancelled")
@@ -24,7 +26,9 @@ class JobView:
     snapshot_end: str | None = None
     snapshot_duration: str | None = None
     transfer_status: str | None = None
-    error_code: str | None = None
+    error_code: str | None = None  # symbolic (UserErrorFsFreezeFailed), where backup_error_codes knows it
+    error_number: int | None = None  # Azure's int errorDetails[0].errorCode
+    error_title: str | None = None  # errorTitle: the entity the error pertains to
     error_message: str | None = None
     recommendations: list[str] = field(default_factory=list)
     backup_size: str | None = None
@@ -70,7 +74,8 @@ def parse_job(resource: dict[str, Any]) -> JobView:
     transfer = tasks.get(TRANSFER_TASK, {})
     errors = props.get("errorDetails") or []
     first = errors[0] if errors else {}
-    code = first.get("errorTitle") or (str(first["errorCode"]) if first.get("errorCode") is not None else None)
+    number = _int_or_none(first.get("errorCode"))
+    message = first.get("errorString") or extended.get("dynamicErrorMessage")
     bag = extended.get("propertyBag") or {}
     return JobView(
         job_id=str(resource.get("name") or str(resource.get("id", "")).rsplit("/", 1)[-1]),
@@ -83,8 +88,23 @@ def parse_job(resource: dict[str, Any]) -> JobView:
         snapshot_end=snapshot.get("endTime"),
         snapshot_duration=snapshot.get("duration"),
         transfer_status=transfer.get("status"),
-        error_code=code,
-        error_message=first.get("errorString") or extended.get("dynamicErrorMessage"),
+        # errorString is localized; the job details' dynamicErrorMessage is not (bms.json).
+        error_code=symbolic_code(number, first.get("errorString"))
+        or symbolic_code(None, extended.get("dynamicErrorMessage")),
+        error_number=number,
+        error_title=first.get("errorTitle") or None,
+        error_message=message,
         recommendations=[str(r) for r in first.get("recommendations") or []],
         backup_size=bag.get("Backup Size"),
     )
+
+
+def _int_or_none(value: Any) -> int | None:
+    """``errorCode`` is an int in the spec; tolerate a numeric string, keep nothing else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None

@@ -10,6 +10,7 @@ import azure.durable_functions as df
 from backup_chain.errors import retries_exhausted
 from backup_chain.events import gc_cloud_event
 from backup_chain.gc import assess, next_weekly, protection_on
+from backup_chain.stop_findings import stop_finding
 from orchestrators.common import AZURE_RETRY, after, iso, now, publish
 from orchestrators.protection import acquire, release, set_protection
 
@@ -207,9 +208,12 @@ def gc_window(context: df.DurableOrchestrationContext):
     for vault, vm in opened:
         released = yield from release(context, vault, vm, gc["policy"])
         if released["error"] is not None:
-            stop_failed.append(_vm_failure(vault, vm, released["error"]))
+            failure = _vm_failure(vault, vm, released["error"])
+            stop_failed.append({**failure, **stop_finding(failure["errorCode"], failure["message"]).to_dict()})
         else:
             (stopped if released["stopped"] else kept_on).append(vm)
+    # GcWindowClosed says which stops failed and why; each also gets its own GcStopFailed (a finding
+    # an operator alerts on and acts on: protection is still on).
     yield publish(
         context,
         [
@@ -223,10 +227,28 @@ def gc_window(context: df.DurableOrchestrationContext):
                 keptOnForRunningBackups=kept_on,
                 stopFailed=stop_failed,
                 closedAt=iso(now(context)),
-            )
+            ),
+            *[
+                _event(
+                    context,
+                    spec,
+                    "GcStopFailed",
+                    f["vmId"],
+                    f["vaultId"],
+                    finding=f["finding"],
+                    errorCode=f["errorCode"],
+                    message=f["message"],
+                    reason=f["reason"],
+                    recommendations=f["recommendations"],
+                    protectionState="on",
+                )
+                for f in stop_failed
+            ],
         ],
     )
-    context.set_custom_status({"phase": "closed", "stopped": len(stopped), "keptOn": len(kept_on)})
+    context.set_custom_status(
+        {"phase": "closed", "stopped": len(stopped), "keptOn": len(kept_on), "stopFailed": len(stop_failed)}
+    )
     return {
         "kind": "window",
         "openedAt": iso(opened_at),

@@ -12,6 +12,7 @@ import azure.durable_functions as df
 from backup_chain.errors import retries_exhausted
 from backup_chain.gc import PolicySchedule, overlap_decision
 from backup_chain.jobs import JobView
+from backup_chain.stop_findings import stop_finding
 from orchestrators.common import (
     AZURE_RETRY,
     after,
@@ -183,7 +184,8 @@ def _vm_backup(run: _Run, spec: dict[str, Any]) -> Generator[Any, Any, dict[str,
     stopped = released["stopped"]
     extra = {"protectionStopped": stopped}
     if released["error"] is not None:
-        extra["protectionStopError"] = {k: released["error"].get(k) for k in ("code", "message")}
+        code, message = released["error"].get("code"), released["error"].get("message")
+        extra["protectionStopError"] = {"code": code, "message": message, **stop_finding(code, message).to_dict()}
     run.phase(run.status["phase"], **extra)
     return {**summary, **extra}
 
@@ -400,9 +402,13 @@ def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, A
 
 
 def _job_error(job: JobView) -> dict[str, Any]:
+    """A failed job's error: the symbolic code where the table knows it, else Azure's number."""
+    number = str(job.error_number) if job.error_number is not None else None
     return {
         "kind": "final",
-        "code": job.error_code or job.status,
+        "code": job.error_code or number or job.status,
+        "number": job.error_number,
+        "title": job.error_title,
         "message": job.error_message or "",
         "recommendations": job.recommendations,
     }
@@ -417,7 +423,9 @@ def _failed(run: _Run, phase: str, error: dict[str, Any]):
                 "BackupFailed",
                 phase=phase,
                 errorCode=error.get("code"),
-                message=error.get("message"),
+                azureErrorCode=error.get("number"),
+                errorTitle=error.get("title"),
+                errorMessage=error.get("message"),
                 recommendations=error.get("recommendations", []),
             )
         ],

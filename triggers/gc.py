@@ -103,11 +103,18 @@ async def gc_status(req: func.HttpRequest, client: df.DurableOrchestrationClient
     opened = [w for w in windows if w.runtime_status == df.OrchestrationRuntimeStatus.Completed and w.output]
     if opened:
         newest_window = max(opened, key=lambda w: w.created_time or UNKNOWN_CREATED)
-        for entry in newest_window.output.get("vms", []):
-            last_window[str(entry["vmId"]).lower()] = {
+        output = newest_window.output
+        stopped = {str(vm).lower() for vm in output.get("stopped", [])}
+        stop_failed = {str(f["vmId"]).lower(): f for f in output.get("stopFailed", [])}
+        for entry in output.get("vms", []):
+            vm_key = str(entry["vmId"]).lower()
+            last_window[vm_key] = {
                 "instanceId": newest_window.instance_id,
-                "openedAt": newest_window.output.get("openedAt"),
+                "openedAt": output.get("openedAt"),
                 **{k: entry.get(k) for k in ("resumed", "errorCode", "message")},
+                # only a stop Azure accepted counts: a refused one left protection on
+                "stopped": vm_key in stopped,
+                "stopFailed": stop_failed.get(vm_key),
             }
     vms = []
     for vault, vm in cfg.gc_targets():

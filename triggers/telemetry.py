@@ -43,6 +43,7 @@ def record_event(event: dict[str, object]) -> None:
             "jobId": data.get("jobId"),
             "errorCode": data.get("errorCode"),
             "phase": data.get("phase"),
+            "finding": data.get("finding"),
             "eventTime": event.get("time"),
             "snapshotCompletedAt": data.get("snapshotCompletedAt"),
         },

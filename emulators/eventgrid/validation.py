@@ -44,6 +44,31 @@ BAD_CONTENT_TYPE = (
 )
 
 
+# Stand-ins (no Microsoft source found gives these messages): .NET's JSON readers refuse nesting
+# deeper than 64 by default, and a string holding half a UTF-16 surrogate pair is not valid Unicode
+# text; Event Grid answers both 400 InputJsonInvalid (issue 13: a lone surrogate is 400 in Azure).
+MAX_DEPTH = 64
+TOO_DEEP = f"The reader's MaxDepth of {MAX_DEPTH} has been exceeded."
+LONE_SURROGATE = "The JSON received contains a string with an unpaired UTF-16 surrogate (\\u{:04x})."
+
+
+def _check_tree(payload: object) -> None:
+    """Depth and text of every value, without recursion (the payload may be deep on purpose)."""
+    stack: list[tuple[object, int]] = [(payload, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise _bad(TOO_DEEP)
+            children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(value, str):
+            # json.loads joins a valid escaped pair into one character: what is left is unpaired.
+            lone = next((c for c in value if "\ud800" <= c <= "\udfff"), None)
+            if lone is not None:
+                raise _bad(LONE_SURROGATE.format(ord(lone)))
+
+
 def too_large(limit: int) -> PublishError:
     return PublishError(413, f"The maximum size ({limit}) has been exceeded.", PAYLOAD_TOO_LARGE, report=False)
 
@@ -152,6 +177,9 @@ def parse_events(body: bytes, content_type: str | None, topic: Topic) -> list[di
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise _bad(f"The request body is not valid JSON: {err}.") from None
+    except RecursionError:
+        raise _bad(TOO_DEEP) from None
+    _check_tree(payload)
 
     if schema == CLOUD_EVENT_SCHEMA:
         if media == CE_BATCH:

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.recoveryservices import API_VERSION, errors, shapes
+from emulators.recoveryservices import API_VERSION, errors, resource_guard, shapes
 from emulators.recoveryservices.odata import parse_filter, parse_time
 from emulators.recoveryservices.runtime import Runtime
 
@@ -167,6 +167,16 @@ async def put_item(rt: Runtime, request: web.Request, m: dict[str, str]) -> web.
     policy = str(policy_id).rstrip("/").rsplit("/", 1)[-1] if policy_id else None
     # StopProtection.json: protectionState=ProtectionStopped keeps the data; a policyId resumes/changes
     stop = state.lower() == "protectionstopped"
+    guard = vault.spec.resource_guard
+    # Stop protection (retain data) is a protectedItems/write, the guard's "modify protection"
+    # operation (resource_guard.py); Az PowerShell authorizes it via resourceGuardOperationRequests.
+    if (
+        stop
+        and guard is not None
+        and guard.guards(resource_guard.MODIFY_PROTECTION)
+        and not guard.authorizes(props.get("resourceGuardOperationRequests"))
+    ):
+        raise errors.resource_guard_refusal(guard.name, resource_guard.MODIFY_PROTECTION)
     op = rt.engine.set_protection(item, stop=stop, policy=None if stop else policy, now=rt.now())
     headers = _async_headers(request, rt, _item_path(m), op.id, status=True)
     return web.Response(status=202, headers=headers)

@@ -39,7 +39,10 @@ class BackupError:
     code: str
     message: str
     recommendations: tuple[str, ...] = field(default=())
-    number: int = 0  # AzureIaaSVMErrorInfo.errorCode is an int in the spec; ours are emulator-assigned
+    # AzureIaaSVMErrorInfo.errorCode is an int in the spec; no Microsoft source pairs a symbolic
+    # code with its number, so these are emulator-assigned stand-ins (jobs carry the symbolic code
+    # only through the documented message, as on Azure).
+    number: int = 0
 
 
 # DOCS_AGENT: "UserErrorBackupOperationInProgress - Unable to initiate backup as another backup operation
@@ -170,6 +173,23 @@ JOB_NOT_CANCELLABLE = (
     "BMSUserErrorJobNotInCancellableState",
     "The job isn't in a cancelable state. Wait until the job finishes.",
 )
+
+# A stand-in: Microsoft's sources found (multi-user-authorization.md: "The request fails with an
+# error informing them about not having sufficient permissions on the Resource Guard") give no code
+# or status. The emulator refuses synchronously with 403 and this code; the app also recognises the
+# refusal by "Resource Guard" in the message.
+RESOURCE_GUARD_CODE = "UserErrorResourceGuardOperationNotAuthorized"
+
+
+def resource_guard_refusal(guard: str, operation: str) -> ArmError:
+    return ArmError(
+        403,
+        RESOURCE_GUARD_CODE,
+        f"The operation '{operation}' is a critical operation protected by Resource Guard '{guard}' "
+        "(multi-user authorization) and the caller does not have sufficient permissions on the Resource "
+        "Guard. Get access to the Resource Guard, then retry the operation with its "
+        "resourceGuardOperationRequests.",
+    )
 
 
 def not_found(resource_id: str) -> ArmError:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emulators.recoveryservices import resource_guard
 from emulators.recoveryservices.throttling import ThrottlingConfig, ThrottlingConfigError, parse_config
 
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -95,6 +96,7 @@ class VaultSpec:
     location: str
     policies: tuple[PolicySpec, ...]
     vms: tuple[VmSpec, ...]
+    resource_guard: resource_guard.ResourceGuard | None = None
 
 
 @dataclass
@@ -224,7 +226,14 @@ def parse(raw: dict[str, Any]) -> Scenario:
         if len(seen) != len(vms):
             raise ScenarioError(f"vault {v.get('name')}: duplicate VM (resourceGroup, name)")
         vaults.append(
-            VaultSpec(rg, str(v.get("name", "vault")), str(v.get("location", "japaneast")), policies, tuple(vms))
+            VaultSpec(
+                rg,
+                str(v.get("name", "vault")),
+                str(v.get("location", "japaneast")),
+                policies,
+                tuple(vms),
+                resource_guard.parse(v.get(resource_guard.KEY)),
+            )
         )
     return Scenario(
         subscription_id=str(raw.get("subscriptionId", "00000000-0000-0000-0000-000000000000")),

@@ -108,9 +108,11 @@ def job(job: Job, now: float, *, details: bool) -> dict[str, Any]:
     if job.error is not None and view.status == "Failed":
         props["errorDetails"] = [
             {
+                # AzureIaaSVMErrorInfo (bms.json): errorCode is an int, errorTitle "typically, the
+                # entity that the error pertains to"; the symbolic code is not a field of it.
                 "errorCode": job.error.number,
                 "errorString": job.error.message,
-                "errorTitle": job.error.code,
+                "errorTitle": job.item.vm.name,
                 "recommendations": list(job.error.recommendations),
             }
         ]

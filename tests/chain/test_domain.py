@@ -214,27 +214,65 @@ def test_failed_jobs_report_the_phase_code_message_and_recommendations() -> None
     props = body["properties"]
     props["status"] = "Failed"
     props["extendedInfo"]["tasksList"][1]["status"] = "Failed"
+    # AzureIaaSVMErrorInfo: an int errorCode, errorTitle names the entity; the documented message
+    # (DOCS_VM, with or without its final period) names the symbolic code.
     props["errorDetails"] = [
         {
-            "errorCode": 400001,
-            "errorTitle": "UserErrorVmNotFound",
-            "errorString": "The VM no longer exists.",
-            "recommendations": ["Stop protection of the VM."],
+            "errorCode": 400301,
+            "errorTitle": "web01",
+            "errorString": "Copying backed up data from vault timed out.",
+            "recommendations": ["Retry the backup."],
         }
     ]
     job = parse_job(body)
     assert job.terminal and not job.succeeded
     assert job.failed_phase == "transfer"
-    assert (job.error_code, job.error_message, job.recommendations) == (
-        "UserErrorVmNotFound",
-        "The VM no longer exists.",
-        ["Stop protection of the VM."],
+    assert (job.error_code, job.error_number, job.error_title, job.error_message, job.recommendations) == (
+        "CopyingVHDsFromBackUpVaultTakingLongTime",
+        400301,
+        "web01",
+        "Copying backed up data from vault timed out.",
+        ["Retry the backup."],
     )
+    assert JobView.from_dict(job.to_dict()) == job
     props["extendedInfo"]["tasksList"][0]["status"] = "Failed"
-    props["errorDetails"] = [{"errorCode": 400002}]
+    props["errorDetails"] = [{"errorCode": 400002, "errorTitle": ""}]
     props["extendedInfo"]["dynamicErrorMessage"] = "Snapshot failed"
     job = parse_job(body)
-    assert (job.failed_phase, job.error_code, job.error_message) == ("snapshot", "400002", "Snapshot failed")
+    assert (job.failed_phase, job.error_code, job.error_number, job.error_title, job.error_message) == (
+        "snapshot",
+        None,
+        400002,
+        None,
+        "Snapshot failed",
+    )
+
+
+def test_a_running_backup_failing_the_new_job_names_its_documented_code() -> None:
+    body = completed_job()
+    props = body["properties"]
+    props["status"] = "Failed"
+    props["extendedInfo"]["tasksList"][0]["status"] = "Failed"
+    props["errorDetails"] = [
+        {
+            "errorCode": 1,
+            "errorTitle": "sql01",
+            "errorString": "Unable to initiate backup as another backup operation is currently in progress.",
+        }
+    ]
+    assert parse_job(body).error_code == "UserErrorBackupOperationInProgress"
+    props["errorDetails"][0]["errorString"] = "Something Azure has not documented."
+    assert parse_job(body).error_code is None
+    # a localized errorString: the job details' non-localized dynamicErrorMessage still names it
+    props["errorDetails"][0]["errorString"] = "Impossible de lancer la sauvegarde."
+    props["extendedInfo"]["dynamicErrorMessage"] = (
+        "Unable to initiate backup as another backup operation is currently in progress"
+    )
+    job = parse_job(body)
+    assert (job.error_code, job.error_message) == (
+        "UserErrorBackupOperationInProgress",
+        "Impossible de lancer la sauvegarde.",
+    )
 
 
 def test_job_with_nothing_known() -> None:

@@ -298,7 +298,9 @@ def test_snapshot_and_transfer_failures_report_azure_errors(stack: Stack) -> Non
     expected = azure_errors.SNAPSHOT_ERRORS["ExtensionFailedVssWriterInBadState"]
     assert failed["phase"] == "snapshot"
     assert failed["errorCode"] == truth[0]["error"] == expected.code
-    assert failed["message"] == expected.message
+    # Azure's own fields, as the job's errorDetails carry them: the int code, the entity, the message.
+    assert (failed["azureErrorCode"], failed["errorTitle"]) == (expected.number, "snapfail")
+    assert failed["errorMessage"] == expected.message
     assert failed["recommendations"] == list(expected.recommendations)
     assert str(failed["jobId"]).lower() == truth[0]["id"].lower()
 
@@ -308,6 +310,7 @@ def test_snapshot_and_transfer_failures_report_azure_errors(stack: Stack) -> Non
     expected = azure_errors.TRANSFER_ERRORS["CopyingVHDsFromBackUpVaultTakingLongTime"]
     assert failed["phase"] == "transfer"
     assert failed["errorCode"] == truth[0]["error"] == expected.code
+    assert (failed["azureErrorCode"], failed["errorTitle"]) == (expected.number, "xferfail")
     assert failed["recommendations"] == list(expected.recommendations)
     snapshot = one(events, "SnapshotCompleted", "xferfail")["data"]
     assert parse_time(snapshot["snapshotCompletedAt"]) == parse_time(truth[0]["snapshotCompletedAt"])

@@ -167,6 +167,37 @@ def test_malformed_events_are_rejected_with_azure_codes(emulator: Emulator) -> N
     assert emulator.get("/admin/events", topic="cloud")["events"] == []
 
 
+def test_lone_surrogates_and_deep_nesting_are_rejected_with_400(emulator: Emulator) -> None:
+    """A string with half a UTF-16 surrogate pair, or JSON nested deeper than .NET readers' default
+    64 levels, is InputJsonInvalid (400), not a server error; a valid pair and 64 levels are fine."""
+    info = emulator.topic("orders")
+    url = f"{info['endpoint']}?api-version=2018-01-01"
+    headers = {"aeg-sas-key": info["key"], "Content-Type": "application/json"}
+    event = '{"id":"%s","subject":"/s","eventType":"T","eventTime":"2025-01-01T00:00:00Z","dataVersion":"1","data":%s}'
+
+    def post(event_id: str, data: str) -> requests.Response:
+        body = ("[" + event % (event_id, data) + "]").encode()
+        return requests.post(url, data=body, headers=headers, verify=emulator.ca, timeout=10)
+
+    for data in ('"half \\ud800 a pair"', '{"\\udc00": 1}', '"\\ud83d"'):
+        refused = post("bad", data)
+        assert refused.status_code == 400, (data, refused.text)
+        error = refused.json()["error"]
+        assert error["code"] == "BadRequest" and error["details"][0]["code"] == "InputJsonInvalid"
+        assert "unpaired UTF-16 surrogate" in error["message"]
+    for depth in (63, 100_000):  # the batch array + event + 63 levels of data = 65
+        refused = post("deep", "[" * depth + "]" * depth)
+        assert refused.status_code == 400, depth
+        assert refused.json()["error"]["message"].startswith("The reader's MaxDepth of 64 has been exceeded.")
+    assert emulator.get("/admin/events", topic="orders")["events"] == []
+
+    assert post("pair", '"\\ud83d\\ude00"').status_code == 200  # a valid pair: one emoji
+    assert post("nested", "[" * 62 + "]" * 62).status_code == 200  # the batch array + event + 62 = 64
+    events = emulator.get("/admin/events", topic="orders")["events"]
+    assert [e["event"]["id"] for e in events] == ["pair", "nested"]
+    assert events[0]["event"]["data"] == "\U0001f600"
+
+
 def test_oversized_event_and_batch_are_rejected_with_413(emulator: Emulator) -> None:
     orders = client(emulator, "orders")
     with pytest.raises(HttpResponseError) as one_big:

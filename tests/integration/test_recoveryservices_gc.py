@@ -26,6 +26,8 @@ from rs_support import (
     vm_entry,
 )
 
+from backup_chain.backup_error_codes import symbolic_code
+
 VM = "adhoc01"
 
 
@@ -65,8 +67,12 @@ def test_stopped_protection_piles_up_until_limit_then_gc_recovers(emu: Emulator)
     emu.advance(200)
     job = client.job_details.get(VAULT, RG, job_id)
     assert job.properties.status == "Failed"
-    assert job.properties.error_details[0].error_title == "UserErrorRpCollectionLimitReached"
-    assert "Restore Point collection max limit" in job.properties.error_details[0].error_string
+    # AzureIaaSVMErrorInfo as the SDK reads it: an int code, the entity as title, the documented
+    # message, which names the symbolic code (backup_error_codes).
+    error = job.properties.error_details[0]
+    assert isinstance(error.error_code, int) and error.error_title == VM
+    assert symbolic_code(error.error_code, error.error_string) == "UserErrorRpCollectionLimitReached"
+    assert error.recommendations and "Restore Point collection max limit" in error.error_string
     assert [t.status for t in job.properties.extended_info.tasks_list] == ["Failed", "NotStarted"]
 
     emu.advance(3 * 86400)  # protection on: the daily GC runs and drops snapshots older than 2 days
