@@ -425,7 +425,7 @@ def _failed(run: _Run, phase: str, error: dict[str, Any]):
                 errorCode=error.get("code"),
                 azureErrorCode=error.get("number"),
                 errorTitle=error.get("title"),
-                errorMessage=error.get("message"),
+                message=error.get("message"),
                 recommendations=error.get("recommendations", []),
             )
         ],

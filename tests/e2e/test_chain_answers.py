@@ -74,7 +74,7 @@ def test_an_arm_outage_in_the_trigger_phase_ends_in_backup_failed(stack: Stack) 
         _faults(stack, {"operations": {"Backups_Trigger": {"rate503": 0}}})
     failed = one(events, "BackupFailed", "arm01")["data"]
     assert (failed["phase"], failed["errorCode"]) == ("trigger", "ServiceUnavailable")
-    assert "temporarily unavailable" in failed["errorMessage"]
+    assert "temporarily unavailable" in failed["message"]
     assert (failed["azureErrorCode"], failed["errorTitle"]) == (None, None)  # an ARM answer, not a job's
     vm_summary = one(events, "ChainCompleted")["data"]["vms"][0]
     assert (vm_summary["outcome"], vm_summary["failedPhase"], vm_summary["errorCode"]) == (
@@ -115,7 +115,7 @@ def test_weekly_policy_mode_refuses_an_overlapping_ad_hoc_backup(stack: Stack) -
     events = run_to_end(stack, "r-ov", step=30)
     failed = one(events, "BackupFailed", "ov01")["data"]
     assert (failed["phase"], failed["errorCode"]) == ("trigger", "OverlapsScheduledBackup")
-    assert "2027-01-06T02:00" in failed["errorMessage"]
+    assert "2027-01-06T02:00" in failed["message"]
     assert [j for j in jobs(stack, "ov01") if j["userTriggered"]] == []
 
 

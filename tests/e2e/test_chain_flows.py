@@ -300,7 +300,7 @@ def test_snapshot_and_transfer_failures_report_azure_errors(stack: Stack) -> Non
     assert failed["errorCode"] == truth[0]["error"] == expected.code
     # Azure's own fields, as the job's errorDetails carry them: the int code, the entity, the message.
     assert (failed["azureErrorCode"], failed["errorTitle"]) == (expected.number, "snapfail")
-    assert failed["errorMessage"] == expected.message
+    assert failed["message"] == expected.message
     assert failed["recommendations"] == list(expected.recommendations)
     assert str(failed["jobId"]).lower() == truth[0]["id"].lower()
 

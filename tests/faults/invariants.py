@@ -428,7 +428,7 @@ def _check_scenario(
             "scenario-outcome",
             name,
             f"scenario fate {fate!r} wants {want}, the VM ended with {got} "
-            f"({record['event']['id']}: {data.get('errorMessage')!r})",
+            f"({record['event']['id']}: {data.get('message')!r})",
         )
     ]
 
