@@ -228,22 +228,7 @@ def gc_window(context: df.DurableOrchestrationContext):
                 stopFailed=stop_failed,
                 closedAt=iso(now(context)),
             ),
-            *[
-                _event(
-                    context,
-                    spec,
-                    "GcStopFailed",
-                    f["vmId"],
-                    f["vaultId"],
-                    finding=f["finding"],
-                    errorCode=f["errorCode"],
-                    message=f["message"],
-                    reason=f["reason"],
-                    recommendations=f["recommendations"],
-                    protectionState="on",
-                )
-                for f in stop_failed
-            ],
+            *[_stop_failed_event(context, spec, f) for f in stop_failed],
         ],
     )
     context.set_custom_status(
@@ -260,6 +245,25 @@ def gc_window(context: df.DurableOrchestrationContext):
     }
 
 
+def _stop_failed_event(
+    context: df.DurableOrchestrationContext, spec: dict[str, Any], f: dict[str, Any]
+) -> dict[str, Any]:
+    """GcStopFailed: a stop Azure refused, so protection is still on (docs/operations.md)."""
+    return _event(
+        context,
+        spec,
+        "GcStopFailed",
+        f["vmId"],
+        f["vaultId"],
+        finding=f["finding"],
+        errorCode=f["errorCode"],
+        message=f["message"],
+        reason=f["reason"],
+        recommendations=f["recommendations"],
+        protectionState="on",
+    )
+
+
 def _vm_failure(vault: str, vm: str, error: dict[str, Any]) -> dict[str, Any]:
     """Per VM, what Azure answered: its code and message."""
     return {"vmId": vm, "vaultId": vault, "errorCode": error.get("code"), "message": error.get("message")}
@@ -271,9 +275,15 @@ def _failure_data(failure: dict[str, Any]) -> dict[str, Any]:
 
 @bp.orchestration_trigger(context_name="context")
 def lease_reclaim(context: df.DurableOrchestrationContext):
-    """Free the lease of a holder that crashed or was terminated (started by the sweeper)."""
+    """Free the lease of a holder that crashed or was terminated (started by the sweeper). Input:
+    ``vaultId``, ``vmId``, ``holder``, ``policy``, and ``prefix``/``source`` for its events."""
     spec: dict[str, Any] = context.get_input()
     released = yield from release(
         context, spec["vaultId"], spec["vmId"], spec["policy"], holder=spec["holder"], op="reclaim"
     )
+    if released["error"] is not None:
+        # The window that held this lease is gone, so this is the only place the refusal is seen.
+        failure = _vm_failure(spec["vaultId"], spec["vmId"], released["error"])
+        failure.update(stop_finding(failure["errorCode"], failure["message"]).to_dict())
+        yield publish(context, [_stop_failed_event(context, spec, failure)])
     return {"holder": spec["holder"], "stoppedProtection": released["stopped"], "error": released["error"]}

@@ -63,7 +63,16 @@ async def _sweep_leases(client: df.DurableOrchestrationClient, cfg: ChainConfig)
             if existing:
                 await client.purge_instance_history(reclaim_id)
             await client.start_new(
-                "lease_reclaim", reclaim_id, {"vaultId": vault, "vmId": vm, "holder": holder, "policy": cfg.gc.policy}
+                "lease_reclaim",
+                reclaim_id,
+                {
+                    "vaultId": vault,
+                    "vmId": vm,
+                    "holder": holder,
+                    "policy": cfg.gc.policy,
+                    "prefix": cfg.eventTypePrefix,
+                    "source": source(),
+                },
             )
             log.warning("reclaiming protection lease of %s held by %s (holder is gone)", vm, holder)
             reclaimed += 1

@@ -116,3 +116,33 @@ def test_a_chain_backup_reports_the_guarded_stop_it_could_not_make(stack: Stack)
     assert vm_status["protectionStopError"]["code"] == "UserErrorResourceGuardOperationNotAuthorized"
     assert vm_status["protectionStopError"]["finding"] == "resourceGuardBlocksStop"
     assert protection_on(protection(stack, "mua01"))
+
+
+def lease(stack: Stack, name: str) -> dict[str, Any]:
+    status = stack.api("GET", "gc").json()
+    return dict(next(v["lease"] for v in status["vms"] if v["vmId"] == vm_id(name)))
+
+
+def test_a_reclaimed_lease_whose_stop_the_guard_refuses_is_reported(stack: Stack) -> None:
+    """The holder that should have stopped protection crashed; the sweeper's reclaim is then the
+    only one to meet the guard's refusal, so it publishes the finding (before: only in its output)."""
+    before = gc_events(stack, "GcStopFailed")
+    started = stack.api("POST", "chains/mua/runs", {"runId": "crashed", "vms": [vm_id("mua01")]})
+    assert started.status_code == 202, started.text
+    stack.run_until(lambda: lease(stack, "mua01")["holders"], step=5, limit=600, what="backup to hold the lease")
+    holder = next(iter(lease(stack, "mua01")["holders"]))
+    terminated = stack.session.post(
+        f"{stack.devhost.url}/runtime/webhooks/durabletask/instances/{holder}/terminate",
+        params={"reason": "simulated crash", "code": stack.keys["durabletask_extension"]},
+        timeout=30,
+    )
+    assert terminated.status_code == 202
+    stack.run_until(
+        lambda: len(gc_events(stack, "GcStopFailed")) > len(before), step=60, limit=1800, what="reclaim's finding"
+    )
+    [alert] = [e for e in gc_events(stack, "GcStopFailed") if e not in before]
+    data = alert["data"]
+    assert data["runId"].startswith("reclaim:")
+    assert (data["vmId"], data["finding"], data["protectionState"]) == (vm_id("mua01"), "resourceGuardBlocksStop", "on")
+    assert lease(stack, "mua01")["holders"] == {}
+    assert protection_on(protection(stack, "mua01"))
