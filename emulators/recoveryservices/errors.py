@@ -177,8 +177,7 @@ JOB_NOT_CANCELLABLE = (
 # POST is accepted and its operation result then answers 400. The code is the emulator's stand-in.
 JOB_NOT_CANCELLABLE_IN_TRANSFER = (
     "BMSUserErrorJobNotInCancellableState",
-    "The job isn't in a cancelable state: the snapshot is being transferred to the vault. Wait until the job "
-    "finishes.",
+    "The job isn't in a cancelable state: the snapshot is being transferred to the vault. Wait until the job finishes.",
 )
 # backup-support-matrix-iaas.md: "The Azure Backup service supports up to nine on-demand backups per
 # day". The code and text are those Azure Backup answered for its 24-hour operation limit in
