@@ -92,6 +92,8 @@ class Engine:
         for entry in sorted(item.vm.history, key=lambda h: -h.hours_ago):
             start = now - entry.hours_ago * 3600
             job = self._new_job(item, start, entry.user_triggered, None)
+            if entry.user_triggered:  # an on-demand backup: counts toward the daily limit
+                item.on_demand_starts.append(start)
             if entry.status == "Failed":
                 job.outcome = "snapshot_fail"
                 job.error = errors.SNAPSHOT_ERRORS[item.vm.faults.snapshot_error_code]
