@@ -104,7 +104,7 @@ class PlainLog:
     def update(self, run: dict[str, Any], now: datetime) -> None:
         stamp = f"[{now:%H:%M:%S}]"
         for name, _os, _vault, phase, job, snap, outcome in vm_rows(run):
-            if phase in ("pending", "starting", "checkingRunningJobs", "triggering"):
+            if phase in ("pending", "starting", "checkingRunningJobs", "triggering", "waitingForBackupOperation"):
                 continue  # transient; keeps the log short
             if self.seen.get(name) != phase:
                 self.seen[name] = phase
