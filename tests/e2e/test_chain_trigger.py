@@ -3,7 +3,8 @@
 already running" (a failed operation naming the running job, a job that fails at once with
 UserErrorBackupOperationInProgress, a synchronous BMSUserErrorObjectLocked) ends with the running
 job waited out and the chain's own backup; the daily on-demand limit ends in one BackupFailed with
-Azure's code and no second POST."""
+Azure's code and no second POST; a job a failed operation names that started after the upstream
+signal is adopted (no second POST)."""
 
 from __future__ import annotations
 
@@ -30,10 +31,13 @@ from tests.support.chain_stack import (
 THURSDAY = 3
 PER_VM = ["BackupTriggered", "SnapshotCompleted", "BackupCompleted"]
 FORMS = {"opfail01": "failedOperation", "jobfail01": "failedJob", "lock01": "objectLocked"}
-# The scheduled job started 3 minutes before the clock start shows in the job list only 1 minute
-# after it (a 4-minute lag): the run's first look misses it, so its trigger meets the conflict.
-LAG_SECONDS = 240
-BUSY = {"runningScheduledJob": {"startedMinutesAgo": 3}, "transfer": (8, 10)}
+# A scheduled job started 9 minutes before the clock start shows in the job list only 1 minute after
+# it (a 10-minute lag): the run's first look misses it, so its trigger meets the conflict.
+LAG_SECONDS = 600
+BUSY = {"runningScheduledJob": {"startedMinutesAgo": 9}, "transfer": (20, 25)}
+# named01's policy starts a job at 00:05:30-00:06, after the upstream signal (00:00); the chain looks
+# for running jobs at 00:10 (the 600 s stagger after lead02), before the job list shows it.
+DAILY_0005 = {"name": "daily-0005", "frequency": "Daily", "time": "00:05", "timeZone": "UTC", "retentionDays": 7}
 HISTORY_FULL_DAY = [{"hoursAgo": h, "userTriggered": True} for h in range(1, 10)]  # 9 on-demand in 24 h
 
 
@@ -48,11 +52,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     }
     vms = [vm("lat01", transfer=(8, 10)), vm("limit01", transfer=(8, 10), history=HISTORY_FULL_DAY)]
     vms += [vm(name, **BUSY) for name in FORMS]  # type: ignore[arg-type]
-    body = scenario(vms, backupTrigger=rules, lateScheduleRate=0.0)
+    vms += [vm("lead02", transfer=(8, 10)), vm("named01", policy="daily-0005", transfer=(20, 25))]
+    body = scenario(vms, backupTrigger=rules, lateScheduleRate=0.0, scheduleDelayMinutes=[0.5, 1.0])
+    body["vaults"][0]["policies"].append(DAILY_0005)
     chains = [chain(name, [name]) for name in ["lat01", "limit01", *FORMS]]
+    chains.append(chain("named", ["lead02", "named01"], staggerSeconds=600))
     running = start_stack(tmp_path_factory.mktemp("chain-trigger"), body, chains, start=next_weekday_at(THURSDAY))
     try:
-        for name in ["lat01", "limit01", *FORMS]:
+        for name in ["lat01", "limit01", *FORMS, "named"]:
             response = running.api("POST", f"chains/{name}/runs", {"runId": f"r-{name}"})
             assert response.status_code == 202, response.text
         running.settle()
@@ -114,3 +121,16 @@ def test_daily_limit_fails_once_with_azures_code(stack: Stack) -> None:
     assert "24 hours" in failed["message"]
     assert _posts(stack, "limit01") == 1  # refused once, not retried
     assert [j["userTriggered"] for j in jobs(stack, "limit01")] == [True] * 9  # only the seeded history
+
+
+def test_a_named_running_job_that_started_after_upstream_is_adopted(stack: Stack) -> None:
+    events = run_to_end(stack, "r-named")
+    assert kinds(events, "named01") == PER_VM
+    (scheduled,) = jobs(stack, "named01")  # the conflicting POST started nothing
+    assert scheduled["userTriggered"] is False and scheduled["status"] == "Completed"
+    (operation,) = _operations(stack, "named01")
+    assert operation["error"] == "UserErrorBackupOperationInProgress" and operation["jobId"] == scheduled["id"]
+    assert _posts(stack, "named01") == 1
+    triggered = one(events, "BackupTriggered", "named01")["data"]
+    assert triggered["adopted"] is True and triggered["jobId"].lower() == scheduled["id"].lower()
+    assert one(events, "BackupCompleted", "named01")["data"]["jobId"].lower() == scheduled["id"].lower()
