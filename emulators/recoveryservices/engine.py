@@ -299,8 +299,9 @@ class Engine:
         op = self._operation("backup", now, item)
         op.end = now + rules.operation_seconds
         if running is not None and form == "failedOperation":
-            # The operation fails carrying the running job's id (PowerShell's trigger cmdlet reads
-            # the job id from the operation status whatever its outcome).
+            # The operation fails carrying the running job's id: Azure/azure-powershell
+            # src/RecoveryServices/RecoveryServices.Backup/RSBackupVaultCmdletBase.cs HandleCreatedJob
+            # outputs the job a Failed operation's properties.jobId names, then throws its error.
             err = errors.BACKUP_IN_PROGRESS
             op.error, op.job_id = (err.code, err.message), running.id
             return op
