@@ -48,6 +48,8 @@ def vm_outcome(vm: dict[str, Any]) -> str:
         return f"backed up, waited out job {short_job(vm['runningJobId'])}" if vm.get("runningJobId") else "backed up"
     if phase == "failed":
         return f"failed in {vm.get('failedPhase')}: {vm.get('errorCode')}"
+    if phase == "waitingForRunningJob" and not vm.get("runningJobId") and vm.get("conflict"):
+        return f"trigger met {vm['conflict']}: looking again shortly"
     if phase == "waitingForRunningJob":
         return f"waiting out job {short_job(vm.get('runningJobId'))}"
     if vm.get("runningJobId"):
