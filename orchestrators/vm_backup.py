@@ -34,7 +34,8 @@ bp = df.Blueprint()
 AD_HOC_BACKUP_HOURS = timedelta(hours=3)  # an incremental backup usually ends within 1-3 h (DOMAIN.md)
 MAX_TRIGGER_ROUNDS = 4  # find → (adopt | wait out | trigger) rounds before giving up on conflicts
 CONFLICT_RECHECK_SECONDS = 300.0  # a conflict that names no job: look again after the job list caught up
-# The trigger's async operation: read it after its Retry-After (spec examples: 60 s), at least this
+# The trigger's async operation: read it after its Retry-After (60 s in azure-rest-api-specs
+# recoveryservicesbackup examples/Common/TriggerBackup_Post.json), at least this
 # often and at most this rarely, and give up when it runs this long.
 OPERATION_POLL_FLOOR_SECONDS = 5.0
 RETRY_AFTER_CAP_SECONDS = 3600.0
