@@ -3,7 +3,6 @@ job, find a backup already running for a VM."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import azure.durable_functions as df
@@ -16,7 +15,7 @@ from backup_chain.resource_ids import VaultId, VmId
 
 bp = df.Blueprint()
 FABRIC = "Azure"
-OPERATION_POLLS = 30
+DEFAULT_RETRY_AFTER = 60  # the spec examples' Retry-After, for a 202 that carries none
 
 
 def _fail(err: BaseException) -> dict[str, Any]:
@@ -32,11 +31,17 @@ def _operation_id(headers: dict[str, str]) -> str:
     raise TransientAzureError(f"trigger response carried no operation URL: {sorted(headers)}")
 
 
+def _retry_after(headers: dict[str, str]) -> int:
+    value = headers.get("Retry-After", "")
+    return int(value) if value.isdigit() else DEFAULT_RETRY_AFTER
+
+
 @bp.activity_trigger(input_name="request")
 def trigger_backup(request: dict[str, Any]) -> dict[str, Any]:
-    """POST .../protectedItems/{item}/backup with the retain-until date, then follow the async
-    operation to the job id. Azure reports a backup already in progress on the operation, not
-    on the POST (it surfaces as a failed operation), so the conflict comes back as data."""
+    """One POST .../protectedItems/{item}/backup with the retain-until date: the operation to
+    follow and its Retry-After (``backup_operation`` reads it; this never polls, so a retry of
+    this activity is the only way a second POST happens). A refusal (e.g. BMSUserErrorObjectLocked,
+    the daily on-demand limit) comes back as data."""
     from azure.mgmt.recoveryservicesbackup.models import BackupRequestResource, IaasVMBackupRequest
     from dateutil.parser import isoparse
 
@@ -55,26 +60,40 @@ def trigger_backup(request: dict[str, Any]) -> dict[str, Any]:
             body,
             cls=lambda pipeline_response, _body, _headers: dict(pipeline_response.http_response.headers),
         )
-        operation_id = _operation_id(headers)
-        for _ in range(OPERATION_POLLS):
-            status = client.protected_item_operation_statuses.get(
-                vault.name, vault.resource_group, FABRIC, vm.container_name, vm.protected_item_name, operation_id
-            )
-            if status.status != "InProgress":
-                break
-            time.sleep(1.0)
     except Exception as err:
         return _fail(err)
-    if status.status == "Succeeded" and status.properties is not None and status.properties.job_id:
-        return {"ok": True, "jobId": status.properties.job_id, "operationId": operation_id}
-    if status.status == "InProgress":
-        raise TransientAzureError(f"backup operation {operation_id} still in progress")
+    return {"ok": True, "operationId": _operation_id(headers), "retryAfterSeconds": _retry_after(headers)}
+
+
+@bp.activity_trigger(input_name="request")
+def backup_operation(request: dict[str, Any]) -> dict[str, Any]:
+    """One read of a trigger's operation (ProtectedItemOperationStatuses_Get): ``status``
+    InProgress; Succeeded with ``jobId`` and the job as read right after (its conflict may fail it
+    at once); or ``ok`` false with Azure's error and, when the operation names one, ``jobId``
+    (a conflict names the running job)."""
+    vault, vm = VaultId.parse(request["vaultId"]), VmId.parse(request["vmId"])
+    operation_id = request["operationId"]
+    client = backup_client(vault.subscription)
+    try:
+        status = client.protected_item_operation_statuses.get(
+            vault.name, vault.resource_group, FABRIC, vm.container_name, vm.protected_item_name, operation_id
+        )
+        job_id = getattr(status.properties, "job_id", None) if status.properties is not None else None
+        if status.status == "InProgress":
+            return {"ok": True, "status": "InProgress"}
+        if status.status == "Succeeded" and job_id:
+            return {"ok": True, "status": "Succeeded", "jobId": job_id, "job": read_job(vault, job_id)}
+    except Exception as err:
+        return _fail(err)
+    if status.status == "Succeeded":
+        message = f"backup operation {operation_id} succeeded without naming its job"
+        return {"ok": False, "error": failure(None, "OperationWithoutJob", message).to_dict() | {"kind": "final"}}
     error = status.error
     code = getattr(error, "code", None)
     message = getattr(error, "message", None) or f"backup operation ended {status.status}"
     # The operation failed with Azure's code; classify it as if the service had answered 409.
     result = raise_if_transient(failure(409, code, message))
-    return {"ok": False, "error": result.to_dict()}
+    return {"ok": False, "error": result.to_dict(), "jobId": job_id}
 
 
 def read_job(vault: VaultId, job_id: str) -> dict[str, Any]:

@@ -48,6 +48,8 @@ def vm_outcome(vm: dict[str, Any]) -> str:
         return f"backed up, waited out job {short_job(vm['runningJobId'])}" if vm.get("runningJobId") else "backed up"
     if phase == "failed":
         return f"failed in {vm.get('failedPhase')}: {vm.get('errorCode')}"
+    if phase == "waitingForRunningJob" and not vm.get("runningJobId") and vm.get("conflict"):
+        return f"trigger met {vm['conflict']}: looking again shortly"
     if phase == "waitingForRunningJob":
         return f"waiting out job {short_job(vm.get('runningJobId'))}"
     if vm.get("runningJobId"):
@@ -104,7 +106,7 @@ class PlainLog:
     def update(self, run: dict[str, Any], now: datetime) -> None:
         stamp = f"[{now:%H:%M:%S}]"
         for name, _os, _vault, phase, job, snap, outcome in vm_rows(run):
-            if phase in ("pending", "starting", "checkingRunningJobs", "triggering"):
+            if phase in ("pending", "starting", "checkingRunningJobs", "triggering", "waitingForBackupOperation"):
                 continue  # transient; keeps the log short
             if self.seen.get(name) != phase:
                 self.seen[name] = phase

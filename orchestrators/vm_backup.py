@@ -9,7 +9,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from backup_chain.errors import retries_exhausted
+from backup_chain.errors import CONFLICT_CODES, retries_exhausted
 from backup_chain.gc import PolicySchedule, overlap_decision
 from backup_chain.jobs import JobView
 from backup_chain.stop_findings import stop_finding
@@ -34,6 +34,13 @@ from orchestrators.protection import acquire, release
 bp = df.Blueprint()
 AD_HOC_BACKUP_HOURS = timedelta(hours=3)  # an incremental backup usually ends within 1-3 h (DOMAIN.md)
 MAX_TRIGGER_ROUNDS = 4  # find → (adopt | wait out | trigger) rounds before giving up on conflicts
+CONFLICT_RECHECK_SECONDS = 300.0  # a conflict that names no job: look again after the job list caught up
+# The trigger's async operation: read it after its Retry-After (60 s in azure-rest-api-specs
+# recoveryservicesbackup examples/Common/TriggerBackup_Post.json), at least this
+# often and at most this rarely, and give up when it runs this long.
+OPERATION_POLL_FLOOR_SECONDS = 5.0
+RETRY_AFTER_CAP_SECONDS = 3600.0
+OPERATION_DEADLINE = timedelta(hours=2)
 # Shared polling: ask the vault's poller board about the watch when nothing was heard for this long.
 FALLBACK_SECONDS = {"snapshot": 900.0, "transfer": 3600.0, "end": 3600.0}
 MAX_FALLBACK_WAKES = 48  # 12 h of snapshot or 48 h of transfer without a notice: give up on the job
@@ -199,6 +206,7 @@ _FAILED_PHASE = {
     "checkingRunningJobs": "trigger",
     "waitingForRunningJob": "trigger",
     "triggering": "trigger",
+    "waitingForBackupOperation": "trigger",
     "snapshot": "snapshot",
     "transfer": "transfer",
 }
@@ -287,19 +295,66 @@ def _job_since(run: _Run, upstream_at: datetime | None) -> Generator[Any, Any, J
     return job
 
 
+def _running(run: _Run, known_job: str | None) -> Generator[Any, Any, dict[str, Any]]:
+    """``{"ok": True, "job": JobView dict | None}``: the job a conflict named, if it still runs,
+    else the VM's running job from the job list."""
+    request = {"vaultId": run.spec["vaultId"], "vmId": run.spec["vmId"]}
+    if known_job is None:
+        return dict((yield run.context.call_activity_with_retry("find_active_job", AZURE_RETRY, request)))
+    read = yield run.context.call_activity_with_retry("get_job", AZURE_RETRY, {**request, "jobId": known_job})
+    if read["ok"] and JobView.from_dict(read["job"]).terminal:
+        return {"ok": True, "job": None}
+    return dict(read)
+
+
+def _recheck_later(run: _Run, reason: str) -> Generator[Any, Any, None]:
+    """A conflict that does not name the running job: wait before looking again, so the job list
+    has caught up with the job that just started."""
+    run.phase("waitingForRunningJob", runningJobId=None, conflict=reason)
+    yield run.context.create_timer(after(run.context, CONFLICT_RECHECK_SECONDS))
+
+
+def _follow_operation(run: _Run, triggered: dict[str, Any]) -> Generator[Any, Any, dict[str, Any]]:
+    """Read the trigger's operation until it ends, waiting its Retry-After (capped) on durable
+    timers between reads; never POSTs again. Gives up (final) after OPERATION_DEADLINE."""
+    context, spec = run.context, run.spec
+    wait = min(max(float(triggered["retryAfterSeconds"]), OPERATION_POLL_FLOOR_SECONDS), RETRY_AFTER_CAP_SECONDS)
+    deadline = now(context) + OPERATION_DEADLINE
+    run.phase("waitingForBackupOperation", operationId=triggered["operationId"])
+    while now(context) < deadline:
+        yield context.create_timer(after(context, wait))
+        polled = yield context.call_activity_with_retry(
+            "backup_operation",
+            AZURE_RETRY,
+            {"vaultId": spec["vaultId"], "vmId": spec["vmId"], "operationId": triggered["operationId"]},
+        )
+        if polled.get("status") != "InProgress":
+            return dict(polled)
+    error = {
+        "kind": "final",
+        "code": "BackupOperationNeverEnded",
+        "message": f"backup operation {triggered['operationId']} was still InProgress after {OPERATION_DEADLINE}",
+        "recommendations": ["Check the VM's backup jobs in the vault; a job it started may still be running."],
+    }
+    return {"ok": False, "error": error}
+
+
 def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, Any]]:
     context, spec = run.context, run.spec
     # 1. Get a job: adopt one that started after the upstream signal, wait out an older one, or
-    #    trigger our own (a conflict on trigger means one just started: look again).
+    #    trigger our own. Azure reports "a backup is already running" in three forms (a failed
+    #    operation naming the running job, a job that fails at once with
+    #    UserErrorBackupOperationInProgress, a synchronous BMSUserErrorObjectLocked): each means
+    #    look again — at the named job, or after CONFLICT_RECHECK_SECONDS at the job list.
     upstream_at = parse_time(spec.get("upstreamAt"))
     job_id: str | None = None
     anchor: str | None = None
     adopted = False
+    known_job: str | None = None  # the running job a conflict named
     for round_ in range(MAX_TRIGGER_ROUNDS):
         run.phase("checkingRunningJobs")
-        found = yield context.call_activity_with_retry(
-            "find_active_job", AZURE_RETRY, {"vaultId": spec["vaultId"], "vmId": spec["vmId"]}
-        )
+        found = yield from _running(run, known_job)
+        known_job = None
         if not found["ok"]:
             return (yield from _failed(run, "trigger", found["error"]))
         active = JobView.from_dict(found["job"]) if found["job"] else None
@@ -321,20 +376,28 @@ def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, A
                 AZURE_RETRY,
                 {"vaultId": spec["vaultId"], "vmId": spec["vmId"], "expiryUtc": iso(expiry)},
             )
+            outcome = (yield from _follow_operation(run, triggered)) if triggered["ok"] else triggered
         except Exception as err:
             # Retries exhausted (an ARM outage) — but an earlier attempt's POST may have been
-            # accepted before that attempt failed (its operation status unread): the job it
-            # started is ours. Take it rather than report a failed trigger while a backup runs.
+            # accepted before that attempt failed (its operation unread): the job it started is
+            # ours. Take it rather than report a failed trigger while a backup runs.
             orphan = yield from _job_since(run, upstream_at)
             if orphan is None:
                 raise err
             job_id, anchor = orphan.job_id, orphan.start_time
             break
-        if triggered["ok"]:
-            job_id, anchor = triggered["jobId"], iso(now(context))
-            break
-        if triggered["error"]["kind"] != "conflict":
-            return (yield from _failed(run, "trigger", triggered["error"]))
+        if outcome["ok"]:
+            job = JobView.from_dict(outcome["job"])
+            if not (job.terminal and job.error_code in CONFLICT_CODES):
+                job_id, anchor = outcome["jobId"], job.start_time or iso(now(context))
+                break
+            yield from _recheck_later(run, str(job.error_code))  # the operation's job failed at once
+            continue
+        if outcome["error"]["kind"] != "conflict":
+            return (yield from _failed(run, "trigger", outcome["error"]))
+        known_job = outcome.get("jobId")
+        if known_job is None:
+            yield from _recheck_later(run, str(outcome["error"]["code"]))
     if job_id is None:
         error = {
             "kind": "conflict",

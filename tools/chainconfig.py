@@ -10,6 +10,8 @@ the infra parameters repeating it agree with it: ``vaultResourceIds`` is exactly
 vaults, ``gcMode`` is ``gc.mode`` (default ``weekly-policy``), ``vmResourceIds`` lists only
 configured VMs. ``sync`` writes ``vaultResourceIds`` and ``gcMode`` derived from the
 configuration into the parameters file. Exit status 0: fine; 1: a problem, printed to stderr.
+``check`` also warns (exit status still 0) when the chains' windows could start more on-demand
+backups of one VM in 24 hours than Azure accepts (backup_chain.daily_limit).
 
 The configuration is the file the app loads in Azure: ``chainConfigFile`` (default
 ``config/chains.json``, relative to the app root; app setting ``BACKUPCHAIN_CONFIG``).
@@ -22,10 +24,12 @@ import json
 import os
 import re
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from backup_chain.config import MAX_ENV_VALUE_BYTES, ChainConfig, ConfigError, load_config_file
+from backup_chain.daily_limit import daily_limit_warnings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PARAMETERS = Path("infra") / "main.parameters.json"
@@ -233,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     _, relative, config = _load(root, params_path, args.config)
+    for warning in daily_limit_warnings(config.chains, datetime.now(timezone.utc)):
+        print(f"warning: {warning}", file=sys.stderr)
     vms = sum(len(c.vm_ids()) for c in config.chains)
     size = (root / relative).stat().st_size
     inline = "fits" if size <= MAX_ENV_VALUE_BYTES else "would not fit"

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from devhost.clock_http import add_clock_routes
+from emulators.recoveryservices import shapes
 from emulators.recoveryservices.faults import FaultConfigError
 from emulators.recoveryservices.model import Item, Job
 from emulators.recoveryservices.runtime import Runtime
@@ -127,6 +128,29 @@ def add_admin_routes(app: web.Application, rt: Runtime) -> None:
         rt.engine.force_next(target, now)
         return web.json_response(_job_json(target, now))
 
+    async def operations(request: web.Request) -> web.Response:
+        """Async operations (newest first) and the Backups_Trigger POSTs each VM received."""
+        now = rt.settle()
+        ops = sorted(rt.engine.operations.values(), key=lambda o: -o.start)
+        return web.json_response(
+            {
+                "triggerPosts": dict(rt.engine.trigger_posts),
+                "operations": [
+                    {
+                        "id": o.id,
+                        "kind": o.kind,
+                        "vm": o.item.vm.name if o.item else None,
+                        "status": shapes.operation_status(o, now)["status"],
+                        "startTime": iso(o.start),
+                        "endTime": iso(o.end),
+                        "jobId": o.job_id,
+                        "error": o.error[0] if o.error else None,
+                    }
+                    for o in ops
+                ],
+            }
+        )
+
     async def requests(request: web.Request) -> web.Response:
         return web.json_response(
             {
@@ -200,6 +224,7 @@ def add_admin_routes(app: web.Application, rt: Runtime) -> None:
     app.router.add_get("/admin/jobs", jobs)
     app.router.add_get("/admin/jobs/{job}", job)
     app.router.add_post("/admin/jobs/{job}/advance", advance_job)
+    app.router.add_get("/admin/operations", operations)
     app.router.add_get("/admin/requests", requests)
     app.router.add_delete("/admin/requests", reset_requests)
     app.router.add_get("/admin/faults", get_faults)

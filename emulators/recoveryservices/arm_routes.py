@@ -58,11 +58,13 @@ def _origin(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
-def _async_headers(request: web.Request, rt: Runtime, path: str, op_id: str, *, status: bool) -> dict[str, str]:
+def _async_headers(
+    request: web.Request, rt: Runtime, path: str, op_id: str, *, status: bool, retry_after: int | None = None
+) -> dict[str, str]:
     version = request.query.get("api-version", API_VERSION)
     headers = {
         "Location": f"{_origin(request)}{path}/operationResults/{op_id}?api-version={version}",
-        "Retry-After": str(rt.async_retry_after),
+        "Retry-After": str(rt.async_retry_after if retry_after is None else retry_after),
     }
     if status:
         headers["Azure-AsyncOperation"] = f"{_origin(request)}{path}/operationsStatus/{op_id}?api-version={version}"
@@ -199,7 +201,9 @@ async def trigger(rt: Runtime, request: web.Request, m: dict[str, str]) -> web.S
         if expiry.tzinfo is None:
             expiry = expiry.replace(tzinfo=timezone.utc)
     op = rt.engine.trigger(item, rt.now(), expiry.timestamp() if expiry else None)
-    return web.Response(status=202, headers=_async_headers(request, rt, _item_path(m), op.id, status=True))
+    retry_after = rt.scenario.trigger_rules.retry_after_seconds
+    headers = _async_headers(request, rt, _item_path(m), op.id, status=True, retry_after=retry_after)
+    return web.Response(status=202, headers=headers)
 
 
 @route("GET", _ITEM + r"/operationsStatus/(?P<op>[^/]+)", "ProtectedItemOperationStatuses_Get")
@@ -217,7 +221,9 @@ async def item_op_result(rt: Runtime, request: web.Request, m: dict[str, str]) -
         raise errors.not_found(_item_path(m) + f"/operationResults/{m['op']}")
     now = rt.now()
     if now < op.end:
-        return web.Response(status=202, headers=_async_headers(request, rt, _item_path(m), op.id, status=True))
+        retry_after = rt.scenario.trigger_rules.retry_after_seconds if op.kind == "backup" else None
+        headers = _async_headers(request, rt, _item_path(m), op.id, status=True, retry_after=retry_after)
+        return web.Response(status=202, headers=headers)
     if op.kind == "protect" and op.item is not None:
         return web.json_response(shapes.protected_item(op.item, now))
     return web.Response(status=204)
@@ -254,9 +260,10 @@ async def list_jobs(rt: Runtime, request: web.Request, m: dict[str, str]) -> web
     now = rt.now()
     low = parse_time(flt["starttime"]) if "starttime" in flt else float("-inf")
     high = parse_time(flt["endtime"]) if "endtime" in flt else float("inf")
+    listed_before = now - rt.scenario.trigger_rules.job_list_lag_seconds  # a job just started is not listed yet
     selected = []
     for job in rt.engine.vault_jobs(vault):
-        if not low <= job.start <= high:
+        if job.start > listed_before or not low <= job.start <= high:
             continue
         if "operation" in flt and flt["operation"].lower() != "backup":
             continue
@@ -305,8 +312,11 @@ async def cancel_job(rt: Runtime, request: web.Request, m: dict[str, str]) -> we
 @route("GET", _BASE + r"/backupJobs/(?P<job>[^/]+)/operationResults/(?P<op>[^/]+)", "JobOperationResults_Get")
 async def job_op_result(rt: Runtime, request: web.Request, m: dict[str, str]) -> web.StreamResponse:
     _job(rt, m)
-    if m["op"].lower() not in rt.engine.operations:
+    op = rt.engine.operations.get(m["op"].lower())
+    if op is None:
         raise errors.not_found(_vault_path(m) + f"/backupJobs/{m['job']}/operationResults/{m['op']}")
+    if op.error is not None:  # Azure/azure-rest-api-specs#5306: a refused cancel fails here with 400
+        raise errors.ArmError(op.http_status, *op.error)
     return web.Response(status=204)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import random
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +40,7 @@ class Engine:
         self.by_vm: dict[str, list[Item]] = {}
         self.jobs: dict[str, Job] = {}
         self.operations: dict[str, Operation] = {}
+        self.trigger_posts: Counter[str] = Counter()  # Backups_Trigger POSTs per VM name (lower case)
         self._heap: list[tuple[float, int, str, Any, int]] = []
         self._counter = 0
         self.settled_to = now
@@ -90,6 +92,8 @@ class Engine:
         for entry in sorted(item.vm.history, key=lambda h: -h.hours_ago):
             start = now - entry.hours_ago * 3600
             job = self._new_job(item, start, entry.user_triggered, None)
+            if entry.user_triggered:  # an on-demand backup: counts toward the daily limit
+                item.on_demand_starts.append(start)
             if entry.status == "Failed":
                 job.outcome = "snapshot_fail"
                 job.error = errors.SNAPSHOT_ERRORS[item.vm.faults.snapshot_error_code]
@@ -278,13 +282,32 @@ class Engine:
         return op
 
     def trigger(self, item: Item, now: float, expiry: float | None) -> Operation:
-        """On-demand backup. Raises ArmError for a stopped item; a conflict fails the operation."""
+        """On-demand backup. Raises ArmError for a stopped item, the daily limit and (in the
+        ``objectLocked`` form) a running job; the other conflict forms answer through the operation.
+        The operation stays InProgress for ``operationSeconds``; the job starts at once."""
+        rules = self.scenario.trigger_rules
+        self.trigger_posts[item.vm.name.lower()] += 1
         if not item.protected:
             raise errors.ArmError(400, errors.PROTECTION_STOPPED_CODE, errors.PROTECTION_STOPPED_MESSAGE)
+        item.on_demand_starts = [t for t in item.on_demand_starts if t > now - DAY]
+        if len(item.on_demand_starts) >= rules.on_demand_per_day:
+            raise errors.ArmError(400, *errors.ON_DEMAND_LIMIT)
+        running = item.active_job if item.active_job is not None and not item.active_job.done else None
+        form = rules.conflict_form_for(item.vm.name)
+        if running is not None and form == "objectLocked":
+            raise errors.ArmError(400, *errors.OBJECT_LOCKED)
         op = self._operation("backup", now, item)
-        if item.active_job is not None and not item.active_job.done:
+        op.end = now + rules.operation_seconds
+        if running is not None and form == "failedOperation":
+            # The operation fails carrying the running job's id: Azure/azure-powershell
+            # src/RecoveryServices/RecoveryServices.Backup/RSBackupVaultCmdletBase.cs HandleCreatedJob
+            # outputs the job a Failed operation's properties.jobId names, then throws its error.
             err = errors.BACKUP_IN_PROGRESS
-            op.error = (err.code, err.message)
+            op.error, op.job_id = (err.code, err.message), running.id
+            return op
+        item.on_demand_starts.append(now)
+        if running is not None:  # failedJob: the operation succeeds, its job fails at once
+            op.job_id = self._conflict_job(item, now, user_triggered=True).id
             return op
         op.job_id = self._start_job(item, now, user_triggered=True, expiry=expiry).id
         self.settle(now)
@@ -307,12 +330,19 @@ class Engine:
         return op
 
     def cancel(self, job: Job, now: float) -> Operation:
+        """Cancel a job in Take Snapshot. In transfer the POST is accepted and its operation fails
+        (400 on its result); a finished job is refused at once."""
         if job.done or job.view(now).status != "InProgress":
             raise errors.ArmError(400, *errors.JOB_NOT_CANCELLABLE)
+        op = self._operation("cancel", now, job.item)
+        op.job_id = job.id
+        if now >= job.snap_end:
+            op.error = errors.JOB_NOT_CANCELLABLE_IN_TRANSFER
+            return op
         job.cancelled_at = now
         job.version += 1
         self._finalize(job)
-        return self._operation("cancel", now, job.item)
+        return op
 
     def force_next(self, job: Job, now: float) -> str:
         """Make the job's current phase end now (admin). Returns the new job status."""

@@ -166,12 +166,28 @@ INTERNAL = (
     "operation again. If the issue persists, please contact Microsoft Support.",
 )
 UNAVAILABLE = ("ServiceUnavailable", "The service is temporarily unavailable. Please retry the request.")
-# DOCS_AFS: "BMSUserErrorObjectLocked - Another operation is in progress on the selected item."
+# DOCS_AFS: "BMSUserErrorObjectLocked - Another operation is in progress on the selected item." Answered
+# synchronously to the trigger POST; its status (400, as Azure Backup's other BMSUserError* answers) is a
+# stand-in: no source shows it.
 OBJECT_LOCKED = ("BMSUserErrorObjectLocked", "Another operation is in progress on the selected item.")
 # DOCS_VM "Jobs" table: "The job isn't in a cancelable state" (the code is the emulator's stand-in).
 JOB_NOT_CANCELLABLE = (
     "BMSUserErrorJobNotInCancellableState",
     "The job isn't in a cancelable state. Wait until the job finishes.",
+)
+# backup-support-matrix-iaas.md "Cancel backup jobs: Supported during snapshot process. Not supported
+# when the snapshot is being transferred to the vault"; Azure/azure-rest-api-specs#5306: the cancel
+# POST is accepted and its operation result then answers 400. The code is the emulator's stand-in.
+JOB_NOT_CANCELLABLE_IN_TRANSFER = (
+    "BMSUserErrorJobNotInCancellableState",
+    "The job isn't in a cancelable state: the snapshot is being transferred to the vault. Wait until the job finishes.",
+)
+# backup-support-matrix-iaas.md: "The Azure Backup service supports up to nine on-demand backups per
+# day". The code and text are those Azure Backup answered for its 24-hour operation limit in
+# Azure/azure-content#5067 (CloudDosAbsoluteLimitReached); the status (400) is a stand-in.
+ON_DEMAND_LIMIT = (
+    "CloudDosAbsoluteLimitReached",
+    "Operation is blocked as you have reached the limit on number of operations permitted in 24 hours.",
 )
 
 # A stand-in: Microsoft's sources found (multi-user-authorization.md: "The request fails with an

@@ -52,6 +52,7 @@ class Item:
     sched_version: int = 0
     next_sched: float | None = None
     next_gc: float | None = None
+    on_demand_starts: list[float] = field(default_factory=list)  # accepted on-demand triggers (daily limit)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -150,3 +151,4 @@ class Operation:
     job_id: str | None = None
     error: tuple[str, str] | None = None  # (code, message) when the operation failed
     item: Item | None = None
+    http_status: int = 400  # the status operationResults answers for a failed operation

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulators.recoveryservices import resource_guard
+from emulators.recoveryservices import resource_guard, trigger_rules
 from emulators.recoveryservices.throttling import ThrottlingConfig, ThrottlingConfigError, parse_config
 
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -110,6 +110,7 @@ class Scenario:
     late_schedule_rate: float = 0.02
     job_retention_days: float = 14.0
     throttling: ThrottlingConfig = field(default_factory=ThrottlingConfig)
+    trigger_rules: trigger_rules.TriggerRules = field(default_factory=lambda: trigger_rules.TriggerRules())
 
 
 def _pair(raw: Any, default: tuple[float, float], what: str) -> tuple[float, float]:
@@ -245,6 +246,7 @@ def parse(raw: dict[str, Any]) -> Scenario:
         late_schedule_rate=float(raw.get("lateScheduleRate", 0.02)),
         job_retention_days=float(raw.get("jobRetentionDays", 14)),
         throttling=throttling,
+        trigger_rules=trigger_rules.parse(raw.get("backupTrigger")),
     )
 
 

@@ -158,7 +158,7 @@ def operation_status(op: Operation, now: float) -> dict[str, Any]:
         body["endTime"] = iso(op.end)
     if op.error and done:
         body["error"] = {"code": op.error[0], "message": op.error[1]}
-    if op.job_id is not None:
+    if op.job_id is not None and done:
         body["properties"] = {"objectType": "OperationStatusJobExtendedInfo", "jobId": op.job_id}
     return body
 

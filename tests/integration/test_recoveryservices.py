@@ -52,7 +52,10 @@ def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
         vm_entry("hist01", "weekly", history=history),
         vm_entry("win01", "daily", os="Windows"),
     ]
-    yield from start_emulator(tmp_path_factory.mktemp("rs-flow"), scenario(vms, far_policies(utcnow())))
+    # These tests follow jobs, not the trigger's operation (its latency: test_recoveryservices_trigger.py).
+    instant = {"operationSeconds": 0}
+    body = scenario(vms, far_policies(utcnow()), backupTrigger=instant)
+    yield from start_emulator(tmp_path_factory.mktemp("rs-flow"), body)
 
 
 @pytest.fixture(scope="module")
