@@ -101,7 +101,7 @@ class ScenarioModel(_Strict):
     jobRetentionDays: float = 14.0
     vaults: list[VaultModel] = []
     faults: FaultsModel | None = None
-    throttling: dict[str, Any] | None = None  # validated by throttling.py
+    throttling: Any = None  # validated (shape included) by throttling.py
     # Validated by trigger_rules.py (how Backups_Trigger answers).
     backupTrigger: dict[str, Any] | None = None
 
