@@ -35,9 +35,10 @@ Policies: ``policyType`` ``V1`` (SimpleSchedulePolicy: Daily or Weekly) or ``V2`
 SimpleSchedulePolicyV2: Hourly, Daily or Weekly; instant restore 1-30 days). Hourly runs at
 ``time`` and every ``intervalHours`` (4, 6, 8 or 12) after it while inside ``windowHours`` (up to
 24). ``timeZone`` is a Windows zone id (CLDR windowsZones, as Azure policies carry it) or an IANA
-name; anything else is refused. Every key is checked (scenario_schema.py): an unknown one is an
-error naming its path. ``backupTrigger`` and a vault's ``resourceGuard`` are checked by their own
-modules.
+name; anything else is refused, unless ``timeZoneIana`` names the zone the service runs it in (a
+zone newer than the app's map: how the app meets an unknown zone). Every key is checked
+(scenario_schema.py): an unknown one is an error naming its path. ``backupTrigger`` and a vault's
+``resourceGuard`` are checked by their own modules.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class PolicySpec:
     policy_type: str = "V1"  # V1 | V2 (Enhanced)
     interval_hours: int = 0  # Hourly (V2): hours between runs from ``time``
     window_hours: int = 0  # Hourly (V2): the window's length from ``time``
+    time_zone_iana: str | None = None  # the schedule's zone when time_zone is outside the CLDR map
 
 
 @dataclass(frozen=True)
@@ -166,11 +168,13 @@ def _policy(raw: dict[str, Any], where: str) -> PolicySpec:
     elif interval is not None or window is not None:
         raise ScenarioError(f"{where}: intervalHours and windowHours belong to an Hourly policy")
     time_zone = str(raw.get("timeZone", "UTC"))
+    iana = raw.get("timeZoneIana")
     try:
-        zone(time_zone)
+        zone(iana if iana is not None else time_zone)
     except KeyError:
+        key, name = ("timeZoneIana", iana) if iana is not None else ("timeZone", time_zone)
         raise ScenarioError(
-            f"{where}.timeZone: unknown time zone {time_zone!r} (neither a Windows zone id nor an IANA name)"
+            f"{where}.{key}: unknown time zone {name!r} (neither a Windows zone id nor an IANA name)"
         ) from None
     retention_days = int(raw.get("retentionDays", 30))
     retention_weeks = int(raw.get("retentionWeeks") or max(1, -(-retention_days // 7)))
@@ -191,6 +195,7 @@ def _policy(raw: dict[str, Any], where: str) -> PolicySpec:
         policy_type,
         int(interval or 0),
         int(window or 0),
+        str(iana) if iana is not None else None,
     )
 
 

@@ -20,6 +20,9 @@ class PolicyModel(_Strict):
     days: list[str] = []
     time: str = "02:00"  # Hourly: the window start
     timeZone: str = "UTC"
+    # The IANA zone the service runs the schedule in when ``timeZone`` is a name outside the CLDR
+    # map (a zone Azure added after the app's tzlocal/tzdata): how the app meets an unknown zone.
+    timeZoneIana: str | None = None
     intervalHours: int | None = None  # Hourly only
     windowHours: int | None = None  # Hourly only
     retentionDays: int = 30

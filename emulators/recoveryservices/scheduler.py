@@ -23,7 +23,7 @@ def _day_offsets(policy: PolicySpec) -> list[timedelta]:
 
 def next_policy_time(policy: PolicySpec, after: float) -> float:
     """The first policy run time strictly after ``after`` (POSIX seconds)."""
-    tz = zone(policy.time_zone)
+    tz = zone(policy.time_zone_iana or policy.time_zone)
     offsets = _day_offsets(policy)
     local = datetime.fromtimestamp(after, tz=timezone.utc).astimezone(tz)
     day = local.date() - timedelta(days=1)  # an Hourly window opened yesterday may still run today
