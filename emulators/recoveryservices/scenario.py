@@ -52,7 +52,9 @@ from emulators.recoveryservices.scenario_schema import problems
 from emulators.recoveryservices.throttling import ThrottlingConfig, ThrottlingConfigError, parse_config
 from emulators.recoveryservices.timezones import zone
 
-HOURLY_INTERVALS = (4, 6, 8, 12)  # the portal's choices for an Enhanced policy's hourly schedule
+# An Enhanced policy's hourly interval (the portal's choices; "as frequently as every 4 hours") and
+# up to 30 days of instant restore: learn.microsoft.com/azure/backup/backup-azure-vms-enhanced-policy
+HOURLY_INTERVALS = (4, 6, 8, 12)
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -179,7 +181,6 @@ def _policy(raw: dict[str, Any], where: str) -> PolicySpec:
     retention_days = int(raw.get("retentionDays", 30))
     retention_weeks = int(raw.get("retentionWeeks") or max(1, -(-retention_days // 7)))
     instant = int(raw.get("instantRpRetentionDays", 2))
-    # Azure: instant restore 1-5 days on a V1 policy, 1-30 on an Enhanced one
     most = 30 if policy_type == "V2" else 5
     if not 1 <= instant <= most:
         raise ScenarioError(f"{where}.instantRpRetentionDays: must be 1..{most} on a {policy_type} policy")
