@@ -10,7 +10,7 @@ import azure.durable_functions as df
 from activities.azure_errors import from_exception, raise_if_transient
 from activities.backup import FABRIC
 from activities.clients import backup_client
-from backup_chain.errors import failure
+from backup_chain.errors import AzureFailure
 from backup_chain.gc import PolicySchedule, protection_on
 from backup_chain.jobs import is_vm_job, listed_for_vm, parse_job
 from backup_chain.resource_ids import VaultId, VmId, policy_name
@@ -61,14 +61,16 @@ def get_policy_schedule(request: dict[str, Any]) -> dict[str, Any]:
     except Exception as err:
         return _fail(err)
     if not known(schedule["time_zone"]):
-        error = failure(
-            None,
+        error = AzureFailure(
+            "final",
             "UnknownPolicyTimeZone",
             f"backup policy {policy!r} has time zone {schedule['time_zone']!r}, which is neither a Windows zone id "
             "CLDR maps nor an IANA name: when its scheduled backups run cannot be known",
-            ["Set the policy's timeZone to a Windows zone id, or update the app's tzlocal/tzdata pins."],
+            recommendations=[
+                "Set the policy's timeZone to a Windows zone id, or update the app's tzlocal/tzdata pins."
+            ],
         )
-        return {"ok": False, "error": {**error.to_dict(), "kind": "final"}}
+        return {"ok": False, "error": error.to_dict()}
     return {"ok": True, "schedule": schedule, "policy": policy}
 
 
@@ -89,8 +91,8 @@ def _latest_scheduled_job(client: Any, vault: VaultId, vm: VmId, now: datetime) 
     for reads, entry in enumerate(candidates):
         if reads == MAX_DETAIL_READS:
             raise TooManyJobsToInspect(
-                f"{len(candidates)} backup jobs of {vm.name} in 8 days; the newest {MAX_DETAIL_READS} are all "
-                "user-triggered"
+                f"{len(candidates)} backup jobs named {vm.name} in 8 days; none of the newest {MAX_DETAIL_READS} "
+                "is a scheduled backup of this VM"
             )
         job = parse_job(client.job_details.get(vault.name, vault.resource_group, entry["name"]).as_dict())
         if is_vm_job(job, vm.container_name) and job.user_triggered is False:
@@ -116,8 +118,10 @@ def inspect_protection(request: dict[str, Any]) -> dict[str, Any]:
             )
         )
     except TooManyJobsToInspect as err:
-        error = failure(None, "TooManyJobsToInspect", str(err), ["Inspect the VM's backup jobs in the portal."])
-        return {"ok": False, "error": {**error.to_dict(), "kind": "final"}}
+        error = AzureFailure(
+            "final", "TooManyJobsToInspect", str(err), recommendations=["Inspect the VM's backup jobs in the portal."]
+        )
+        return {"ok": False, "error": error.to_dict()}
     except Exception as err:
         return _fail(err)
     snapshots = 0
