@@ -49,6 +49,7 @@ COLLIDES_AT = {
     "nz01": "2027-01-04T04:00:00",
     "sea01": "2027-01-04T03:00:00",
     "never01": "2027-01-04T05:30:00",
+    "busy01": "2027-01-04T05:30:00",
 }
 VMS = {
     "hour01": "enh-hourly",
@@ -59,6 +60,7 @@ VMS = {
     "late01": "enh-sea-late",
     "mars01": "mars",
     "never01": "enh-cet",
+    "busy01": "enh-cet",
 }
 
 
@@ -69,6 +71,8 @@ def _scenario(vms: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _vm(name: str) -> dict[str, Any]:
     history: list[dict[str, Any]] = [] if name == "never01" else [dict(SCHEDULED_OK)]
+    if name == "busy01":  # more user-triggered jobs in 8 days than the check reads details of
+        history = [{"hoursAgo": 2 + h, "userTriggered": True, "snapshotCollected": True} for h in range(25)]
     if name == "hour01":  # newer user-triggered jobs: the check must read past them to the scheduled one
         history = [{"hoursAgo": 3, "userTriggered": False, "status": "Completed", "snapshotCollected": True}]
         history += [{"hoursAgo": h, "userTriggered": True, "status": "Completed"} for h in (1, 2)]
@@ -103,7 +107,10 @@ def test_weekly_check_reads_enhanced_policies_and_flags_an_unknown_zone(checked:
     assert found == {
         "mars01": [("PolicyUnreadable", "unknownTimeZone")],
         "never01": [("GcOverdue", "noScheduledBackup")],
+        "busy01": [("GcCheckFailed", "None")],  # reported, not guessed
     }
+    (busy,) = of_type(checked.downstream(), "GcCheckFailed", "busy01")
+    assert busy["data"]["errorCode"] == "TooManyJobsToInspect"
     event = of_type(checked.downstream(), "PolicyUnreadable", "mars01")[0]
     assert "'Mars Standard Time'" in event["data"]["reason"]
     status = {v["vmId"].rsplit("/", 1)[-1]: v["lastCheck"] for v in checked.api("GET", "gc").json()["vms"]}
