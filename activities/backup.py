@@ -10,7 +10,7 @@ import azure.durable_functions as df
 from activities.azure_errors import TransientAzureError, from_exception, raise_if_transient
 from activities.clients import backup_client
 from backup_chain.errors import failure
-from backup_chain.jobs import parse_job
+from backup_chain.jobs import JobView, is_vm_job, listed_for_vm, parse_job
 from backup_chain.resource_ids import VaultId, VmId
 
 bp = df.Blueprint()
@@ -115,13 +115,14 @@ def find_active_job(request: dict[str, Any]) -> dict[str, Any]:
     """The backup job running for the VM right now (scheduled or ad hoc), if any."""
     vault, vm = VaultId.parse(request["vaultId"]), VmId.parse(request["vmId"])
     client = backup_client(vault.subscription)
-    suffix = f";{vm.resource_group.lower()};{vm.name.lower()}"
     query = "backupManagementType eq 'AzureIaasVM' and operation eq 'Backup' and status eq 'InProgress'"
     try:
         for job in client.backup_jobs.list(vault.name, vault.resource_group, filter=query):
-            container = str(getattr(job.properties, "container_name", "") or "").lower()
-            if container.endswith(suffix):
-                return {"ok": True, "job": read_job(vault, job.name)}
+            if not listed_for_vm(job.as_dict(), vm.name):
+                continue
+            details = read_job(vault, job.name)
+            if is_vm_job(JobView.from_dict(details), vm.container_name):
+                return {"ok": True, "job": details}
     except Exception as err:
         return _fail(err)
     return {"ok": True, "job": None}

@@ -218,13 +218,14 @@ class Gc(_Model):
     @field_validator("timeZone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        from backup_chain.gc import zone
+        from backup_chain.timezones import zone
 
         try:
             zone(value)
         except Exception:
             raise ValueError(
-                f"{value!r} is not a known time zone; use an IANA name such as 'Asia/Tokyo' or 'UTC'"
+                f"{value!r} is not a known time zone; use an IANA name such as 'Asia/Tokyo' or a Windows zone id "
+                "such as 'Tokyo Standard Time'"
             ) from None
         return value
 

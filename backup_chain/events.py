@@ -29,6 +29,7 @@ EVENT_TYPES = (
     "GcResumeFailed",
     "GcCheckFailed",
     "GcStopFailed",
+    "PolicyUnreadable",
 )
 _NAMESPACE = uuid.UUID("6f1c2a57-7c1e-4d53-9a55-0b3f5f8e2b10")
 MAX_EVENT_BYTES = 64 * 1024  # far under Event Grid's 1 MB per event; keeps events cheap to fan out

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from zoneinfo import ZoneInfo
+
+from backup_chain.timezones import known, zone
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 RP_COLLECTION_LIMIT = 18  # seed 001: backups fail with UserErrorRpCollectionLimitReached at ~18
@@ -22,30 +23,10 @@ def protection_on(state: str | None) -> bool:
     return state in PROTECTION_ON
 
 
-# Azure Backup policies name Windows time zones; the ones operators commonly use, mapped to IANA.
-WINDOWS_ZONES = {
-    "UTC": "UTC",
-    "Coordinated Universal Time": "UTC",
-    "GMT Standard Time": "Europe/London",
-    "W. Europe Standard Time": "Europe/Berlin",
-    "Central Europe Standard Time": "Europe/Budapest",
-    "Romance Standard Time": "Europe/Paris",
-    "Tokyo Standard Time": "Asia/Tokyo",
-    "Korea Standard Time": "Asia/Seoul",
-    "China Standard Time": "Asia/Shanghai",
-    "Singapore Standard Time": "Asia/Singapore",
-    "India Standard Time": "Asia/Kolkata",
-    "AUS Eastern Standard Time": "Australia/Sydney",
-    "Eastern Standard Time": "America/New_York",
-    "Central Standard Time": "America/Chicago",
-    "Mountain Standard Time": "America/Denver",
-    "Pacific Standard Time": "America/Los_Angeles",
-}
-
-
-def zone(name: str) -> ZoneInfo:
-    """An IANA zone, or a Windows zone name as Azure Backup policies carry them."""
-    return ZoneInfo(WINDOWS_ZONES.get(name, name))
+def _times(schedule: dict[str, Any]) -> tuple[str, ...]:
+    """HH:MM of each ``scheduleRunTimes`` entry: Azure keeps the wall-clock time in a date-time
+    (``2018-01-24T10:00:00Z``) and the zone in the policy's ``timeZone``."""
+    return tuple(str(t)[11:16] for t in schedule.get("scheduleRunTimes") or [])
 
 
 def next_weekly(day: str, at: str, tz: str, after: datetime) -> datetime:
@@ -69,48 +50,106 @@ def next_weekly(day: str, at: str, tz: str, after: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class PolicySchedule:
-    frequency: str  # Daily | Weekly
-    days: tuple[str, ...]
-    times: tuple[str, ...]  # HH:MM wall clock in time_zone
+    """When a policy's scheduled backups run, from a V1 (``SimpleSchedulePolicy``) or an Enhanced
+    (``SimpleSchedulePolicyV2``) schedule."""
+
+    frequency: str  # Hourly | Daily | Weekly
+    days: tuple[str, ...]  # Weekly: the run days
+    times: tuple[str, ...]  # HH:MM wall clock in time_zone; Hourly: the window start
     time_zone: str
+    interval_hours: int = 0  # Hourly: hours between runs in the window
+    window_hours: int = 0  # Hourly: the window's length from its start
 
     @classmethod
     def from_policy(cls, policy: dict[str, Any]) -> PolicySchedule:
+        """Shapes as in azure-rest-api-specs recoveryservicesbackup examples
+        ProtectionPolicies_CreateOrUpdate_Simple.json (V1) and V2Policy/IaaS_v2_hourly.json,
+        IaaS_v2_daily.json (V2: hourlySchedule / dailySchedule / weeklySchedule)."""
         props = policy.get("properties") or {}
         schedule = props.get("schedulePolicy") or {}
-        times = tuple(str(t)[11:16] for t in schedule.get("scheduleRunTimes") or [])
+        frequency = str(schedule.get("scheduleRunFrequency", ""))
+        time_zone = str(props.get("timeZone") or "UTC")
+        if schedule.get("schedulePolicyType") != "SimpleSchedulePolicyV2":
+            return cls(frequency, tuple(schedule.get("scheduleRunDays") or ()), _times(schedule), time_zone)
+        if frequency == "Hourly":
+            hourly = schedule.get("hourlySchedule") or {}
+            start = hourly.get("scheduleWindowStartTime")
+            return cls(
+                frequency,
+                (),
+                _times({"scheduleRunTimes": [start] if start else []}),
+                time_zone,
+                interval_hours=int(hourly.get("interval") or 0),
+                window_hours=int(hourly.get("scheduleWindowDuration") or 0),
+            )
+        if frequency == "Weekly":
+            weekly = schedule.get("weeklySchedule") or {}
+            return cls(frequency, tuple(weekly.get("scheduleRunDays") or ()), _times(weekly), time_zone)
+        return cls(frequency, (), _times(schedule.get("dailySchedule") or {}), time_zone)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "frequency": self.frequency,
+            "days": list(self.days),
+            "times": list(self.times),
+            "time_zone": self.time_zone,
+            "interval_hours": self.interval_hours,
+            "window_hours": self.window_hours,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PolicySchedule:
         return cls(
-            frequency=str(schedule.get("scheduleRunFrequency", "")),
-            days=tuple(schedule.get("scheduleRunDays") or ()),
-            times=times,
-            time_zone=str(props.get("timeZone") or "UTC"),
+            str(data["frequency"]),
+            tuple(data.get("days") or ()),
+            tuple(data.get("times") or ()),
+            str(data["time_zone"]),
+            int(data.get("interval_hours") or 0),
+            int(data.get("window_hours") or 0),
         )
 
     @property
     def weekly_or_better(self) -> bool:
         """Does the policy schedule at least one backup a week?"""
+        if self.frequency == "Hourly":
+            return bool(self.times) and self.interval_hours > 0 and self.window_hours > 0
         if self.frequency == "Daily":
             return bool(self.times)
         return self.frequency == "Weekly" and bool(self.days) and bool(self.times)
 
+    def _day_offsets(self) -> list[timedelta]:
+        """Wall-clock offsets from a run day's midnight. Hourly: the window start and every
+        ``interval_hours`` after it while inside the window (a run may fall on the next day)."""
+        offsets = []
+        for text in self.times:
+            hour, minute = (int(p) for p in text.split(":"))
+            first = timedelta(hours=hour, minutes=minute)
+            if self.frequency != "Hourly":
+                offsets.append(first)
+                continue
+            step = 0
+            while self.interval_hours > 0 and step < self.window_hours:
+                offsets.append(first + timedelta(hours=step))
+                step += self.interval_hours
+        return offsets
+
     def occurrences(self, start: datetime, end: datetime) -> list[datetime]:
         """Scheduled backup times (UTC) in [start, end)."""
-        if not self.times:
+        offsets = self._day_offsets()
+        if not offsets:
             return []
         out = []
         local_zone = zone(self.time_zone)
-        day = start.astimezone(local_zone).date() - timedelta(days=1)
+        day = start.astimezone(local_zone).date() - timedelta(days=2)
         while True:
-            for text in self.times:
-                hour, minute = (int(p) for p in text.split(":"))
-                moment = datetime(day.year, day.month, day.day, hour, minute, tzinfo=local_zone).astimezone(
-                    timezone.utc
-                )
-                weekday = WEEKDAYS[day.weekday()]
-                if start <= moment < end and (self.frequency == "Daily" or weekday in self.days):
-                    out.append(moment)
+            if self.frequency != "Weekly" or WEEKDAYS[day.weekday()] in self.days:
+                midnight = datetime(day.year, day.month, day.day)  # noqa: DTZ001 - a wall time, zoned below
+                for offset in offsets:
+                    moment = (midnight + offset).replace(tzinfo=local_zone).astimezone(timezone.utc)
+                    if start <= moment < end:
+                        out.append(moment)
             if datetime(day.year, day.month, day.day, tzinfo=local_zone) > end:
-                return sorted(out)
+                return sorted(set(out))
             day += timedelta(days=1)
 
     def collides(self, start: datetime, duration: timedelta) -> datetime | None:
@@ -151,7 +190,7 @@ def overlap_decision(
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # GcOverdue | RestorePointsNearLimit
+    kind: str  # GcOverdue | RestorePointsNearLimit | PolicyUnreadable
     reason: str
     advice: str
     code: str  # which finding of its kind (one VM can have several GcOverdue findings at once)
@@ -176,7 +215,19 @@ def assess(inspection: dict[str, Any], now: datetime, near_limit: int) -> list[F
             )
         )
     schedule = inspection.get("schedule")
-    if schedule is not None and not PolicySchedule(**schedule).weekly_or_better:
+    if schedule is not None and not known(str(schedule["time_zone"])):
+        findings.append(
+            Finding(
+                "PolicyUnreadable",
+                f"the backup policy's time zone {schedule['time_zone']!r} is not a Windows zone id CLDR maps "
+                "nor an IANA name: the app cannot tell when its scheduled backups run, so every backup of this "
+                "VM fails with UnknownPolicyTimeZone",
+                "set the policy's timeZone to a Windows zone id (e.g. 'W. Europe Standard Time'), or update the "
+                "app's tzlocal/tzdata if Azure added the zone",
+                code="unknownTimeZone",
+            )
+        )
+    if schedule is not None and not PolicySchedule.from_dict(schedule).weekly_or_better:
         findings.append(
             Finding(
                 "GcOverdue",

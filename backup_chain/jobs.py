@@ -21,6 +21,8 @@ class JobView:
     start_time: str | None = None
     end_time: str | None = None
     user_triggered: bool | None = None
+    entity_friendly_name: str | None = None
+    container_name: str | None = None
     snapshot_status: str | None = None
     snapshot_start: str | None = None
     snapshot_end: str | None = None
@@ -83,6 +85,8 @@ def parse_job(resource: dict[str, Any]) -> JobView:
         start_time=props.get("startTime"),
         end_time=props.get("endTime"),
         user_triggered=props.get("isUserTriggered"),
+        entity_friendly_name=props.get("entityFriendlyName"),
+        container_name=props.get("containerName"),
         snapshot_status=snapshot.get("status"),
         snapshot_start=snapshot.get("startTime"),
         snapshot_end=snapshot.get("endTime"),
@@ -108,3 +112,21 @@ def _int_or_none(value: Any) -> int | None:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
     return None
+
+
+def listed_for_vm(entry: dict[str, Any], vm_name: str) -> bool:
+    """Whether a ``BackupJobs_List`` entry may be the VM's: list entries carry ``entityFriendlyName``
+    but neither ``containerName`` nor ``isUserTriggered`` (ListJobsWithAllSupportedFilters.json), so
+    the VM name only narrows the candidates; :func:`is_vm_job` decides on the job's details."""
+    props = entry.get("properties") or {}
+    return str(props.get("entityFriendlyName") or "").lower() == vm_name.lower()
+
+
+def is_vm_job(job: JobView, container_name: str) -> bool:
+    """Whether a job read with ``JobDetails_Get`` backs up the VM whose container is
+    ``iaasvmcontainer;iaasvmcontainerv2;{rg};{vm}``. Details without a ``containerName``
+    (GetJobDetails.json has none) are taken on the friendly name the list matched."""
+    if job.container_name is None:
+        return True
+    suffix = container_name.lower().split(";", 1)[1]
+    return str(job.container_name).lower().endswith(suffix)

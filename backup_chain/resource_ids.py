@@ -100,3 +100,10 @@ class VaultId:
     @property
     def key(self) -> str:
         return self.id.lower()
+
+
+def policy_name(policy_id: str | None) -> str | None:
+    """A protected item's policy, from its ``policyId`` (``.../vaults/{vault}/backupPolicies/{name}``):
+    the spec's protected-item examples carry ``policyId`` but not ``policyName``. None: no policy."""
+    name = str(policy_id or "").rstrip("/").rsplit("/", 1)[-1]
+    return name or None

@@ -228,7 +228,7 @@ def _clear_of_schedule(run: _Run, gc: dict[str, Any]) -> Generator[Any, Any, dic
     """``None`` when an ad hoc backup now keeps clear of the policy's scheduled backup (after a
     BackupDelayed and a durable timer with ``overlap: delay``), else the error to fail with.
     weekend-window reads ``gc.policy`` (the one protection resumes with); weekly-policy the
-    VM's own policy (V1 schedules; a VM without one has no scheduled backup to collide with)."""
+    VM's own policy (V1 or Enhanced schedules; a VM without one has no scheduled backup to collide with)."""
     context, spec = run.context, run.spec
     run.phase("checkingSchedule")
     request = {"vaultId": spec["vaultId"], "vmId": spec["vmId"]}
@@ -242,9 +242,7 @@ def _clear_of_schedule(run: _Run, gc: dict[str, Any]) -> Generator[Any, Any, dic
         return dict(found["error"])
     if found["schedule"] is None:
         return None
-    schedule = PolicySchedule(
-        **{**found["schedule"], "days": tuple(found["schedule"]["days"]), "times": tuple(found["schedule"]["times"])}
-    )
+    schedule = PolicySchedule.from_dict(found["schedule"])
     decision = overlap_decision(schedule, now(context), AD_HOC_BACKUP_HOURS, str(gc.get("overlap") or "refuse"))
     if decision is None:
         return None

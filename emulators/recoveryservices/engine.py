@@ -57,10 +57,9 @@ class Engine:
 
     # --- loading ------------------------------------------------------------------------------
     def _load(self, now: float) -> None:
-        sub = self.scenario.subscription_id
         for spec in self.scenario.vaults:
             vid = (
-                f"/subscriptions/{sub}/resourceGroups/{spec.resource_group}"
+                f"/subscriptions/{spec.subscription_id}/resourceGroups/{spec.resource_group}"
                 f"/providers/Microsoft.RecoveryServices/vaults/{spec.name}"
             )
             vault = Vault(spec, vid, {p.name.lower(): p for p in spec.policies})

@@ -5,9 +5,13 @@ Minimal form (from issue 3) plus optional extensions::
     {"subscriptionId": "...", "seed": 7, "bearerToken": null,
      "scheduleDelayMinutes": [5, 20], "lateScheduleRate": 0.02, "jobRetentionDays": 14,
      "vaults": [{"resourceGroup": "rg", "name": "v1", "location": "japaneast",
+       "subscriptionId": "...",
        "policies": [{"name": "weekly-wed", "frequency": "Weekly", "days": ["Wednesday"],
                      "time": "02:00", "timeZone": "Tokyo Standard Time", "retentionDays": 30,
-                     "retentionWeeks": null, "instantRpRetentionDays": 2}],
+                     "retentionWeeks": null, "instantRpRetentionDays": 2},
+                    {"name": "enhanced-4h", "policyType": "V2", "frequency": "Hourly",
+                     "time": "08:00", "intervalHours": 4, "windowHours": 16,
+                     "timeZone": "India Standard Time", "instantRpRetentionDays": 7}],
        "vms": [{"name": "app01", "resourceGroup": "rg-app", "os": "Linux", "powerState": "running",
                 "policy": "weekly-wed", "protected": true, "preScripts": false,
                 "agentStatus": "Ready", "snapshotMinutes": [5, 15], "transferMinutes": [60, 180],
@@ -25,6 +29,16 @@ Minimal form (from issue 3) plus optional extensions::
 
 ``count`` > 1 expands one VM entry into ``name-0001`` ... (benchmarks). ``throttling`` (ARM's
 per-subscription token buckets, see throttling.py) is off unless ``enabled``; omitted limits are ARM's.
+A vault's ``subscriptionId`` (default: the top-level one) puts it in another subscription.
+
+Policies: ``policyType`` ``V1`` (SimpleSchedulePolicy: Daily or Weekly) or ``V2`` (Enhanced,
+SimpleSchedulePolicyV2: Hourly, Daily or Weekly; instant restore 1-30 days). Hourly runs at
+``time`` and every ``intervalHours`` (4, 6, 8 or 12) after it while inside ``windowHours`` (up to
+24). ``timeZone`` is a Windows zone id (CLDR windowsZones, as Azure policies carry it) or an IANA
+name; anything else is refused, unless ``timeZoneIana`` names the zone the service runs it in (a
+zone newer than the app's map: how the app meets an unknown zone). Every key is checked
+(scenario_schema.py): an unknown one is an error naming its path. ``backupTrigger`` and a vault's
+``resourceGuard`` are checked by their own modules.
 """
 
 from __future__ import annotations
@@ -35,8 +49,13 @@ from pathlib import Path
 from typing import Any
 
 from emulators.recoveryservices import resource_guard, trigger_rules
+from emulators.recoveryservices.scenario_schema import problems
 from emulators.recoveryservices.throttling import ThrottlingConfig, ThrottlingConfigError, parse_config
+from emulators.recoveryservices.timezones import zone
 
+# An Enhanced policy's hourly interval (the portal's choices; "as frequently as every 4 hours") and
+# up to 30 days of instant restore: learn.microsoft.com/azure/backup/backup-azure-vms-enhanced-policy
+HOURLY_INTERVALS = (4, 6, 8, 12)
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -54,6 +73,10 @@ class PolicySpec:
     retention_days: int
     retention_weeks: int
     instant_rp_days: int
+    policy_type: str = "V1"  # V1 | V2 (Enhanced)
+    interval_hours: int = 0  # Hourly (V2): hours between runs from ``time``
+    window_hours: int = 0  # Hourly (V2): the window's length from ``time``
+    time_zone_iana: str | None = None  # the schedule's zone when time_zone is outside the CLDR map
 
 
 @dataclass(frozen=True)
@@ -96,6 +119,7 @@ class VaultSpec:
     location: str
     policies: tuple[PolicySpec, ...]
     vms: tuple[VmSpec, ...]
+    subscription_id: str = ""  # the vault's own subscription (parse fills in the scenario's)
     resource_guard: resource_guard.ResourceGuard | None = None
 
 
@@ -124,67 +148,85 @@ def _pair(raw: Any, default: tuple[float, float], what: str) -> tuple[float, flo
     return low, high
 
 
-def _policy(raw: dict[str, Any]) -> PolicySpec:
-    try:
-        name = str(raw["name"])
-    except KeyError:
-        raise ScenarioError("every policy needs a name") from None
+def _policy(raw: dict[str, Any], where: str) -> PolicySpec:
+    name = str(raw["name"])
+    policy_type = str(raw.get("policyType", "V1"))
     frequency = str(raw.get("frequency", "Daily")).capitalize()
-    if frequency not in ("Daily", "Weekly"):
-        raise ScenarioError(f"policy {name}: frequency must be Daily or Weekly")
+    allowed = ("Hourly", "Daily", "Weekly") if policy_type == "V2" else ("Daily", "Weekly")
+    if frequency not in allowed:
+        raise ScenarioError(f"{where}.frequency: a {policy_type} policy runs {' or '.join(allowed)}, got {frequency!r}")
     days = tuple(str(d).capitalize() for d in raw.get("days", []))
     if frequency == "Weekly" and not days:
-        raise ScenarioError(f"policy {name}: a Weekly policy needs days")
+        raise ScenarioError(f"{where}.days: a Weekly policy needs days")
     if any(d not in DAYS for d in days):
-        raise ScenarioError(f"policy {name}: days must be English weekday names, got {list(days)}")
+        raise ScenarioError(f"{where}.days: must be English weekday names, got {list(days)}")
     time = str(raw.get("time", "02:00"))
     hh, _, mm = time.partition(":")
     if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
-        raise ScenarioError(f"policy {name}: time must be HH:MM, got {time!r}")
+        raise ScenarioError(f"{where}.time: must be HH:MM, got {time!r}")
+    interval, window = raw.get("intervalHours"), raw.get("windowHours")
+    if frequency == "Hourly":
+        if interval not in HOURLY_INTERVALS:
+            raise ScenarioError(f"{where}.intervalHours: must be one of {HOURLY_INTERVALS}, got {interval!r}")
+        if not (isinstance(window, int) and interval <= window <= 24):
+            raise ScenarioError(f"{where}.windowHours: must be intervalHours..24, got {window!r}")
+    elif interval is not None or window is not None:
+        raise ScenarioError(f"{where}: intervalHours and windowHours belong to an Hourly policy")
+    time_zone = str(raw.get("timeZone", "UTC"))
+    iana = raw.get("timeZoneIana")
+    try:
+        zone(iana if iana is not None else time_zone)
+    except KeyError:
+        key, name = ("timeZoneIana", iana) if iana is not None else ("timeZone", time_zone)
+        raise ScenarioError(
+            f"{where}.{key}: unknown time zone {name!r} (neither a Windows zone id nor an IANA name)"
+        ) from None
     retention_days = int(raw.get("retentionDays", 30))
     retention_weeks = int(raw.get("retentionWeeks") or max(1, -(-retention_days // 7)))
     instant = int(raw.get("instantRpRetentionDays", 2))
-    if not 1 <= instant <= 5:  # Azure allows 1-5 days of instant restore retention
-        raise ScenarioError(f"policy {name}: instantRpRetentionDays must be 1..5")
+    most = 30 if policy_type == "V2" else 5
+    if not 1 <= instant <= most:
+        raise ScenarioError(f"{where}.instantRpRetentionDays: must be 1..{most} on a {policy_type} policy")
     return PolicySpec(
         name,
         frequency,
         days,
         f"{int(hh):02d}:{int(mm):02d}",
-        str(raw.get("timeZone", "UTC")),
+        time_zone,
         retention_days,
         retention_weeks,
         instant,
+        policy_type,
+        int(interval or 0),
+        int(window or 0),
+        str(iana) if iana is not None else None,
     )
 
 
 def _vm(raw: dict[str, Any], vault_rg: str) -> list[VmSpec]:
-    try:
-        name = str(raw["name"])
-    except KeyError:
-        raise ScenarioError("every vm needs a name") from None
+    name = str(raw["name"])
     faults_raw = raw.get("faults") or {}
     faults = VmFaults(
         float(faults_raw.get("snapshotFailureRate", 0.0)),
-        str(faults_raw.get("snapshotErrorCode", "ExtensionFailedVssWriterInBadState")),
+        str(faults_raw.get("snapshotErrorCode") or "ExtensionFailedVssWriterInBadState"),
         float(faults_raw.get("transferFailureRate", 0.0)),
         float(faults_raw.get("vssWriterFailureRate", 0.0)),
     )
     running = raw.get("runningScheduledJob")
     history = tuple(
         HistoryEntry(
-            float(h.get("hoursAgo", 24.0 * float(h.get("daysAgo", 1)))),
+            float(h["hoursAgo"] if h.get("hoursAgo") is not None else 24.0 * float(h.get("daysAgo") or 1)),
             bool(h.get("userTriggered", True)),
             str(h.get("status", "Completed")),
             bool(h.get("snapshotCollected", False)),
         )
-        for h in raw.get("history", raw.get("jobs", []))
+        for h in raw.get("history") or raw.get("jobs") or []
     )
     os_name = str(raw.get("os", "Linux")).capitalize()
     if os_name not in ("Linux", "Windows"):
         raise ScenarioError(f"vm {name}: os must be Linux or Windows")
     base = dict(
-        resource_group=str(raw.get("resourceGroup", vault_rg)),
+        resource_group=str(raw.get("resourceGroup") or vault_rg),
         os=os_name,
         power_state=str(raw.get("powerState", "running")).lower(),
         policy=raw.get("policy"),
@@ -208,14 +250,18 @@ def _vm(raw: dict[str, Any], vault_rg: str) -> list[VmSpec]:
 def parse(raw: dict[str, Any]) -> Scenario:
     if not isinstance(raw, dict):
         raise ScenarioError("the scenario must be a JSON object")
+    found = problems(raw)
+    if found:
+        raise ScenarioError("; ".join(found))
     try:
         throttling = parse_config(raw.get("throttling"))
     except ThrottlingConfigError as err:
         raise ScenarioError(str(err)) from None
+    subscription = str(raw.get("subscriptionId", "00000000-0000-0000-0000-000000000000"))
     vaults = []
-    for v in raw.get("vaults", []):
+    for index, v in enumerate(raw.get("vaults", [])):
         rg = str(v.get("resourceGroup", "rg"))
-        policies = tuple(_policy(p) for p in v.get("policies", []))
+        policies = tuple(_policy(p, f"vaults[{index}].policies[{i}]") for i, p in enumerate(v.get("policies", [])))
         names = {p.name for p in policies}
         vms: list[VmSpec] = []
         for vm_raw in v.get("vms", []):
@@ -233,11 +279,12 @@ def parse(raw: dict[str, Any]) -> Scenario:
                 str(v.get("location", "japaneast")),
                 policies,
                 tuple(vms),
+                str(v.get("subscriptionId") or subscription),
                 resource_guard.parse(v.get(resource_guard.KEY)),
             )
         )
     return Scenario(
-        subscription_id=str(raw.get("subscriptionId", "00000000-0000-0000-0000-000000000000")),
+        subscription_id=subscription,
         seed=int(raw.get("seed", 0)),
         vaults=tuple(vaults),
         faults=dict(raw.get("faults") or {}),

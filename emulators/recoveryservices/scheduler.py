@@ -5,52 +5,36 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 from emulators.recoveryservices.scenario import DAYS, PolicySpec
-
-# Windows time zone names (as Azure backup policies carry them) -> IANA names.
-WINDOWS_TZ = {
-    "UTC": "UTC",
-    "Coordinated Universal Time": "UTC",
-    "GMT Standard Time": "Europe/London",
-    "W. Europe Standard Time": "Europe/Berlin",
-    "Central Europe Standard Time": "Europe/Budapest",
-    "Romance Standard Time": "Europe/Paris",
-    "Tokyo Standard Time": "Asia/Tokyo",
-    "Korea Standard Time": "Asia/Seoul",
-    "China Standard Time": "Asia/Shanghai",
-    "Singapore Standard Time": "Asia/Singapore",
-    "India Standard Time": "Asia/Kolkata",
-    "AUS Eastern Standard Time": "Australia/Sydney",
-    "Pacific Standard Time": "America/Los_Angeles",
-    "Mountain Standard Time": "America/Denver",
-    "Central Standard Time": "America/Chicago",
-    "Eastern Standard Time": "America/New_York",
-}
+from emulators.recoveryservices.timezones import zone
 
 
-def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(WINDOWS_TZ.get(name, name))
-    except Exception:  # unknown name: fall back to UTC rather than refuse the scenario
-        return ZoneInfo("UTC")
+def _day_offsets(policy: PolicySpec) -> list[timedelta]:
+    """Wall-clock run times from a run day's midnight. Hourly (Enhanced): the window start and every
+    interval after it inside the window (IaaS_v2_hourly.json: interval 4, scheduleWindowDuration 16
+    from 08:00 -> 08:00, 12:00, 16:00, 20:00); a run may fall on the next day."""
+    hh, mm = (int(x) for x in policy.time.split(":"))
+    first = timedelta(hours=hh, minutes=mm)
+    if policy.frequency != "Hourly":
+        return [first]
+    return [first + timedelta(hours=h) for h in range(0, policy.window_hours, policy.interval_hours)]
 
 
 def next_policy_time(policy: PolicySpec, after: float) -> float:
     """The first policy run time strictly after ``after`` (POSIX seconds)."""
-    tz = zone(policy.time_zone)
-    hh, mm = (int(x) for x in policy.time.split(":"))
+    tz = zone(policy.time_zone_iana or policy.time_zone)
+    offsets = _day_offsets(policy)
     local = datetime.fromtimestamp(after, tz=timezone.utc).astimezone(tz)
-    day = local.date()
-    for offset in range(0, 9):
+    day = local.date() - timedelta(days=1)  # an Hourly window opened yesterday may still run today
+    candidates: list[float] = []
+    for offset in range(0, 10):
         d = day + timedelta(days=offset)
         if policy.frequency == "Weekly" and DAYS[d.weekday()] not in policy.days:
             continue
-        candidate = datetime(d.year, d.month, d.day, hh, mm, tzinfo=tz).timestamp()
-        if candidate > after:
-            return candidate
-    raise AssertionError("a weekly policy always runs within 8 days")
+        midnight = datetime(d.year, d.month, d.day)  # noqa: DTZ001 - a wall time, zoned below
+        candidates.extend((midnight + run).replace(tzinfo=tz).timestamp() for run in offsets)
+    return min(c for c in candidates if c > after)
 
 
 def start_delay_seconds(rng: random.Random, usual: tuple[float, float], late_rate: float) -> float:

@@ -2,7 +2,7 @@
 specification/recoveryservicesbackup/resource-manager/Microsoft.RecoveryServices/RecoveryServicesBackup/
 stable/2025-08-01/examples/): GetJobDetails.json, ListJobsWithAllSupportedFilters.json,
 ProtectedItemOperationStatus.json, Compute_ProtectedItem_Get.json, RecoveryPoints_List.json,
-ProtectionPolicies_CreateOrUpdate_Simple.json."""
+ProtectionPolicies_CreateOrUpdate_Simple.json, V2Policy/IaaS_v2_hourly.json, V2Policy/IaaS_v2_daily.json."""
 
 from __future__ import annotations
 
@@ -62,9 +62,9 @@ def protected_item(item: Item, now: float) -> dict[str, Any]:
         "lastBackupStatus": item.last_backup_status or "",
         "lastBackupTime": iso(item.last_backup_time),
         "lastRecoveryPoint": iso(last_rp),
+        # Compute_ProtectedItem_Get.json carries policyId but no policyName
         "policyId": policy_id(item.vault, item.policy) if item.policy else "",
-        "policyName": item.policy or "",
-        "policyType": "V1",
+        "policyType": _policy_type(item),
         "protectedItemDataId": item.data_id,
         "protectedItemType": "Microsoft.Compute/virtualMachines",
         "protectionState": item.protection_state(),
@@ -92,10 +92,8 @@ def job(job: Job, now: float, *, details: bool) -> dict[str, Any]:
     props: dict[str, Any] = {
         "activityId": job.activity_id,
         "backupManagementType": "AzureIaasVM",
-        "containerName": job.item.container.split(";", 1)[1],
         "duration": duration((end if end is not None else now) - job.start),
         "entityFriendlyName": job.item.vm.name,
-        "isUserTriggered": job.user_triggered,
         "jobType": "AzureIaaSVMJob",
         "operation": "Backup",
         "startTime": iso(job.start),
@@ -117,6 +115,10 @@ def job(job: Job, now: float, *, details: bool) -> dict[str, Any]:
             }
         ]
     if details:
+        # List entries carry neither (ListJobsWithAllSupportedFilters.json); the AzureIaaSVMJob
+        # schema defines both, and the details answer them here.
+        props["containerName"] = job.item.container.split(";", 1)[1]
+        props["isUserTriggered"] = job.user_triggered
         tasks = []
         for task in view.tasks:
             entry: dict[str, Any] = {
@@ -192,26 +194,51 @@ def recovery_point(item: Item, rp: RecoveryPoint) -> dict[str, Any]:
     }
 
 
+def _policy_type(item: Item) -> str:
+    spec = item.vault.policies.get(item.policy.lower()) if item.policy else None
+    return spec.policy_type if spec is not None else "V1"
+
+
+def _schedule(spec: PolicySpec, run_time: str) -> dict[str, Any]:
+    """V1 ``SimpleSchedulePolicy`` or Enhanced ``SimpleSchedulePolicyV2`` (IaaS_v2_hourly.json,
+    IaaS_v2_daily.json; the weekly one as the SDK's WeeklySchedule model names its fields)."""
+    if spec.policy_type == "V1":
+        schedule: dict[str, Any] = {
+            "schedulePolicyType": "SimpleSchedulePolicy",
+            "scheduleRunFrequency": spec.frequency,
+            "scheduleRunTimes": [run_time],
+            "scheduleWeeklyFrequency": 0,
+        }
+        if spec.frequency == "Weekly":
+            schedule["scheduleRunDays"] = list(spec.days)
+        return schedule
+    schedule = {"schedulePolicyType": "SimpleSchedulePolicyV2", "scheduleRunFrequency": spec.frequency}
+    if spec.frequency == "Hourly":
+        schedule["hourlySchedule"] = {
+            "interval": spec.interval_hours,
+            "scheduleWindowDuration": spec.window_hours,
+            "scheduleWindowStartTime": run_time,
+        }
+    elif spec.frequency == "Daily":
+        schedule["dailySchedule"] = {"scheduleRunTimes": [run_time]}
+    else:
+        schedule["weeklySchedule"] = {"scheduleRunDays": list(spec.days), "scheduleRunTimes": [run_time]}
+    return schedule
+
+
 def policy(vault: Vault, spec: PolicySpec, protected_count: int) -> dict[str, Any]:
     # Azure keeps the wall-clock time with a Z suffix and the zone in timeZone
     run_time = f"2018-01-24T{spec.time}:00Z"
-    schedule: dict[str, Any] = {
-        "schedulePolicyType": "SimpleSchedulePolicy",
-        "scheduleRunFrequency": spec.frequency,
-        "scheduleRunTimes": [run_time],
-        "scheduleWeeklyFrequency": 0,
-    }
     retention: dict[str, Any] = {"retentionPolicyType": "LongTermRetentionPolicy"}
-    if spec.frequency == "Daily":
-        retention["dailySchedule"] = {
-            "retentionDuration": {"count": spec.retention_days, "durationType": "Days"},
-            "retentionTimes": [run_time],
-        }
-    else:
-        schedule["scheduleRunDays"] = list(spec.days)
+    if spec.frequency == "Weekly":
         retention["weeklySchedule"] = {
             "daysOfTheWeek": list(spec.days),
             "retentionDuration": {"count": spec.retention_weeks, "durationType": "Weeks"},
+            "retentionTimes": [run_time],
+        }
+    else:  # Daily, and Hourly (whose daily retention IaaS_v2_hourly.json shows)
+        retention["dailySchedule"] = {
+            "retentionDuration": {"count": spec.retention_days, "durationType": "Days"},
             "retentionTimes": [run_time],
         }
     return {
@@ -221,10 +248,10 @@ def policy(vault: Vault, spec: PolicySpec, protected_count: int) -> dict[str, An
         "properties": {
             "backupManagementType": "AzureIaasVM",
             "instantRpRetentionRangeInDays": spec.instant_rp_days,
-            "policyType": "V1",
+            "policyType": spec.policy_type,
             "protectedItemsCount": protected_count,
             "retentionPolicy": retention,
-            "schedulePolicy": schedule,
+            "schedulePolicy": _schedule(spec, run_time),
             "timeZone": spec.time_zone,
         },
     }

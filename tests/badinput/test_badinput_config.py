@@ -15,7 +15,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import event, example, given, settings
@@ -29,8 +28,8 @@ from backup_chain.config import (
     parse_config,
     parse_config_text,
 )
-from backup_chain.gc import WINDOWS_ZONES
 from backup_chain.text import is_unicode
+from backup_chain.timezones import known
 from demo.stack import REPO
 from tests.badinput.support import PURE, hostile_text, json_values
 from tests.support.resource_ids import OTHER_SUB, SUB, vault, vm
@@ -274,11 +273,7 @@ unknown_keys = st.builds(
 
 # --- bad values of the right type --------------------------------------------------------------
 def _is_zone(name: str) -> bool:
-    try:
-        ZoneInfo(WINDOWS_ZONES.get(name, name))
-    except Exception:
-        return False
-    return True
+    return known(name)
 
 
 def value_at(path: Path_, values: st.SearchStrategy[Any], what: str) -> st.SearchStrategy[Mutation]:

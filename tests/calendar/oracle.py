@@ -4,9 +4,9 @@ step's local wall time. Used to check the product's calendar arithmetic."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from backup_chain.gc import WEEKDAYS, WINDOWS_ZONES
+from backup_chain.gc import WEEKDAYS
+from backup_chain.timezones import zone as policy_zone
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
@@ -20,7 +20,7 @@ def next_run(days: tuple[str, ...], at: str, tz: str, after: datetime, horizon: 
       hour's start (02:30 -> 03:30);
     - a wall time the autumn change repeats runs once, at its first occurrence."""
     assert after.second == 0 and after.microsecond == 0, "the oracle walks whole minutes"
-    zone = ZoneInfo(WINDOWS_ZONES.get(tz, tz))
+    zone = policy_zone(tz)
     hour, minute = (int(p) for p in at.split(":"))
     # Start two hours early: a skipped wall time's run can land after ``after`` though the jump
     # came before it.

@@ -199,10 +199,11 @@ def test_job_paging_and_time_filters(emu: Emulator, client: Any) -> None:
     end = (now.replace(microsecond=0) - timedelta(hours=35)).strftime("%Y-%m-%d %I:%M:%S %p")
     window = list(client.backup_jobs.list(VAULT, RG, filter=f"startTime eq '{start}' and endTime eq '{end}'"))
     assert window and all(j.properties.entity_friendly_name == "hist01" for j in window)
-    assert {j.properties.is_user_triggered for j in jobs if j.properties.entity_friendly_name == "hist01"} == {
-        True,
-        False,
-    }
+    # list entries carry neither flag nor container (ListJobsWithAllSupportedFilters.json); details do
+    assert {(j.properties.is_user_triggered, j.properties.container_name) for j in jobs} == {(None, None)}
+    hist = [client.job_details.get(VAULT, RG, j.name) for j in jobs if j.properties.entity_friendly_name == "hist01"]
+    assert {j.properties.is_user_triggered for j in hist} == {True, False}
+    assert {j.properties.container_name for j in hist} == {"iaasvmcontainerv2;rg-app;hist01"}
 
 
 def test_policies(client: Any) -> None:

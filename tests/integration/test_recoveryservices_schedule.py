@@ -33,7 +33,10 @@ def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
 
 
 def jobs_for(emu: Emulator, vm: str) -> list[Any]:
-    return [j for j in emu.client().backup_jobs.list(VAULT, RG) if j.properties.entity_friendly_name == vm]
+    """The VM's jobs as JobDetails_Get answers them (list entries do not say isUserTriggered)."""
+    client = emu.client()
+    listed = client.backup_jobs.list(VAULT, RG)
+    return [client.job_details.get(VAULT, RG, j.name) for j in listed if j.properties.entity_friendly_name == vm]
 
 
 def test_running_scheduled_job_at_load(emu: Emulator) -> None:
