@@ -347,8 +347,11 @@ def drive(stack: Stack, case: FaultCase) -> Driven:
         driven.gc_events = [
             e
             for e in stack.downstream()
-            if str(e.get("subject", "")).startswith("/gc/")
-            and e["type"] in (PREFIX + "GcWindowOpened", PREFIX + "GcWindowClosed")
+            if (
+                str(e.get("subject", "")).startswith("/gc/")
+                and e["type"] in (PREFIX + "GcWindowOpened", PREFIX + "GcWindowClosed")
+            )
+            or e["type"] == PREFIX + "GcStopFailed"
         ]
     state = stack.admin("recoveryservices", "GET", "/admin/state")
     driven.faults_injected = {str(k): int(v) for k, v in state["faultsInjected"].items()}

@@ -64,7 +64,8 @@ tests and ``bench/fault_bench.py`` share one definition. The invariants (names a
 ``gc-refusals`` (weekend-window mode, from the GC window's events)
     ``GcWindowOpened.vms`` lists exactly the GC set minus the VMs whose resume was refused, and
     ``failed`` names exactly those with Azure's code; ``GcWindowClosed.stopFailed`` names exactly
-    the VMs whose stop was refused, and ``stopped`` none of them.
+    the VMs whose stop was refused, and ``stopped`` none of them; the window's ``GcStopFailed``
+    findings name exactly those VMs too, each with Azure's code.
 """
 
 from __future__ import annotations
@@ -760,4 +761,12 @@ def check_gc_refusals(events: list[dict[str, Any]], case: FaultCase) -> list[Vio
         )
     if _vm_ids(data.get("stopped")) & (stop_refused | refused):
         out.append(Violation("gc-refusals", None, f"GcWindowClosed.stopped {data.get('stopped')} names a refused VM"))
+    window_run = data.get("runId")
+    findings = [
+        dict(e.get("data") or {})
+        for e in first.values()
+        if e["type"] == PREFIX + "GcStopFailed" and (e.get("data") or {}).get("runId") == window_run
+    ]
+    if _vm_ids(findings) != stop_refused or any(f.get("errorCode") != case.refusal_code for f in findings):
+        out.append(Violation("gc-refusals", None, f"GcStopFailed {findings}, refused {sorted(stop_refused)}"))
     return out

@@ -411,13 +411,30 @@ def test_a_chain_vm_outside_gc_vms_must_keep_its_protection_and_no_lease() -> No
     assert "protection-lease" in _invariants(observed, case)  # the chain leased it
 
 
-def _gc_events(opened: list[Any], failed: list[Any], stop_failed: list[Any], stopped: list[Any]) -> list[Any]:
-    def event(kind: str, **data: Any) -> dict[str, Any]:
-        return {"id": kind, "type": PREFIX + kind, "subject": "/gc/window", "data": data}
+def _gc_events(
+    opened: list[Any],
+    failed: list[Any],
+    stop_failed: list[Any],
+    stopped: list[Any],
+    findings: list[dict[str, Any]] | None = None,
+) -> list[Any]:
+    """The window's events; ``findings`` (default: one per ``stop_failed``) its GcStopFailed data."""
 
+    def event(kind: str, event_id: str, subject: str, **data: Any) -> dict[str, Any]:
+        return {"id": event_id, "type": PREFIX + kind, "subject": subject, "data": {"runId": "gc:window", **data}}
+
+    stop_findings = stop_failed if findings is None else findings
     return [
-        event("GcWindowOpened", vms=opened, failed=failed),
-        event("GcWindowClosed", stopped=stopped, stopFailed=stop_failed, keptOnForRunningBackups=[]),
+        event("GcWindowOpened", "opened", "/gc/window", vms=opened, failed=failed),
+        event(
+            "GcWindowClosed",
+            "closed",
+            "/gc/window",
+            stopped=stopped,
+            stopFailed=stop_failed,
+            keptOnForRunningBackups=[],
+        ),
+        *[event("GcStopFailed", f"stop-{i}", str(f["vmId"]), **f) for i, f in enumerate(stop_findings)],
     ]
 
 
@@ -435,6 +452,8 @@ def test_gc_window_events_must_name_exactly_the_refused_vms() -> None:
     bad3 = {"vmId": v3, "errorCode": "ResourceNotFound"}
     assert check_gc_refusals(_gc_events([v1, v3], [bad2], [bad3], [v1]), case) == []
     assert check_gc_refusals(_gc_events([v1, v3], [bad2], [bad3], [v1]) * 2, case) == []  # redelivered
+    reclaim = {"id": "r", "type": PREFIX + "GcStopFailed", "subject": v3, "data": {**bad3, "runId": "reclaim:1"}}
+    assert check_gc_refusals([*_gc_events([v1, v3], [bad2], [bad3], [v1]), reclaim], case) == []  # not the window's
     wrong = [
         _gc_events([v1, v2, v3], [bad2], [bad3], [v1]),  # a refused VM listed as resumed
         _gc_events([v1, v3], [], [bad3], [v1]),  # the refusal not reported
@@ -442,6 +461,9 @@ def test_gc_window_events_must_name_exactly_the_refused_vms() -> None:
         _gc_events([v1, v3], [bad2], [], [v1, v3]),  # a refused stop reported as stopped
         _gc_events([v1], [bad2], [bad3], [v1]),  # a VM left out of the window
         _gc_events([v1, v3], [bad2], [bad3], [v1])[:1],  # never closed
+        _gc_events([v1, v3], [bad2], [bad3], [v1], findings=[]),  # the refused stop's finding missing
+        _gc_events([v1, v3], [bad2], [bad3], [v1], findings=[bad3, {**bad2, "errorCode": "x"}]),  # one too many
+        _gc_events([v1, v3], [bad2], [bad3], [v1], findings=[{**bad3, "errorCode": "AuthorizationFailed"}]),
     ]
     for events in wrong:
         assert {v.invariant for v in check_gc_refusals(events, case)} == {"gc-refusals"}, events
