@@ -45,3 +45,30 @@ def upstream_for_status(upstream: dict[str, Any]) -> dict[str, Any]:
         return {**shown, "detail": detail}
     preview = utf16_prefix(text, PREVIEW_UNITS)
     return {**shown, "detail": {"truncated": True, "size": len(text.encode("utf-8")), "preview": preview}}
+
+
+# Event Grid refuses JSON nested deeper than its reader allows (.NET's default 64; see
+# docs/azure-fidelity.md); an event's envelope and data add a few levels to the detail's own.
+MAX_EVENT_DETAIL_DEPTH = 32
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of a JSON value (a scalar is 0, ``[]`` is 1); iterative, so any depth."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            stack.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def upstream_detail_for_event(detail: Any) -> Any:
+    """The upstream detail as events carry it: as it is, unless it nests deeper than
+    MAX_EVENT_DETAIL_DEPTH — then ``{"truncated": true, "depth": N, "preview": <JSON prefix>}`` so
+    the topic accepts the event; the whole detail stays in the run's output."""
+    depth = json_depth(detail)
+    if depth <= MAX_EVENT_DETAIL_DEPTH:
+        return detail
+    return {"truncated": True, "depth": depth, "preview": utf16_prefix(compact_json(detail), PREVIEW_UNITS)}

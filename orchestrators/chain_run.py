@@ -8,7 +8,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from backup_chain.custom_status import upstream_for_status
+from backup_chain.custom_status import upstream_detail_for_event, upstream_for_status
 from backup_chain.events import chain_cloud_event
 from backup_chain.ids import vm_instance_id
 from backup_chain.polling import PollPlan
@@ -125,13 +125,20 @@ def chain_run(context: df.DurableOrchestrationContext):
                 run.event(
                     "UpstreamReceived",
                     upstreamStatus=upstream.get("status"),
-                    detail=upstream.get("detail"),
+                    detail=upstream_detail_for_event(upstream.get("detail")),
                     receivedAt=upstream.get("receivedAt"),
                 )
             ],
         )
     if upstream.get("status") == "Failed" and (chain.get("upstream") or {}).get("onFailure", "skip") == "skip":
-        yield publish(context, [run.event("ChainSkipped", reason="upstream failed", detail=upstream.get("detail"))])
+        yield publish(
+            context,
+            [
+                run.event(
+                    "ChainSkipped", reason="upstream failed", detail=upstream_detail_for_event(upstream.get("detail"))
+                )
+            ],
+        )
         return (yield from _finish(run, "skipped", {}))
 
     # Fan out with at most maxParallel VM backups at once; a cancel stops new ones. Large runs go
