@@ -20,7 +20,8 @@ def nested(depth: int) -> Any:
 
 
 def test_depth_counts_containers() -> None:
-    assert [json_depth(v) for v in (0, "x", None, [], {}, [[]], {"a": [1, {"b": []}]})] == [0, 0, 0, 1, 1, 2, 4]
+    values: list[Any] = [0, "x", None, [], {}, [[]], {"a": [1, {"b": []}]}]
+    assert [json_depth(v) for v in values] == [0, 0, 0, 1, 1, 2, 4]
     assert json_depth(nested(10_000)) == 10_000  # no recursion limit
 
 
