@@ -378,8 +378,13 @@ def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, A
         except Exception as err:
             # Retries exhausted (an ARM outage) — but an earlier attempt's POST may have been
             # accepted before that attempt failed (its operation unread): the job it started is
-            # ours. Take it rather than report a failed trigger while a backup runs.
+            # ours. Take it rather than report a failed trigger while a backup runs. The job list
+            # shows a new job only after a lag, and the outage may still be on: look once more
+            # after CONFLICT_RECHECK_SECONDS before giving up.
             orphan = yield from _job_since(run, upstream_at)
+            if orphan is None:
+                yield from _recheck_later(run, "triggerOutcomeUnknown")
+                orphan = yield from _job_since(run, upstream_at)
             if orphan is None:
                 raise err
             job_id, anchor = orphan.job_id, orphan.start_time
