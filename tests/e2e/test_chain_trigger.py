@@ -38,6 +38,7 @@ BUSY = {"runningScheduledJob": {"startedMinutesAgo": 9}, "transfer": (20, 25)}
 # named01's policy starts a job at 00:05:30-00:06, after the upstream signal (00:00); the chain looks
 # for running jobs at 00:10 (the 600 s stagger after lead02), before the job list shows it.
 DAILY_0005 = {"name": "daily-0005", "frequency": "Daily", "time": "00:05", "timeZone": "UTC", "retentionDays": 7}
+FAILS = {"transferFailureRate": 1.0}  # namedfail01's scheduled job fails in its transfer
 HISTORY_FULL_DAY = [{"hoursAgo": h, "userTriggered": True} for h in range(1, 10)]  # 9 on-demand in 24 h
 
 
@@ -53,13 +54,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     vms = [vm("lat01", transfer=(8, 10)), vm("limit01", transfer=(8, 10), history=HISTORY_FULL_DAY)]
     vms += [vm(name, **BUSY) for name in FORMS]  # type: ignore[arg-type]
     vms += [vm("lead02", transfer=(8, 10)), vm("named01", policy="daily-0005", transfer=(20, 25))]
+    vms += [vm("lead03", transfer=(8, 10)), vm("namedfail01", policy="daily-0005", transfer=(20, 25), faults=FAILS)]
     body = scenario(vms, backupTrigger=rules, lateScheduleRate=0.0, scheduleDelayMinutes=[0.5, 1.0])
     body["vaults"][0]["policies"].append(DAILY_0005)
     chains = [chain(name, [name]) for name in ["lat01", "limit01", *FORMS]]
     chains.append(chain("named", ["lead02", "named01"], staggerSeconds=600))
+    chains.append(chain("namedfail", ["lead03", "namedfail01"], staggerSeconds=600))
     running = start_stack(tmp_path_factory.mktemp("chain-trigger"), body, chains, start=next_weekday_at(THURSDAY))
     try:
-        for name in ["lat01", "limit01", *FORMS, "named"]:
+        for name in ["lat01", "limit01", *FORMS, "named", "namedfail"]:
             response = running.api("POST", f"chains/{name}/runs", {"runId": f"r-{name}"})
             assert response.status_code == 202, response.text
         running.settle()
@@ -134,3 +137,19 @@ def test_a_named_running_job_that_started_after_upstream_is_adopted(stack: Stack
     triggered = one(events, "BackupTriggered", "named01")["data"]
     assert triggered["adopted"] is True and triggered["jobId"].lower() == scheduled["id"].lower()
     assert one(events, "BackupCompleted", "named01")["data"]["jobId"].lower() == scheduled["id"].lower()
+
+
+def test_an_adopted_conflict_job_that_fails_later_ends_in_backup_failed(stack: Stack) -> None:
+    """The job a conflict named is adopted, then fails in its transfer long after: the run reports
+    that failure with Azure's details, not a completed backup, and never POSTs again."""
+    events = run_to_end(stack, "r-namedfail")
+    assert kinds(events, "namedfail01") == ["BackupTriggered", "SnapshotCompleted", "BackupFailed"]
+    (scheduled,) = jobs(stack, "namedfail01")
+    assert scheduled["userTriggered"] is False and scheduled["status"] == "Failed"
+    (operation,) = _operations(stack, "namedfail01")
+    assert operation["error"] == "UserErrorBackupOperationInProgress" and operation["jobId"] == scheduled["id"]
+    assert _posts(stack, "namedfail01") == 1
+    assert one(events, "BackupTriggered", "namedfail01")["data"]["adopted"] is True
+    failed = one(events, "BackupFailed", "namedfail01")["data"]
+    assert failed["phase"] == "transfer" and failed["jobId"].lower() == scheduled["id"].lower()
+    assert failed["errorCode"] == scheduled["error"]
