@@ -15,7 +15,7 @@ import pytest
 from backup_chain.gc import protection_on
 from demo.stack import Stack, vault_id, vm_id
 from emulators.recoveryservices.resource_guard import MODIFY_PROTECTION
-from tests.support.chain_stack import WEEKLY, kinds, one, run_to_end, scenario, start_stack, vm
+from tests.support.chain_stack import WEEKLY, kinds, one, run_to_end, scenario, start_stack, terminate, vm
 
 MONDAY = datetime(2027, 1, 4, 0, 0, tzinfo=timezone.utc)  # the weekly policy runs Wednesday 02:00
 GUARDED, EXCLUDING = "v1", "v2"
@@ -131,12 +131,7 @@ def test_a_reclaimed_lease_whose_stop_the_guard_refuses_is_reported(stack: Stack
     assert started.status_code == 202, started.text
     stack.run_until(lambda: lease(stack, "mua01")["holders"], step=5, limit=600, what="backup to hold the lease")
     holder = next(iter(lease(stack, "mua01")["holders"]))
-    terminated = stack.session.post(
-        f"{stack.devhost.url}/runtime/webhooks/durabletask/instances/{holder}/terminate",
-        params={"reason": "simulated crash", "code": stack.keys["durabletask_extension"]},
-        timeout=30,
-    )
-    assert terminated.status_code == 202
+    terminate(stack, holder, "simulated crash")
     stack.run_until(
         lambda: len(gc_events(stack, "GcStopFailed")) > len(before), step=60, limit=1800, what="reclaim's finding"
     )

@@ -9,7 +9,7 @@ import pytest
 
 from backup_chain.gc import protection_on
 from demo.stack import Stack, vm_id
-from tests.support.chain_stack import chain, running_stack, scenario, types_for, vm
+from tests.support.chain_stack import chain, running_stack, scenario, terminate, types_for, vm
 
 GC = {"mode": "weekend-window", "policy": "weekly", "day": "Saturday", "at": "00:00", "windowHours": 48}
 
@@ -84,12 +84,7 @@ def test_a_crashed_lease_holder_is_reclaimed(stack: Stack) -> None:
     assert stack.api("POST", "chains/adhoc/runs", {"runId": "crash", "vms": [vm_id("gc02")]}).status_code == 202
     stack.run_until(lambda: lease(stack, "gc02")["phase"] == "on", step=5, limit=600, what="backup to hold lease")
     holder = next(iter(lease(stack, "gc02")["holders"]))
-    terminated = stack.session.post(
-        f"{stack.devhost.url}/runtime/webhooks/durabletask/instances/{holder}/terminate",
-        params={"reason": "simulated crash", "code": stack.keys["durabletask_extension"]},
-        timeout=30,
-    )
-    assert terminated.status_code == 202
+    terminate(stack, holder, "simulated crash")
     # the gc_weekly timer sweeps every 5 minutes
     stack.run_until(lambda: lease(stack, "gc02")["phase"] == "off", step=60, limit=1800, what="reclaim")
     assert protection(stack, "gc02") == "ProtectionStopped"

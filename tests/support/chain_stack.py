@@ -206,5 +206,15 @@ def durable_status(stack: Stack, instance_id: str) -> dict[str, Any]:
     return dict(response.json())
 
 
+def terminate(stack: Stack, instance_id: str, reason: str) -> None:
+    """Terminate an orchestration through devhost's Durable management API (a simulated crash)."""
+    response = stack.session.post(
+        f"{stack.devhost.url}/runtime/webhooks/durabletask/instances/{instance_id}/terminate",
+        params={"reason": reason, "code": stack.keys["durabletask_extension"]},
+        timeout=30,
+    )
+    assert response.status_code == 202, response.text
+
+
 def now(stack: Stack) -> datetime:
     return stack.clock.now()
