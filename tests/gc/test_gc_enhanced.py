@@ -145,8 +145,7 @@ def test_weekend_window_with_an_enhanced_hourly_policy(tmp_path_factory: pytest.
     ) as stack:
         assert stack.api("POST", "gc/run", {"kind": "window"}).status_code == 202
         stack.run_until(lambda: of_type(stack.downstream(), "GcWindowOpened"), step=5, limit=600, what="window to open")
-        item = stack.admin("recoveryservices", "GET", "/admin/items", params={"vm": "win01"})
-        entry = (item.get("items", item) if isinstance(item, dict) else item)[0]
+        (entry,) = stack.admin("recoveryservices", "GET", "/admin/items", params={"vm": "win01"})
         assert entry["protectionState"] in ("IRPending", "Protected") and entry["policy"] == "enh-hourly"
         assert "2027-01-09T02:35:00" <= entry["nextScheduledBackup"] <= "2027-01-09T02:50:00"  # 02:30 UTC + 5-20 min
         # 00:10 UTC: the 02:30 UTC hourly run is within reach -> refused
