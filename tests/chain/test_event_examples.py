@@ -1,10 +1,13 @@
 """The JSON examples of docs/events/ against the publisher: each example is rebuilt with the real
 event builder of backup_chain.events from its own data and must come out identical (envelope, id,
-data keys, values and types), and every event type the app publishes has one example."""
+data keys, values and types); its data keys are the ones a call site of the app passes for that
+type; and every event type the app publishes has one example."""
 
 from __future__ import annotations
 
+import ast
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +15,12 @@ import pytest
 
 from backup_chain.events import EVENT_TYPES, chain_cloud_event, gc_cloud_event, vm_cloud_event
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
 EXAMPLES = DOCS / "events"
 PREFIX = "BackupChain."  # the configuration's default eventTypePrefix, as the examples use
+PUBLISHERS = ("backup_chain", "orchestrators", "activities")  # where events are built
+BUILDER_KEYS = {"chain", "runId", "vmId", "vaultId", "jobId", "finding"}  # set by the builders
 
 
 def _examples() -> list[Path]:
@@ -81,3 +87,73 @@ def test_events_page_links_every_example() -> None:
     page = (DOCS / "events.md").read_text(encoding="utf-8")
     missing = [p.name for p in _examples() if f"(events/{p.name})" not in page]
     assert missing == []
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """Where the app builds an event: the data keys it passes, and whether it may pass more
+    (a ``**`` spread whose keys the source does not spell out)."""
+
+    where: str
+    keys: frozenset[str]
+    open: bool
+
+
+def _dict_helpers(tree: ast.Module) -> dict[str, frozenset[str]]:
+    """Module-level functions that return one dict literal (e.g. ``_failure_data``): their keys."""
+    helpers = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            returns = [n.value for n in ast.walk(node) if isinstance(n, ast.Return)]
+            if len(returns) == 1 and isinstance(returns[0], ast.Dict):
+                keys = [k.value for k in returns[0].keys if isinstance(k, ast.Constant)]
+                if len(keys) == len(returns[0].keys):
+                    helpers[node.name] = frozenset(str(k) for k in keys)
+    return helpers
+
+
+def _call_name(call: ast.Call) -> str:
+    func = call.func
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+
+
+def _call_sites() -> dict[str | None, list[CallSite]]:
+    """Event call sites by literal type; ``None`` holds the sites whose type is computed (a GC
+    finding's ``kind``). Wrappers that only forward ``**data`` are not call sites."""
+    sites: dict[str | None, list[CallSite]] = {}
+    for package in PUBLISHERS:
+        for path in sorted((ROOT / package).glob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            helpers = _dict_helpers(tree)
+            for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+                if _call_name(call)[:1].isupper():
+                    continue  # a class naming an event type (a GC ``Finding``), not an event built
+                types = [a.value for a in call.args if isinstance(a, ast.Constant) and a.value in EVENT_TYPES]
+                if not types and not (_call_name(call).endswith("event") and call.keywords):
+                    continue
+                spreads = [k.value for k in call.keywords if k.arg is None]
+                if any(isinstance(s, ast.Name) for s in spreads) or any(k.arg == "event_type" for k in call.keywords):
+                    continue  # a wrapper passing its own **data through, or the generic builder itself
+                keys = {k.arg for k in call.keywords if k.arg is not None}
+                open_ = False
+                for spread in spreads:
+                    helper = _call_name(spread) if isinstance(spread, ast.Call) else ""
+                    if helper in helpers:
+                        keys |= helpers[helper]
+                    else:
+                        open_ = True
+                site = CallSite(f"{path.relative_to(ROOT)}:{call.lineno}", frozenset(keys - BUILDER_KEYS), open_)
+                sites.setdefault(types[0] if types else None, []).append(site)
+    return sites
+
+
+@pytest.mark.parametrize("path", _examples(), ids=lambda p: p.stem)
+def test_example_data_keys_are_what_the_app_passes(path: Path) -> None:
+    example = json.loads(path.read_text(encoding="utf-8"))
+    keys = frozenset(example["data"]) - BUILDER_KEYS
+    sites = _call_sites()
+    candidates = sites.get(path.stem) or sites.get(None, [])
+    matching = [s for s in candidates if s.keys == keys or (s.open and s.keys <= keys)]
+    assert matching, f"{path.name} data keys {sorted(keys)}; the app passes: " + "; ".join(
+        f"{s.where} {sorted(s.keys)}{' + more' if s.open else ''}" for s in candidates
+    )
