@@ -20,7 +20,8 @@ DOCS = ROOT / "docs"
 EXAMPLES = DOCS / "events"
 PREFIX = "BackupChain."  # the configuration's default eventTypePrefix, as the examples use
 PUBLISHERS = ("backup_chain", "orchestrators", "activities")  # where events are built
-BUILDER_KEYS = {"chain", "runId", "vmId", "vaultId", "jobId", "finding"}  # set by the builders
+COMMON_KEYS = {"chain", "runId", "vmId", "vaultId"}  # in every event's data
+BUILDER_KEYS = COMMON_KEYS | {"jobId", "finding"}  # set by the builders, not by the call sites
 
 
 def _examples() -> list[Path]:
@@ -157,3 +158,20 @@ def test_example_data_keys_are_what_the_app_passes(path: Path) -> None:
     assert matching, f"{path.name} data keys {sorted(keys)}; the app passes: " + "; ".join(
         f"{s.where} {sorted(s.keys)}{' + more' if s.open else ''}" for s in candidates
     )
+
+
+def test_events_page_lists_each_types_data_keys() -> None:
+    """The page's "Data per type" table names exactly the keys of each type's example."""
+    page = (DOCS / "events.md").read_text(encoding="utf-8")
+    table = page.split("## Data per type", 1)[1].split("\n\n", 2)[1]
+    listed = {}
+    for row in table.splitlines()[2:]:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        listed[cells[0].strip("`")] = [key.strip("` ") for key in cells[1].split(",")]
+    examples = {
+        p.stem: [
+            k for k in json.loads(p.read_text(encoding="utf-8"))["data"] if k not in BUILDER_KEYS - {"jobId", "finding"}
+        ]
+        for p in _examples()
+    }
+    assert listed == examples
