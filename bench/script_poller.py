@@ -21,9 +21,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlparse
 
-from devhost.clock import Clock
 from emulators.credential import StaticTokenCredential
 from emulators.recoveryservices.arm_routes import ROUTES
+from localclock.clock import Clock
 
 TERMINAL = {"completed", "completedwithwarnings", "failed", "cancelled"}
 EVENT_TYPE = "Baseline.SnapshotCompleted"

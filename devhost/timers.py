@@ -15,10 +15,10 @@ from datetime import datetime, timedelta, timezone
 
 from croniter import croniter
 
-from devhost.clock import Clock, iso
 from devhost.indexing import FunctionSpec
 from devhost.settings import parse_timespan
 from devhost.store import Store
+from localclock.clock import Clock, iso
 
 log = logging.getLogger("devhost")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from backup_chain.ids import poller_instance_id
 from demo.stack import Stack, vault_id
-from devhost.clock import Clock
+from localclock.clock import Clock
 from tests.support.chain_stack import (
     chain,
     jobs,

@@ -10,8 +10,8 @@ from typing import Any
 
 import requests
 
-from devhost.clock import ENV_FILE, ENV_MODE, Clock
 from devhost.procs import Service, start_service, wait_until
+from localclock.clock import ENV_FILE, ENV_MODE, Clock
 
 __all__ = ["CLOCK_START", "DevHostProcess", "wait_until"]
 CLOCK_START = datetime(2027, 1, 4, 3, 0, tzinfo=timezone.utc)  # a Monday, as in chain_stack.DEFAULT_START
