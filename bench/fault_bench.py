@@ -1,5 +1,5 @@
-"""Fault runs at scale: the fault suite's seeded cases (``harness/faults``, run by ``tests/faults``) over several seeds, one
-after the other, each checked with the same invariant checker. Prints one row per seed: VMs,
+"""Fault runs at scale: the fault suite's seeded cases (``harness/faults``, run by ``tests/faults``)
+over several seeds, one after the other, each checked with the same invariant checker. Prints one row per seed: VMs,
 faults the Recovery Services emulator injected (by kind), devhost kills, the wider world's faults
 carried out (ARM outages on Backups_Trigger, downstream topic refusals / outages / Event Grid
 SIGKILLs, refused resumes and stops), invariant violations (0 expected) and wall time; then per
