@@ -37,7 +37,7 @@ class Schedule:
         if self.interval is not None:
             return moment + self.interval
         assert self.cron is not None
-        nxt = croniter(self.cron, moment, second_at_beginning=True).get_next(datetime)
+        nxt: datetime = croniter(self.cron, moment, second_at_beginning=True).get_next(datetime)
         return nxt.astimezone(timezone.utc) if nxt.tzinfo else nxt.replace(tzinfo=timezone.utc)
 
 
