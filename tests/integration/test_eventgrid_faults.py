@@ -15,11 +15,11 @@ from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridPublisherClient
-from eg_support import CLOUD_KEY, Emulator, WebhookServer, start_emulator
 
 from activities.events import describe
 from backup_chain.delivery import is_permanent
 from devhost.procs import wait_until
+from tests.integration.eg_support import CLOUD_KEY, Emulator, WebhookServer, start_emulator
 
 
 @pytest.fixture

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from rs_support import (
+
+from backup_chain.backup_error_codes import symbolic_code
+from tests.integration.rs_support import (
     RG,
     VAULT,
     Emulator,
@@ -25,8 +27,6 @@ from rs_support import (
     utcnow,
     vm_entry,
 )
-
-from backup_chain.backup_error_codes import symbolic_code
 
 VM = "adhoc01"
 
