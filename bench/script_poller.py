@@ -1,5 +1,5 @@
-"""The baseline for ``bench.chain_bench``: what the seeds' hand-written scripts do (DOMAIN.md,
-plan 1 + plan 3), one script per VM — trigger an on-demand backup, then GET the job every 60 s
+"""The baseline for ``bench.chain_bench``: what hand-written polling scripts do (docs/domain.md),
+one script per VM — trigger an on-demand backup, then GET the job every 60 s
 until *Take Snapshot* is ``Completed`` (tell downstream at once) and on until the job ends.
 
 It is a plain poller with the real ``RecoveryServicesBackupClient`` and ``EventGridPublisherClient``

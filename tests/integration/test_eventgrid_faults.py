@@ -1,4 +1,4 @@
-"""The Event Grid emulator failing like Azure for a publisher (issue 12, item 9): refusing
+"""The Event Grid emulator failing like Azure for a publisher: refusing
 publishes with 401/403/404, being unreachable, and being SIGKILLed and restarted with what it
 accepted and its pending deliveries kept. Driven with the real EventGridPublisherClient."""
 

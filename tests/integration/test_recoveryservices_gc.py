@@ -1,6 +1,6 @@
 """Ad hoc-only operation with protection stopped between backups piles up restore points (no GC while
 stopped) until UserErrorRpCollectionLimitReached; resuming protection lets GC clean up and backups
-succeed again (seed 001). Real SDK over HTTPS, manual clock."""
+succeed again (docs/domain.md). Real SDK over HTTPS, manual clock."""
 
 from __future__ import annotations
 
