@@ -216,9 +216,11 @@ def test_scenario_refuses_bad_keys_naming_the_path(mutate: Any, message: str) ->
 
 def test_scenario_keeps_the_keys_other_modules_validate() -> None:
     body = _body()
-    body["backupTrigger"] = {"anything": 1}
+    # The schema leaves these keys to trigger_rules and resource_guard, which read them.
+    body["backupTrigger"] = {"operationSeconds": 5}
     body["vaults"][0]["resourceGuard"] = {"name": "guard", "excludedOperations": []}
     body["vaults"][1]["resourceGuard"] = True
     parsed = parse(body)
     assert [v.subscription_id for v in parsed.vaults] == [SUB, SUB2]
     assert parsed.vaults[0].policies[0].interval_hours == 4
+    assert parsed.trigger_rules.operation_seconds == 5
