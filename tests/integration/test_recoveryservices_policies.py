@@ -13,10 +13,21 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
-from rs_support import RG, SUB, TOKEN, VAULT, Emulator, container, item, scenario, start_emulator, vm_entry
 
 from emulators.credential import StaticTokenCredential
 from emulators.recoveryservices.scenario import ScenarioError, parse
+from tests.integration.rs_support import (
+    RG,
+    SUB,
+    TOKEN,
+    VAULT,
+    Emulator,
+    container,
+    item,
+    scenario,
+    start_emulator,
+    vm_entry,
+)
 
 SUB2 = "99999999-8888-7777-6666-555555555555"
 VAULT2 = "vault-other"
