@@ -1,0 +1,103 @@
+"""Inputs and scripted Azure answers for the fast tier, in the JSON shapes the app's activities
+take and return (activities/backup.py, protection.py; jobs as backup_chain.jobs.JobView dicts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backup_chain.errors import failure
+from backup_chain.ids import vm_instance_id
+from tests.support.activity_script import ok
+from tests.support.orchestrator_tier import PLAN, PREFIX, VAULT_ID, vm_id
+
+CHAIN = "fast"
+
+
+def vm_input(name: str, upstream_at: str | None, **extra: Any) -> dict[str, Any]:
+    """A vm_backup input as chain_run builds it (orchestrators/chain_run.py ``vm_input``)."""
+    return {
+        "chain": CHAIN,
+        "runId": f"run-{name}",
+        "vmId": vm_id(name),
+        "vaultId": VAULT_ID,
+        "retainDays": 30,
+        "monitorTransfer": True,
+        "upstreamAt": upstream_at,
+        "prefix": PREFIX,
+        "plan": PLAN,
+        "gc": None,
+        "polling": None,
+        "delaySeconds": 0,
+        "behindKept": False,
+        **extra,
+    }
+
+
+def vm_instance(name: str) -> str:
+    return vm_instance_id(f"run-{name}", CHAIN, vm_id(name))
+
+
+def job(
+    job_id: str,
+    *,
+    status: str = "InProgress",
+    start: str | None = None,
+    snapshot: str = "InProgress",
+    snapshot_end: str | None = None,
+    end: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "status": status,
+        "start_time": start,
+        "end_time": end,
+        "user_triggered": True,
+        "entity_friendly_name": None,
+        "container_name": None,
+        "snapshot_status": snapshot,
+        "snapshot_start": start,
+        "snapshot_end": snapshot_end,
+        "snapshot_duration": None,
+        "transfer_status": None,
+        "error_code": None,
+        "error_number": None,
+        "error_title": None,
+        "error_message": None,
+        "recommendations": [],
+        "backup_size": None,
+        **extra,
+    }
+
+
+def read(job_view: dict[str, Any]) -> dict[str, Any]:
+    """A get_job answer."""
+    return ok({"ok": True, "job": job_view})
+
+
+def no_job() -> dict[str, Any]:
+    """A find_active_job answer: nothing runs for the VM."""
+    return ok({"ok": True, "job": None})
+
+
+def running(job_view: dict[str, Any]) -> dict[str, Any]:
+    """A find_active_job answer: this job runs for the VM."""
+    return ok({"ok": True, "job": job_view})
+
+
+def accepted(operation_id: str, retry_after: int = 60) -> dict[str, Any]:
+    """A trigger_backup answer: 202 with the operation to follow."""
+    return ok({"ok": True, "operationId": operation_id, "retryAfterSeconds": retry_after})
+
+
+def in_progress() -> dict[str, Any]:
+    return ok({"ok": True, "status": "InProgress"})
+
+
+def operation_succeeded(job_view: dict[str, Any]) -> dict[str, Any]:
+    return ok({"ok": True, "status": "Succeeded", "jobId": job_view["job_id"], "job": job_view})
+
+
+def azure_error(status: int | None, code: str, message: str = "scripted", **extra: Any) -> dict[str, Any]:
+    """An answer ``{"ok": False, "error": ...}`` classified as the activities classify it."""
+    return ok({"ok": False, "error": failure(status, code, message).to_dict(), **extra})

@@ -1,0 +1,129 @@
+"""The fast orchestrator tier's driver: devhost (manual clock) hosting tests/orchestrators/app,
+whose orchestrators are the app's own and whose activities answer from a script.
+
+Time skips like a time-skipping test server: once devhost is idle (nothing ready, nothing
+running), the manual clock jumps to the next scheduled message (a durable timer, a retry's
+delay), so no test waits on real time and none skips a step that was due first."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from backup_chain.polling import PollPlan
+from devhost.clock import Clock
+from devhost.store import Store
+from tests.support.activity_script import ENV_DIR, ActivityScript
+from tests.support.devhost_harness import DevHostProcess, wait_until
+
+APP_DIR = Path(__file__).resolve().parents[1] / "orchestrators" / "app"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TERMINAL = ("Completed", "Failed", "Terminated")
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+VAULT_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/v1"
+PREFIX = "BackupChain."
+# The poll plan chain_run gives a VM with the default 5-15 min snapshot window.
+PLAN = dict(PollPlan.for_minutes(5, 15).__dict__)
+
+
+def vm_id(name: str) -> str:
+    return f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/{name}"
+
+
+def finished(status: dict[str, Any]) -> bool:
+    return status.get("runtimeStatus") in TERMINAL
+
+
+@dataclass
+class OrchestratorTier:
+    host: DevHostProcess
+    script: ActivityScript
+
+    @classmethod
+    def start(cls, base: Path, clock_start: datetime) -> OrchestratorTier:
+        script = ActivityScript(base / "script")
+        host = DevHostProcess(
+            APP_DIR,
+            base / "state" / "state.db",
+            base / "marks",
+            env={ENV_DIR: str(script.directory), "PYTHONPATH": str(REPO_ROOT)},
+            clock_start=clock_start,
+        )
+        return cls(host.start(), script)
+
+    def stop(self) -> None:
+        self.host.stop(kill=True)
+
+    # --- time -----------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        return Clock.manual(self.host.state.parent / "clock").now()
+
+    def at(self, seconds: float) -> str:
+        """ISO time ``seconds`` from the clock's now (negative: in the past)."""
+        return iso(self.now() + timedelta(seconds=seconds))
+
+    def settle(self) -> None:
+        """Wait until devhost has nothing ready and nothing running."""
+
+        def idle() -> bool:
+            return bool(self.host.call("GET", "/admin/host/status", key="master").json()["idle"])
+
+        wait_until(idle, 20.0, "devhost to be idle")
+
+    def jump(self) -> float:
+        """Move the clock to the next scheduled message; returns the seconds jumped."""
+        store = Store(self.host.state)
+        try:
+            due = store.next_visible_at()
+        finally:
+            store.close()
+        assert due is not None, "nothing is scheduled: the orchestration waits for something the test must send"
+        seconds = max(0.0, due - self.now().timestamp())
+        self.host.advance(seconds)
+        return seconds
+
+    # --- orchestrations -------------------------------------------------------------------------
+    def begin(self, name: str, instance_id: str, payload: Any) -> None:
+        response = self.host.call("POST", f"/api/orchestrators/{name}/{instance_id}", data=json.dumps(payload))
+        assert response.status_code == 202, response.text
+
+    def drive(
+        self, instance_id: str, until: Callable[[dict[str, Any]], bool] = finished, max_jumps: int = 300
+    ) -> dict[str, Any]:
+        """Settle, check ``until`` on the instance's status, jump the clock; repeat."""
+        for _ in range(max_jumps):
+            self.settle()
+            status = self.host.status(instance_id)
+            if status and until(status):
+                return status
+            self.jump()
+        raise AssertionError(f"{instance_id} did not get there in {max_jumps} clock jumps: {status}")
+
+    def run(self, name: str, instance_id: str, payload: Any) -> dict[str, Any]:
+        """Start ``name`` and drive it to its end; returns its final status."""
+        self.begin(name, instance_id, payload)
+        return self.drive(instance_id)
+
+    def raise_event(self, instance_id: str, name: str, data: Any) -> None:
+        response = self.host.mgmt("POST", f"instances/{instance_id}/raiseEvent/{name}", json=data)
+        assert response.status_code == 202, response.text
+
+    # --- what the scripted activities saw -------------------------------------------------------
+    def published(self, token: str) -> list[dict[str, Any]]:
+        """Every event the orchestrations asked to publish whose JSON contains ``token``, in order."""
+        events = [e for request in self.script.requests("publish_events", token) for e in request["events"]]
+        return [e for e in events if token in json.dumps(e)]
+
+    def types(self, token: str) -> list[str]:
+        return [str(e["type"]).removeprefix(PREFIX) for e in self.published(token)]
+
+    def unscripted(self, token: str) -> list[dict[str, Any]]:
+        return [c for c in self.script.calls(when=token) if c["rule"] is None and c["activity"] != "publish_events"]
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
