@@ -3,8 +3,9 @@ reads the calls) and the test Functions app in tests/orchestrators/app (whose ac
 from the script).
 
 A script is a list of rules in ``rules.jsonl`` of a directory named by ``ORCH_SCRIPT_DIR``. A rule
-answers calls of one activity whose JSON input contains the rule's ``when`` text (each test uses
-a token of its own, e.g. its VM or job name, so tests sharing a host never answer each other).
+answers calls of one activity whose input mentions the rule's ``when`` name (a string in it is the
+name, or a resource id ending in it); each test uses names of its own (its VM, job, operation), so
+tests sharing a host never answer each other.
 The n-th call a rule answers gets its n-th answer, and the last answer repeats after that. An
 answer is ``{"return": value}`` or ``{"raise": "Code: message"}`` — raised as the app's own
 ``TransientAzureError``, as the real activities do for a failure worth retrying. Every call is
@@ -50,6 +51,17 @@ def _locked(directory: Path) -> Iterator[None]:
         yield
 
 
+def mentions(value: Any, name: str) -> bool:
+    """Is ``name`` a string in ``value`` (at any depth), or the last segment of a resource id in it?"""
+    if isinstance(value, str):
+        return value == name or value.endswith("/" + name)
+    if isinstance(value, dict):
+        return any(mentions(v, name) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(mentions(v, name) for v in value)
+    return False
+
+
 def _read_lines(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
@@ -84,14 +96,14 @@ class ActivityScript:
             )
 
     def calls(self, activity: str | None = None, when: str | None = None) -> list[dict[str, Any]]:
-        """The logged calls (``activity``, ``request``, ``rule``, ``answer``), oldest first."""
+        """The logged calls (``activity``, ``request``, ``rule``, ``answer``) mentioning ``when``,
+        oldest first."""
         with _locked(self.directory):
             logged = _read_lines(self.directory / CALLS)
         return [
             call
             for call in logged
-            if (activity is None or call["activity"] == activity)
-            and (when is None or when in json.dumps(call["request"], sort_keys=True))
+            if (activity is None or call["activity"] == activity) and (when is None or mentions(call["request"], when))
         ]
 
     def requests(self, activity: str, when: str) -> list[Any]:
@@ -106,7 +118,7 @@ class ActivityScript:
             rules = [
                 r
                 for r in _read_lines(self.directory / RULES)
-                if r["activity"] == activity and r["when"] in text
+                if r["activity"] == activity and mentions(request, r["when"])
             ]
             rule = rules[0] if rules else None
             if rule is None:

@@ -17,21 +17,27 @@ from typing import Any
 from backup_chain.polling import PollPlan
 from devhost.clock import Clock
 from devhost.store import Store
-from tests.support.activity_script import ENV_DIR, ActivityScript
+from tests.support.activity_script import ENV_DIR, ActivityScript, mentions
 from tests.support.devhost_harness import DevHostProcess, wait_until
 
 APP_DIR = Path(__file__).resolve().parents[1] / "orchestrators" / "app"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("Completed", "Failed", "Terminated")
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
-VAULT_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/v1"
 PREFIX = "BackupChain."
 # The poll plan chain_run gives a VM with the default 5-15 min snapshot window.
 PLAN = dict(PollPlan.for_minutes(5, 15).__dict__)
 
 
+def vault_id(name: str) -> str:
+    return f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/{name}"
+
+
 def vm_id(name: str) -> str:
     return f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/{name}"
+
+
+VAULT_ID = vault_id("v1")
 
 
 def finished(status: dict[str, Any]) -> bool:
@@ -108,15 +114,27 @@ class OrchestratorTier:
         self.begin(name, instance_id, payload)
         return self.drive(instance_id)
 
+    def timers(self, instance_id: str) -> list[datetime]:
+        """When each durable timer the instance created fires (its retry delays included)."""
+        return [
+            datetime.fromisoformat(str(e["FireAt"]).replace("Z", "+00:00"))
+            for e in self.host.history(instance_id)
+            if e["EventType"] == "TimerCreated"
+        ]
+
+    def signal(self, entity: str, key: str, operation: str, data: Any) -> None:
+        response = self.host.mgmt("POST", f"entities/{entity}/{key}", params={"op": operation}, json=data)
+        assert response.status_code == 202, response.text
+
     def raise_event(self, instance_id: str, name: str, data: Any) -> None:
         response = self.host.mgmt("POST", f"instances/{instance_id}/raiseEvent/{name}", json=data)
         assert response.status_code == 202, response.text
 
     # --- what the scripted activities saw -------------------------------------------------------
     def published(self, token: str) -> list[dict[str, Any]]:
-        """Every event the orchestrations asked to publish whose JSON contains ``token``, in order."""
+        """Every event the orchestrations asked to publish that mentions ``token``, in order."""
         events = [e for request in self.script.requests("publish_events", token) for e in request["events"]]
-        return [e for e in events if token in json.dumps(e)]
+        return [e for e in events if mentions(e, token)]
 
     def types(self, token: str) -> list[str]:
         return [str(e["type"]).removeprefix(PREFIX) for e in self.published(token)]
