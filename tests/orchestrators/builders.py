@@ -8,7 +8,7 @@ from typing import Any
 from backup_chain.errors import failure
 from backup_chain.ids import vm_instance_id
 from tests.support.activity_script import ok
-from tests.support.orchestrator_tier import PLAN, PREFIX, VAULT_ID, vm_id
+from tests.support.orchestrator_tier import PLAN, PREFIX, VAULT_ID, OrchestratorTier, vm_id
 
 CHAIN = "fast"
 
@@ -101,3 +101,45 @@ def operation_succeeded(job_view: dict[str, Any]) -> dict[str, Any]:
 def azure_error(status: int | None, code: str, message: str = "scripted", **extra: Any) -> dict[str, Any]:
     """An answer ``{"ok": False, "error": ...}`` classified as the activities classify it."""
     return ok({"ok": False, "error": failure(status, code, message).to_dict(), **extra})
+
+
+# --- scripting one VM's backup on the tier -------------------------------------------------------
+def run_vm(tier: OrchestratorTier, name: str, **extra: Any) -> dict[str, Any]:
+    """Run ``name``'s vm_backup (upstream signal 10 min ago) to its end; returns its output."""
+    status = tier.run("vm_backup", vm_instance(name), vm_input(name, tier.at(-600), **extra))
+    assert status["runtimeStatus"] == "Completed", status
+    assert tier.unscripted(name) == []
+    return dict(status["output"])
+
+
+def done(job_id: str, start: str, snapshot_end: str, end: str, **extra: Any) -> dict[str, Any]:
+    return job(
+        job_id, status="Completed", start=start, snapshot="Completed", snapshot_end=snapshot_end, end=end, **extra
+    )
+
+
+def healthy(tier: OrchestratorTier, name: str, job_id: str) -> None:
+    """get_job for ``job_id``: snapshot running, snapshot done, then the whole job done."""
+    start = tier.at(0)
+    tier.script.on(
+        "get_job",
+        job_id,
+        read(job(job_id, start=start)),
+        read(job(job_id, start=start, snapshot="Completed", snapshot_end=tier.at(400))),
+        read(done(job_id, start, tier.at(400), tier.at(3000))),
+    )
+    point = {"name": "rp1", "time": start, "consistency": "AppConsistent"}
+    tier.script.on("latest_recovery_point", name, ok({"ok": True, "recoveryPoint": point}))
+
+
+def triggers(tier: OrchestratorTier, name: str, job_id: str, operation: str) -> None:
+    """Nothing runs; the POST is accepted and its operation names ``job_id`` on the second read."""
+    tier.script.on("find_active_job", name, no_job())
+    tier.script.on("trigger_backup", name, accepted(operation))
+    tier.script.on("backup_operation", operation, in_progress(), operation_succeeded(job(job_id, start=tier.at(0))))
+
+
+def failed_event(tier: OrchestratorTier, name: str) -> dict[str, Any]:
+    events = [e for e in tier.published(name) if e["type"].endswith("BackupFailed")]
+    assert len(events) == 1, tier.types(name)
+    return dict(events[0]["data"])

@@ -10,66 +10,30 @@ from backup_chain.ids import resource_hash
 from tests.orchestrators.builders import (
     accepted,
     azure_error,
+    done,
+    failed_event,
+    healthy,
     in_progress,
     job,
     no_job,
     operation_succeeded,
     read,
+    run_vm,
     running,
+    triggers,
     vm_input,
     vm_instance,
 )
-from tests.support.activity_script import fails, ok
+from tests.support.activity_script import fails
 from tests.support.orchestrator_tier import OrchestratorTier, vault_id
-
-
-def _run(tier: OrchestratorTier, name: str, **extra: Any) -> dict[str, Any]:
-    """Run ``name``'s vm_backup (upstream signal 10 min ago) to its end; returns its output."""
-    status = tier.run("vm_backup", vm_instance(name), vm_input(name, tier.at(-600), **extra))
-    assert status["runtimeStatus"] == "Completed", status
-    assert tier.unscripted(name) == []
-    return dict(status["output"])
-
-
-def _done(job_id: str, start: str, snapshot_end: str, end: str, **extra: Any) -> dict[str, Any]:
-    return job(
-        job_id, status="Completed", start=start, snapshot="Completed", snapshot_end=snapshot_end, end=end, **extra
-    )
-
-
-def _healthy(tier: OrchestratorTier, name: str, job_id: str) -> None:
-    """get_job for ``job_id``: snapshot running, snapshot done, then the whole job done."""
-    start = tier.at(0)
-    tier.script.on(
-        "get_job",
-        job_id,
-        read(job(job_id, start=start)),
-        read(job(job_id, start=start, snapshot="Completed", snapshot_end=tier.at(400))),
-        read(_done(job_id, start, tier.at(400), tier.at(3000))),
-    )
-    point = {"name": "rp1", "time": start, "consistency": "AppConsistent"}
-    tier.script.on("latest_recovery_point", name, ok({"ok": True, "recoveryPoint": point}))
-
-
-def _triggers(tier: OrchestratorTier, name: str, job_id: str, operation: str) -> None:
-    """Nothing runs; the POST is accepted and its operation names ``job_id`` on the second read."""
-    tier.script.on("find_active_job", name, no_job())
-    tier.script.on("trigger_backup", name, accepted(operation))
-    tier.script.on("backup_operation", operation, in_progress(), operation_succeeded(job(job_id, start=tier.at(0))))
-
-
-def _failed_event(tier: OrchestratorTier, name: str) -> dict[str, Any]:
-    events = [e for e in tier.published(name) if e["type"].endswith("BackupFailed")]
-    assert len(events) == 1, tier.types(name)
-    return dict(events[0]["data"])
 
 
 # --- getting a job: trigger, adopt, wait out ----------------------------------------------------
 def test_trigger_follows_the_operation_then_reports_snapshot_and_completion(tier: OrchestratorTier) -> None:
     name = "vm-trigger"
-    _triggers(tier, name, "job-trigger", "op-trigger")
-    _healthy(tier, name, "job-trigger")
-    output = _run(tier, name)
+    triggers(tier, name, "job-trigger", "op-trigger")
+    healthy(tier, name, "job-trigger")
+    output = run_vm(tier, name)
     assert output["outcome"] == "completed" and output["jobId"] == "job-trigger" and output["adopted"] is False
     assert tier.types(name) == ["BackupTriggered", "SnapshotCompleted", "BackupCompleted"]
     completed = tier.published(name)[-1]["data"]
@@ -81,9 +45,9 @@ def test_trigger_follows_the_operation_then_reports_snapshot_and_completion(tier
 
 def test_without_transfer_monitoring_it_ends_at_the_snapshot(tier: OrchestratorTier) -> None:
     name = "vm-snaponly"
-    _triggers(tier, name, "job-snaponly", "op-snaponly")
-    _healthy(tier, name, "job-snaponly")
-    output = _run(tier, name, monitorTransfer=False)
+    triggers(tier, name, "job-snaponly", "op-snaponly")
+    healthy(tier, name, "job-snaponly")
+    output = run_vm(tier, name, monitorTransfer=False)
     assert output["outcome"] == "snapshotCompleted" and output["phase"] == "snapshotCompleted"
     assert tier.types(name) == ["BackupTriggered", "SnapshotCompleted"]
     assert len(tier.script.calls("get_job", "job-snaponly")) == 2  # never read past the snapshot
@@ -92,8 +56,8 @@ def test_without_transfer_monitoring_it_ends_at_the_snapshot(tier: OrchestratorT
 def test_a_job_started_after_the_upstream_signal_is_adopted(tier: OrchestratorTier) -> None:
     name = "vm-adopt"
     tier.script.on("find_active_job", name, running(job("job-adopt", start=tier.at(-60))))
-    _healthy(tier, name, "job-adopt")
-    output = _run(tier, name)
+    healthy(tier, name, "job-adopt")
+    output = run_vm(tier, name)
     assert output["outcome"] == "completed" and output["jobId"] == "job-adopt" and output["adopted"] is True
     assert tier.published(name)[0]["data"]["adopted"] is True
     assert tier.script.calls("trigger_backup", name) == []
@@ -106,8 +70,8 @@ def test_a_job_older_than_the_upstream_signal_is_waited_out_then_a_new_one_trigg
     tier.script.on("get_job", "job-older", read(older), read({**older, "status": "Completed", "end_time": tier.at(60)}))
     tier.script.on("trigger_backup", name, accepted("op-waitout"))
     tier.script.on("backup_operation", "op-waitout", operation_succeeded(job("job-waitout", start=tier.at(0))))
-    _healthy(tier, name, "job-waitout")
-    output = _run(tier, name)
+    healthy(tier, name, "job-waitout")
+    output = run_vm(tier, name)
     assert output["outcome"] == "completed" and output["jobId"] == "job-waitout" and output["adopted"] is False
     watched = tier.host.status(f"{vm_instance(name)}:wait0")  # the older job, watched to its end
     assert watched["output"]["ok"] is True and watched["output"]["job"]["status"] == "Completed"
@@ -121,7 +85,7 @@ def test_the_job_being_waited_out_failing_to_be_read_fails_the_trigger(tier: Orc
     older = job("job-waitfail", start=tier.at(-3600))
     tier.script.on("find_active_job", name, running(older))
     tier.script.on("get_job", "job-waitfail", azure_error(404, "JobNotFound"))
-    output = _run(tier, name)
+    output = run_vm(tier, name)
     assert output["outcome"] == "failed" and output["failedPhase"] == "trigger" and output["errorCode"] == "JobNotFound"
     assert tier.script.calls("trigger_backup", name) == []
 
@@ -129,9 +93,9 @@ def test_the_job_being_waited_out_failing_to_be_read_fails_the_trigger(tier: Orc
 def test_the_job_list_failing_fails_the_trigger_with_azures_code(tier: OrchestratorTier) -> None:
     name = "vm-listfail"
     tier.script.on("find_active_job", name, azure_error(403, "AuthorizationFailed"))
-    output = _run(tier, name)
+    output = run_vm(tier, name)
     assert output["failedPhase"] == "trigger" and output["errorCode"] == "AuthorizationFailed"
-    assert _failed_event(tier, name)["errorCode"] == "AuthorizationFailed"
+    assert failed_event(tier, name)["errorCode"] == "AuthorizationFailed"
 
 
 # --- the three conflict forms and the recheck -----------------------------------------------------
@@ -148,8 +112,8 @@ def test_an_operation_naming_the_running_job_has_that_job_waited_out(tier: Orche
     tier.script.on("backup_operation", "op-named-2", operation_succeeded(job("job-named", start=tier.at(0))))
     done = {**scheduled, "status": "Completed", "end_time": tier.at(600)}
     tier.script.on("get_job", "job-sched-named", read(scheduled), read(scheduled), read(done))
-    _healthy(tier, name, "job-named")
-    output = _run(tier, name)
+    healthy(tier, name, "job-named")
+    output = run_vm(tier, name)
     assert output["outcome"] == "completed" and output["jobId"] == "job-named"
     assert len(tier.script.calls("trigger_backup", name)) == 2
     assert len(tier.script.calls("find_active_job", name)) == 2  # round 1, and after the wait (round 3)
@@ -165,8 +129,8 @@ def test_a_named_job_that_already_ended_is_not_waited_for(tier: OrchestratorTier
     tier.script.on("backup_operation", "op-namedgone-2", operation_succeeded(job("job-namedgone", start=tier.at(0))))
     gone = job("job-gone-named", status="Completed", start=tier.at(-1200), end=tier.at(-5))
     tier.script.on("get_job", "job-gone-named", read(gone))
-    _healthy(tier, name, "job-namedgone")
-    output = _run(tier, name)
+    healthy(tier, name, "job-namedgone")
+    output = run_vm(tier, name)
     assert output["outcome"] == "completed" and output["jobId"] == "job-namedgone"
     assert len(tier.script.calls("get_job", "job-gone-named")) == 1
     assert tier.host.status(f"{vm_instance(name)}:wait1") == {}  # no watch of the ended job
@@ -185,8 +149,8 @@ def test_a_job_that_fails_at_once_with_a_conflict_is_rechecked_after_five_minute
     tier.script.on("find_active_job", name, no_job(), running(scheduled))
     tier.script.on("trigger_backup", name, accepted("op-atonce", retry_after=60))
     tier.script.on("backup_operation", "op-atonce", operation_succeeded(failed_at_once))
-    _healthy(tier, name, "job-atonce-sched")
-    output = _run(tier, name)
+    healthy(tier, name, "job-atonce-sched")
+    output = run_vm(tier, name)
     assert output["jobId"] == "job-atonce-sched" and output["adopted"] is True and output["outcome"] == "completed"
     fire = tier.timers(vm_instance(name))
     assert fire[1] - fire[0] == timedelta(seconds=300)  # Retry-After 60 s, then the 300 s recheck
@@ -197,28 +161,20 @@ def test_a_synchronous_object_locked_refusal_is_rechecked_then_triggered_again(t
     tier.script.on("find_active_job", name, no_job())
     tier.script.on("trigger_backup", name, azure_error(400, "BMSUserErrorObjectLocked"), accepted("op-locked"))
     tier.script.on("backup_operation", "op-locked", operation_succeeded(job("job-locked", start=tier.at(0))))
-    _healthy(tier, name, "job-locked")
-    output = _run(tier, name)
+    healthy(tier, name, "job-locked")
+    output = run_vm(tier, name)
     assert output["outcome"] == "completed" and output["jobId"] == "job-locked"
     posts = tier.script.calls("trigger_backup", name)
     assert len(posts) == 2
     fire = tier.timers(vm_instance(name))
-    assert fire[0] - tier_start(tier, name) == timedelta(seconds=300)
-
-
-def tier_start(tier: OrchestratorTier, name: str) -> Any:
-    """When the instance started (its first history event), on the virtual clock."""
-    from datetime import datetime
-
-    first = tier.host.history(vm_instance(name))[0]
-    return datetime.fromisoformat(str(first["Timestamp"]).replace("Z", "+00:00"))
+    assert fire[0] - tier.started_at(vm_instance(name)) == timedelta(seconds=300)
 
 
 def test_conflicts_every_round_end_in_backup_kept_conflicting(tier: OrchestratorTier) -> None:
     name = "vm-keptconflict"
     tier.script.on("find_active_job", name, no_job())
     tier.script.on("trigger_backup", name, azure_error(400, "BMSUserErrorObjectLocked"))
-    output = _run(tier, name)
+    output = run_vm(tier, name)
     assert output["errorCode"] == "BackupKeptConflicting" and output["failedPhase"] == "trigger"
     assert len(tier.script.calls("trigger_backup", name)) == 4
     assert tier.types(name) == ["BackupFailed"]
@@ -232,10 +188,10 @@ def test_retry_after_is_capped_at_an_hour_and_floored_at_five_seconds(tier: Orch
         tier.script.on(
             "backup_operation", f"op-{name}", in_progress(), operation_succeeded(job(f"job-{name}", start=tier.at(0)))
         )
-        _healthy(tier, name, f"job-{name}")
-        assert _run(tier, name, monitorTransfer=False)["outcome"] == "snapshotCompleted"
+        healthy(tier, name, f"job-{name}")
+        assert run_vm(tier, name, monitorTransfer=False)["outcome"] == "snapshotCompleted"
         fire = tier.timers(vm_instance(name))
-        assert fire[0] - tier_start(tier, name) == timedelta(seconds=wait)
+        assert fire[0] - tier.started_at(vm_instance(name)) == timedelta(seconds=wait)
         assert fire[1] - fire[0] == timedelta(seconds=wait)
 
 
@@ -244,7 +200,7 @@ def test_an_operation_still_in_progress_after_two_hours_fails_the_trigger(tier: 
     tier.script.on("find_active_job", name, no_job())
     tier.script.on("trigger_backup", name, accepted("op-deadline", retry_after=600))
     tier.script.on("backup_operation", "op-deadline", in_progress())
-    output = _run(tier, name)
+    output = run_vm(tier, name)
     assert output["errorCode"] == "BackupOperationNeverEnded" and output["failedPhase"] == "trigger"
     assert len(tier.script.calls("backup_operation", "op-deadline")) == 12  # every 10 min for 2 h
     assert len(tier.script.calls("trigger_backup", name)) == 1  # never POSTs again
@@ -255,9 +211,9 @@ def test_the_daily_on_demand_limit_fails_the_trigger_with_azures_code(tier: Orch
     tier.script.on("find_active_job", name, no_job())
     tier.script.on("trigger_backup", name, accepted("op-daily"))
     tier.script.on("backup_operation", "op-daily", azure_error(400, "CloudDosAbsoluteLimitReached", "limit reached"))
-    output = _run(tier, name)
+    output = run_vm(tier, name)
     assert output["errorCode"] == "CloudDosAbsoluteLimitReached" and output["failedPhase"] == "trigger"
-    failed = _failed_event(tier, name)
+    failed = failed_event(tier, name)
     assert failed["phase"] == "trigger" and failed["message"] == "limit reached"
     assert len(tier.script.calls("trigger_backup", name)) == 1
 
@@ -266,7 +222,7 @@ def test_a_trigger_failing_beyond_its_retries_without_a_new_job_fails_after_one_
     name = "vm-exhausted"
     tier.script.on("find_active_job", name, no_job())
     tier.script.on("trigger_backup", name, fails("CloudInternalError", "ARM is down"))
-    output = _run(tier, name)
+    output = run_vm(tier, name)
     assert output["failedPhase"] == "trigger" and output["errorCode"] == "CloudInternalError"
     assert "still failing after the retries: ARM is down" in output["message"]
     assert len(tier.script.calls("trigger_backup", name)) == 8  # AZURE_RETRY's attempts
@@ -279,8 +235,8 @@ def test_a_trigger_failing_beyond_its_retries_takes_the_job_its_accepted_post_st
     orphan = job("job-orphan", start=tier.at(5))
     tier.script.on("find_active_job", name, no_job(), no_job(), running(orphan))
     tier.script.on("trigger_backup", name, fails("CloudInternalError", "ARM is down"))
-    _healthy(tier, name, "job-orphan")
-    output = _run(tier, name)
+    healthy(tier, name, "job-orphan")
+    output = run_vm(tier, name)
     assert output["outcome"] == "completed" and output["jobId"] == "job-orphan" and output["adopted"] is False
     assert tier.types(name) == ["BackupTriggered", "SnapshotCompleted", "BackupCompleted"]
 
@@ -288,7 +244,7 @@ def test_a_trigger_failing_beyond_its_retries_takes_the_job_its_accepted_post_st
 # --- the job's phases: fallback verdicts of shared polling, failures ------------------------------
 def test_a_failed_snapshot_reports_the_jobs_error_in_the_snapshot_phase(tier: OrchestratorTier) -> None:
     name = "vm-snapfail"
-    _triggers(tier, name, "job-snapfail", "op-snapfail")
+    triggers(tier, name, "job-snapfail", "op-snapfail")
     failed = job(
         "job-snapfail",
         status="Failed",
@@ -301,16 +257,16 @@ def test_a_failed_snapshot_reports_the_jobs_error_in_the_snapshot_phase(tier: Or
         recommendations=["Restart the VSS writers."],
     )
     tier.script.on("get_job", "job-snapfail", read(failed))
-    output = _run(tier, name)
+    output = run_vm(tier, name)
     assert output["failedPhase"] == "snapshot" and output["errorCode"] == "ExtensionFailedVssWriterInBadState"
-    event = _failed_event(tier, name)
+    event = failed_event(tier, name)
     assert event["azureErrorCode"] == 400123 and event["recommendations"] == ["Restart the VSS writers."]
     assert tier.types(name) == ["BackupTriggered", "BackupFailed"]
 
 
 def test_a_failed_transfer_reports_the_transfer_phase(tier: OrchestratorTier) -> None:
     name = "vm-xferfail"
-    _triggers(tier, name, "job-xferfail", "op-xferfail")
+    triggers(tier, name, "job-xferfail", "op-xferfail")
     start = tier.at(0)
     snap = job("job-xferfail", start=start, snapshot="Completed", snapshot_end=tier.at(400))
     tier.script.on(
@@ -319,16 +275,16 @@ def test_a_failed_transfer_reports_the_transfer_phase(tier: OrchestratorTier) ->
         read(snap),
         read({**snap, "status": "Failed", "error_code": "UserErrorTransferFailed"}),
     )
-    output = _run(tier, name)
+    output = run_vm(tier, name)
     assert output["failedPhase"] == "transfer" and output["errorCode"] == "UserErrorTransferFailed"
     assert tier.types(name) == ["BackupTriggered", "SnapshotCompleted", "BackupFailed"]
 
 
 def test_a_job_read_failing_beyond_its_retries_fails_the_snapshot_phase(tier: OrchestratorTier) -> None:
     name = "vm-readout"
-    _triggers(tier, name, "job-readout", "op-readout")
+    triggers(tier, name, "job-readout", "op-readout")
     tier.script.on("get_job", "job-readout", fails("ServiceUnavailable", "vault unreachable"))
-    output = _run(tier, name)
+    output = run_vm(tier, name)
     # The watch's sub-orchestration fails with the activity's last failure: Azure's code survives.
     assert output["failedPhase"] == "snapshot" and output["errorCode"] == "ServiceUnavailable"
     assert "still failing after the retries: vault unreachable" in output["message"]
@@ -337,13 +293,13 @@ def test_a_job_read_failing_beyond_its_retries_fails_the_snapshot_phase(tier: Or
 
 def test_a_recovery_point_lookup_failing_still_completes_the_backup(tier: OrchestratorTier) -> None:
     name = "vm-nopoint"
-    _triggers(tier, name, "job-nopoint", "op-nopoint")
+    triggers(tier, name, "job-nopoint", "op-nopoint")
     start = tier.at(0)
     tier.script.on(
-        "get_job", "job-nopoint", read(_done("job-nopoint", start, tier.at(400), tier.at(3000), backup_size="42 MB"))
+        "get_job", "job-nopoint", read(done("job-nopoint", start, tier.at(400), tier.at(3000), backup_size="42 MB"))
     )
     tier.script.on("latest_recovery_point", name, azure_error(404, "RecoveryPointNotFound", "none yet"))
-    output = _run(tier, name)
+    output = run_vm(tier, name)
     assert output["outcome"] == "completed"
     completed = tier.published(name)[-1]["data"]
     assert completed["recoveryPointLookupError"] == {"code": "RecoveryPointNotFound", "message": "none yet"}
@@ -383,7 +339,7 @@ def test_a_silent_poller_has_the_watch_withdrawn_and_the_job_read_here(tier: Orc
     assert tier.types(name) == ["BackupTriggered", "SnapshotCompleted"]
     assert len(tier.script.calls("get_job", "job-withdrawn")) == 1
     fire = tier.timers(vm_instance(name))
-    assert fire[0] - tier_start(tier, name) == timedelta(seconds=900)
+    assert fire[0] - tier.started_at(vm_instance(name)) == timedelta(seconds=900)
 
 
 def _take(tier: OrchestratorTier, name: str, done: list[str]) -> None:

@@ -122,6 +122,11 @@ class OrchestratorTier:
             if e["EventType"] == "TimerCreated"
         ]
 
+    def started_at(self, instance_id: str) -> datetime:
+        """When the instance started (its first history event), on the virtual clock."""
+        first = self.host.history(instance_id)[0]
+        return datetime.fromisoformat(str(first["Timestamp"]).replace("Z", "+00:00"))
+
     def signal(self, entity: str, key: str, operation: str, data: Any) -> None:
         response = self.host.mgmt("POST", f"entities/{entity}/{key}", params={"op": operation}, json=data)
         assert response.status_code == 202, response.text
