@@ -98,9 +98,13 @@ def operation_succeeded(job_view: dict[str, Any]) -> dict[str, Any]:
     return ok({"ok": True, "status": "Succeeded", "jobId": job_view["job_id"], "job": job_view})
 
 
-def azure_error(status: int | None, code: str, message: str = "scripted", **extra: Any) -> dict[str, Any]:
-    """An answer ``{"ok": False, "error": ...}`` classified as the activities classify it."""
-    return ok({"ok": False, "error": failure(status, code, message).to_dict(), **extra})
+def azure_error(
+    status: int | None, code: str, message: str = "scripted", *, kind: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """An answer ``{"ok": False, "error": ...}`` classified as the activities classify Azure's
+    answers (``kind``: the activity's own verdict, e.g. a final UnknownPolicyTimeZone)."""
+    error = failure(status, code, message).to_dict()
+    return ok({"ok": False, "error": {**error, **({"kind": kind} if kind else {})}, **extra})
 
 
 # --- scripting one VM's backup on the tier -------------------------------------------------------

@@ -116,16 +116,12 @@ class OrchestratorTier:
 
     def timers(self, instance_id: str) -> list[datetime]:
         """When each durable timer the instance created fires (its retry delays included)."""
-        return [
-            datetime.fromisoformat(str(e["FireAt"]).replace("Z", "+00:00"))
-            for e in self.host.history(instance_id)
-            if e["EventType"] == "TimerCreated"
-        ]
+        return [moment(str(e["FireAt"])) for e in self.host.history(instance_id) if e["EventType"] == "TimerCreated"]
 
     def started_at(self, instance_id: str) -> datetime:
         """When the instance started (its first history event), on the virtual clock."""
         first = self.host.history(instance_id)[0]
-        return datetime.fromisoformat(str(first["Timestamp"]).replace("Z", "+00:00"))
+        return moment(str(first["Timestamp"]))
 
     def signal(self, entity: str, key: str, operation: str, data: Any) -> None:
         response = self.host.mgmt("POST", f"entities/{entity}/{key}", params={"op": operation}, json=data)
@@ -148,5 +144,10 @@ class OrchestratorTier:
         return [c for c in self.script.calls(when=token) if c["rule"] is None and c["activity"] != "publish_events"]
 
 
-def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+def moment(text: str) -> datetime:
+    """An ISO time as the orchestrators and devhost write it (``Z``, any precision)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
