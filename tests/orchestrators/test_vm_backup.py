@@ -24,7 +24,7 @@ from tests.orchestrators.builders import (
     vm_input,
     vm_instance,
 )
-from tests.support.activity_script import fails
+from tests.support.activity_script import fails, ok
 from tests.support.orchestrator_tier import OrchestratorTier, vault_id
 
 
@@ -382,3 +382,31 @@ def test_a_snapshot_never_heard_of_gives_up_after_48_fallback_periods(tier: Orch
     output = tier.drive(vm_instance(name))["output"]
     assert output["failedPhase"] == "snapshot" and output["errorCode"] == "JobWatchGaveUp"
     assert len(tier.script.calls("get_job", "job-gaveup")) == 48
+
+
+# --- before and around the backup: stagger, kept events -------------------------------------------
+def test_a_staggered_vm_waits_its_delay_before_looking_for_jobs(tier: OrchestratorTier) -> None:
+    name = "vm-stagger"
+    tier.script.on("find_active_job", name, running(job("job-stagger", start=tier.at(100))))
+    healthy(tier, name, "job-stagger")
+    assert run_vm(tier, name, delaySeconds=120, monitorTransfer=False)["outcome"] == "snapshotCompleted"
+    started = tier.started_at(vm_instance(name))
+    assert tier.timers(vm_instance(name))[0] - started == timedelta(seconds=120)
+
+
+def test_once_an_event_is_kept_in_the_outbox_every_later_one_queues_behind_it(tier: OrchestratorTier) -> None:
+    name = "vm-kept"
+    kept = ok({"ok": False, "sent": 0, "queued": 1, "reasons": ["topic unreachable"]})
+    tier.script.on("publish_events", name, kept, ok({"ok": True, "sent": 1, "queued": 0, "reasons": []}))
+    triggers(tier, name, "job-kept", "op-kept")
+    healthy(tier, name, "job-kept")
+    output = run_vm(tier, name)
+    assert output["outcome"] == "completed" and output["eventsKept"] is True
+    # BackupTriggered was kept; SnapshotCompleted (published by the watch's sub-orchestration,
+    # told through its input) and BackupCompleted queue behind it.
+    publishes = [(p["events"][0]["type"], p["queue"]) for p in tier.script.requests("publish_events", name)]
+    assert publishes == [
+        ("BackupChain.BackupTriggered", False),
+        ("BackupChain.SnapshotCompleted", True),
+        ("BackupChain.BackupCompleted", True),
+    ]
