@@ -118,6 +118,10 @@ class OrchestratorTier:
         """When each durable timer the instance created fires (its retry delays included)."""
         return [moment(str(e["FireAt"])) for e in self.host.history(instance_id) if e["EventType"] == "TimerCreated"]
 
+    def input_of(self, instance_id: str) -> Any:
+        value = self.host.status(instance_id)["input"]
+        return json.loads(value) if isinstance(value, str) else value
+
     def started_at(self, instance_id: str) -> datetime:
         """When the instance started (its first history event), on the virtual clock."""
         first = self.host.history(instance_id)[0]
@@ -126,6 +130,11 @@ class OrchestratorTier:
     def signal(self, entity: str, key: str, operation: str, data: Any) -> None:
         response = self.host.mgmt("POST", f"entities/{entity}/{key}", params={"op": operation}, json=data)
         assert response.status_code == 202, response.text
+
+    def terminate(self, instance_id: str) -> None:
+        """End an instance a test leaves running (cancelling a run stops watching, not the VMs')."""
+        response = self.host.mgmt("POST", f"instances/{instance_id}/terminate", params={"reason": "test over"})
+        assert response.status_code in (202, 410), response.text
 
     def raise_event(self, instance_id: str, name: str, data: Any) -> None:
         response = self.host.mgmt("POST", f"instances/{instance_id}/raiseEvent/{name}", json=data)
