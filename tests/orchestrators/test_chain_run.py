@@ -17,14 +17,14 @@ from tests.orchestrators.builders import (
     read,
 )
 from tests.support.activity_script import fails, ok
-from tests.support.orchestrator_tier import PREFIX, VAULT_ID, OrchestratorTier, vm_id
+from tests.support.orchestrator_tier import PREFIX, VAULT_ID, OrchestratorTier, vault_id, vm_id
 
 
-def _chain(name: str, vms: list[str], **extra: Any) -> dict[str, Any]:
+def _chain(name: str, vms: list[str], vault: str = VAULT_ID, **extra: Any) -> dict[str, Any]:
     """A chain's configuration as chain_run receives it (backup_chain.config)."""
     return {
         "name": name,
-        "targets": [{"vaultId": VAULT_ID, "vms": [vm_id(vm) for vm in vms]}],
+        "targets": [{"vaultId": vault, "vms": [vm_id(vm) for vm in vms]}],
         "retainDays": 30,
         "monitorTransfer": False,
         "snapshotMinutes": [5, 15],
@@ -227,3 +227,18 @@ def test_a_cancel_whose_job_lookup_keeps_failing_still_ends_saying_so(tier: Orch
     asked = tier.script.requests("run_jobs", vm)
     assert len(asked) == 16 and asked[-1]["readJobs"] is False  # 8 reads, then 8 asks for the ids only
     tier.terminate(_vm_instance("c-cancelfail", vm))
+
+
+def test_a_run_of_more_than_fifty_vms_goes_through_batches(tier: OrchestratorTier) -> None:
+    vms = [f"c-batch-{n:02d}" for n in range(51)]
+    vault = vault_id("vault-batch")
+    tier.script.on("find_active_job", "vault-batch", azure_error(403, "AuthorizationFailed"))  # every VM, at once
+    chain = _chain("c-batch", vms, vault=vault)
+    output = tier.run("chain_run", _instance("c-batch"), _run_input(chain, wait=False))["output"]
+    assert output["outcome"] == "completedWithFailures" and output["counts"] == {"failed": 51}
+    assert sorted(v["vmId"] for v in output["vms"]) == sorted(vm_id(vm) for vm in vms)
+    batches = [tier.input_of(f"vm:c-batch:r1:batch{n:03d}") for n in range(2)]
+    assert [len(b["items"]) for b in batches] == [50, 1] and batches[0]["parallel"] == 4
+    assert len(tier.script.calls("find_active_job", "vault-batch")) == 51
+    completed = tier.published("c-batch")[-1]["data"]
+    assert completed["counts"] == {"failed": 51} and len(completed["vms"]) == 51
