@@ -4,7 +4,7 @@ protection before the backup and stopping it after, with Azure's refusals report
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from backup_chain.ids import vm_hash
@@ -24,9 +24,10 @@ WEEKLY_POLICY = {"mode": "weekly-policy", "policy": "weekly", "overlap": "refuse
 WINDOW = {"mode": "weekend-window", "policy": "weekly", "overlap": "refuse"}
 
 
-def _daily_in(tier: OrchestratorTier, minutes: int) -> dict[str, Any]:
-    """A get_policy_schedule answer: a daily policy running ``minutes`` from now (UTC)."""
-    at = tier.now() + timedelta(minutes=minutes)
+def _daily_in(tier: OrchestratorTier, minutes: int) -> tuple[dict[str, Any], datetime]:
+    """A get_policy_schedule answer: a daily policy running ``minutes`` from now (UTC, to the
+    minute), and when it runs."""
+    at = (tier.now() + timedelta(minutes=minutes)).replace(second=0, microsecond=0)
     schedule = {
         "frequency": "Daily",
         "days": [],
@@ -35,12 +36,12 @@ def _daily_in(tier: OrchestratorTier, minutes: int) -> dict[str, Any]:
         "interval_hours": 0,
         "window_hours": 0,
     }
-    return ok({"ok": True, "schedule": schedule, "policy": "daily"})
+    return ok({"ok": True, "schedule": schedule, "policy": "daily"}), at
 
 
 def test_a_backup_that_would_overlap_the_scheduled_one_is_refused(tier: OrchestratorTier) -> None:
     name = "vm-refuse"
-    tier.script.on("get_policy_schedule", name, _daily_in(tier, 60))
+    tier.script.on("get_policy_schedule", name, _daily_in(tier, 60)[0])
     output = run_vm(tier, name, gc=WEEKLY_POLICY)
     assert output["failedPhase"] == "trigger" and output["errorCode"] == "OverlapsScheduledBackup"
     assert tier.types(name) == ["BackupFailed"]
@@ -51,14 +52,14 @@ def test_a_backup_that_would_overlap_the_scheduled_one_is_refused(tier: Orchestr
 
 def test_with_overlap_delay_the_backup_waits_until_the_scheduled_one_is_clear(tier: OrchestratorTier) -> None:
     name = "vm-delay"
-    tier.script.on("get_policy_schedule", name, _daily_in(tier, 60))
+    schedule, scheduled = _daily_in(tier, 60)
+    tier.script.on("get_policy_schedule", name, schedule)
     triggers(tier, name, "job-delay", "op-delay")
     healthy(tier, name, "job-delay")
     output = run_vm(tier, name, gc={**WEEKLY_POLICY, "overlap": "delay"})
     assert output["outcome"] == "completed"
     assert tier.types(name) == ["BackupDelayed", "BackupTriggered", "SnapshotCompleted", "BackupCompleted"]
     delayed = tier.published(name)[0]["data"]
-    scheduled = tier.started_at(vm_instance(name)).replace(second=0) + timedelta(minutes=60)
     resumes = scheduled + timedelta(hours=2)  # a scheduled backup may start up to 2 h after its time
     assert moment(delayed["resumesAt"]) == resumes
     assert tier.timers(vm_instance(name))[0] == resumes

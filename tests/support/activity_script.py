@@ -26,6 +26,7 @@ from typing import Any
 ENV_DIR = "ORCH_SCRIPT_DIR"
 RULES = "rules.jsonl"
 CALLS = "calls.jsonl"
+ANSWERED = "answered.json"  # calls answered so far, by rule id (the log is only for reading back)
 LOCK = "script.lock"
 
 
@@ -124,8 +125,11 @@ class ActivityScript:
             if rule is None:
                 answer = None if default is None else ok(default)
             else:
-                answered = sum(c["rule"] == rule["id"] for c in _read_lines(self.directory / CALLS))
+                counts_file = self.directory / ANSWERED
+                counts = json.loads(counts_file.read_text()) if counts_file.exists() else {}
+                answered = int(counts.get(str(rule["id"]), 0))
                 answer = rule["answers"][min(answered, len(rule["answers"]) - 1)]
+                counts_file.write_text(json.dumps({**counts, str(rule["id"]): answered + 1}))
             entry = {"activity": activity, "request": request, "rule": None if rule is None else rule["id"]}
             _append(self.directory / CALLS, {**entry, "answer": answer})
         if answer is None:
