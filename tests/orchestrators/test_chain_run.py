@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from backup_chain.events import event_id
 from backup_chain.ids import vm_instance_id
 from tests.orchestrators.builders import (
     accepted,
@@ -242,3 +243,42 @@ def test_a_run_of_more_than_fifty_vms_goes_through_batches(tier: OrchestratorTie
     assert len(tier.script.calls("find_active_job", "vault-batch")) == 51
     completed = tier.published("c-batch")[-1]["data"]
     assert completed["counts"] == {"failed": 51} and len(completed["vms"]) == 51
+
+
+def test_a_vm_orchestration_that_fails_after_its_outcome_counts_as_failed_with_its_error(
+    tier: OrchestratorTier,
+) -> None:
+    vm = "c-crash-a"
+    tier.script.on("find_active_job", vm, no_job())
+    tier.script.on("trigger_backup", vm, accepted(f"op-{vm}", retry_after=5))
+    tier.script.on("backup_operation", f"op-{vm}", operation_succeeded(job(f"job-{vm}", start=tier.at(0))))
+    snapshot = {"snapshot": "Completed", "snapshot_end": tier.at(300), "end_time": tier.at(900)}
+    tier.script.on("get_job", f"job-{vm}", read(job(f"job-{vm}", status="Completed", start=tier.at(0), **snapshot)))
+    tier.script.on("latest_recovery_point", vm, ok({"ok": True, "recoveryPoint": None}))
+    # BackupTriggered and SnapshotCompleted go out; BackupCompleted keeps failing beyond its retries.
+    completed_id = event_id("r1", vm_id(vm), "BackupCompleted", chain="c-crash")
+    tier.script.on("publish_events", completed_id, fails("ServiceUnavailable", "topic down"))
+    chain = _chain("c-crash", [vm], monitorTransfer=True)
+    output = tier.run("chain_run", _instance("c-crash"), _run_input(chain, wait=False))["output"]
+    failed = tier.host.status(_vm_instance("c-crash", vm))
+    assert failed["runtimeStatus"] == "Failed" and "topic down" in str(failed["output"])
+    (result,) = output["vms"]
+    assert output["outcome"] == "completedWithFailures" and result["outcome"] == "failed"
+    assert output["counts"] == {"failed": 1}
+    # The run's summary keeps no message for it: why it failed is in the VM's own orchestration.
+    assert result["errorCode"] is None and result["jobId"] is None
+    assert len(tier.script.calls("publish_events", completed_id)) == 8
+    assert "BackupFailed" not in tier.types(vm)  # the backup completed: only its report failed
+
+
+def test_chain_completed_queues_behind_a_vms_kept_events(tier: OrchestratorTier) -> None:
+    vm = "c-keptvm-a"
+    _backs_up(tier, vm)
+    kept = ok({"ok": False, "sent": 0, "queued": 1, "reasons": ["topic unreachable"]})
+    tier.script.on("publish_events", vm, kept)
+    chain = _chain("c-keptvm", [vm])
+    output = tier.run("chain_run", _instance("c-keptvm"), _run_input(chain, wait=False))["output"]
+    assert output["outcome"] == "completed"
+    last = tier.script.requests("publish_events", "c-keptvm")[-1]
+    assert last["events"][0]["type"] == f"{PREFIX}ChainCompleted" and last["queue"] is True
+    assert tier.script.requests("publish_events", "c-keptvm")[0]["queue"] is False  # ChainStarted went out
