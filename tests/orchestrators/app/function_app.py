@@ -9,10 +9,13 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities.notify import bp as notify_activity
+from entities.delivery_outbox import bp as outbox_entities
 from entities.job_watch import bp as watch_entity
 from entities.protection_lease import bp as lease_entity
 from orchestrators.chain_run import bp as chain_orchestrator
+from orchestrators.delivery import bp as delivery_orchestrator
 from orchestrators.gc import bp as gc_orchestrators
+from orchestrators.job_poller import bp as poller_orchestrator
 from orchestrators.vm_backup import bp as vm_orchestrator
 from orchestrators.watch_job import bp as watch_orchestrator
 from tests.support.activity_script import ActivityScript
@@ -23,7 +26,10 @@ for blueprint in (
     vm_orchestrator,
     watch_orchestrator,
     gc_orchestrators,
+    delivery_orchestrator,
+    poller_orchestrator,
     lease_entity,
+    outbox_entities,
     watch_entity,
     notify_activity,
 ):
@@ -35,7 +41,7 @@ def _answer(activity: str, request: Any, default: Any = None) -> Any:
 
 
 # The activities' names and JSON shapes are those of activities/backup.py, protection.py,
-# events.py and run_jobs.py.
+# events.py, job_poll.py and run_jobs.py.
 @app.activity_trigger(input_name="request")
 def trigger_backup(request: dict[str, Any]) -> Any:
     return _answer("trigger_backup", request)
@@ -86,6 +92,21 @@ def publish_events(request: dict[str, Any]) -> Any:
     """Records what it was asked to publish; unless scripted otherwise the topic accepts it all."""
     sent = len(request["events"])
     return _answer("publish_events", request, {"ok": True, "sent": sent, "queued": 0, "reasons": []})
+
+
+@app.activity_trigger(input_name="request")
+def send_event_batch(request: dict[str, Any]) -> Any:
+    return _answer("send_event_batch", request)
+
+
+@app.activity_trigger(input_name="request")
+def report_undelivered(request: dict[str, Any]) -> Any:
+    return _answer("report_undelivered", request, len(request["events"]))
+
+
+@app.activity_trigger(input_name="request")
+def poll_jobs(request: dict[str, Any]) -> Any:
+    return _answer("poll_jobs", request)
 
 
 @app.route(route="orchestrators/{name}/{instance_id}", methods=["POST"])
