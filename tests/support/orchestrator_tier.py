@@ -40,6 +40,12 @@ def vm_id(name: str) -> str:
 VAULT_ID = vault_id("v1")
 
 
+def status_input(status: dict[str, Any]) -> Any:
+    """An instance status's input (devhost, as Azure, returns an orchestration's input as JSON text)."""
+    value = status.get("input")
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def finished(status: dict[str, Any]) -> bool:
     return status.get("runtimeStatus") in TERMINAL
 
@@ -119,8 +125,8 @@ class OrchestratorTier:
         return [moment(str(e["FireAt"])) for e in self.host.history(instance_id) if e["EventType"] == "TimerCreated"]
 
     def input_of(self, instance_id: str) -> Any:
-        value = self.host.status(instance_id)["input"]
-        return json.loads(value) if isinstance(value, str) else value
+        """The input of the instance's current execution."""
+        return status_input(self.host.status(instance_id))
 
     def started_at(self, instance_id: str) -> datetime:
         """When the instance started (its first history event), on the virtual clock."""
