@@ -15,7 +15,7 @@ from tests.support.orchestrator_tier import OrchestratorTier, moment
 def _kept(tier: OrchestratorTier, key: str, count: int, since_seconds: float = 0) -> list[str]:
     """Keep ``count`` events of run ``key`` in its outbox (what publish_events does); their ids."""
     chain, run = key.split(":")
-    events = [
+    events: list[dict[str, Any]] = [
         {
             "id": f"{key}-e{n}",
             "type": "BackupChain.BackupTriggered",
@@ -27,7 +27,7 @@ def _kept(tier: OrchestratorTier, key: str, count: int, since_seconds: float = 0
     add = {"key": key, "events": events, "reason": "topic unreachable", "at": tier.at(-since_seconds)}
     tier.signal("delivery_outbox", entity_key(key), "add", add)
     tier.settle()
-    return [e["id"] for e in events]
+    return [str(e["id"]) for e in events]
 
 
 def _spec(key: str, **extra: Any) -> dict[str, Any]:
