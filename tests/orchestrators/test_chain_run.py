@@ -18,7 +18,7 @@ from tests.orchestrators.builders import (
     read,
 )
 from tests.support.activity_script import fails, ok
-from tests.support.orchestrator_tier import PREFIX, VAULT_ID, OrchestratorTier, vault_id, vm_id
+from tests.support.orchestrator_tier import PREFIX, VAULT_ID, OrchestratorTier, moment, vault_id, vm_id
 
 
 def _chain(name: str, vms: list[str], vault: str = VAULT_ID, **extra: Any) -> dict[str, Any]:
@@ -70,6 +70,10 @@ def _backs_up(tier: OrchestratorTier, vm: str) -> None:
 
 def _phase(status: dict[str, Any]) -> Any:
     return (status.get("customStatus") or {}).get("phase")
+
+
+def _next_window(status: dict[str, Any]) -> Any:
+    return (status.get("customStatus") or {}).get("nextWindow")
 
 
 def _waiting_for_upstream(tier: OrchestratorTier, chain: dict[str, Any], **extra: Any) -> None:
@@ -282,3 +286,19 @@ def test_chain_completed_queues_behind_a_vms_kept_events(tier: OrchestratorTier)
     last = tier.script.requests("publish_events", "c-keptvm")[-1]
     assert last["events"][0]["type"] == f"{PREFIX}ChainCompleted" and last["queue"] is True
     assert tier.script.requests("publish_events", "c-keptvm")[0]["queue"] is False  # ChainStarted went out
+
+
+def test_the_chain_scheduler_opens_each_window_with_a_run_that_waits_for_its_upstream(tier: OrchestratorTier) -> None:
+    chain = _chain("c-window", ["c-window-a"], window="0 30 * * * *", upstream={"timeoutSeconds": 300})
+    tier.begin("chain_scheduler", "sched:c-window", {"run": _run_input(chain), "fingerprint": "fp-window"})
+    first = tier.drive("sched:c-window", lambda s: _phase(s) == "sleeping")
+    opens = moment(first["customStatus"]["nextWindow"])
+    assert opens.minute == 30 and opens.second == 0 and opens > tier.now()
+    again = tier.drive("sched:c-window", lambda s: _next_window(s) not in (None, first["customStatus"]["nextWindow"]))
+    assert moment(again["customStatus"]["nextWindow"]) - opens == timedelta(hours=1)
+    run_id = "w-" + opens.strftime("%Y%m%dT%H%M%SZ")
+    run = tier.host.status(f"chain:c-window:{run_id}")
+    # Nobody signalled the upstream: the window's run ended at its deadline, and the next window came.
+    assert run["runtimeStatus"] == "Completed" and run["output"]["outcome"] == "upstreamTimedOut"
+    assert tier.started_at(f"chain:c-window:{run_id}") == opens
+    tier.terminate("sched:c-window")

@@ -16,6 +16,7 @@ from orchestrators.chain_run import bp as chain_orchestrator
 from orchestrators.delivery import bp as delivery_orchestrator
 from orchestrators.gc import bp as gc_orchestrators
 from orchestrators.job_poller import bp as poller_orchestrator
+from orchestrators.scheduler import bp as scheduler_orchestrator
 from orchestrators.vm_backup import bp as vm_orchestrator
 from orchestrators.watch_job import bp as watch_orchestrator
 from tests.support.activity_script import ActivityScript
@@ -28,6 +29,7 @@ for blueprint in (
     gc_orchestrators,
     delivery_orchestrator,
     poller_orchestrator,
+    scheduler_orchestrator,
     lease_entity,
     outbox_entities,
     watch_entity,
