@@ -191,6 +191,21 @@ def test_the_scheduler_sleeps_until_the_weekly_time_runs_the_check_and_starts_ov
     tier.terminate("gc:scheduler:t1")
 
 
+def test_a_weekly_run_that_fails_does_not_stop_the_next_week(tier: OrchestratorTier) -> None:
+    vault = "gc-schedfail"
+    tier.script.on(
+        "inspect_protection", "gcsf-a", _inspection(tier, "gcsf-a", vault, protectionState="ProtectionStopped")
+    )
+    tier.begin("gc_scheduler", "gc:scheduler:t3", _spec(vault, ["gcsf-a"]))
+    first = tier.drive("gc:scheduler:t3", lambda s: _custom(s, "phase") == "sleeping")
+    child = f"gc:check:{moment(first['customStatus']['next']).strftime('%Y%m%dT%H%MZ')}"
+    tier.script.on("publish_events", child, fails("ServiceUnavailable", "topic down"))  # its findings never go out
+    again = tier.drive("gc:scheduler:t3", lambda s: _custom(s, "next") not in (None, first["customStatus"]["next"]))
+    assert tier.host.status(child)["runtimeStatus"] == "Failed"
+    assert again["runtimeStatus"] == "Running" and _custom(again, "phase") == "sleeping"
+    tier.terminate("gc:scheduler:t3")
+
+
 def test_a_window_not_enforced_only_sleeps_through_its_week(tier: OrchestratorTier) -> None:
     vault = "gc-noenforce"
     spec = _spec(vault, ["gcn-a"], mode="weekend-window", enforce=False)

@@ -280,6 +280,16 @@ def test_a_failed_transfer_reports_the_transfer_phase(tier: OrchestratorTier) ->
     assert tier.types(name) == ["BackupTriggered", "SnapshotCompleted", "BackupFailed"]
 
 
+def test_a_transfer_watch_that_cannot_read_the_job_fails_the_transfer_phase(tier: OrchestratorTier) -> None:
+    name = "vm-xferread"
+    triggers(tier, name, "job-xferread", "op-xferread")
+    snap = job("job-xferread", start=tier.at(0), snapshot="Completed", snapshot_end=tier.at(400))
+    tier.script.on("get_job", "job-xferread", read(snap), azure_error(404, "BMSUserErrorJobNotFound", "job gone"))
+    output = run_vm(tier, name)
+    assert output["failedPhase"] == "transfer" and output["errorCode"] == "BMSUserErrorJobNotFound"
+    assert tier.types(name) == ["BackupTriggered", "SnapshotCompleted", "BackupFailed"]
+
+
 def test_a_job_read_failing_beyond_its_retries_fails_the_snapshot_phase(tier: OrchestratorTier) -> None:
     name = "vm-readout"
     triggers(tier, name, "job-readout", "op-readout")
