@@ -11,6 +11,10 @@ from tests.support.activity_script import ok
 from tests.support.orchestrator_tier import PLAN, PREFIX, VAULT_ID, OrchestratorTier, vm_id
 
 CHAIN = "fast"
+# A stop refused by the vault's Resource Guard: Microsoft's sources give no code or status, so
+# this is the Recovery Services emulator's stand-in (emulators/recoveryservices/errors.py).
+GUARD_CODE = "UserErrorResourceGuardOperationNotAuthorized"
+GUARD_MESSAGE = "The operation 'Modify protection' is a critical operation protected by Resource Guard 'rg1'"
 
 
 def vm_input(name: str, upstream_at: str | None, **extra: Any) -> dict[str, Any]:
@@ -96,6 +100,10 @@ def in_progress() -> dict[str, Any]:
 
 def operation_succeeded(job_view: dict[str, Any]) -> dict[str, Any]:
     return ok({"ok": True, "status": "Succeeded", "jobId": job_view["job_id"], "job": job_view})
+
+
+def guard_refusal() -> dict[str, Any]:
+    return azure_error(403, GUARD_CODE, GUARD_MESSAGE)
 
 
 def azure_error(

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from backup_chain.ids import vm_hash
-from tests.orchestrators.builders import azure_error
+from tests.orchestrators.builders import GUARD_CODE, azure_error, guard_refusal
 from tests.support.activity_script import fails, ok
 from tests.support.orchestrator_tier import PREFIX, OrchestratorTier, moment, vault_id, vm_id
 
@@ -143,15 +143,13 @@ def test_the_weekend_window_resumes_protection_holds_it_then_stops_it(tier: Orch
 def test_the_window_reports_a_refused_resume_and_a_refused_stop(tier: OrchestratorTier) -> None:
     vault = "gc-windowfail"
     tier.script.on("set_protection", "gcwf-noresume", azure_error(400, "UserErrorInvalidPolicy", "no policy"))
-    guard = "The operation is protected by Resource Guard"
-    refused = azure_error(400, "BMSUserErrorCrossTenantMUA", guard)
-    tier.script.on("set_protection", "gcwf-nostop", _protection(True), refused)
+    tier.script.on("set_protection", "gcwf-nostop", _protection(True), guard_refusal())
     spec = _spec(vault, ["gcwf-noresume", "gcwf-nostop"], mode="weekend-window")
     output = tier.run("gc_window", "gc:window:t2", spec)["output"]
     resumed = {v["vmId"]: v["resumed"] for v in output["vms"]}
     assert resumed == {vm_id("gcwf-nostop"): True, vm_id("gcwf-noresume"): False}
     (stop_failed,) = output["stopFailed"]
-    assert stop_failed["errorCode"] == "BMSUserErrorCrossTenantMUA"
+    assert stop_failed["errorCode"] == GUARD_CODE
     assert stop_failed["finding"] == "resourceGuardBlocksStop"
     assert _by_vm(tier, "gc:window:t2") == {
         "gc:window:t2": ["GcWindowOpened:None", "GcWindowClosed:None"],

@@ -9,8 +9,11 @@ from typing import Any
 
 from backup_chain.ids import vm_hash
 from tests.orchestrators.builders import (
+    GUARD_CODE,
+    GUARD_MESSAGE,
     azure_error,
     failed_event,
+    guard_refusal,
     healthy,
     run_vm,
     triggers,
@@ -125,14 +128,13 @@ def test_a_resume_azure_refuses_fails_the_trigger_and_frees_the_lease(tier: Orch
 def test_a_stop_azure_refuses_is_reported_with_its_finding(tier: OrchestratorTier) -> None:
     name = "vm-nostop"
     tier.script.on("get_policy_schedule", name, ok({"ok": True, "schedule": None, "policy": "weekly"}))
-    guard = "The operation is protected by Resource Guard"
-    tier.script.on("set_protection", name, _protection(True), azure_error(400, "BMSUserErrorCrossTenantMUA", guard))
+    tier.script.on("set_protection", name, _protection(True), guard_refusal())
     triggers(tier, name, "job-nostop", "op-nostop")
     healthy(tier, name, "job-nostop")
     output = run_vm(tier, name, gc=WINDOW)
     assert output["outcome"] == "completed" and output["protectionStopped"] is False
     stop_error = output["protectionStopError"]
-    assert stop_error["code"] == "BMSUserErrorCrossTenantMUA" and stop_error["message"] == guard
+    assert stop_error["code"] == GUARD_CODE and stop_error["message"] == GUARD_MESSAGE
     assert stop_error["finding"] == "resourceGuardBlocksStop"
     lease = tier.host.mgmt("GET", f"entities/protection_lease/{vm_hash(vm_id(name))}").json()
     assert lease["phase"] == "on"  # protection is still on, and the lease says so
