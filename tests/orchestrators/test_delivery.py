@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from backup_chain.delivery import entity_key
+from backup_chain.errors import failure
 from tests.support.activity_script import ok
 from tests.support.orchestrator_tier import OrchestratorTier, moment
 
@@ -34,9 +35,9 @@ def _spec(key: str, **extra: Any) -> dict[str, Any]:
     return {"key": key, "retrySeconds": 86400, "firstBackoffSeconds": 30, "maxBackoffSeconds": 600, **extra}
 
 
-def _refused(status: int | None, code: str) -> dict[str, Any]:
+def _refused(status: int | None, code: str | None = None) -> dict[str, Any]:
     """A send_event_batch answer (activities/events.py try_send): the topic did not take the batch."""
-    return ok({"ok": False, "error": {"status": status, "code": code, "message": "scripted"}})
+    return ok({"ok": False, "error": failure(status, code, "scripted").to_dict()})
 
 
 def test_kept_events_are_sent_oldest_first_and_the_outbox_emptied(tier: OrchestratorTier) -> None:
@@ -55,7 +56,7 @@ def test_a_transient_failure_is_retried_after_a_backoff(tier: OrchestratorTier) 
     tier.script.on(
         "send_event_batch",
         ids[0],
-        _refused(503, "ServiceUnavailable"),
+        _refused(503),
         _refused(None, "NetworkError"),
         ok({"ok": True, "count": 1}),
     )
@@ -69,18 +70,18 @@ def test_a_transient_failure_is_retried_after_a_backoff(tier: OrchestratorTier) 
 def test_a_topic_refusing_the_app_keeps_the_events_undelivered_and_reports_them(tier: OrchestratorTier) -> None:
     key = "dl-refused:r1"
     ids = _kept(tier, key, 2)
-    tier.script.on("send_event_batch", ids[0], _refused(403, "Forbidden"))
+    tier.script.on("send_event_batch", ids[0], _refused(403))
     output = tier.run("deliver_events", "deliver:dl-refused", _spec(key))["output"]
     assert output == {"key": key, "delivered": 0, "undelivered": 2}
     (report,) = tier.script.requests("report_undelivered", ids[0])
-    assert [e["id"] for e in report["events"]] == ids and report["reason"].startswith("HTTP 403 Forbidden")
+    assert [e["id"] for e in report["events"]] == ids and report["reason"].startswith("HTTP 403 HTTP403")
     assert tier.timers("deliver:dl-refused") == []  # no backoff for a refusal
 
 
 def test_events_not_taken_within_the_horizon_are_reported_undelivered(tier: OrchestratorTier) -> None:
     key = "dl-expired:r1"
     ids = _kept(tier, key, 1, since_seconds=3600)
-    tier.script.on("send_event_batch", ids[0], _refused(503, "ServiceUnavailable"))
+    tier.script.on("send_event_batch", ids[0], _refused(503))
     output = tier.run("deliver_events", "deliver:dl-expired", _spec(key, retrySeconds=1800))["output"]
     assert output["undelivered"] == 1
     (report,) = tier.script.requests("report_undelivered", ids[0])
@@ -90,7 +91,7 @@ def test_events_not_taken_within_the_horizon_are_reported_undelivered(tier: Orch
 def test_a_wake_during_the_backoff_sends_at_once(tier: OrchestratorTier) -> None:
     key = "dl-wake:r1"
     ids = _kept(tier, key, 1)
-    tier.script.on("send_event_batch", ids[0], _refused(503, "ServiceUnavailable"), ok({"ok": True, "count": 1}))
+    tier.script.on("send_event_batch", ids[0], _refused(503), ok({"ok": True, "count": 1}))
     tier.begin("deliver_events", "deliver:dl-wake", _spec(key, firstBackoffSeconds=3600))
     tier.drive("deliver:dl-wake", lambda s: (s.get("customStatus") or {}).get("phase") == "retrying")
     tier.raise_event("deliver:dl-wake", "wake", {"retry": False})

@@ -93,11 +93,11 @@ def test_the_weekly_check_resumes_protection_when_told_and_reports_a_refused_res
     for vm in vms:
         tier.script.on("inspect_protection", vm, _inspection(tier, vm, vault, protectionState="ProtectionStopped"))
     tier.script.on("set_protection", "gcr-resumed", ok({"ok": True, "changed": True, "protectionState": "Protected"}))
-    tier.script.on("set_protection", "gcr-refused", azure_error(400, "UserErrorInvalidPolicy", "no such policy"))
+    tier.script.on("set_protection", "gcr-refused", azure_error(400, "BMSUserErrorInvalidInput", "no such policy"))
     output = tier.run("gc_check", "gc:check:t2", _spec(vault, vms, remediate=True))["output"]
     resumed, refused = output["vms"]
     assert resumed["remediated"] is True and resumed["remediation"] == {"resumed": True}
-    assert refused["remediated"] is False and refused["remediation"]["errorCode"] == "UserErrorInvalidPolicy"
+    assert refused["remediated"] is False and refused["remediation"]["errorCode"] == "BMSUserErrorInvalidInput"
     assert _by_vm(tier, "gc:check:t2") == {
         "gcr-resumed": ["GcOverdue:protectionOff"],
         "gcr-refused": ["GcResumeFailed:None", "GcOverdue:protectionOff"],
@@ -142,7 +142,7 @@ def test_the_weekend_window_resumes_protection_holds_it_then_stops_it(tier: Orch
 
 def test_the_window_reports_a_refused_resume_and_a_refused_stop(tier: OrchestratorTier) -> None:
     vault = "gc-windowfail"
-    tier.script.on("set_protection", "gcwf-noresume", azure_error(400, "UserErrorInvalidPolicy", "no policy"))
+    tier.script.on("set_protection", "gcwf-noresume", azure_error(400, "BMSUserErrorInvalidInput", "no policy"))
     tier.script.on("set_protection", "gcwf-nostop", _protection(True), guard_refusal())
     spec = _spec(vault, ["gcwf-noresume", "gcwf-nostop"], mode="weekend-window")
     output = tier.run("gc_window", "gc:window:t2", spec)["output"]
@@ -245,8 +245,8 @@ def test_reclaiming_a_dead_holders_lease_stops_protection_it_left_on(tier: Orche
 def test_a_stop_refused_while_reclaiming_is_published_as_gc_stop_failed(tier: OrchestratorTier) -> None:
     vm = "gcl-b"
     _dead_holder(tier, vm)
-    tier.script.on("set_protection", vm, azure_error(409, "UserErrorAnotherOperationInProgress", "busy"))
+    tier.script.on("set_protection", vm, azure_error(409, "BMSUserErrorObjectLocked", "busy"))
     output = tier.run("lease_reclaim", "gc:reclaim:t2", _reclaim("gc-reclaim", vm))["output"]
-    assert output["stoppedProtection"] is False and output["error"]["code"] == "UserErrorAnotherOperationInProgress"
+    assert output["stoppedProtection"] is False and output["error"]["code"] == "BMSUserErrorObjectLocked"
     (event,) = tier.published(vm)
     assert event["type"] == f"{PREFIX}GcStopFailed" and event["data"]["finding"] == "stopRefused"

@@ -116,9 +116,9 @@ def test_weekend_window_resumes_protection_for_the_backup_and_stops_it_after(tie
 def test_a_resume_azure_refuses_fails_the_trigger_and_frees_the_lease(tier: OrchestratorTier) -> None:
     name = "vm-noresume"
     tier.script.on("get_policy_schedule", name, ok({"ok": True, "schedule": None, "policy": "weekly"}))
-    tier.script.on("set_protection", name, azure_error(400, "UserErrorInvalidPolicy", "policy gone"))
+    tier.script.on("set_protection", name, azure_error(400, "BMSUserErrorInvalidInput", "policy gone"))
     output = run_vm(tier, name, gc=WINDOW)
-    assert output["errorCode"] == "UserErrorInvalidPolicy" and output["failedPhase"] == "trigger"
+    assert output["errorCode"] == "BMSUserErrorInvalidInput" and output["failedPhase"] == "trigger"
     assert failed_event(tier, name)["message"] == "policy gone"
     assert tier.script.calls("trigger_backup", name) == []
     lease = tier.host.mgmt("GET", f"entities/protection_lease/{vm_hash(vm_id(name))}").json()
