@@ -302,3 +302,23 @@ def test_the_chain_scheduler_opens_each_window_with_a_run_that_waits_for_its_ups
     assert run["runtimeStatus"] == "Completed" and run["output"]["outcome"] == "upstreamTimedOut"
     assert tier.started_at(f"chain:c-window:{run_id}") == opens
     tier.terminate("sched:c-window")
+
+
+def test_a_slot_notice_that_cannot_be_sent_frees_the_slot_when_the_vm_ends(tier: OrchestratorTier) -> None:
+    vms = ["c-notell-a", "c-notell-b"]
+    chain = _chain("c-notell", vms, maxParallel=1, monitorTransfer=True)
+    for vm in vms:
+        tier.script.on("find_active_job", vm, no_job())
+        tier.script.on("trigger_backup", vm, accepted(f"op-{vm}", retry_after=5))
+        tier.script.on("backup_operation", f"op-{vm}", operation_succeeded(job(f"job-{vm}", start=tier.at(0))))
+        snapshot = {"snapshot": "Completed", "snapshot_end": tier.at(300)}
+        done = job(f"job-{vm}", status="Completed", start=tier.at(0), end=tier.at(900), **snapshot)
+        tier.script.on("get_job", f"job-{vm}", read(job(f"job-{vm}", start=tier.at(0), **snapshot)), read(done))
+        tier.script.on("latest_recovery_point", vm, ok({"ok": True, "recoveryPoint": None}))
+    tier.script.on("tell_parent", _instance("c-notell"), fails("NetworkError", "devhost unreachable"))
+    output = tier.run("chain_run", _instance("c-notell"), _run_input(chain, wait=False))["output"]
+    assert output["counts"] == {"completed": 2}
+    order = [(c["activity"], str(c["request"].get("vmId"))) for c in tier.script.calls()]
+    first_ended = order.index(("latest_recovery_point", vm_id("c-notell-a")))
+    assert order.index(("find_active_job", vm_id("c-notell-b"))) > first_ended  # not at a's snapshot
+    assert len(tier.script.calls("tell_parent", _instance("c-notell"))) == 16  # each VM's notice, 8 tries

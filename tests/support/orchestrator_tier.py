@@ -156,7 +156,8 @@ class OrchestratorTier:
         return [str(e["type"]).removeprefix(PREFIX) for e in self.published(token)]
 
     def unscripted(self, token: str) -> list[dict[str, Any]]:
-        return [c for c in self.script.calls(when=token) if c["rule"] is None and c["activity"] != "publish_events"]
+        """Calls mentioning ``token`` that failed for want of a scripted answer."""
+        return [c for c in self.script.calls(when=token) if c["answer"] is None]
 
 
 def moment(text: str) -> datetime:

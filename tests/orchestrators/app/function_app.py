@@ -1,14 +1,12 @@
 """The fast tier's Functions app: the app's real orchestrator and entity blueprints, and, under
 the app's activity names, scripted stand-ins that answer from the test's script
-(tests/support/activity_script.py). ``tell_parent`` is the app's own: it only raises an event
-into devhost through the real durable client."""
+(tests/support/activity_script.py)."""
 
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities.notify import bp as notify_activity
 from entities.delivery_outbox import bp as outbox_entities
 from entities.job_watch import bp as watch_entity
 from entities.protection_lease import bp as lease_entity
@@ -33,9 +31,11 @@ for blueprint in (
     lease_entity,
     outbox_entities,
     watch_entity,
-    notify_activity,
 ):
     app.register_functions(blueprint)
+
+
+FORWARD = {"forward": True}  # tell_parent's unscripted answer: do what the app's activity does
 
 
 def _answer(activity: str, request: Any, default: Any = None) -> Any:
@@ -109,6 +109,16 @@ def report_undelivered(request: dict[str, Any]) -> Any:
 @app.activity_trigger(input_name="request")
 def poll_jobs(request: dict[str, Any]) -> Any:
     return _answer("poll_jobs", request)
+
+
+@app.activity_trigger(input_name="notice")
+@app.durable_client_input(client_name="client")
+async def tell_parent(notice: dict[str, Any], client: df.DurableOrchestrationClient) -> Any:
+    """Raises the notice into the parent as activities/notify.py does, unless the script says
+    this notice fails (to reach the parent's fall back to the child's end)."""
+    if _answer("tell_parent", notice, FORWARD) == FORWARD:
+        await client.raise_event(notice["instanceId"], notice["event"], notice["data"])
+    return {"ok": True}
 
 
 @app.route(route="orchestrators/{name}/{instance_id}", methods=["POST"])
