@@ -322,3 +322,23 @@ def test_a_slot_notice_that_cannot_be_sent_frees_the_slot_when_the_vm_ends(tier:
     first_ended = order.index(("latest_recovery_point", vm_id("c-notell-a")))
     assert order.index(("find_active_job", vm_id("c-notell-b"))) > first_ended  # not at a's snapshot
     assert len(tier.script.calls("tell_parent", _instance("c-notell"))) == 16  # each VM's notice, 8 tries
+
+
+def test_a_cancel_whose_job_reads_keep_failing_still_names_each_vms_job(tier: OrchestratorTier) -> None:
+    vm = "c-idsonly-a"
+    tier.script.on("find_active_job", vm, no_job())
+    tier.script.on("trigger_backup", vm, accepted(f"op-{vm}", retry_after=600))
+    tier.script.on("backup_operation", f"op-{vm}", ok({"ok": True, "status": "InProgress"}))
+    ids_only = ok([{"vmId": vm_id(vm), "jobId": f"job-{vm}", "jobStatus": None, "jobRunning": None}])
+    tier.script.on("run_jobs", vm, *[fails("ServiceUnavailable", "down")] * 8, ids_only)
+    chain = _chain("c-idsonly", [vm])
+    tier.begin("chain_run", _instance("c-idsonly"), _run_input(chain, wait=False))
+    tier.drive(_vm_instance("c-idsonly", vm), lambda s: _phase(s) == "waitingForBackupOperation")
+    tier.raise_event(_instance("c-idsonly"), "cancel", {"by": "operator"})
+    output = _finish(tier, "c-idsonly")
+    (vm_result,) = output["vms"]
+    assert vm_result["jobId"] == f"job-{vm}" and vm_result["jobRunning"] is None
+    assert vm_result["readError"].startswith("job lookup failed beyond its retries")
+    asked = tier.script.requests("run_jobs", vm)
+    assert len(asked) == 9 and asked[-1]["readJobs"] is False
+    tier.terminate(_vm_instance("c-idsonly", vm))
