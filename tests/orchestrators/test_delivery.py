@@ -10,7 +10,7 @@ from typing import Any
 from backup_chain.delivery import entity_key
 from backup_chain.errors import failure
 from tests.support.activity_script import ok
-from tests.support.orchestrator_tier import OrchestratorTier, moment
+from tests.support.orchestrator_tier import OrchestratorTier, custom, moment
 
 
 def _kept(tier: OrchestratorTier, key: str, count: int, since_seconds: float = 0) -> list[str]:
@@ -93,7 +93,7 @@ def test_a_wake_during_the_backoff_sends_at_once(tier: OrchestratorTier) -> None
     ids = _kept(tier, key, 1)
     tier.script.on("send_event_batch", ids[0], _refused(503), ok({"ok": True, "count": 1}))
     tier.begin("deliver_events", "deliver:dl-wake", _spec(key, firstBackoffSeconds=3600))
-    tier.drive("deliver:dl-wake", lambda s: (s.get("customStatus") or {}).get("phase") == "retrying")
+    tier.drive("deliver:dl-wake", lambda s: custom(s, "phase") == "retrying")
     tier.raise_event("deliver:dl-wake", "wake", {"retry": False})
     status = tier.drive("deliver:dl-wake")
     assert status["output"]["delivered"] == 1

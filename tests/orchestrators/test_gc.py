@@ -10,7 +10,7 @@ from typing import Any
 from backup_chain.ids import vm_hash
 from tests.orchestrators.builders import GUARD_CODE, azure_error, guard_refusal
 from tests.support.activity_script import fails, ok
-from tests.support.orchestrator_tier import PREFIX, OrchestratorTier, moment, vault_id, vm_id
+from tests.support.orchestrator_tier import PREFIX, OrchestratorTier, custom, moment, vault_id, vm_id
 
 WEEKLY = {"frequency": "Weekly", "days": ["Wednesday"], "times": ["02:00"], "time_zone": "UTC"}
 
@@ -169,20 +169,16 @@ def test_the_window_keeps_protection_on_for_a_backup_still_holding_it(tier: Orch
     assert tier.script.calls("set_protection", vm) == []  # on already, and a backup still holds it
 
 
-def _custom(status: dict[str, Any], key: str) -> Any:
-    return (status.get("customStatus") or {}).get(key)
-
-
 # --- gc_scheduler and lease_reclaim ----------------------------------------------------------------
 def test_the_scheduler_sleeps_until_the_weekly_time_runs_the_check_and_starts_over(tier: OrchestratorTier) -> None:
     vault = "gc-sched"
     tier.script.on("inspect_protection", "gcs-a", _inspection(tier, "gcs-a", vault))
     spec = _spec(vault, ["gcs-a"])
     tier.begin("gc_scheduler", "gc:scheduler:t1", spec)
-    first = tier.drive("gc:scheduler:t1", lambda s: _custom(s, "phase") == "sleeping")
+    first = tier.drive("gc:scheduler:t1", lambda s: custom(s, "phase") == "sleeping")
     due = moment(first["customStatus"]["next"])
     assert due.strftime("%A %H:%M") == "Saturday 01:00" and due > tier.now()
-    again = tier.drive("gc:scheduler:t1", lambda s: _custom(s, "next") not in (None, first["customStatus"]["next"]))
+    again = tier.drive("gc:scheduler:t1", lambda s: custom(s, "next") not in (None, first["customStatus"]["next"]))
     assert moment(again["customStatus"]["next"]) - due == timedelta(days=7)
     child = tier.host.status(f"gc:check:{due.strftime('%Y%m%dT%H%MZ')}")
     assert child["runtimeStatus"] == "Completed" and child["output"]["kind"] == "check"
@@ -195,12 +191,12 @@ def test_a_weekly_run_that_fails_does_not_stop_the_next_week(tier: OrchestratorT
         "inspect_protection", "gcsf-a", _inspection(tier, "gcsf-a", vault, protectionState="ProtectionStopped")
     )
     tier.begin("gc_scheduler", "gc:scheduler:t3", _spec(vault, ["gcsf-a"]))
-    first = tier.drive("gc:scheduler:t3", lambda s: _custom(s, "phase") == "sleeping")
+    first = tier.drive("gc:scheduler:t3", lambda s: custom(s, "phase") == "sleeping")
     child = f"gc:check:{moment(first['customStatus']['next']).strftime('%Y%m%dT%H%MZ')}"
     tier.script.on("publish_events", child, fails("ServiceUnavailable", "topic down"))  # its findings never go out
-    again = tier.drive("gc:scheduler:t3", lambda s: _custom(s, "next") not in (None, first["customStatus"]["next"]))
+    again = tier.drive("gc:scheduler:t3", lambda s: custom(s, "next") not in (None, first["customStatus"]["next"]))
     assert tier.host.status(child)["runtimeStatus"] == "Failed"
-    assert again["runtimeStatus"] == "Running" and _custom(again, "phase") == "sleeping"
+    assert again["runtimeStatus"] == "Running" and custom(again, "phase") == "sleeping"
     tier.terminate("gc:scheduler:t3")
 
 
@@ -208,8 +204,8 @@ def test_a_window_not_enforced_only_sleeps_through_its_week(tier: OrchestratorTi
     vault = "gc-noenforce"
     spec = _spec(vault, ["gcn-a"], mode="weekend-window", enforce=False)
     tier.begin("gc_scheduler", "gc:scheduler:t2", spec)
-    first = tier.drive("gc:scheduler:t2", lambda s: _custom(s, "phase") == "sleeping")
-    tier.drive("gc:scheduler:t2", lambda s: _custom(s, "next") not in (None, first["customStatus"]["next"]))
+    first = tier.drive("gc:scheduler:t2", lambda s: custom(s, "phase") == "sleeping")
+    tier.drive("gc:scheduler:t2", lambda s: custom(s, "next") not in (None, first["customStatus"]["next"]))
     due = moment(first["customStatus"]["next"])
     assert tier.host.status(f"gc:window:{due.strftime('%Y%m%dT%H%MZ')}") == {}
     assert tier.script.calls("set_protection", "gcn-a") == []

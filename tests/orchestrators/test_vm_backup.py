@@ -25,7 +25,7 @@ from tests.orchestrators.builders import (
     vm_instance,
 )
 from tests.support.activity_script import fails, mentions, ok
-from tests.support.orchestrator_tier import OrchestratorTier, vault_id
+from tests.support.orchestrator_tier import OrchestratorTier, custom, vault_id
 
 
 # --- getting a job: trigger, adopt, wait out ----------------------------------------------------
@@ -328,7 +328,7 @@ def _at_snapshot_watch(tier: OrchestratorTier, name: str, job_id: str) -> dict[s
     """Start ``name`` (adopting ``job_id``) and drive it until it waits for the snapshot notice."""
     tier.script.on("find_active_job", name, running(job(job_id, start=tier.at(-60))))
     tier.begin("vm_backup", vm_instance(name), vm_input(name, tier.at(-600), **_shared(name)))
-    return tier.drive(vm_instance(name), lambda s: (s.get("customStatus") or {}).get("phase") == "snapshot")
+    return tier.drive(vm_instance(name), lambda s: custom(s, "phase") == "snapshot")
 
 
 def test_a_notice_from_the_vaults_poller_ends_the_snapshot_wait(tier: OrchestratorTier) -> None:

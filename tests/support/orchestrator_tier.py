@@ -46,6 +46,11 @@ def status_input(status: dict[str, Any]) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def custom(status: dict[str, Any], key: str) -> Any:
+    """One field of an instance status's custom status (None when it has none)."""
+    return (status.get("customStatus") or {}).get(key)
+
+
 def finished(status: dict[str, Any]) -> bool:
     return status.get("runtimeStatus") in TERMINAL
 
