@@ -241,7 +241,7 @@ def test_reclaiming_a_dead_holders_lease_stops_protection_it_left_on(tier: Orche
 def test_a_stop_refused_while_reclaiming_is_published_as_gc_stop_failed(tier: OrchestratorTier) -> None:
     vm = "gcl-b"
     _dead_holder(tier, vm)
-    tier.script.on("set_protection", vm, azure_error(409, "BMSUserErrorObjectLocked", "busy"))
+    tier.script.on("set_protection", vm, azure_error(400, "BMSUserErrorObjectLocked", "busy"))
     output = tier.run("lease_reclaim", "gc:reclaim:t2", _reclaim("gc-reclaim", vm))["output"]
     assert output["stoppedProtection"] is False and output["error"]["code"] == "BMSUserErrorObjectLocked"
     (event,) = tier.published(vm)

@@ -213,6 +213,8 @@ def test_the_daily_on_demand_limit_fails_the_trigger_with_azures_code(tier: Orch
     name = "vm-daily"
     tier.script.on("find_active_job", name, no_job())
     tier.script.on("trigger_backup", name, accepted("op-daily"))
+    # The code Azure Backup answers for its 24-hour operation limit (Azure/azure-content#5067; the
+    # emulator's ON_DEMAND_LIMIT), here as the failed operation backup_operation reports.
     tier.script.on("backup_operation", "op-daily", azure_error(400, "CloudDosAbsoluteLimitReached", "limit reached"))
     output = run_vm(tier, name)
     assert output["errorCode"] == "CloudDosAbsoluteLimitReached" and output["failedPhase"] == "trigger"
