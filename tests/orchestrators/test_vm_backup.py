@@ -425,3 +425,44 @@ def test_once_an_event_is_kept_in_the_outbox_every_later_one_queues_behind_it(ti
         ("BackupChain.SnapshotCompleted", True),
         ("BackupChain.BackupCompleted", True),
     ]
+
+
+# --- the remaining corners: lookups failing beyond their retries, codes without a name ------------
+def test_an_orphan_search_that_fails_or_finds_an_older_job_still_fails_the_trigger(tier: OrchestratorTier) -> None:
+    name = "vm-orphansearch"
+    older = job("job-orphansearch-old", start=tier.at(-3600))  # started before the upstream signal
+    lookups_fail = [fails("CloudInternalError", "list down")] * 8
+    tier.script.on("find_active_job", name, no_job(), *lookups_fail, running(older))
+    tier.script.on("trigger_backup", name, fails("CloudInternalError", "ARM is down"))
+    output = run_vm(tier, name)
+    assert output["failedPhase"] == "trigger" and output["errorCode"] == "CloudInternalError"
+    assert "ARM is down" in output["message"]  # the trigger's failure, not the lookup's
+    assert len(tier.script.calls("find_active_job", name)) == 10
+
+
+def test_a_recovery_point_lookup_failing_beyond_its_retries_still_completes_the_backup(tier: OrchestratorTier) -> None:
+    name = "vm-pointout"
+    triggers(tier, name, "job-pointout", "op-pointout")
+    start = tier.at(0)
+    tier.script.on("get_job", "job-pointout", read(done("job-pointout", start, tier.at(400), tier.at(3000))))
+    tier.script.on("latest_recovery_point", name, fails("TooManyRequests", "throttled"))
+    assert run_vm(tier, name)["outcome"] == "completed"
+    lookup = tier.published(name)[-1]["data"]["recoveryPointLookupError"]
+    assert lookup == {"code": "TooManyRequests", "message": "still failing after the retries: throttled"}
+
+
+def test_a_job_read_here_after_a_silent_poller_that_fails_fails_the_snapshot_phase(tier: OrchestratorTier) -> None:
+    name = "vm-sharedread"
+    tier.script.on("get_job", "job-sharedread", azure_error(404, "ResourceNotFound", "job gone"))
+    _at_snapshot_watch(tier, name, "job-sharedread")
+    output = tier.drive(vm_instance(name))["output"]
+    assert output["failedPhase"] == "snapshot" and output["errorCode"] == "ResourceNotFound"
+
+
+def test_a_failed_job_without_a_symbolic_code_reports_azures_number(tier: OrchestratorTier) -> None:
+    name = "vm-number"
+    triggers(tier, name, "job-number", "op-number")
+    failed = job("job-number", status="Failed", start=tier.at(0), snapshot="Failed", error_number=400254)
+    tier.script.on("get_job", "job-number", read(failed))
+    output = run_vm(tier, name)
+    assert output["errorCode"] == "400254" and failed_event(tier, name)["azureErrorCode"] == 400254

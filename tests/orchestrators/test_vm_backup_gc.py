@@ -70,6 +70,15 @@ def test_with_overlap_delay_the_backup_waits_until_the_scheduled_one_is_clear(ti
     assert moment(post["request"]["expiryUtc"]) == resumes + timedelta(days=30)  # retainDays from the trigger
 
 
+def test_a_backup_clear_of_the_scheduled_one_goes_ahead_at_once(tier: OrchestratorTier) -> None:
+    name = "vm-clear"
+    tier.script.on("get_policy_schedule", name, _daily_in(tier, 8 * 60)[0])  # 3 h of backup end well before
+    triggers(tier, name, "job-clear", "op-clear")
+    healthy(tier, name, "job-clear")
+    assert run_vm(tier, name, gc={**WEEKLY_POLICY, "overlap": "delay"})["outcome"] == "completed"
+    assert tier.types(name)[0] == "BackupTriggered"  # no BackupDelayed
+
+
 def test_a_vm_without_a_policy_schedule_is_backed_up_at_once(tier: OrchestratorTier) -> None:
     name = "vm-nopolicy"
     tier.script.on("get_policy_schedule", name, ok({"ok": True, "schedule": None, "policy": None}))
