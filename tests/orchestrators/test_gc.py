@@ -246,3 +246,18 @@ def test_a_stop_refused_while_reclaiming_is_published_as_gc_stop_failed(tier: Or
     assert output["stoppedProtection"] is False and output["error"]["code"] == "BMSUserErrorObjectLocked"
     (event,) = tier.published(vm)
     assert event["type"] == f"{PREFIX}GcStopFailed" and event["data"]["finding"] == "stopRefused"
+
+
+def test_reclaiming_a_lease_the_holder_no_longer_holds_changes_nothing(tier: OrchestratorTier) -> None:
+    vm = "gcl-c"
+    output = tier.run("lease_reclaim", "gc:reclaim:t3", _reclaim("gc-reclaim", vm))["output"]
+    assert output == {"holder": "gc:window:dead", "stoppedProtection": False, "error": None}
+    assert tier.script.calls("set_protection", vm) == [] and tier.published(vm) == []
+
+
+def test_a_check_that_finds_nothing_publishes_nothing(tier: OrchestratorTier) -> None:
+    vault = "gc-allfine"
+    tier.script.on("inspect_protection", "gcf-a", _inspection(tier, "gcf-a", vault))
+    output = tier.run("gc_check", "gc:check:t4", _spec(vault, ["gcf-a"]))["output"]
+    assert output["vms"][0]["findings"] == []
+    assert tier.script.calls("publish_events", "gc:check:t4") == []
