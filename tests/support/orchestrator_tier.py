@@ -8,6 +8,7 @@ delay), so no test waits on real time and none skips a step that was due first."
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -18,11 +19,12 @@ from backup_chain.polling import PollPlan
 from devhost.clock import Clock
 from devhost.store import Store
 from tests.support.activity_script import ENV_DIR, ActivityScript, mentions
-from tests.support.devhost_harness import DevHostProcess, wait_until
+from tests.support.devhost_harness import DevHostProcess
 
 APP_DIR = Path(__file__).resolve().parents[1] / "orchestrators" / "app"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("Completed", "Failed", "Terminated")
+SETTLE_SECONDS = 20.0
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 PREFIX = "BackupChain."
 # The poll plan chain_run gives a VM with the default 5-15 min snapshot window.
@@ -59,6 +61,7 @@ def finished(status: dict[str, Any]) -> bool:
 class OrchestratorTier:
     host: DevHostProcess
     script: ActivityScript
+    store: Store  # devhost's task hub, read to see when it is idle and what is due next
 
     @classmethod
     def start(cls, base: Path, clock_start: datetime) -> OrchestratorTier:
@@ -70,9 +73,11 @@ class OrchestratorTier:
             env={ENV_DIR: str(script.directory), "PYTHONPATH": str(REPO_ROOT)},
             clock_start=clock_start,
         )
-        return cls(host.start(), script)
+        host.start()
+        return cls(host, script, Store(host.state))
 
     def stop(self) -> None:
+        self.store.close()
         self.host.stop(kill=True)
 
     # --- time -----------------------------------------------------------------------------------
@@ -84,20 +89,24 @@ class OrchestratorTier:
         return iso(self.now() + timedelta(seconds=seconds))
 
     def settle(self) -> None:
-        """Wait until devhost has nothing ready and nothing running."""
-
-        def idle() -> bool:
-            return bool(self.host.call("GET", "/admin/host/status", key="master").json()["idle"])
-
-        wait_until(idle, 20.0, "devhost to be idle")
+        """Wait until devhost has nothing ready and nothing running: its task hub shows no ready
+        message and no activity (read directly, cheaply, while work goes on), then its own status
+        agrees (nothing in flight between two of its transactions)."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while True:
+            ready, activities = self.store.backlog(self.now().timestamp())
+            if (
+                ready == 0
+                and activities == 0
+                and self.host.call("GET", "/admin/host/status", key="master").json()["idle"]
+            ):
+                return
+            assert time.monotonic() < deadline, f"devhost did not settle in {SETTLE_SECONDS} s"
+            time.sleep(0.005)
 
     def jump(self) -> float:
         """Move the clock to the next scheduled message; returns the seconds jumped."""
-        store = Store(self.host.state)
-        try:
-            due = store.next_visible_at()
-        finally:
-            store.close()
+        due = self.store.next_visible_at()
         assert due is not None, "nothing is scheduled: the orchestration waits for something the test must send"
         seconds = max(0.0, due - self.now().timestamp())
         self.host.advance(seconds)
