@@ -98,3 +98,14 @@ def test_a_wake_during_the_backoff_sends_at_once(tier: OrchestratorTier) -> None
     status = tier.drive("deliver:dl-wake")
     assert status["output"]["delivered"] == 1
     assert moment(status["lastUpdatedTime"]) < tier.timers("deliver:dl-wake")[0]  # before the backoff ended
+
+
+def test_a_retry_from_the_sweep_sends_events_kept_undelivered(tier: OrchestratorTier) -> None:
+    key = "dl-sweep:r1"
+    ids = _kept(tier, key, 1)
+    tier.script.on("send_event_batch", ids[0], _refused(403), ok({"ok": True, "count": 1}))
+    first = tier.run("deliver_events", "deliver:dl-sweep", _spec(key))["output"]
+    assert first["undelivered"] == 1
+    again = tier.run("deliver_events", "deliver:dl-sweep", _spec(key, retry=True))["output"]
+    assert again == {"key": key, "delivered": 1, "undelivered": 0}
+    assert len(tier.script.calls("send_event_batch", ids[0])) == 2

@@ -200,6 +200,17 @@ def test_a_weekly_run_that_fails_does_not_stop_the_next_week(tier: OrchestratorT
     tier.terminate("gc:scheduler:t3")
 
 
+def test_the_scheduler_opens_the_weekend_window_at_its_time(tier: OrchestratorTier) -> None:
+    vault = "gc-schedwin"
+    tier.script.on("set_protection", "gcsw-a", _protection(True), _protection(False))
+    tier.begin("gc_scheduler", "gc:scheduler:t4", _spec(vault, ["gcsw-a"], mode="weekend-window"))
+    first = tier.drive("gc:scheduler:t4", lambda s: custom(s, "phase") == "sleeping")
+    tier.drive("gc:scheduler:t4", lambda s: custom(s, "next") not in (None, first["customStatus"]["next"]))
+    window = tier.host.status(f"gc:window:{moment(first['customStatus']['next']).strftime('%Y%m%dT%H%MZ')}")
+    assert window["runtimeStatus"] == "Completed" and window["output"]["stopped"] == [vm_id("gcsw-a")]
+    tier.terminate("gc:scheduler:t4")
+
+
 def test_a_window_not_enforced_only_sleeps_through_its_week(tier: OrchestratorTier) -> None:
     vault = "gc-noenforce"
     spec = _spec(vault, ["gcn-a"], mode="weekend-window", enforce=False)
