@@ -346,15 +346,19 @@ def test_a_notice_from_the_vaults_poller_ends_the_snapshot_wait(tier: Orchestrat
 
 def test_a_silent_poller_has_the_watch_withdrawn_and_the_job_read_here(tier: OrchestratorTier) -> None:
     name = "vm-withdrawn"
-    snap = job("job-withdrawn", start=tier.at(-60), snapshot="Completed", snapshot_end=tier.at(300))
-    tier.script.on("get_job", "job-withdrawn", read(snap))
+    running_still = job("job-withdrawn", start=tier.at(-60))
+    snap = job("job-withdrawn", start=tier.at(-60), snapshot="Completed", snapshot_end=tier.at(1200))
+    tier.script.on("get_job", "job-withdrawn", read(running_still), read(snap))
     _at_snapshot_watch(tier, name, "job-withdrawn")
     output = tier.drive(vm_instance(name))["output"]
     assert output["outcome"] == "snapshotCompleted"
     assert tier.types(name) == ["BackupTriggered", "SnapshotCompleted"]
-    assert len(tier.script.calls("get_job", "job-withdrawn")) == 1
-    fire = tier.timers(vm_instance(name))
-    assert fire[0] - tier.started_at(vm_instance(name)) == timedelta(seconds=900)
+    # Read here after each silent period: still running, so registered again; then done.
+    assert len(tier.script.calls("get_job", "job-withdrawn")) == 2
+    registrations = tier.host.mgmt("GET", f"entities/job_watch/{resource_hash(vault_id('vault-vm-withdrawn'))}")
+    assert registrations.json()["watches"] == {}  # withdrawn again at the second silent period
+    start = tier.started_at(vm_instance(name))
+    assert [t - start for t in tier.timers(vm_instance(name))] == [timedelta(seconds=900), timedelta(seconds=1800)]
 
 
 def _take(tier: OrchestratorTier, name: str, done: list[str]) -> None:
@@ -392,11 +396,16 @@ def test_a_watch_the_poller_finished_waits_once_for_its_notice_then_reads_here(t
 
 def test_a_snapshot_never_heard_of_gives_up_after_48_fallback_periods(tier: OrchestratorTier) -> None:
     name = "vm-gaveup"
-    tier.script.on("get_job", "job-gaveup", read(job("job-gaveup", start=tier.at(-60))))
     _at_snapshot_watch(tier, name, "job-gaveup")
+    for _ in range(48):  # the vault's poller stays alive (takes reads) but never tells the backup
+        tier.host.advance(600)
+        _take(tier, name, [])
+        tier.jump()  # to the fallback wake: "watching", so the backup waits another period
+        tier.settle()
     output = tier.drive(vm_instance(name))["output"]
     assert output["failedPhase"] == "snapshot" and output["errorCode"] == "JobWatchGaveUp"
-    assert len(tier.script.calls("get_job", "job-gaveup")) == 48
+    assert tier.script.calls("get_job", "job-gaveup") == []  # never read here while the poller was alive
+    assert len(tier.timers(vm_instance(name))) == 48
 
 
 # --- before and around the backup: stagger, kept events -------------------------------------------
