@@ -1,0 +1,64 @@
+"""``job_poller``: the vault's eternal poller takes due reads from its ``job_watch`` board within
+the read budget, reads them in one ``poll_jobs`` call, hands finished watches back with the next
+take, survives a failed round, and continues as new carrying its count."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from backup_chain.ids import resource_hash
+from tests.support.activity_script import fails, ok
+from tests.support.orchestrator_tier import PLAN, OrchestratorTier, custom, moment, status_input, vault_id
+
+
+def _watch(tier: OrchestratorTier, vault: str, key: str) -> None:
+    """Register a snapshot watch as vm_backup does (its first read is due 270 s on, see PLAN)."""
+    watch = {
+        "key": key,
+        "owner": f"vm:{key}",
+        "event": "job:snapshot",
+        "vaultId": vault_id(vault),
+        "jobId": f"job-{key}",
+        "until": "snapshot",
+        "anchor": tier.now().timestamp(),
+        "plan": PLAN,
+        "announce": None,
+    }
+    tier.signal("job_watch", resource_hash(vault_id(vault)), "watch", {"watch": watch, "now": tier.now().timestamp()})
+    tier.settle()
+
+
+def _spec(vault: str) -> dict[str, Any]:
+    return {"vaultId": vault_id(vault), "readsPerMinute": 1, "tickSeconds": 5, "fingerprint": f"fp-{vault}"}
+
+
+def test_due_reads_are_taken_within_the_budget_and_finished_watches_handed_back(tier: OrchestratorTier) -> None:
+    vault, poller = "vault-poller", "poller:t1"
+    for key in ("w-a", "w-b"):
+        _watch(tier, vault, key)
+    tier.script.on("poll_jobs", vault, ok({"finished": ["w-a"], "read": 1}), ok({"finished": ["w-b"], "read": 1}))
+    registered = tier.now()
+    tier.begin("job_poller", poller, _spec(vault))
+    tier.drive(poller, lambda s: custom(s, "reads") == 2)
+    polls = tier.script.requests("poll_jobs", vault)
+    assert [[w["key"] for w in p["watches"]] for p in polls] == [["w-a"], ["w-b"]]  # one read a minute
+    at = [moment(p["at"]) for p in polls]
+    assert at[0] - registered == timedelta(seconds=270) and at[1] - at[0] == timedelta(seconds=60)
+    # Finished watches leave the board with the next take: nothing is read again.
+    tier.drive(poller, lambda s: custom(s, "watching") == 0)
+    # Ten rounds per execution, then continue-as-new carrying the reads.
+    tier.drive(poller, lambda s: status_input(s).get("reads") == 2)
+    assert len(tier.script.requests("poll_jobs", vault)) == 2
+    tier.terminate(poller)
+
+
+def test_a_failed_read_round_is_tried_again_on_the_next_due_read(tier: OrchestratorTier) -> None:
+    vault, poller = "vault-pollfail", "poller:t2"
+    _watch(tier, vault, "w-fail")
+    tier.script.on("poll_jobs", vault, fails("NetworkError", "reset"), ok({"finished": ["w-fail"], "read": 1}))
+    tier.begin("job_poller", poller, _spec(vault))
+    status = tier.drive(poller, lambda s: custom(s, "reads") == 1)
+    assert status["runtimeStatus"] == "Running"  # a failed round does not end the poller
+    assert [[w["key"] for w in p["watches"]] for p in tier.script.requests("poll_jobs", vault)] == [["w-fail"]] * 2
+    tier.terminate(poller)
