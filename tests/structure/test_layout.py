@@ -9,7 +9,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Folders under tests/ that are function apps devhost loads, not test packages.
-APP_FOLDERS = ("tests/devhost/apps/",)
+# Functions app folders devhost loads by path (a package there would change how it imports them).
+APP_FOLDERS = ("tests/devhost/apps/", "tests/orchestrators/app/")
 
 
 def _setting(text: str, key: str) -> str:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from backup_chain.polling import PollPlan
-from devhost.clock import Clock
 from devhost.store import Store
+from localclock.clock import Clock
 from tests.support.activity_script import ENV_DIR, ActivityScript, mentions
 from tests.support.devhost_harness import DevHostProcess
 
