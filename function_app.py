@@ -22,7 +22,7 @@ from orchestrators.job_poller import bp as poller_orchestrator
 from orchestrators.scheduler import bp as scheduler_orchestrator
 from orchestrators.vm_backup import bp as vm_orchestrator
 from orchestrators.watch_job import bp as watch_orchestrator
-from triggers.context import config
+from triggers.app_config import config
 from triggers.deliveries import bp as delivery_triggers
 from triggers.gc import bp as gc_triggers
 from triggers.http_api import bp as http_api

@@ -18,7 +18,7 @@ from activities.clients import SettingsError, publisher
 from backup_chain.delivery import WAKE_EVENT, Outbox, deliverer_id, outbox_key, reason_of
 from backup_chain.events import parse_time
 from entities.delivery_outbox import index_entity, outbox_entity
-from triggers.context import config
+from triggers.app_config import config
 from triggers.singletons import ACTIVE
 from triggers.telemetry import record_event, record_undelivered
 

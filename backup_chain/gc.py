@@ -308,8 +308,9 @@ def lease_apply(lease: Lease, op: str, args: dict[str, Any]) -> dict[str, Any]:
     - ``release {holder}`` → ``released`` or ``stop`` (last holder: the caller must stop protection,
       then ``stopped`` — or ``stopFailed`` if Azure refused: protection is still on, so the lease is
       ``on`` with no holder). A holder not holding the lease gets ``released`` (idempotent).
-    - ``started`` / ``stopped`` {holder} finish a transition; ``adopt {on}`` records protection state
-      found outside the lease (e.g. protection already on)."""
+    - ``started`` / ``stopped`` {holder} finish a transition; ``resumeFailed`` / ``stopFailed``
+      {holder} end one Azure refused.
+    - ``reclaim {holder, by}`` frees the lease of a holder that is gone; ``get`` reads the state."""
     holder = str(args.get("holder", ""))
     if op == "acquire":
         if lease.phase in ("starting", "stopping") and lease.transition_by != holder:

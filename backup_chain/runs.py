@@ -7,8 +7,6 @@ from typing import Any, Literal
 
 from backup_chain.config import Chain, ChainConfig
 
-UPSTREAM_STATUSES = ("Succeeded", "Failed")
-
 
 def chain_snapshot(chain: Chain) -> dict[str, Any]:
     data = chain.model_dump(mode="json")

@@ -24,7 +24,9 @@ CANCEL_EVENT = "cancel"
 SLOT_EVENT = "slot"  # "slot:{n}": child n's snapshot phase is over (its parallelism slot is free)
 
 
-class _Chain:
+class _ChainRunState:
+    """Per-execution state of one chain run (rebuilt identically on every replay)."""
+
     def __init__(self, context: df.DurableOrchestrationContext, spec: dict[str, Any]):
         self.context = context
         self.spec = spec
@@ -87,7 +89,7 @@ def chain_run(context: df.DurableOrchestrationContext):
     ``waitForUpstream``, ``upstream`` (``{"status", "detail", "receivedAt"}`` when already known)
     and ``startedBy``."""
     spec: dict[str, Any] = context.get_input()
-    run = _Chain(context, spec)
+    run = _ChainRunState(context, spec)
     chain = run.chain
     targets = [(t["vaultId"], vm) for t in chain["targets"] for vm in t["vms"]]
     run.phase("started", startedAt=iso(now(context)))
@@ -303,7 +305,7 @@ def _job_ids_only(
     return [[{**job, "jobStatus": None, "jobRunning": None, "readError": error} for job in read] for read in reads]
 
 
-def _finish(run: _Chain, outcome: str, results: dict[str, dict[str, Any]]):
+def _finish(run: _ChainRunState, outcome: str, results: dict[str, dict[str, Any]]):
     keys: tuple[str, ...] = ("vmId", "outcome", "jobId", "failedPhase", "errorCode", "snapshotCompletedAt")
     if outcome == "cancelled":
         keys += ("jobStatus", "jobRunning", "readError")

@@ -46,7 +46,7 @@ FALLBACK_SECONDS = {"snapshot": 900.0, "transfer": 3600.0, "end": 3600.0}
 MAX_FALLBACK_WAKES = 48  # 12 h of snapshot or 48 h of transfer without a notice: give up on the job
 
 
-class _Run:
+class _VmBackupState:
     """Per-execution state of one VM backup (rebuilt identically on every replay)."""
 
     def __init__(self, context: df.DurableOrchestrationContext, spec: dict[str, Any]):
@@ -158,7 +158,7 @@ def vm_backup(context: df.DurableOrchestrationContext):
     ``gc`` (set only for a VM GC covers: ``{"mode", "policy", "overlap"}``)."""
     spec: dict[str, Any] = context.get_input()
     follow(context, spec)
-    run = _Run(context, spec)
+    run = _VmBackupState(context, spec)
     run.phase("starting")
     # Every step before the backup too (the schedule check, a BackupDelayed and its delay,
     # resuming protection) ends in a BackupFailed if it fails beyond its retries.
@@ -166,7 +166,7 @@ def vm_backup(context: df.DurableOrchestrationContext):
     return {**result, "eventsKept": True} if kept_any(context) else result
 
 
-def _vm_backup(run: _Run, spec: dict[str, Any]) -> Generator[Any, Any, dict[str, Any]]:
+def _vm_backup(run: _VmBackupState, spec: dict[str, Any]) -> Generator[Any, Any, dict[str, Any]]:
     context = run.context
     if spec.get("delaySeconds"):
         yield context.create_timer(after(context, float(spec["delaySeconds"])))
@@ -212,7 +212,7 @@ _FAILED_PHASE = {
 }
 
 
-def _answered(run: _Run, steps: Generator[Any, Any, dict[str, Any]]) -> Generator[Any, Any, dict[str, Any]]:
+def _answered(run: _VmBackupState, steps: Generator[Any, Any, dict[str, Any]]) -> Generator[Any, Any, dict[str, Any]]:
     """Run ``steps``; an activity or watch that still failed after its durable retries (an ARM
     outage) ends in a BackupFailed with the phase and Azure's code, never a silent failure."""
     try:
@@ -224,7 +224,7 @@ def _answered(run: _Run, steps: Generator[Any, Any, dict[str, Any]]) -> Generato
         return (yield from _failed(run, phase, retries_exhausted(str(err))))
 
 
-def _clear_of_schedule(run: _Run, gc: dict[str, Any]) -> Generator[Any, Any, dict[str, Any] | None]:
+def _clear_of_schedule(run: _VmBackupState, gc: dict[str, Any]) -> Generator[Any, Any, dict[str, Any] | None]:
     """``None`` when an ad hoc backup now keeps clear of the policy's scheduled backup (after a
     BackupDelayed and a durable timer with ``overlap: delay``), else the error to fail with.
     weekend-window reads ``gc.policy`` (the one protection resumes with); weekly-policy the
@@ -274,7 +274,7 @@ def _clear_of_schedule(run: _Run, gc: dict[str, Any]) -> Generator[Any, Any, dic
     return None
 
 
-def _job_since(run: _Run, upstream_at: datetime | None) -> Generator[Any, Any, JobView | None]:
+def _job_since(run: _VmBackupState, upstream_at: datetime | None) -> Generator[Any, Any, JobView | None]:
     """The VM's running job if it started at or after the upstream signal (None if there is none,
     or it cannot be read)."""
     spec = run.spec
@@ -293,7 +293,7 @@ def _job_since(run: _Run, upstream_at: datetime | None) -> Generator[Any, Any, J
     return job
 
 
-def _running(run: _Run, known_job: str | None) -> Generator[Any, Any, dict[str, Any]]:
+def _running(run: _VmBackupState, known_job: str | None) -> Generator[Any, Any, dict[str, Any]]:
     """``{"ok": True, "job": JobView dict | None}``: the job a conflict named, if it still runs,
     else the VM's running job from the job list."""
     request = {"vaultId": run.spec["vaultId"], "vmId": run.spec["vmId"]}
@@ -305,14 +305,14 @@ def _running(run: _Run, known_job: str | None) -> Generator[Any, Any, dict[str, 
     return dict(read)
 
 
-def _recheck_later(run: _Run, reason: str) -> Generator[Any, Any, None]:
+def _recheck_later(run: _VmBackupState, reason: str) -> Generator[Any, Any, None]:
     """A conflict that does not name the running job: wait before looking again, so the job list
     has caught up with the job that just started."""
     run.phase("waitingForRunningJob", runningJobId=None, conflict=reason)
     yield run.context.create_timer(after(run.context, CONFLICT_RECHECK_SECONDS))
 
 
-def _follow_operation(run: _Run, triggered: dict[str, Any]) -> Generator[Any, Any, dict[str, Any]]:
+def _follow_operation(run: _VmBackupState, triggered: dict[str, Any]) -> Generator[Any, Any, dict[str, Any]]:
     """Read the trigger's operation until it ends, waiting its Retry-After (capped) on durable
     timers between reads; never POSTs again. Gives up (final) after OPERATION_DEADLINE."""
     context, spec = run.context, run.spec
@@ -337,7 +337,7 @@ def _follow_operation(run: _Run, triggered: dict[str, Any]) -> Generator[Any, An
     return {"ok": False, "error": error}
 
 
-def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, Any]]:
+def _backup(run: _VmBackupState, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, Any]]:
     context, spec = run.context, run.spec
     # 1. Get a job: adopt one that started after the upstream signal, wait out an older one, or
     #    trigger our own. Azure reports "a backup is already running" in three forms (a failed
@@ -480,7 +480,7 @@ def _job_error(job: JobView) -> dict[str, Any]:
     }
 
 
-def _failed(run: _Run, phase: str, error: dict[str, Any]):
+def _failed(run: _VmBackupState, phase: str, error: dict[str, Any]):
     run.phase("failed", failedPhase=phase, errorCode=error.get("code"))
     yield publish(
         run.context,

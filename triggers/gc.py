@@ -16,7 +16,7 @@ from backup_chain.ids import vm_hash
 from backup_chain.windows import config_fingerprint
 from orchestrators.gc import gc_instance_id
 from orchestrators.protection import lease_entity
-from triggers.context import config, source
+from triggers.app_config import config, source
 from triggers.http_api import ok, problem
 from triggers.instance_query import list_instances
 from triggers.runs import ACTIVE, UNKNOWN_CREATED, utcnow

@@ -17,7 +17,7 @@ from backup_chain.config import Chain
 from backup_chain.delivery import delivery_outcome, run_key
 from backup_chain.ids import chain_instance_id, chain_prefix, valid_run_id, vm_instance_id
 from backup_chain.runs import upstream_signal
-from triggers.context import config
+from triggers.app_config import config
 from triggers.instance_query import list_instances
 from triggers.kept import kept_keys, outbox_summary
 from triggers.runs import ACTIVE, awaits_upstream, run_view, start_run, utcnow

@@ -14,7 +14,7 @@ import azure.functions as func
 from backup_chain.config import ChainConfig
 from backup_chain.ids import poller_instance_id
 from backup_chain.windows import config_fingerprint
-from triggers.context import config
+from triggers.app_config import config
 from triggers.singletons import keep_running
 
 bp = df.Blueprint()

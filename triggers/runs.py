@@ -13,7 +13,7 @@ import azure.durable_functions as df
 from backup_chain.config import Chain
 from backup_chain.ids import chain_instance_id, chain_prefix
 from backup_chain.runs import run_input
-from triggers.context import config, source
+from triggers.app_config import config, source
 from triggers.instance_query import list_instances
 from triggers.singletons import ACTIVE
 

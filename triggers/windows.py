@@ -8,7 +8,7 @@ import azure.functions as func
 
 from backup_chain.runs import run_input
 from backup_chain.windows import config_fingerprint
-from triggers.context import config, source
+from triggers.app_config import config, source
 from triggers.singletons import keep_running
 
 bp = df.Blueprint()
