@@ -15,8 +15,9 @@ import azure.durable_functions as df
 
 from activities.azure_errors import from_exception
 from activities.clients import SettingsError, publisher
-from backup_chain.delivery import WAKE_EVENT, Outbox, deliverer_id, outbox_key, reason_of
+from backup_chain.delivery import WAKE_EVENT, Outbox, outbox_key, reason_of
 from backup_chain.events import parse_time
+from backup_chain.ids import deliverer_instance_id
 from entities.delivery_outbox import index_entity, outbox_entity
 from triggers.app_config import config
 from triggers.singletons import ACTIVE
@@ -98,7 +99,7 @@ async def kick(client: df.DurableOrchestrationClient, key: str, at: str = "") ->
     woken (at most once a minute, ``at`` being the publisher's orchestration time): a new event
     should not wait up to ``maxBackoff`` behind a topic that is back, and an outage should not
     cost an attempt per event."""
-    instance_id = deliverer_id(key)
+    instance_id = deliverer_instance_id(key)
     status = await client.get_status(instance_id)
     if status and status.runtime_status in ACTIVE:
         custom = status.custom_status if isinstance(status.custom_status, dict) else {}

@@ -10,7 +10,7 @@ import azure.durable_functions as df
 
 from backup_chain.custom_status import upstream_detail_for_event, upstream_for_status
 from backup_chain.events import chain_cloud_event
-from backup_chain.ids import vm_instance_id
+from backup_chain.ids import batch_label, vm_batch_instance_id, vm_instance_id
 from backup_chain.polling import PollPlan
 from backup_chain.runs import gc_for_vm
 from orchestrators.common import AZURE_RETRY, after, decode_event_data, iso, kept_any, now, publish
@@ -159,9 +159,9 @@ def chain_run(context: df.DurableOrchestrationContext):
         per_batch = min(BATCH_SIZE, parallel)
         batches = [
             (
-                f"batch{n:03d}",
+                batch_label(n),
                 {"items": items[i : i + BATCH_SIZE], "parallel": per_batch},
-                f"vm:{chain['name'].lower()}:{spec['runId']}:batch{n:03d}",
+                vm_batch_instance_id(chain["name"], spec["runId"], n),
             )
             for n, i in enumerate(range(0, len(items), BATCH_SIZE))
         ]
@@ -170,7 +170,7 @@ def chain_run(context: df.DurableOrchestrationContext):
         )
         results = {}
         for n, start in enumerate(range(0, len(items), BATCH_SIZE)):
-            key = f"batch{n:03d}"
+            key = batch_label(n)
             outcome = batch_results.get(key)
             for vm_id, _, _ in items[start : start + BATCH_SIZE]:
                 found = outcome.get(vm_id) if isinstance(outcome, dict) else None

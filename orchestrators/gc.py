@@ -10,15 +10,12 @@ import azure.durable_functions as df
 from backup_chain.errors import retries_exhausted
 from backup_chain.events import gc_cloud_event
 from backup_chain.gc import assess, next_weekly, protection_on
+from backup_chain.ids import gc_due_instance_id
 from backup_chain.stop_findings import stop_finding
 from orchestrators.common import AZURE_RETRY, after, iso, now, publish
 from orchestrators.protection import acquire, release, set_protection
 
 bp = df.Blueprint()
-
-
-def gc_instance_id(kind: str, label: str) -> str:
-    return f"gc:{kind}:{label}"
 
 
 def _event(
@@ -54,7 +51,7 @@ def gc_scheduler(context: df.DurableOrchestrationContext):
     yield context.create_timer(due)
     kind = "window" if gc["mode"] == "weekend-window" else "check"
     if kind == "check" or gc.get("enforce", True):
-        child = gc_instance_id(kind, due.strftime("%Y%m%dT%H%MZ"))
+        child = gc_due_instance_id(kind, due)
         context.set_custom_status(
             {"phase": "running", "instance": child, "mode": gc["mode"], "fingerprint": spec["fingerprint"]}
         )

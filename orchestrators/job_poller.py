@@ -11,7 +11,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from backup_chain.ids import resource_hash
+from entities.job_watch import watch_entity
 from orchestrators.common import iso, now
 
 bp = df.Blueprint()
@@ -19,10 +19,6 @@ bp = df.Blueprint()
 # parses each event), so a short one keeps each round's replay short (10 rounds: ~60 events).
 ROUNDS_PER_EXECUTION = 10
 IDLE_SECONDS = 60.0  # with nothing due, look at the board again this often (new watches)
-
-
-def watch_entity(vault_id: str) -> df.EntityId:
-    return df.EntityId("job_watch", resource_hash(vault_id))
 
 
 @bp.orchestration_trigger(context_name="context")

@@ -9,15 +9,11 @@ from typing import Any
 import azure.durable_functions as df
 
 from backup_chain.errors import retries_exhausted
-from backup_chain.ids import vm_hash
+from entities.protection_lease import lease_entity
 from orchestrators.common import AZURE_RETRY, after, iso, now
 
 WAIT_SECONDS = 30.0
 MAX_WAITS = 240  # two hours of waiting for another holder's transition
-
-
-def lease_entity(vm_id: str) -> df.EntityId:
-    return df.EntityId("protection_lease", vm_hash(vm_id))
 
 
 def acquire(

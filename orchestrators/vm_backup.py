@@ -11,8 +11,10 @@ import azure.durable_functions as df
 
 from backup_chain.errors import CONFLICT_CODES, retries_exhausted
 from backup_chain.gc import PolicySchedule, overlap_decision
+from backup_chain.ids import watcher_instance_id
 from backup_chain.jobs import JobView
 from backup_chain.stop_findings import stop_finding
+from entities.job_watch import watch_entity
 from orchestrators.common import (
     AZURE_RETRY,
     after,
@@ -27,7 +29,6 @@ from orchestrators.common import (
     snapshot_completed,
     vm_event,
 )
-from orchestrators.job_poller import watch_entity
 from orchestrators.notify import tell
 from orchestrators.protection import acquire, release
 
@@ -81,7 +82,7 @@ class _VmBackupState:
                     "polls": 0,
                     "behindKept": kept_any(self.context),
                 },
-                f"{self.context.instance_id}:{label}",
+                watcher_instance_id(self.context.instance_id, label),
             )
             return dict(watched)
         return (yield from self._shared_watch(job_id, until, anchor, label, announce))
@@ -97,7 +98,7 @@ class _VmBackupState:
         entity = watch_entity(self.spec["vaultId"])
         started = parse_time(anchor) or now(context)
         watch = {
-            "key": f"{context.instance_id}:{label}",
+            "key": watcher_instance_id(context.instance_id, label),
             "owner": context.instance_id,
             "event": f"job:{label}",
             "vaultId": self.spec["vaultId"],

@@ -14,8 +14,8 @@ import azure.functions as func
 
 from activities.events import deliverer_input
 from backup_chain.api_models import RequestError
-from backup_chain.delivery import WAKE_EVENT, deliverer_id, run_key
-from backup_chain.ids import chain_instance_id
+from backup_chain.delivery import WAKE_EVENT
+from backup_chain.ids import chain_instance_id, deliverer_instance_id, outbox_run_key
 from triggers.http_api import _chain, _guard, _run_id, ok
 from triggers.kept import kept_keys, outbox_summary
 from triggers.singletons import ACTIVE
@@ -29,7 +29,7 @@ async def retry(client: df.DurableOrchestrationClient, key: str) -> dict[str, An
     summary = await outbox_summary(client, key)
     if not summary["pending"] and not summary["undelivered"]:
         return {"key": key, "retried": 0}
-    instance_id = deliverer_id(key)
+    instance_id = deliverer_instance_id(key)
     status = await client.get_status(instance_id)
     if status and status.runtime_status in ACTIVE:
         await client.raise_event(instance_id, WAKE_EVENT, {"retry": True})
@@ -72,7 +72,7 @@ async def list_deliveries(req: func.HttpRequest, client: df.DurableOrchestration
 async def retry_run_deliveries(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
         chain, run_id = _chain(req), _run_id(req)
-        key = run_key(chain.name, run_id)
+        key = outbox_run_key(chain.name, run_id)
         # A run that never existed is a 404; a purged run's kept events can still be retried.
         if not await client.get_status(chain_instance_id(chain.name, run_id)):
             summary = await outbox_summary(client, key)

@@ -12,10 +12,9 @@ import azure.functions as func
 
 from backup_chain.api_models import RequestError
 from backup_chain.config import ChainConfig
-from backup_chain.ids import vm_hash
+from backup_chain.ids import GC_SCHEDULER_ID, gc_manual_instance_id, gc_prefix, reclaim_instance_id
 from backup_chain.windows import config_fingerprint
-from orchestrators.gc import gc_instance_id
-from orchestrators.protection import lease_entity
+from entities.protection_lease import lease_entity
 from triggers.app_config import config, source
 from triggers.http_api import ok, problem
 from triggers.instance_query import list_instances
@@ -24,7 +23,6 @@ from triggers.singletons import keep_running
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("backup_chain")
-SCHEDULER_ID = "gc:scheduler"
 TERMINAL = (
     df.OrchestrationRuntimeStatus.Completed,
     df.OrchestrationRuntimeStatus.Failed,
@@ -56,7 +54,7 @@ async def _sweep_leases(client: df.DurableOrchestrationClient, cfg: ChainConfig)
             holder_status = await client.get_status(holder)
             if holder_status and holder_status.runtime_status not in TERMINAL:
                 continue
-            reclaim_id = f"reclaim:{vm_hash(vm)}:{vm_hash(holder)}"
+            reclaim_id = reclaim_instance_id(vm, holder)
             existing = await client.get_status(reclaim_id)
             if existing and existing.runtime_status in ACTIVE:
                 continue
@@ -85,7 +83,7 @@ async def gc_weekly(timer: func.TimerRequest, client: df.DurableOrchestrationCli
     cfg = config()
     if cfg.gc is None:
         return
-    await keep_running(client, SCHEDULER_ID, "gc_scheduler", gc_input(cfg))
+    await keep_running(client, GC_SCHEDULER_ID, "gc_scheduler", gc_input(cfg))
     if cfg.gc.mode == "weekend-window":
         await _sweep_leases(client, cfg)
 
@@ -99,15 +97,15 @@ async def gc_status(req: func.HttpRequest, client: df.DurableOrchestrationClient
     cfg = config()
     if cfg.gc is None:
         return problem(404, "Not found", "GC enforcement is not configured (no 'gc' section)", "gc")
-    scheduler = await client.get_status(SCHEDULER_ID)
+    scheduler = await client.get_status(GC_SCHEDULER_ID)
     sched = scheduler.custom_status if scheduler and isinstance(scheduler.custom_status, dict) else {}
-    checks = await list_instances(client, instance_id_prefix="gc:check:")
+    checks = await list_instances(client, instance_id_prefix=gc_prefix("check"))
     latest: dict[str, Any] = {}
     done = [c for c in checks if c.runtime_status == df.OrchestrationRuntimeStatus.Completed and c.output]
     if done:
         newest = max(done, key=lambda c: c.created_time or UNKNOWN_CREATED)
         latest = {v["vmId"].lower(): {**v, "checkedAt": newest.output.get("at")} for v in newest.output.get("vms", [])}
-    windows = await list_instances(client, instance_id_prefix="gc:window:")
+    windows = await list_instances(client, instance_id_prefix=gc_prefix("window"))
     last_window: dict[str, Any] = {}
     opened = [w for w in windows if w.runtime_status == df.OrchestrationRuntimeStatus.Completed and w.output]
     if opened:
@@ -172,10 +170,10 @@ async def gc_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -
         return problem(err.status, "Bad request" if err.status == 400 else "Payload too large", err.detail, err.field)
     except (ValueError, RecursionError) as err:  # not JSON, not UTF-8 text, or nested too deeply
         return problem(400, "Bad request", f"request body is not valid JSON: {err}")
-    running = await list_instances(client, runtime_status=list(ACTIVE), instance_id_prefix=f"gc:{kind}:")
+    running = await list_instances(client, runtime_status=list(ACTIVE), instance_id_prefix=gc_prefix(kind))
     if running:
         return problem(409, "Conflict", f"a GC {kind} is already running: {running[0].instance_id}")
-    # The wall clock only makes the id unique; the orchestration reads its own (Durable) time.
-    instance_id = gc_instance_id(kind, "manual-" + utcnow().strftime("%Y%m%dT%H%M%S%fZ"))
+    # The orchestration reads its own (Durable) time; the wall clock only names the instance.
+    instance_id = gc_manual_instance_id(kind, utcnow())
     await client.start_new(f"gc_{kind}", instance_id, gc_input(cfg))
     return ok({"kind": kind, "instanceId": instance_id}, 202)

@@ -14,8 +14,16 @@ import azure.functions as func
 
 from backup_chain.api_models import RequestError, StartRun, UpstreamReport, parse_body
 from backup_chain.config import Chain
-from backup_chain.delivery import delivery_outcome, run_key
-from backup_chain.ids import chain_instance_id, chain_prefix, valid_run_id, vm_instance_id
+from backup_chain.delivery import delivery_outcome
+from backup_chain.ids import (
+    chain_instance_id,
+    chain_prefix,
+    is_vm_batch,
+    outbox_run_key,
+    valid_run_id,
+    vm_instance_id,
+    vm_run_prefix,
+)
 from backup_chain.runs import upstream_signal
 from triggers.app_config import config
 from triggers.instance_query import list_instances
@@ -161,7 +169,7 @@ async def get_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationCl
     view = run_view(status)
     # Downstream delivery: events the topic has not accepted yet are kept, and a run with any
     # never reports plain "completed" (README "Events", delivery).
-    kept = await outbox_summary(client, run_key(chain.name, run_id))
+    kept = await outbox_summary(client, outbox_run_key(chain.name, run_id))
     view["outcome"], delivery = delivery_outcome(view["outcome"], kept)
     if isinstance(output, dict):
         output = {**output, "outcome": delivery_outcome(output.get("outcome"), kept)[0]}
@@ -197,7 +205,7 @@ async def list_chain_runs(req: func.HttpRequest, client: df.DurableOrchestration
     # Runs with kept events (the delivery index lists them) do not report plain "completed" here either.
     kept_runs = set(await kept_keys(client))
     for run in runs:
-        key = run_key(chain.name, run["runId"])
+        key = outbox_run_key(chain.name, run["runId"])
         if key in kept_runs:
             run["outcome"], run["delivery"] = delivery_outcome(run["outcome"], await outbox_summary(client, key))
     return ok({"chain": chain.name, "runs": runs})
@@ -222,11 +230,11 @@ async def cancel_chain_run(req: func.HttpRequest, client: df.DurableOrchestratio
     stopped = 0
     for _ in range(CANCEL_PASSES):
         active = await list_instances(
-            client, runtime_status=list(ACTIVE), instance_id_prefix=f"vm:{chain.name.lower()}:{run_id}:"
+            client, runtime_status=list(ACTIVE), instance_id_prefix=vm_run_prefix(chain.name, run_id)
         )
         if not active:
             break
-        for vm_status in sorted(active, key=lambda s: ":batch" not in str(s.instance_id)):
+        for vm_status in sorted(active, key=lambda s: not is_vm_batch(str(s.instance_id))):
             await client.terminate(vm_status.instance_id, f"chain run {run_id} cancelled")
             stopped += 1
     log.info("chain run cancelled", extra={"chain": chain.name, "runId": run_id})

@@ -11,7 +11,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from backup_chain.config import Chain
-from backup_chain.ids import chain_instance_id, chain_prefix
+from backup_chain.ids import chain_instance_id, chain_prefix, run_id_of
 from backup_chain.runs import run_input
 from triggers.app_config import config, source
 from triggers.instance_query import list_instances
@@ -112,7 +112,7 @@ def run_view(status: Any) -> dict[str, Any]:
     custom = status.custom_status if isinstance(status.custom_status, dict) else {}
     return {
         "instanceId": status.instance_id,
-        "runId": custom.get("runId") or str(status.instance_id).split(":", 2)[-1],
+        "runId": custom.get("runId") or run_id_of(str(status.instance_id)),
         "runtimeStatus": status.runtime_status.value if status.runtime_status else None,
         "phase": custom.get("phase"),
         "outcome": custom.get("outcome"),

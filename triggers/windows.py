@@ -6,16 +6,13 @@ from __future__ import annotations
 import azure.durable_functions as df
 import azure.functions as func
 
+from backup_chain.ids import scheduler_instance_id
 from backup_chain.runs import run_input
 from backup_chain.windows import config_fingerprint
 from triggers.app_config import config, source
 from triggers.singletons import keep_running
 
 bp = df.Blueprint()
-
-
-def scheduler_id(chain_name: str) -> str:
-    return f"scheduler:{chain_name.lower()}"
 
 
 @bp.timer_trigger(schedule="0 */5 * * * *", arg_name="timer", run_on_startup=True)
@@ -28,5 +25,8 @@ async def chain_windows(timer: func.TimerRequest, client: df.DurableOrchestratio
         run = run_input(cfg, chain, "", source=source(), started_by="window", wait_for_upstream=True, upstream=None)
         run.pop("runId")
         await keep_running(
-            client, scheduler_id(chain.name), "chain_scheduler", {"run": run, "fingerprint": config_fingerprint(run)}
+            client,
+            scheduler_instance_id(chain.name),
+            "chain_scheduler",
+            {"run": run, "fingerprint": config_fingerprint(run)},
         )
