@@ -3,7 +3,7 @@
 ``publish_events`` sends at once when it can; when the topic fails (or earlier events of the run
 are still kept), it hands the events to the run's ``delivery_outbox`` entity and makes sure the
 run's ``deliver_events`` orchestration is running, and reports them as queued: a publish never
-fails its orchestration and never drops an event (README "Events", delivery)."""
+fails its orchestration and never drops an event (docs/events.md)."""
 
 from __future__ import annotations
 

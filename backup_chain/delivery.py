@@ -1,4 +1,4 @@
-"""The downstream outbox (README "Events", delivery): events the topic did not accept at once are
+"""The downstream outbox (docs/events.md): events the topic did not accept at once are
 kept here, per run, until it does. Pure state and rules; the ``delivery_outbox`` entity holds it
 and the ``deliver_events`` orchestration drains it.
 

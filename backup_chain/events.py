@@ -1,4 +1,4 @@
-"""Downstream events (DESIGN.md "Events"): CloudEvents 1.0 with deterministic ids, so a replayed
+"""Downstream events (docs/events.md): CloudEvents 1.0 with deterministic ids, so a replayed
 or retried publish is a duplicate that subscribers can drop."""
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def seconds_between(start: str | None, end: str | None) -> float | None:
 
 
 def vm_cloud_event(spec: dict[str, Any], job_id: str | None, event_type: str, time: str, **data: Any) -> dict[str, Any]:
-    """A per-VM event: subject is the VM, source its vault (DESIGN.md "Events"). ``spec`` carries
+    """A per-VM event: subject is the VM, source its vault (docs/events.md). ``spec`` carries
     ``prefix``, ``chain``, ``runId``, ``vmId`` and ``vaultId``."""
     body = {
         "chain": spec["chain"],

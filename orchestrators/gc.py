@@ -1,5 +1,5 @@
-"""GC enforcement orchestrations (DESIGN.md "GC"): the weekly scheduler, the ``weekly-policy``
-check, the ``weekend-window`` window, and reclaiming leases of holders that died."""
+"""GC enforcement orchestrations: the weekly scheduler, the ``weekly-policy`` check, the
+``weekend-window`` window, and reclaiming leases of holders that died (docs/gc.md)."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ from orchestrators.notify import tell
 from orchestrators.protection import acquire, release
 
 bp = df.Blueprint()
-AD_HOC_BACKUP_HOURS = timedelta(hours=3)  # an incremental backup usually ends within 1-3 h (DOMAIN.md)
+AD_HOC_BACKUP_HOURS = timedelta(hours=3)  # an incremental backup usually ends within 1-3 h (docs/domain.md)
 MAX_TRIGGER_ROUNDS = 4  # find → (adopt | wait out | trigger) rounds before giving up on conflicts
 CONFLICT_RECHECK_SECONDS = 300.0  # a conflict that names no job: look again after the job list caught up
 # The trigger's async operation: read it after its Retry-After (60 s in azure-rest-api-specs
@@ -174,8 +174,8 @@ def _vm_backup(run: _VmBackupState, spec: dict[str, Any]) -> Generator[Any, Any,
     gc = spec.get("gc")  # set only for VMs GC covers (backup_chain.runs.gc_for_vm)
     if not gc:
         return (yield from _backup(run, watch_to_end=bool(spec["monitorTransfer"])))
-    # Either GC mode (seed 001): never overlap the policy's scheduled backup — refuse, or wait
-    # until it is clear (gc.overlap).
+    # Either GC mode: never overlap the policy's scheduled backup, which garbage collection depends
+    # on — refuse, or wait until it is clear (gc.overlap; docs/gc.md).
     conflict = yield from _clear_of_schedule(run, gc)
     if conflict is not None:
         return (yield from _failed(run, "trigger", conflict))
@@ -253,7 +253,7 @@ def _clear_of_schedule(run: _VmBackupState, gc: dict[str, Any]) -> Generator[Any
             "kind": "final",
             "code": "OverlapsScheduledBackup",
             "message": f"an ad hoc backup now would overlap the policy's scheduled backup at {scheduled} "
-            "(seed 001: keep ad hoc backups clear of the weekly scheduled run); run the chain at another time",
+            "(Azure Backup's garbage collection depends on that scheduled backup); run the chain at another time",
             "recommendations": [
                 "Move the chain's window or the policy's schedule so they do not overlap, or set gc.overlap to 'delay'."
             ],

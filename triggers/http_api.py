@@ -168,7 +168,7 @@ async def get_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationCl
     output = status.output if str(status.runtime_status.value if status.runtime_status else "") in TERMINAL else None
     view = run_view(status)
     # Downstream delivery: events the topic has not accepted yet are kept, and a run with any
-    # never reports plain "completed" (README "Events", delivery).
+    # never reports plain "completed" (docs/events.md).
     kept = await outbox_summary(client, outbox_run_key(chain.name, run_id))
     view["outcome"], delivery = delivery_outcome(view["outcome"], kept)
     if isinstance(output, dict):
