@@ -15,12 +15,11 @@ import azure.durable_functions as df
 
 from activities.azure_errors import from_exception
 from activities.clients import SettingsError, publisher
+from app_runtime import ACTIVE, config
 from backup_chain.delivery import WAKE_EVENT, Outbox, outbox_key, reason_of
 from backup_chain.events import parse_time
 from backup_chain.ids import deliverer_instance_id
 from entities.delivery_outbox import index_entity, outbox_entity
-from triggers.app_config import config
-from triggers.singletons import ACTIVE
 from triggers.telemetry import record_event, record_undelivered
 
 bp = df.Blueprint()

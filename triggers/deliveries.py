@@ -13,12 +13,12 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities.events import deliverer_input
+from app_runtime import ACTIVE
 from backup_chain.api_models import RequestError
 from backup_chain.delivery import WAKE_EVENT
 from backup_chain.ids import chain_instance_id, deliverer_instance_id, outbox_run_key
 from triggers.http_api import _chain, _guard, _run_id, ok
 from triggers.kept import kept_keys, outbox_summary
-from triggers.singletons import ACTIVE
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("backup_chain")

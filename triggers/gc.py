@@ -10,15 +10,15 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from app_runtime import ACTIVE, config, source
 from backup_chain.api_models import RequestError
 from backup_chain.config import ChainConfig
 from backup_chain.ids import GC_SCHEDULER_ID, gc_manual_instance_id, gc_prefix, reclaim_instance_id
 from backup_chain.windows import config_fingerprint
 from entities.protection_lease import lease_entity
-from triggers.app_config import config, source
 from triggers.http_api import ok, problem
 from triggers.instance_query import list_instances
-from triggers.runs import ACTIVE, UNKNOWN_CREATED, utcnow
+from triggers.runs import UNKNOWN_CREATED, utcnow
 from triggers.singletons import keep_running
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)

@@ -12,6 +12,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from app_runtime import ACTIVE, config
 from backup_chain.api_models import RequestError, StartRun, UpstreamReport, parse_body
 from backup_chain.config import Chain
 from backup_chain.delivery import delivery_outcome
@@ -25,10 +26,9 @@ from backup_chain.ids import (
     vm_run_prefix,
 )
 from backup_chain.runs import upstream_signal
-from triggers.app_config import config
 from triggers.instance_query import list_instances
 from triggers.kept import kept_keys, outbox_summary
-from triggers.runs import ACTIVE, awaits_upstream, run_view, start_run, utcnow
+from triggers.runs import awaits_upstream, run_view, start_run, utcnow
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("backup_chain")

@@ -11,10 +11,10 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from app_runtime import config
 from backup_chain.config import ChainConfig
 from backup_chain.ids import poller_instance_id
 from backup_chain.windows import config_fingerprint
-from triggers.app_config import config
 from triggers.singletons import keep_running
 
 bp = df.Blueprint()

@@ -10,12 +10,11 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from app_runtime import ACTIVE, config, source
 from backup_chain.config import Chain
 from backup_chain.ids import chain_instance_id, chain_prefix, run_id_of
 from backup_chain.runs import run_input
-from triggers.app_config import config, source
 from triggers.instance_query import list_instances
-from triggers.singletons import ACTIVE
 
 log = logging.getLogger("backup_chain")
 

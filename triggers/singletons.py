@@ -9,12 +9,9 @@ from typing import Any, Literal
 
 import azure.durable_functions as df
 
+from app_runtime import ACTIVE
+
 log = logging.getLogger("backup_chain")
-ACTIVE = (
-    df.OrchestrationRuntimeStatus.Running,
-    df.OrchestrationRuntimeStatus.Pending,
-    df.OrchestrationRuntimeStatus.Suspended,
-)
 
 
 async def keep_running(

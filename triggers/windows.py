@@ -6,10 +6,10 @@ from __future__ import annotations
 import azure.durable_functions as df
 import azure.functions as func
 
+from app_runtime import config, source
 from backup_chain.ids import scheduler_instance_id
 from backup_chain.runs import run_input
 from backup_chain.windows import config_fingerprint
-from triggers.app_config import config, source
 from triggers.singletons import keep_running
 
 bp = df.Blueprint()
