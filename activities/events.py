@@ -19,6 +19,15 @@ from app_runtime import ACTIVE, config
 from backup_chain.delivery import WAKE_EVENT, Outbox, outbox_key, reason_of
 from backup_chain.events import parse_time
 from backup_chain.ids import deliverer_instance_id
+from backup_chain.messages import (
+    CloudEvent,
+    DelivererInput,
+    EventBatch,
+    PublishRequest,
+    PublishResult,
+    SendResult,
+    Undelivered,
+)
 from entities.delivery_outbox import index_entity, outbox_entity
 from triggers.telemetry import record_event, record_undelivered
 
@@ -66,10 +75,10 @@ def describe(err: BaseException) -> dict[str, Any]:
         return {"status": None, "code": "InvalidEndpoint", "message": f"{type(err).__name__}: {err}"}
     if found.get("code") == "NetworkError" and any(text in str(found.get("message")) for text in _NO_HOST):
         found["code"] = "NameResolutionError"
-    return found
+    return dict(found)
 
 
-def try_send(events: list[dict[str, Any]]) -> dict[str, Any]:
+def try_send(events: list[CloudEvent]) -> SendResult:
     try:
         send_events(events)
     except Exception as err:
@@ -83,7 +92,7 @@ async def kept(client: df.DurableOrchestrationClient, key: str) -> bool:
     return Outbox.from_state(state.entity_state if state and state.entity_exists else None).blocks()
 
 
-def deliverer_input(key: str) -> dict[str, Any]:
+def deliverer_input(key: str) -> DelivererInput:
     delivery = config().delivery
     return {
         "key": key,
@@ -140,7 +149,9 @@ def by_outbox(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 @bp.activity_trigger(input_name="request")
 @bp.durable_client_input(client_name="client")
-async def publish_events(request: Any, client: df.DurableOrchestrationClient) -> dict[str, Any]:
+async def publish_events(
+    request: PublishRequest | list[CloudEvent], client: df.DurableOrchestrationClient
+) -> PublishResult:
     """Input: ``events``, ``at`` (the caller's orchestration time) and ``queue`` (the caller
     already queued events: keep its order). Output: ``ok`` (all sent now), ``sent``, ``queued``."""
     events: list[dict[str, Any]] = request if isinstance(request, list) else list(request["events"])
@@ -166,13 +177,13 @@ async def publish_events(request: Any, client: df.DurableOrchestrationClient) ->
 
 
 @bp.activity_trigger(input_name="request")
-def send_event_batch(request: dict[str, Any]) -> dict[str, Any]:
+def send_event_batch(request: EventBatch) -> SendResult:
     """One attempt to send the outbox's head (the deliverer retries on durable timers)."""
     return try_send(list(request["events"]))
 
 
 @bp.activity_trigger(input_name="request")
-def report_undelivered(request: dict[str, Any]) -> int:
+def report_undelivered(request: Undelivered) -> int:
     """Loud: an ERROR line per event (id, type, subject, reason) and the undelivered metric."""
     for event in request["events"]:
         record_undelivered(event, str(request["reason"]))

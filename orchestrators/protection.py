@@ -8,7 +8,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from backup_chain.errors import retries_exhausted
+from backup_chain.errors import error_dict, retries_exhausted
 from entities.protection_lease import lease_entity
 from orchestrators.common import AZURE_RETRY, after, iso, now
 
@@ -36,15 +36,7 @@ def acquire(
         outcome = "started" if result.get("ok") else "resumeFailed"
         yield context.call_entity(entity, outcome, {"holder": context.instance_id})
         return result
-    return {
-        "ok": False,
-        "error": {
-            "kind": "final",
-            "code": "LeaseBusy",
-            "message": "protection lease stayed busy",
-            "recommendations": [],
-        },
-    }
+    return {"ok": False, "error": error_dict("LeaseBusy", "protection lease stayed busy")}
 
 
 def release(

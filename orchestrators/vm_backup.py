@@ -9,7 +9,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from backup_chain.errors import CONFLICT_CODES, retries_exhausted
+from backup_chain.errors import CONFLICT_CODES, ErrorDict, error_dict, retries_exhausted
 from backup_chain.gc import PolicySchedule, overlap_decision
 from backup_chain.ids import watcher_instance_id
 from backup_chain.jobs import JobView
@@ -135,12 +135,11 @@ class _VmBackupState:
             if not read["ok"] or JobView.from_dict(read["job"]).reached(until):
                 return {**read, "announced": False}
             register, heard_finished = True, False
-        error = {
-            "kind": "final",
-            "code": "JobWatchGaveUp",
-            "message": f"job {job_id} did not reach {until} in {MAX_FALLBACK_WAKES} fallback periods without a notice",
-            "recommendations": ["Check the job in the vault's Backup jobs blade."],
-        }
+        error = error_dict(
+            "JobWatchGaveUp",
+            f"job {job_id} did not reach {until} in {MAX_FALLBACK_WAKES} fallback periods without a notice",
+            recommendations=["Check the job in the vault's Backup jobs blade."],
+        )
         return {"ok": False, "error": error}
 
     def summary(self, outcome: str, **fields: Any) -> dict[str, Any]:
@@ -249,15 +248,14 @@ def _clear_of_schedule(run: _VmBackupState, gc: dict[str, Any]) -> Generator[Any
         return None
     scheduled = iso(decision["scheduledAt"])
     if decision["action"] == "refuse":
-        return {
-            "kind": "final",
-            "code": "OverlapsScheduledBackup",
-            "message": f"an ad hoc backup now would overlap the policy's scheduled backup at {scheduled} "
+        return error_dict(
+            "OverlapsScheduledBackup",
+            f"an ad hoc backup now would overlap the policy's scheduled backup at {scheduled} "
             "(Azure Backup's garbage collection depends on that scheduled backup); run the chain at another time",
-            "recommendations": [
+            recommendations=[
                 "Move the chain's window or the policy's schedule so they do not overlap, or set gc.overlap to 'delay'."
             ],
-        }
+        )
     clear_at = decision["clearAt"]
     run.phase("delayedForScheduledBackup", scheduledBackupAt=scheduled, resumesAt=iso(clear_at))
     yield publish(
@@ -329,12 +327,11 @@ def _follow_operation(run: _VmBackupState, triggered: dict[str, Any]) -> Generat
         )
         if polled.get("status") != "InProgress":
             return dict(polled)
-    error = {
-        "kind": "final",
-        "code": "BackupOperationNeverEnded",
-        "message": f"backup operation {triggered['operationId']} was still InProgress after {OPERATION_DEADLINE}",
-        "recommendations": ["Check the VM's backup jobs in the vault; a job it started may still be running."],
-    }
+    error = error_dict(
+        "BackupOperationNeverEnded",
+        f"backup operation {triggered['operationId']} was still InProgress after {OPERATION_DEADLINE}",
+        recommendations=["Check the VM's backup jobs in the vault; a job it started may still be running."],
+    )
     return {"ok": False, "error": error}
 
 
@@ -403,12 +400,9 @@ def _backup(run: _VmBackupState, *, watch_to_end: bool) -> Generator[Any, Any, d
         if known_job is None:
             yield from _recheck_later(run, str(outcome["error"]["code"]))
     if job_id is None:
-        error = {
-            "kind": "conflict",
-            "code": "BackupKeptConflicting",
-            "message": f"another backup kept running after {MAX_TRIGGER_ROUNDS} attempts",
-            "recommendations": [],
-        }
+        error = error_dict(
+            "BackupKeptConflicting", f"another backup kept running after {MAX_TRIGGER_ROUNDS} attempts", kind="conflict"
+        )
         return (yield from _failed(run, "trigger", error))
 
     triggered_at = iso(now(context))
@@ -468,17 +462,15 @@ def _backup(run: _VmBackupState, *, watch_to_end: bool) -> Generator[Any, Any, d
     return run.summary("completed")
 
 
-def _job_error(job: JobView) -> dict[str, Any]:
+def _job_error(job: JobView) -> ErrorDict:
     """A failed job's error: the symbolic code where the table knows it, else Azure's number."""
     number = str(job.error_number) if job.error_number is not None else None
-    return {
-        "kind": "final",
-        "code": job.error_code or number or job.status,
-        "number": job.error_number,
-        "title": job.error_title,
-        "message": job.error_message or "",
-        "recommendations": job.recommendations,
-    }
+    return error_dict(
+        job.error_code or number or job.status,
+        job.error_message or "",
+        recommendations=job.recommendations,
+        extras={"number": job.error_number, "title": job.error_title},
+    )
 
 
 def _failed(run: _VmBackupState, phase: str, error: dict[str, Any]):
