@@ -10,6 +10,7 @@ from activities.clients import backup_client
 from backup_chain.errors import AzureFailure, ErrorDict, failure
 from backup_chain.jobs import JobView, is_vm_job, listed_for_vm, parse_job
 from backup_chain.messages import (
+    ActiveJobResult,
     Job,
     JobRequest,
     JobResult,
@@ -122,7 +123,7 @@ def get_job(request: JobRequest) -> JobResult:
 
 
 @bp.activity_trigger(input_name="request")
-def find_active_job(request: VmRequest) -> JobResult:
+def find_active_job(request: VmRequest) -> ActiveJobResult:
     """The backup job running for the VM right now (scheduled or ad hoc), if any."""
     vault, vm = VaultId.parse(request["vaultId"]), VmId.parse(request["vmId"])
     client = backup_client(vault.subscription)

@@ -58,7 +58,7 @@ class PolicyScheduleRequest(TypedDict):
 
     vaultId: str
     vmId: str
-    policy: str | None
+    policy: NotRequired[str]
 
 
 class InspectRequest(VmRequest):
@@ -96,7 +96,13 @@ class OperationResult(AzureResult):
 
 
 class JobResult(AzureResult):
-    """``get_job`` (``job`` always set when ``ok``) and ``find_active_job`` (``None``: none runs)."""
+    """``get_job``."""
+
+    job: NotRequired[Job]
+
+
+class ActiveJobResult(AzureResult):
+    """``find_active_job``: ``job`` is ``None`` when none runs."""
 
     job: NotRequired[Job | None]
 

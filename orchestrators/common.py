@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -69,7 +70,7 @@ def kept_any(context: df.DurableOrchestrationContext) -> bool:
     return any(isinstance(t.result, dict) and t.result.get("queued") for t in tasks)
 
 
-def follow(context: df.DurableOrchestrationContext, spec: dict[str, Any]) -> None:
+def follow(context: df.DurableOrchestrationContext, spec: Mapping[str, Any]) -> None:
     """An orchestration whose parent's events were kept (input ``behindKept``) queues its own
     behind them."""
     if spec.get("behindKept"):
@@ -77,11 +78,13 @@ def follow(context: df.DurableOrchestrationContext, spec: dict[str, Any]) -> Non
 
 
 def vm_event(
-    context: df.DurableOrchestrationContext, spec: dict[str, Any], job_id: str | None, event_type: str, **data: Any
+    context: df.DurableOrchestrationContext, spec: Mapping[str, Any], job_id: str | None, event_type: str, **data: Any
 ) -> dict[str, Any]:
     """A per-VM event stamped with the orchestration's clock."""
     return vm_cloud_event(spec, job_id, event_type, iso(now(context)), **data)
 
 
-def snapshot_completed(context: df.DurableOrchestrationContext, spec: dict[str, Any], job: JobView) -> dict[str, Any]:
+def snapshot_completed(
+    context: df.DurableOrchestrationContext, spec: Mapping[str, Any], job: JobView
+) -> dict[str, Any]:
     return snapshot_completed_event(spec, job, iso(now(context)))

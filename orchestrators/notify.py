@@ -7,7 +7,7 @@ parallelism slot is free once its snapshot phase is over."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from typing import Any
 
 import azure.durable_functions as df
@@ -16,7 +16,7 @@ from orchestrators.common import AZURE_RETRY
 
 
 def tell(
-    context: df.DurableOrchestrationContext, spec: dict[str, Any], stage: str, **data: Any
+    context: df.DurableOrchestrationContext, spec: Mapping[str, Any], stage: str, **data: Any
 ) -> Generator[Any, Any, None]:
     """Tell the parent that asked for ``stage`` (nothing when none did). A notice that cannot be
     sent is not an error: the parent also counts the child's end."""
