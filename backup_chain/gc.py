@@ -6,6 +6,7 @@ protection window (``weekend-window``) (docs/domain.md, docs/gc.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -201,7 +202,7 @@ class Finding:
         return {"kind": self.kind, "code": self.code, "reason": self.reason, "advice": self.advice}
 
 
-def assess(inspection: dict[str, Any], now: datetime, near_limit: int) -> list[Finding]:
+def assess(inspection: Mapping[str, Any], now: datetime, near_limit: int) -> list[Finding]:
     """What a VM's inspection (protection, policy, latest scheduled job, snapshot count) means for
     garbage collection in ``weekly-policy`` mode."""
     findings: list[Finding] = []

@@ -385,3 +385,11 @@ class VmBackupInput(TypedDict):
     delaySeconds: float
     behindKept: bool
     tell: NotRequired[dict[str, list[str]]]
+
+
+class LeaseReleased(TypedDict):
+    """Giving a protection lease back (orchestrators/protection.py): whether protection was
+    stopped, and Azure's error when it refused the stop (protection and lease stay on)."""
+
+    stopped: bool
+    error: ErrorDict | None

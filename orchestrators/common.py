@@ -9,6 +9,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from activities.events import publish_events
 from backup_chain.events import (
     iso,
     parse_time,
@@ -17,6 +18,7 @@ from backup_chain.events import (
     vm_cloud_event,
 )
 from backup_chain.jobs import JobView
+from backup_chain.messages import CloudEvent, PublishRequest
 
 __all__ = ["iso", "parse_time", "seconds_between"]  # re-exported for the orchestrators
 
@@ -44,7 +46,7 @@ def decode_event_data(value: Any) -> Any:
     return value
 
 
-def publish(context: df.DurableOrchestrationContext, events: list[dict[str, Any]], *, behind: bool = False) -> Any:
+def publish(context: df.DurableOrchestrationContext, events: list[CloudEvent], *, behind: bool = False) -> Any:
     """The task that publishes ``events`` (yield it). It never fails on the topic: events the
     topic does not accept at once are kept in the run's outbox and delivered later, in order
     (activities/events.py). Once one of this orchestration's publishes was kept (or ``behind``: a
@@ -52,9 +54,8 @@ def publish(context: df.DurableOrchestrationContext, events: list[dict[str, Any]
     results are replayed, so this is deterministic)."""
     tasks: list[Any] = context.__dict__.setdefault("_publish_tasks", [])
     queue = behind or kept_any(context)
-    task = context.call_activity_with_retry(
-        "publish_events", AZURE_RETRY, {"events": events, "at": iso(now(context)), "queue": queue}
-    )
+    request: PublishRequest = {"events": events, "at": iso(now(context)), "queue": queue}
+    task = context.call_activity_with_retry(publish_events, AZURE_RETRY, request)
     tasks.append(task)
     return task
 

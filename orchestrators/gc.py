@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import azure.durable_functions as df
 
-from backup_chain.errors import retries_exhausted
+from activities.protection import inspect_protection
+from backup_chain.errors import ErrorDict, retries_exhausted
 from backup_chain.events import gc_cloud_event
 from backup_chain.gc import assess, next_weekly, protection_on
 from backup_chain.ids import gc_due_instance_id
+from backup_chain.messages import GcInput, InspectionResult, InspectRequest, ReclaimInput
 from backup_chain.stop_findings import stop_finding
 from orchestrators.common import AZURE_RETRY, after, iso, now, publish
 from orchestrators.protection import acquire, release, set_protection
@@ -20,7 +23,7 @@ bp = df.Blueprint()
 
 def _event(
     context: df.DurableOrchestrationContext,
-    spec: dict[str, Any],
+    spec: Mapping[str, Any],
     event_type: str,
     vm_id: str | None,
     vault_id: str | None,
@@ -42,7 +45,7 @@ def _event(
 def gc_scheduler(context: df.DurableOrchestrationContext):
     """Eternal: sleep until the configured weekly time, run the check or the window, repeat.
     Input: ``gc`` (config), ``targets`` [[vaultId, vmId]], ``prefix``, ``source``, ``fingerprint``."""
-    spec: dict[str, Any] = context.get_input()
+    spec: GcInput = context.get_input()
     gc = spec["gc"]
     due = next_weekly(gc["day"], gc["at"], gc["timeZone"], now(context))
     context.set_custom_status(
@@ -56,7 +59,7 @@ def gc_scheduler(context: df.DurableOrchestrationContext):
             {"phase": "running", "instance": child, "mode": gc["mode"], "fingerprint": spec["fingerprint"]}
         )
         try:
-            yield context.call_sub_orchestrator(f"gc_{kind}", spec, child)
+            yield context.call_sub_orchestrator(gc_check if kind == "check" else gc_window, spec, child)
         except Exception as err:  # the next week must still come; the child reports its own failure
             context.set_custom_status(
                 {"phase": "lastRunFailed", "error": str(err)[:300], "fingerprint": spec["fingerprint"]}
@@ -69,10 +72,10 @@ def gc_scheduler(context: df.DurableOrchestrationContext):
 def gc_check(context: df.DurableOrchestrationContext):
     """``weekly-policy``: inspect every VM (bounded fan-out), raise GcOverdue and
     RestorePointsNearLimit with what was found and what to do, optionally resume protection."""
-    spec: dict[str, Any] = context.get_input()
+    spec: GcInput = context.get_input()
     gc = spec["gc"]
     targets = [tuple(t) for t in spec["targets"]]
-    results: list[dict[str, Any]] = []
+    results: list[InspectionResult] = []
     stamp = iso(now(context))
     for start in range(0, len(targets), int(gc.get("maxParallel", 10))):
         batch = targets[start : start + int(gc.get("maxParallel", 10))]
@@ -88,7 +91,7 @@ def gc_check(context: df.DurableOrchestrationContext):
                     inspections.append({"ok": False, "error": retries_exhausted(str(err))})
         results.extend(inspections)
     events: list[dict[str, Any]] = []
-    report = []
+    report: list[dict[str, Any]] = []
     for (vault, vm), inspection in zip(targets, results, strict=True):
         if not inspection["ok"]:
             report.append({"vmId": vm, "vaultId": vault, "error": inspection["error"]})
@@ -152,16 +155,15 @@ def gc_check(context: df.DurableOrchestrationContext):
 
 
 def _inspect(context: df.DurableOrchestrationContext, vault: str, vm: str, stamp: str) -> Any:
-    return context.call_activity_with_retry(
-        "inspect_protection", AZURE_RETRY, {"vaultId": vault, "vmId": vm, "now": stamp}
-    )
+    request: InspectRequest = {"vaultId": vault, "vmId": vm, "now": stamp}
+    return context.call_activity_with_retry(inspect_protection, AZURE_RETRY, request)
 
 
 @bp.orchestration_trigger(context_name="context")
 def gc_window(context: df.DurableOrchestrationContext):
     """``weekend-window``: resume protection on every VM, hold it for ``windowHours`` so GC runs,
     then give the leases back; protection stops only where no backup still holds it."""
-    spec: dict[str, Any] = context.get_input()
+    spec: GcInput = context.get_input()
     gc = spec["gc"]
     targets = [tuple(t) for t in spec["targets"]]
     opened_at = now(context)
@@ -243,7 +245,7 @@ def gc_window(context: df.DurableOrchestrationContext):
 
 
 def _stop_failed_event(
-    context: df.DurableOrchestrationContext, spec: dict[str, Any], f: dict[str, Any]
+    context: df.DurableOrchestrationContext, spec: Mapping[str, Any], f: dict[str, Any]
 ) -> dict[str, Any]:
     """GcStopFailed: a stop Azure refused, so protection is still on (docs/operations.md)."""
     return _event(
@@ -261,7 +263,7 @@ def _stop_failed_event(
     )
 
 
-def _vm_failure(vault: str, vm: str, error: dict[str, Any]) -> dict[str, Any]:
+def _vm_failure(vault: str, vm: str, error: ErrorDict) -> dict[str, Any]:
     """Per VM, what Azure answered: its code and message."""
     return {"vmId": vm, "vaultId": vault, "errorCode": error.get("code"), "message": error.get("message")}
 
@@ -274,7 +276,7 @@ def _failure_data(failure: dict[str, Any]) -> dict[str, Any]:
 def lease_reclaim(context: df.DurableOrchestrationContext):
     """Free the lease of a holder that crashed or was terminated (started by the sweeper). Input:
     ``vaultId``, ``vmId``, ``holder``, ``policy``, and ``prefix``/``source`` for its events."""
-    spec: dict[str, Any] = context.get_input()
+    spec: ReclaimInput = context.get_input()
     released = yield from release(
         context, spec["vaultId"], spec["vmId"], spec["policy"], holder=spec["holder"], op="reclaim"
     )

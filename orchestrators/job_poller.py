@@ -7,10 +7,11 @@ at one timer and one activity."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
 
 import azure.durable_functions as df
 
+from activities.job_poll import poll_jobs
+from backup_chain.messages import PollerInput, PollRequest, PollResult
 from entities.job_watch import watch_entity
 from orchestrators.common import iso, now
 
@@ -26,7 +27,7 @@ def job_poller(context: df.DurableOrchestrationContext):
     """Input: ``vaultId``, ``readsPerMinute`` (this vault's share), ``tickSeconds``,
     ``fingerprint`` (of this input; a changed configuration restarts the poller), and, carried
     across continue-as-new, ``reads`` so far and the watch keys ``finished`` in the last round."""
-    spec: dict[str, Any] = context.get_input()
+    spec: PollerInput = context.get_input()
     entity = watch_entity(spec["vaultId"])
     per_minute, tick = float(spec["readsPerMinute"]), float(spec["tickSeconds"])
     reads = int(spec.get("reads", 0))
@@ -42,9 +43,12 @@ def job_poller(context: df.DurableOrchestrationContext):
             yield context.create_timer(datetime.fromtimestamp(wake, timezone.utc))
         if taken["watches"]:
             try:
-                result = yield context.call_activity(
-                    "poll_jobs", {"vaultId": spec["vaultId"], "at": iso(now(context)), "watches": taken["watches"]}
-                )
+                request: PollRequest = {
+                    "vaultId": spec["vaultId"],
+                    "at": iso(now(context)),
+                    "watches": taken["watches"],
+                }
+                result: PollResult = yield context.call_activity(poll_jobs, request)
             except Exception:
                 # The reads are rescheduled on the board already; the next round tries again.
                 result = {"finished": [], "read": 0}

@@ -12,6 +12,8 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from activities.notify import tell_parent
+from backup_chain.messages import Notice
 from orchestrators.common import AZURE_RETRY
 
 
@@ -25,8 +27,7 @@ def tell(
         return
     instance_id, event_name = target
     try:
-        yield context.call_activity_with_retry(
-            "tell_parent", AZURE_RETRY, {"instanceId": instance_id, "event": event_name, "data": data}
-        )
+        notice: Notice = {"instanceId": instance_id, "event": event_name, "data": data}
+        yield context.call_activity_with_retry(tell_parent, AZURE_RETRY, notice)
     except Exception:  # retries exhausted: the parent falls back to the child's end
         return

@@ -8,7 +8,9 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from activities.protection import set_protection as set_protection_activity
 from backup_chain.errors import error_dict, retries_exhausted
+from backup_chain.messages import LeaseReleased, ProtectionResult, SetProtectionRequest
 from entities.protection_lease import lease_entity
 from orchestrators.common import AZURE_RETRY, after, iso, now
 
@@ -18,7 +20,7 @@ MAX_WAITS = 240  # two hours of waiting for another holder's transition
 
 def acquire(
     context: df.DurableOrchestrationContext, vault_id: str, vm_id: str, policy: str, kind: str
-) -> Generator[Any, Any, dict[str, Any]]:
+) -> Generator[Any, Any, ProtectionResult]:
     """Hold the lease; resume protection if this holder is the first. Returns the set_protection
     result (or ``{"ok": True}`` when protection was already held on). When Azure refuses the
     resume (or keeps failing beyond the retries) the lease is freed again — protection is still
@@ -47,7 +49,7 @@ def release(
     *,
     holder: str | None = None,
     op: str = "release",
-) -> Generator[Any, Any, dict[str, Any]]:
+) -> Generator[Any, Any, LeaseReleased]:
     """Give the lease back (``op="reclaim"`` with another ``holder``: on behalf of a holder that
     died); stop protection, keeping its data, if no holder is left. Returns ``{"stopped": bool,
     "error": None | {...}}``; when Azure refuses the stop, protection is still on and so is the
@@ -66,14 +68,13 @@ def release(
 
 def set_protection(
     context: df.DurableOrchestrationContext, vault_id: str, vm_id: str, policy: str, *, on: bool
-) -> Generator[Any, Any, dict[str, Any]]:
+) -> Generator[Any, Any, ProtectionResult]:
     """Resume (``on``) or stop protection; every answer checked: ``{"ok": True, ...}`` or
     ``{"ok": False, "error": {kind, code, message, ...}}``, also when Azure kept failing beyond
     the durable retries."""
+    request: SetProtectionRequest = {"vaultId": vault_id, "vmId": vm_id, "on": on, "policy": policy}
     try:
-        result = yield context.call_activity_with_retry(
-            "set_protection", AZURE_RETRY, {"vaultId": vault_id, "vmId": vm_id, "on": on, "policy": policy}
-        )
+        result: ProtectionResult = yield context.call_activity_with_retry(set_protection_activity, AZURE_RETRY, request)
     except Exception as err:  # retries exhausted: the activity's last TransientAzureError
         return {"ok": False, "error": retries_exhausted(str(err))}
-    return dict(result)
+    return result

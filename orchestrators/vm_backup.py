@@ -223,9 +223,9 @@ def _vm_backup(run: _VmBackupState, spec: VmBackupInput) -> Generator[Any, Any, 
     summary = yield from _answered(run, _backup(run, watch_to_end=True))  # then give the lease back
     released = yield from release(context, spec["vaultId"], spec["vmId"], policy)
     stopped = released["stopped"]
-    extra = {"protectionStopped": stopped}
+    extra: dict[str, Any] = {"protectionStopped": stopped}
     if released["error"] is not None:
-        code, message = released["error"].get("code"), released["error"].get("message")
+        code, message = released["error"]["code"], released["error"]["message"]
         extra["protectionStopError"] = {"code": code, "message": message, **stop_finding(code, message).to_dict()}
     run.phase(run.status["phase"], **extra)
     return {**summary, **extra}
