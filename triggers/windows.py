@@ -23,10 +23,10 @@ async def chain_windows(timer: func.TimerRequest, client: df.DurableOrchestratio
         if not chain.window:
             continue
         run = run_input(cfg, chain, "", source=source(), started_by="window", wait_for_upstream=True, upstream=None)
-        run.pop("runId")
+        without_run_id = {k: v for k, v in run.items() if k != "runId"}  # the scheduler names each run
         await keep_running(
             client,
             scheduler_instance_id(chain.name),
             "chain_scheduler",
-            {"run": run, "fingerprint": config_fingerprint(run)},
+            {"run": without_run_id, "fingerprint": config_fingerprint(without_run_id)},
         )
