@@ -71,7 +71,7 @@ class SetProtectionRequest(VmRequest):
     """``set_protection``: resume with ``policy`` (``on``) or stop keeping the data."""
 
     on: bool
-    policy: str
+    policy: str | None
 
 
 class AzureResult(TypedDict):
@@ -322,7 +322,7 @@ class ReclaimInput(TypedDict):
     vaultId: str
     vmId: str
     holder: str
-    policy: str
+    policy: str | None
     prefix: str
     source: str
 

@@ -45,7 +45,7 @@ def release(
     context: df.DurableOrchestrationContext,
     vault_id: str,
     vm_id: str,
-    policy: str,
+    policy: str | None,
     *,
     holder: str | None = None,
     op: str = "release",
@@ -67,7 +67,7 @@ def release(
 
 
 def set_protection(
-    context: df.DurableOrchestrationContext, vault_id: str, vm_id: str, policy: str, *, on: bool
+    context: df.DurableOrchestrationContext, vault_id: str, vm_id: str, policy: str | None, *, on: bool
 ) -> Generator[Any, Any, ProtectionResult]:
     """Resume (``on``) or stop protection; every answer checked: ``{"ok": True, ...}`` or
     ``{"ok": False, "error": {kind, code, message, ...}}``, also when Azure kept failing beyond

@@ -14,6 +14,7 @@ from app_runtime import ACTIVE, config, source
 from backup_chain.api_models import RequestError
 from backup_chain.config import ChainConfig
 from backup_chain.ids import GC_SCHEDULER_ID, gc_manual_instance_id, gc_prefix, reclaim_instance_id
+from backup_chain.messages import GcInput, ReclaimInput
 from backup_chain.windows import config_fingerprint
 from entities.protection_lease import lease_entity
 from triggers.http_api import ok, problem
@@ -31,15 +32,12 @@ TERMINAL = (
 )
 
 
-def gc_input(cfg: ChainConfig) -> dict[str, Any]:
+def gc_input(cfg: ChainConfig) -> GcInput:
     assert cfg.gc is not None
-    body = {
-        "gc": cfg.gc.model_dump(mode="json"),
-        "targets": [list(t) for t in cfg.gc_targets()],
-        "prefix": cfg.eventTypePrefix,
-        "source": source(),
-    }
-    return {**body, "fingerprint": config_fingerprint(body)}
+    gc, targets, src = cfg.gc.model_dump(mode="json"), [list(t) for t in cfg.gc_targets()], source()
+    body = {"gc": gc, "targets": targets, "prefix": cfg.eventTypePrefix, "source": src}
+    fingerprint = config_fingerprint(body)
+    return {"gc": gc, "targets": targets, "prefix": cfg.eventTypePrefix, "source": src, "fingerprint": fingerprint}
 
 
 async def _sweep_leases(client: df.DurableOrchestrationClient, cfg: ChainConfig) -> int:
@@ -60,18 +58,15 @@ async def _sweep_leases(client: df.DurableOrchestrationClient, cfg: ChainConfig)
                 continue
             if existing:
                 await client.purge_instance_history(reclaim_id)
-            await client.start_new(
-                "lease_reclaim",
-                reclaim_id,
-                {
-                    "vaultId": vault,
-                    "vmId": vm,
-                    "holder": holder,
-                    "policy": cfg.gc.policy,
-                    "prefix": cfg.eventTypePrefix,
-                    "source": source(),
-                },
-            )
+            reclaim: ReclaimInput = {
+                "vaultId": vault,
+                "vmId": vm,
+                "holder": holder,
+                "policy": cfg.gc.policy,
+                "prefix": cfg.eventTypePrefix,
+                "source": source(),
+            }
+            await client.start_new("lease_reclaim", reclaim_id, reclaim)
             log.warning("reclaiming protection lease of %s held by %s (holder is gone)", vm, holder)
             reclaimed += 1
     return reclaimed
