@@ -3,7 +3,9 @@ orchestrator's input and output, as TypedDicts.
 
 They are plain dicts at run time, so the JSON in Durable histories is exactly what the keys say
 (orchestrations in flight replay unchanged); mypy checks each key where a message is built or
-read. ``Job`` is a ``JobView.to_dict()`` and ``CloudEvent`` a ``backup_chain.events`` event, both
+read. An activity's parameter may carry any annotation: the worker's activity trigger converter
+accepts every type and hands over the decoded JSON (azure-functions ``ActivityTriggerConverter``).
+``Job`` is a ``JobView.to_dict()`` and ``CloudEvent`` a ``backup_chain.events`` event, both
 JSON objects with their own builders. docs/design.md describes the flows.
 """
 

@@ -1,4 +1,9 @@
-"""Helpers shared by the orchestrators; everything here is deterministic under replay."""
+"""Helpers shared by the orchestrators; everything here is deterministic under replay.
+
+Orchestrators call activities and sub-orchestrations by function reference: azure-functions-durable
+1.7.0's ``call_activity``/``call_sub_orchestrator`` take the ``FunctionBuilder`` a v2 decorator
+returns and schedule it under its registered name (``DurableOrchestrationContext._get_function_name``),
+so histories name the same functions as when they were called by string."""
 
 from __future__ import annotations
 
