@@ -1,5 +1,6 @@
-"""The messages orchestrations exchange: every activity's request and result, and every
-orchestrator's input and output, as TypedDicts.
+"""The messages orchestrations exchange, as TypedDicts: every activity's request and result, every
+orchestrator's input, and the job watch's outcome. The backups' and runs' own outputs (a VM's
+summary, a run's report) stay open dicts: they carry the custom status fields as they are.
 
 They are plain dicts at run time, so the JSON in Durable histories is exactly what the keys say
 (orchestrations in flight replay unchanged); mypy checks each key where a message is built or
