@@ -23,11 +23,11 @@ from orchestrators.job_poller import bp as poller_orchestrator
 from orchestrators.scheduler import bp as scheduler_orchestrator
 from orchestrators.vm_backup import bp as vm_orchestrator
 from orchestrators.watch_job import bp as watch_orchestrator
+from telemetry import configure as configure_telemetry
 from triggers.deliveries import bp as delivery_triggers
 from triggers.gc import bp as gc_triggers
 from triggers.http_api import bp as http_api
 from triggers.pollers import bp as poller_timer
-from triggers.telemetry import configure as configure_telemetry
 from triggers.upstream import bp as upstream_trigger
 from triggers.windows import bp as window_timer
 

@@ -29,7 +29,7 @@ from backup_chain.messages import (
     Undelivered,
 )
 from entities.delivery_outbox import index_entity, outbox_entity
-from triggers.telemetry import record_event, record_undelivered
+from telemetry import record_event, record_undelivered
 
 bp = df.Blueprint()
 log = logging.getLogger("backup_chain")

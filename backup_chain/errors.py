@@ -50,8 +50,13 @@ def error_dict(
 ) -> ErrorDict:
     """The one builder of error dicts, for Azure's answers and the app's own verdicts alike."""
     error: ErrorDict = {"kind": kind, "code": code, "message": message, "recommendations": list(recommendations)}
-    if extras:
-        error.update(extras)
+    extras = extras or {}
+    if "status" in extras:
+        error["status"] = extras["status"]
+    if "number" in extras:
+        error["number"] = extras["number"]
+    if "title" in extras:
+        error["title"] = extras["title"]
     return error
 
 

@@ -137,7 +137,7 @@ def parse_time(text: str | None) -> datetime | None:
         return None
     from dateutil.parser import isoparse
 
-    value = isoparse(text)
+    value: datetime = isoparse(text)
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 

@@ -12,7 +12,9 @@ JSON objects with their own builders. docs/design.md describes the flows.
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, TypedDict
+
+from typing_extensions import NotRequired
 
 from backup_chain.errors import ErrorDict
 

@@ -12,7 +12,7 @@ from croniter import croniter
 
 def next_window(expression: str, after: datetime) -> datetime:
     """The first window opening strictly after ``after`` (UTC)."""
-    moment = croniter(expression, after.astimezone(timezone.utc), second_at_beginning=True).get_next(datetime)
+    moment: datetime = croniter(expression, after.astimezone(timezone.utc), second_at_beginning=True).get_next(datetime)
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 

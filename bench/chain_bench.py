@@ -1,7 +1,7 @@
 """The backup chain at scale on the embedded default: devhost running the app + the Recovery Services
 and Event Grid emulators on one scaled clock. One chain run backs up ``--vms`` VMs across
-``--vaults`` vaults; in the same run and scenario, a fixed 60 s polling baseline (the seeds'
-scripts, ``bench.script_poller``) backs up ``--baseline-vms`` other VMs with the same parallelism.
+``--vaults`` vaults; in the same run and scenario, a fixed 60 s polling baseline (hand-written
+polling scripts, ``bench.script_poller``) backs up ``--baseline-vms`` other VMs with the same parallelism.
 
 Prints, for both: mean / p95 lag from Take Snapshot completing (the emulator's true
 ``snapshotCompletedAt``) to the SnapshotCompleted event being accepted by the downstream topic

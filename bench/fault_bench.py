@@ -1,5 +1,5 @@
-"""Fault runs at scale: the fault suite's seeded cases (``tests/faults``) over several seeds, one
-after the other, each checked with the same invariant checker. Prints one row per seed: VMs,
+"""Fault runs at scale: the fault suite's seeded cases (``harness/faults``, run by ``tests/faults``)
+over several seeds, one after the other, each checked with the same invariant checker. Prints one row per seed: VMs,
 faults the Recovery Services emulator injected (by kind), devhost kills, the wider world's faults
 carried out (ARM outages on Backups_Trigger, downstream topic refusals / outages / Event Grid
 SIGKILLs, refused resumes and stops), invariant violations (0 expected) and wall time; then per
@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.faults.driver import run_case
-from tests.faults.scenarios import SCALES, generate
+from harness.faults.driver import run_case
+from harness.faults.scenarios import SCALES, generate
 
 KINDS = ("429", "500", "503", "drop")
 

@@ -1,5 +1,5 @@
-"""The baseline for ``bench.chain_bench``: what the seeds' hand-written scripts do (DOMAIN.md,
-plan 1 + plan 3), one script per VM — trigger an on-demand backup, then GET the job every 60 s
+"""The baseline for ``bench.chain_bench``: what hand-written polling scripts do (docs/domain.md),
+one script per VM — trigger an on-demand backup, then GET the job every 60 s
 until *Take Snapshot* is ``Completed`` (tell downstream at once) and on until the job ends.
 
 It is a plain poller with the real ``RecoveryServicesBackupClient`` and ``EventGridPublisherClient``
@@ -21,9 +21,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlparse
 
-from devhost.clock import Clock
 from emulators.credential import StaticTokenCredential
 from emulators.recoveryservices.arm_routes import ROUTES
+from localclock.clock import Clock
 
 TERMINAL = {"completed", "completedwithwarnings", "failed", "cancelled"}
 EVENT_TYPE = "Baseline.SnapshotCompleted"

@@ -37,7 +37,7 @@ from demo import scenario as sc
 from demo.checks import check, kind
 from demo.stack import DOWNSTREAM_TOPIC, UPSTREAM_TOPIC, Stack
 from demo.view import PlainLog, events_table, run_table, vm_name
-from devhost.clock import ClockError, iso, parse_clock_start
+from localclock.clock import ClockError, iso, parse_clock_start
 
 MAIN_SCALE = 60.0  # one virtual minute per second: the ~45 virtual minutes of the run take ~40 s
 SERVE_SCALE = 10.0

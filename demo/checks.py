@@ -135,7 +135,7 @@ def _check_vm(
             return
         sched = scheduled[0]
         started, ended = _time(sched.get("startTime")), _time(sched.get("endTime"))
-        # DESIGN.md: a job that started before the upstream signal is waited out, then our own runs.
+        # docs/design.md: a job that started before the upstream signal is waited out, then our own runs.
         v.expect(
             received_at is not None and started is not None and started < received_at,
             f"{vm.name}: the scheduled job did not start before the upstream signal",

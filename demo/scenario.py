@@ -2,7 +2,7 @@
 emulator, the chain configuration the app runs with, and what the run is expected to do.
 
 Minutes are virtual (the stack runs on a scaled clock). Take Snapshot takes 5–9 minutes, in the
-5–15 minute range the seeds report (DOMAIN.md "Backup job anatomy"); transfers are kept short
+5–15 minute range of real backup jobs (docs/domain.md); transfers are kept short
 (6–9 minutes instead of the usual 1–3 hours) so the whole run fits in about a minute of wall time.
 """
 
@@ -86,7 +86,7 @@ def _scenario_vm(vm: DemoVm) -> dict[str, Any]:
         body["faults"] = {"snapshotFailureRate": 1.0, "snapshotErrorCode": FAILED_ERROR}
     if vm.role == "scheduledRunning":
         # The weekly scheduled backup started 4 minutes before the upstream job finished: the chain
-        # must wait it out and then take its own backup (DESIGN.md "Orchestration rules").
+        # must wait it out and then take its own backup (docs/design.md).
         body["runningScheduledJob"] = {"startedMinutesAgo": 4}
     return body
 

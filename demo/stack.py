@@ -14,8 +14,8 @@ from urllib.parse import urlparse
 
 import requests
 
-from devhost.clock import Clock
 from devhost.procs import Service, start_service, wait_until
+from localclock.clock import Clock
 
 REPO = Path(__file__).resolve().parent.parent
 SUBSCRIPTION = "00000000-0000-0000-0000-0000000000aa"

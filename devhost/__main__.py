@@ -16,10 +16,10 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from devhost.clock import ClockError, clock_from_options, parse_clock_start
 from devhost.indexing import IndexingError
 from devhost.settings import HostConfigError
 from devhost.timers import ScheduleError
+from localclock.clock import ClockError, clock_from_options, parse_clock_start
 
 
 def _clock_start(text: str) -> datetime:

@@ -60,16 +60,21 @@ class InvocationContext(func.Context):
         return None
 
 
+def _converter(binding_type: str) -> Any:
+    # azure.functions.meta leaves the registry accessor unannotated.
+    return meta.get_binding_registry().get(binding_type)  # type: ignore[no-untyped-call]
+
+
 def decode(binding_type: str, datum: meta.Datum) -> Any:
-    converter = meta.get_binding_registry().get(binding_type)
+    converter = _converter(binding_type)
     if converter is None:
         raise TypeError(f"no converter for binding type {binding_type!r}")
     return converter.decode(datum, trigger_metadata={})
 
 
 def encode(binding_type: str, value: Any) -> meta.Datum:
-    converter = meta.get_binding_registry().get(binding_type)
-    return converter.encode(value, expected_type=None)
+    datum: meta.Datum = _converter(binding_type).encode(value, expected_type=None)
+    return datum
 
 
 def _timespan(delta: timedelta) -> str:

@@ -102,7 +102,8 @@ def _time_param(request: web.Request, key: str) -> float | None:
     if not request.query.get(key):
         return None
     try:
-        return isoparse(request.query[key]).timestamp()
+        moment: datetime = isoparse(request.query[key])
+        return moment.timestamp()
     except ValueError:
         raise _bad_request(f"{key}: {request.query[key]!r} is not an ISO 8601 time") from None
 

@@ -65,7 +65,10 @@ class Work:
 
 
 def new_state() -> dict[str, Any]:
-    return {"next_id": 0, "tasks": {}, "chains": {}}
+    """Replay bookkeeping: ``tasks`` by sequence number; ``retried_calls`` holds each call made with
+    retry options (keyed by its first attempt's number): the options, the attempt count and what
+    to call again."""
+    return {"next_id": 0, "tasks": {}, "retried_calls": {}}
 
 
 def _retry_delay_seconds(options: dict[str, Any], attempt: int) -> float:
@@ -82,12 +85,12 @@ def _is_allocating(ev: dict[str, Any], state: dict[str, Any]) -> bool:
     task = None
     if ev["EventType"] in (h.TASK_FAILED, h.SUB_ORCHESTRATION_FAILED):
         task = state["tasks"].get(str(ev.get("TaskScheduledId")))
-        return bool(task and task.get("chain") is not None)
+        return bool(task and task.get("retried_call") is not None)
     if ev["EventType"] == h.TIMER_FIRED:
         task = state["tasks"].get(str(ev.get("TimerId")))
         if task and task.get("role") == "retryTimer":
-            chain = state["chains"][str(task["chain"])]
-            return bool(chain["attempt"] < int(chain["options"].get("maxNumberOfAttempts", 1)))
+            call = state["retried_calls"][str(task["retried_call"])]
+            return bool(call["attempt"] < int(call["options"].get("maxNumberOfAttempts", 1)))
     return False
 
 
@@ -219,8 +222,8 @@ class Episode:
             if action.kind in ("activity", "suborchestration"):
                 options = action.retry_options
                 if options is not None:
-                    task["chain"] = task_id
-                    self.state["chains"][str(task_id)] = {
+                    task["retried_call"] = task_id
+                    self.state["retried_calls"][str(task_id)] = {
                         "options": options,
                         "attempt": 1,
                         "kind": action.kind,
@@ -273,27 +276,27 @@ class Episode:
             if not _is_allocating(ev, self.state):
                 continue
             if ev["EventType"] in (h.TASK_FAILED, h.SUB_ORCHESTRATION_FAILED):
-                chain_id = self.state["tasks"][str(ev["TaskScheduledId"])]["chain"]
-                chain = self.state["chains"][str(chain_id)]
+                call_id = self.state["tasks"][str(ev["TaskScheduledId"])]["retried_call"]
+                call = self.state["retried_calls"][str(call_id)]
                 timer_id = self._allocate(
                     {
                         "kind": "timer",
                         "name": "timer",
                         "origin": "retry",
                         "role": "retryTimer",
-                        "chain": chain_id,
+                        "retried_call": call_id,
                     }
                 )
-                self._schedule_timer(timer_id, self.now + _retry_delay_seconds(chain["options"], chain["attempt"]))
+                self._schedule_timer(timer_id, self.now + _retry_delay_seconds(call["options"], call["attempt"]))
             else:
-                chain_id = self.state["tasks"][str(ev["TimerId"])]["chain"]
-                chain = self.state["chains"][str(chain_id)]
-                chain["attempt"] += 1
+                call_id = self.state["tasks"][str(ev["TimerId"])]["retried_call"]
+                call = self.state["retried_calls"][str(call_id)]
+                call["attempt"] += 1
                 task_id = self._allocate(
-                    {"kind": chain["kind"], "name": chain["name"], "origin": "retry", "chain": chain_id}
+                    {"kind": call["kind"], "name": call["name"], "origin": "retry", "retried_call": call_id}
                 )
                 self._schedule_call(
-                    task_id, chain["kind"], chain["name"], chain["input"], chain["instance_id"], chain.get("version")
+                    task_id, call["kind"], call["name"], call["input"], call["instance_id"], call.get("version")
                 )
 
     # --- the whole episode --------------------------------------------------------------------

@@ -67,8 +67,10 @@ def start_service(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 60.0,
+    program: Sequence[str] = (),
 ) -> Service:
-    """Run ``python -m <module_args...>`` and return once it printed its JSON start line."""
+    """Run ``python -m <module_args...>`` (or ``program`` with ``module_args`` as its arguments,
+    e.g. an installed console script) and return once it printed its JSON start line."""
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
@@ -77,7 +79,7 @@ def start_service(
     full_env.setdefault("PYTHONUNBUFFERED", "1")
     log_file = open(log_path, "a")  # noqa: SIM115 - owned by the child for its lifetime
     process = subprocess.Popen(
-        [sys.executable, "-m", *module_args],
+        [*program, *module_args] if program else [sys.executable, "-m", *module_args],
         stdout=subprocess.PIPE,
         stderr=log_file,
         text=True,

@@ -16,7 +16,6 @@ from azure.functions import meta
 
 from devhost import history as h
 from devhost import versioning
-from devhost.clock import Clock
 from devhost.indexing import AppIndex
 from devhost.instance_ids import entity_instance_id, split_entity_id
 from devhost.invoke import Invoker, decode, encode, failure_text, serialized_cause
@@ -24,6 +23,7 @@ from devhost.orchestration import Episode, Work, new_state
 from devhost.settings import HostConfig
 from devhost.store import InstanceRow, Message, Store
 from devhost.workers import EpisodeWorkers, WorkerLost
+from localclock.clock import Clock
 
 log = logging.getLogger("devhost")
 

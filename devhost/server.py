@@ -14,19 +14,19 @@ from aiohttp import web
 from azure.functions import meta
 
 from devhost import eventgrid_trigger as eg
-from devhost.clock import Clock
-from devhost.clock_http import add_clock_routes
 from devhost.http_triggers import Route, build_routes, error_response, to_aiohttp_response, to_func_request
 from devhost.indexing import AppIndex, FunctionSpec, index_app
 from devhost.invoke import decode
 from devhost.keys import Keys
 from devhost.mgmt_api import PUBLIC_BASE, RPC_BASE, ManagementApi
 from devhost.runtime import Runtime
-from devhost.serving import serve
 from devhost.settings import HostConfig, apply_settings, load_host_json, load_local_settings
 from devhost.store import Store
 from devhost.timers import TimerTriggers
 from devhost.workers import EpisodeWorkers, worker_count
+from localclock.clock import Clock
+from localclock.clock_http import add_clock_routes
+from localclock.serving import serve
 
 log = logging.getLogger("devhost")
 

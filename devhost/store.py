@@ -329,9 +329,6 @@ class Store:
         """Hide messages until ``visible_at`` (a work item abandoned to be retried later)."""
         db.executemany("UPDATE messages SET visible_at = ? WHERE id = ?", [(visible_at, i) for i in ids])
 
-    def drop_messages(self, db: sqlite3.Connection, target: str) -> None:
-        db.execute("DELETE FROM messages WHERE target = ?", (target,))
-
     # --- activities ---------------------------------------------------------------------------
     def add_activity(
         self,

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta, timezone
 
 from croniter import croniter
 
-from devhost.clock import Clock, iso
 from devhost.indexing import FunctionSpec
 from devhost.settings import parse_timespan
 from devhost.store import Store
+from localclock.clock import Clock, iso
 
 log = logging.getLogger("devhost")
 
@@ -37,7 +37,7 @@ class Schedule:
         if self.interval is not None:
             return moment + self.interval
         assert self.cron is not None
-        nxt = croniter(self.cron, moment, second_at_beginning=True).get_next(datetime)
+        nxt: datetime = croniter(self.cron, moment, second_at_beginning=True).get_next(datetime)
         return nxt.astimezone(timezone.utc) if nxt.tzinfo else nxt.replace(tzinfo=timezone.utc)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import trustme
 
-from devhost.serving import serve
+from localclock.serving import serve
 
 __all__ = ["announce", "make_tls", "serve"]
 

@@ -20,11 +20,11 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from devhost.clock import ClockError, clock_from_options, parse_clock_start
 from emulators.common import announce, make_tls, serve
 from emulators.eventgrid.app import EventGridEmulator, build_app
 from emulators.eventgrid.config import ConfigError, load_config
 from emulators.eventgrid.delivery import Dispatcher
+from localclock.clock import ClockError, clock_from_options, parse_clock_start
 
 DEFAULT_STATE_DIR = Path(".emulators") / "eventgrid"
 

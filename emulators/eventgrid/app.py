@@ -15,14 +15,14 @@ from typing import Any
 
 from aiohttp import web
 
-from devhost.clock import Clock, iso
-from devhost.clock_http import add_clock_routes
 from emulators.eventgrid.auth import authenticate
 from emulators.eventgrid.config import EmulatorConfig, Topic
 from emulators.eventgrid.delivery import Dispatcher
 from emulators.eventgrid.errors import FORBIDDEN, RESOURCE_NOT_FOUND, UNAUTHORIZED, PublishError, error_response
 from emulators.eventgrid.eventlog import topic_log
 from emulators.eventgrid.validation import MAX_REQUEST_BYTES, parse_events, too_large
+from localclock.clock import Clock, iso
+from localclock.clock_http import add_clock_routes
 
 PUBLISH_PATH = "/topics/{topic}/api/events"
 READ_CHUNK = 64 * 1024

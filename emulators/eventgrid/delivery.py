@@ -42,10 +42,10 @@ from typing import Any
 
 import aiohttp
 
-from devhost.clock import Clock, iso
 from emulators.eventgrid.config import CLOUD_EVENT_SCHEMA, EmulatorConfig, Subscription, Topic
 from emulators.eventgrid.eventlog import JsonlFile, dead_letter_file
 from emulators.eventgrid.filters import matches
+from localclock.clock import Clock, iso
 
 log = logging.getLogger("emulators.eventgrid.delivery")
 

@@ -46,7 +46,8 @@ BAD_CONTENT_TYPE = (
 
 # Stand-ins (no Microsoft source found gives these messages): .NET's JSON readers refuse nesting
 # deeper than 64 by default, and a string holding half a UTF-16 surrogate pair is not valid Unicode
-# text; Event Grid answers both 400 InputJsonInvalid (issue 13: a lone surrogate is 400 in Azure).
+# text; Event Grid answers both 400 InputJsonInvalid (a lone surrogate is
+# 400 in Azure too; docs/azure-fidelity.md).
 MAX_DEPTH = 64
 TOO_DEEP = f"The reader's MaxDepth of {MAX_DEPTH} has been exceeded."
 LONE_SURROGATE = "The JSON received contains a string with an unpaired UTF-16 surrogate (\\u{:04x})."

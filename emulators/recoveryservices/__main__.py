@@ -12,11 +12,11 @@ import signal
 import sys
 from pathlib import Path
 
-from devhost.clock import ClockError, clock_from_options, parse_clock_start
 from emulators.common import announce, make_tls, serve
 from emulators.recoveryservices.app import build_app
 from emulators.recoveryservices.runtime import Runtime
 from emulators.recoveryservices.scenario import ScenarioError
+from localclock.clock import ClockError, clock_from_options, parse_clock_start
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:

@@ -9,13 +9,13 @@ from typing import Any
 
 from aiohttp import web
 
-from devhost.clock_http import add_clock_routes
 from emulators.recoveryservices import shapes
 from emulators.recoveryservices.faults import FaultConfigError
 from emulators.recoveryservices.model import Item, Job
 from emulators.recoveryservices.runtime import Runtime
 from emulators.recoveryservices.shapes import iso
 from emulators.recoveryservices.throttling import ThrottlingConfigError
+from localclock.clock_http import add_clock_routes
 
 
 def _bad_request(message: str) -> web.Response:

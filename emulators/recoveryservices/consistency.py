@@ -1,5 +1,5 @@
-"""Restore point consistency from OS, power state, agent and Linux pre/post scripts (DOMAIN.md table,
-seeds 002/003)."""
+"""Restore point consistency from OS, power state, agent and Linux pre/post scripts (the table in
+docs/domain.md)."""
 
 from __future__ import annotations
 

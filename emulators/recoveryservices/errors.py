@@ -55,7 +55,7 @@ BACKUP_IN_PROGRESS = BackupError(
     400001,
 )
 
-# DOCS_AGENT / seed 001: "UserErrorRpCollectionLimitReached - The Restore Point collection max limit
+# DOCS_AGENT: "UserErrorRpCollectionLimitReached - The Restore Point collection max limit
 # has reached"; at most 18 instant RPs can be associated with a VM.
 RP_COLLECTION_LIMIT = BackupError(
     "UserErrorRpCollectionLimitReached",

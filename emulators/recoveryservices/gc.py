@@ -1,4 +1,4 @@
-"""The backend garbage collection of one protected item (seed 001): once a day, only while protection
+"""The backend garbage collection of one protected item (docs/domain.md): once a day, only while protection
 is enabled, drop instant-restore snapshots older than the policy's instant RP retention and recovery
 points past their expiry."""
 
@@ -12,7 +12,7 @@ DAY = 86400.0
 def collect(item: Item, now: float, instant_rp_days: int) -> tuple[int, int]:
     """Run GC on ``item`` at ``now``; returns (snapshots collected, recovery points removed)."""
     if not item.protected:
-        return (0, 0)  # seed 001: no GC while protection is stopped
+        return (0, 0)  # no GC while protection is stopped (docs/domain.md)
     snapshots = 0
     cutoff = now - instant_rp_days * DAY
     kept = []

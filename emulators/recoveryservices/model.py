@@ -13,7 +13,7 @@ from emulators.recoveryservices.scenario import PolicySpec, VaultSpec, VmSpec
 
 SNAPSHOT_TASK = "Take Snapshot"  # task names as in GetJobDetails.json (azure-rest-api-specs)
 TRANSFER_TASK = "Transfer data to vault"
-RP_COLLECTION_LIMIT = 18  # seed 001 / DOMAIN.md
+RP_COLLECTION_LIMIT = 18  # at most 18 instant restore points per VM (docs/domain.md)
 
 
 @dataclass(slots=True)

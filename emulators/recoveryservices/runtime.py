@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from devhost.clock import Clock
 from emulators.recoveryservices.engine import Engine
 from emulators.recoveryservices.faults import FaultConfig, FaultInjector
 from emulators.recoveryservices.model import Vault
 from emulators.recoveryservices.scenario import Scenario, load
 from emulators.recoveryservices.throttling import Throttler
+from localclock.clock import Clock
 
 
 class Runtime:

@@ -1,6 +1,6 @@
 """The scenario file: subscription, vaults, policies, VMs, faults. Parsed into plain dataclasses.
 
-Minimal form (from issue 3) plus optional extensions::
+Minimal form plus optional extensions (emulators/README.md)::
 
     {"subscriptionId": "...", "seed": 7, "bearerToken": null,
      "scheduleDelayMinutes": [5, 20], "lateScheduleRate": 0.02, "jobRetentionDays": 14,

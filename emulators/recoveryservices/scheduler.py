@@ -1,5 +1,5 @@
 """When a policy's next scheduled backup runs: policy time in its (Windows) time zone, plus the
-service's start delay (DOMAIN.md: scheduled backups start within 2 hours, usually 5-20 minutes)."""
+service's start delay (scheduled backups start within 2 hours, usually 5-20 minutes: docs/domain.md)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def next_policy_time(policy: PolicySpec, after: float) -> float:
 
 def start_delay_seconds(rng: random.Random, usual: tuple[float, float], late_rate: float) -> float:
     """Delay between the policy time and the job's start: usually within ``usual`` minutes, rarely
-    later, never beyond 2 hours (DOMAIN.md)."""
+    later, never beyond 2 hours (docs/domain.md)."""
     if rng.random() < late_rate:
         return rng.uniform(usual[1], 120.0) * 60.0
     return rng.uniform(usual[0], usual[1]) * 60.0

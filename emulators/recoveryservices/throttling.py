@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from devhost.clock import iso as iso_datetime
 from emulators.recoveryservices import errors
+from localclock.clock import iso as iso_datetime
 
 READS, WRITES, DELETES = "reads", "writes", "deletes"
 CLASSES = (READS, WRITES, DELETES)

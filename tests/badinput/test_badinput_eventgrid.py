@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from backup_chain.ids import chain_instance_id, run_id_for_event
 from backup_chain.text import is_unicode
 from demo.stack import Stack
+from harness.chain_stack import chain, next_weekday_at, scenario, start_stack, vm
 from tests.badinput.support import (
     HTTP,
     HTTP_FEW,
@@ -38,7 +39,6 @@ from tests.badinput.support import (
     json_values,
     nothing_started,
 )
-from tests.support.chain_stack import chain, next_weekday_at, scenario, start_stack, vm
 
 ETL_TYPE = "Contoso.Etl.JobFinished"
 ETL_SUBJECT = "/jobs/nightly-etl"

@@ -21,6 +21,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from demo.stack import Stack, vm_id
+from harness.chain_stack import chain, next_weekday_at, scenario, start_stack, vm
 from tests.badinput.support import (
     CONTENT_TYPES,
     HTTP,
@@ -35,7 +36,6 @@ from tests.badinput.support import (
     nothing_started,
     strict_json,
 )
-from tests.support.chain_stack import chain, next_weekday_at, scenario, start_stack, vm
 
 ETL_TYPE = "Contoso.Etl.JobFinished"
 WAITING = "fuzz-wait"  # a run of chain "nightly" that waits for upstream the whole module long

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from demo.stack import Stack, vm_id
+from harness.chain_stack import chain, durable_status, running_stack, scenario, types_for, vm
 from tests.calendar.instants import utc
-from tests.support.chain_stack import chain, durable_status, running_stack, scenario, types_for, vm
 
 BERLIN_CHECK = {"mode": "weekly-policy", "day": "Sunday", "at": "02:30", "timeZone": "W. Europe Standard Time"}
 WINDOW = {"mode": "weekend-window", "policy": "weekly", "day": "Saturday", "at": "00:00", "windowHours": 48}

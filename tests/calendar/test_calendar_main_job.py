@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from devhost.clock import parse_clock_start
+from localclock.clock import parse_clock_start
 from tests.support.main_job import run_main_job
 
 STARTS = {

@@ -10,8 +10,8 @@ import azure.functions as func
 import pytest
 
 from demo.stack import Stack
+from harness.chain_stack import chain, deliver_upstream, running_stack, scenario, vm
 from tests.calendar.instants import utc
-from tests.support.chain_stack import chain, deliver_upstream, running_stack, scenario, vm
 from triggers.upstream import DEDUPE_WINDOW, _event_time, dedupe_since
 
 ETL_TYPE, ETL_SUBJECT = "Contoso.Etl.JobFinished", "/jobs/nightly"

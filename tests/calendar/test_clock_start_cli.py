@@ -8,8 +8,8 @@ from pathlib import Path
 
 import requests
 
-from devhost.clock import parse_clock_start
 from devhost.procs import start_service
+from localclock.clock import parse_clock_start
 from tests.calendar.instants import utc
 
 SAMPLE_APP = Path(__file__).resolve().parents[1] / "devhost" / "apps" / "sample"

@@ -169,7 +169,7 @@ records = []
 handler = logging.Handler()
 handler.emit = records.append
 logging.getLogger("backup_chain").addHandler(handler)
-from triggers.telemetry import UNDELIVERED_METRIC, record_undelivered
+from telemetry import UNDELIVERED_METRIC, record_undelivered
 event = {"id": "e-1", "type": "BackupChain.BackupTriggered", "subject": "/vm", "data": {"runId": "r1"}}
 record_undelivered(event, "HTTP 403 Forbidden: no role")
 record_undelivered({**event, "id": "e-2"}, "HTTP 403 Forbidden: no role")

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from demo.stack import Stack, vm_id
-from tests.support.chain_stack import chain, running_stack, scenario, types_for, vm
+from harness.chain_stack import chain, running_stack, scenario, types_for, vm
 
 ETL_TYPE = "Contoso.Etl.JobFinished"
 ETL_SUBJECT = "/jobs/nightly-etl"

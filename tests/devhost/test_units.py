@@ -11,12 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from devhost import actions as act
-from devhost.clock import Clock, ClockError, clock_from_options, parse_advance_seconds, parse_clock_start
 from devhost.http_triggers import RouteError, compile_route
 from devhost.indexing import FunctionSpec
 from devhost.orchestration import parse_sdk_result
 from devhost.settings import parse_timespan
 from devhost.timers import ScheduleError, parse_schedule
+from localclock.clock import Clock, ClockError, clock_from_options, parse_advance_seconds, parse_clock_start
 
 START = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.chain_stack import chain, running_stack, scenario, types_for, vm
 from orchestrators.chain_run import BATCH_SIZE
-from tests.support.chain_stack import chain, running_stack, scenario, types_for, vm
 
 
 def test_a_run_larger_than_one_batch_backs_up_every_vm_once(tmp_path: Path) -> None:

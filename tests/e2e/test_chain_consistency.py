@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.chain_stack import chain, running_stack, scenario, types_for, vm
+from harness.chain_stack import chain, running_stack, scenario, types_for, vm
 
 
 def test_backup_completed_carries_the_restore_points_consistency(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 from backup_chain.custom_status import utf16_units
 from demo.stack import Stack
 from devhost.orchestration import custom_status_error
-from tests.support.chain_stack import (
+from harness.chain_stack import (
     chain,
     deliver_upstream,
     kinds,

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tests.support.chain_stack import chain, kinds, records, run_to_end, scenario, start_stack, vm
+from harness.chain_stack import chain, kinds, records, run_to_end, scenario, start_stack, vm
 
 MONDAY = datetime(2027, 1, 4, 0, 0, tzinfo=timezone.utc)
 QUICK: dict[str, Any] = {"snapshot": (6.0, 8.0), "transfer": (8.0, 10.0)}

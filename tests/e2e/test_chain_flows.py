@@ -16,7 +16,7 @@ from backup_chain.events import event_id
 from backup_chain.ids import run_id_for_event
 from demo.stack import Stack, vault_id, vm_id
 from emulators.recoveryservices import errors as azure_errors
-from tests.support.chain_stack import (
+from harness.chain_stack import (
     PREFIX,
     chain,
     chain_completed,

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from demo.stack import Stack, vm_id
-from orchestrators.chain_run import BATCH_SIZE
-from tests.support.chain_stack import (
+from harness.chain_stack import (
     chain,
     jobs,
     of_type,
@@ -25,6 +24,7 @@ from tests.support.chain_stack import (
     start_stack,
     vm,
 )
+from orchestrators.chain_run import BATCH_SIZE
 
 MONDAY = datetime(2027, 1, 4, 0, 0, tzinfo=timezone.utc)  # the weekly scheduled backup is Wednesday 02:00
 LONG: dict[str, Any] = {"snapshot": (6.0, 8.0), "transfer": (120.0, 180.0)}  # real incremental transfers take 1-3 h

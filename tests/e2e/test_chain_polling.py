@@ -9,8 +9,7 @@ from typing import Any
 
 from backup_chain.ids import poller_instance_id
 from demo.stack import Stack, vault_id
-from devhost.clock import Clock
-from tests.support.chain_stack import (
+from harness.chain_stack import (
     chain,
     jobs,
     next_weekday_at,
@@ -20,13 +19,14 @@ from tests.support.chain_stack import (
     scenario,
     start_stack,
 )
+from localclock.clock import Clock
 
 THURSDAY = 3
 NAMES = [f"p{i:02d}" for i in range(1, 7)]
 
 
 def _vms(snapshot: tuple[float, float] = (6, 6.5)) -> list[dict[str, Any]]:
-    from tests.support.chain_stack import vm
+    from harness.chain_stack import vm
 
     return [vm(n, snapshot=snapshot, transfer=(10, 12)) for n in NAMES]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from demo.stack import Stack
-from tests.support.chain_stack import (
+from harness.chain_stack import (
     chain,
     jobs,
     kinds,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.chain_stack import chain, running_stack, scenario, types_for, vm
+from harness.chain_stack import chain, running_stack, scenario, types_for, vm
 
 
 def test_http_started_run_backs_up_and_reports_each_vm_in_order(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from demo.stack import SUBSCRIPTION
-from tests.support.chain_stack import WEEKLY, running_stack, types_for, vm
+from harness.chain_stack import WEEKLY, running_stack, types_for, vm
 
 OTHER = "00000000-0000-0000-0000-0000000000bb"
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from demo.stack import Stack
-from tests.support.chain_stack import (
+from harness.chain_stack import (
     chain,
     jobs,
     kinds,

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from demo.stack import Stack
+from harness.chain_stack import chain, kinds, next_weekday_at, one, run_to_end, scenario, start_stack, vm
 from orchestrators.vm_backup import OPERATION_DEADLINE, RETRY_AFTER_CAP_SECONDS
-from tests.support.chain_stack import chain, kinds, next_weekday_at, one, run_to_end, scenario, start_stack, vm
 
 THURSDAY = 3
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from demo.stack import Stack
-from tests.support.chain_stack import chain, jobs, kinds, next_weekday_at, one, run_to_end, scenario, start_stack, vm
+from harness.chain_stack import chain, jobs, kinds, next_weekday_at, one, run_to_end, scenario, start_stack, vm
 
 THURSDAY = 3
 # Longer than the operation's Retry-After plus the app's retries of the unreadable operation (so

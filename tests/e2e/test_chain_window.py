@@ -13,7 +13,7 @@ import pytest
 
 from backup_chain.ids import run_id_for_window
 from demo.stack import Stack
-from tests.support.chain_stack import (
+from harness.chain_stack import (
     chain,
     deliver_upstream,
     durable_status,

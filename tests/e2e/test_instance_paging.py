@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from demo.stack import Stack, vault_id
-from tests.support.chain_stack import chain, running_stack, scenario, vm
+from harness.chain_stack import chain, running_stack, scenario, vm
 
 DURABLE = "/runtime/webhooks/durabletask"
 SEEDS = 110  # past the first page of 100

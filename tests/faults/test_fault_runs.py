@@ -3,7 +3,7 @@ connections and latency on every Recovery Services call, VMs failing their snaps
 devhost SIGKILLed at random points of the run and restarted; bystander VMs, an ARM outage on
 the trigger longer than the retries, the downstream topic refusing, unreachable or its emulator
 SIGKILLed for minutes to hours, and in weekend-window mode a GC subset and refused resumes and
-stops), each checked against every invariant in ``tests.faults.invariants``.
+stops), each checked against every invariant in ``harness.faults.invariants``.
 
 The default test command runs three small cases (8-12 VMs; one in weekend-window GC mode), side
 by side on their own stacks: they spend most of their time in the SDK's Retry-After sleeps, so
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.driver import Driven, run_case
-from tests.faults.invariants import Report
-from tests.faults.scenarios import WEEKEND_WINDOW, FaultCase, generate, scale_from_env
+from harness.faults.driver import Driven, run_case
+from harness.faults.invariants import Report
+from harness.faults.scenarios import WEEKEND_WINDOW, FaultCase, generate, scale_from_env
 
 SMALL_SEEDS = (1, 5, 9)  # 1: kills, ARM outage from the upstream signal, Event Grid SIGKILL 2 h + 404; 5: a
 # scheduled backup to wait out, SIGKILL 1 h + 401; 9: weekend-window, GC subset, refused resume

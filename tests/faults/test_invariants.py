@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.faults.invariants import Observed, check, check_gc_refusals, check_undelivered
-from tests.faults.scenarios import (
+from harness.chain_stack import PREFIX
+from harness.faults.invariants import Observed, check, check_gc_refusals, check_undelivered
+from harness.faults.scenarios import (
     DOWNSTREAM_OUTAGES,
     DOWNSTREAM_REFUSALS,
     WEEKEND_WINDOW,
@@ -20,7 +21,6 @@ from tests.faults.scenarios import (
     VmPlan,
     generate,
 )
-from tests.support.chain_stack import PREFIX
 
 T0 = datetime(2030, 1, 3, 1, 0, tzinfo=timezone.utc)
 RUN = "faults-0"

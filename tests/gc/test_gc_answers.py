@@ -12,7 +12,7 @@ import pytest
 
 from backup_chain.gc import protection_on
 from demo.stack import Stack, vm_id
-from tests.support.chain_stack import chain, kinds, one, run_to_end, scenario, start_stack, vm
+from harness.chain_stack import chain, kinds, one, run_to_end, scenario, start_stack, vm
 
 MONDAY = datetime(2027, 1, 4, 0, 0, tzinfo=timezone.utc)  # the scenario's weekly policy runs Wednesday 02:00
 GC = {

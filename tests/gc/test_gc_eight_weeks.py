@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from demo.stack import Stack
-from tests.support.chain_stack import chain, running_stack, scenario, types_for, vm
+from harness.chain_stack import chain, running_stack, scenario, types_for, vm
 
 LIMIT_ERROR = "UserErrorRpCollectionLimitReached"
 DAYS = 56

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from demo.stack import SUBSCRIPTION, Stack
-from tests.support.chain_stack import DEFAULT_START, WEEKLY, chain, of_type, run_to_end, running_stack, vm
+from harness.chain_stack import DEFAULT_START, WEEKLY, chain, of_type, run_to_end, running_stack, vm
 
 SCHEDULED_OK = {"hoursAgo": 30, "userTriggered": False, "status": "Completed", "snapshotCollected": True}
 

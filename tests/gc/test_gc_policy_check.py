@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from demo.stack import Stack, vm_id
-from tests.support.chain_stack import chain, running_stack, scenario, vm
+from harness.chain_stack import chain, running_stack, scenario, vm
 
 SCHEDULED_OK = {"hoursAgo": 30, "userTriggered": False, "status": "Completed", "snapshotCollected": True}
 SCHEDULED_FAILED = {"hoursAgo": 30, "userTriggered": False, "status": "Failed", "snapshotCollected": True}

@@ -15,7 +15,7 @@ import pytest
 from backup_chain.gc import protection_on
 from demo.stack import Stack, vault_id, vm_id
 from emulators.recoveryservices.resource_guard import MODIFY_PROTECTION
-from tests.support.chain_stack import WEEKLY, kinds, one, run_to_end, scenario, start_stack, terminate, vm
+from harness.chain_stack import WEEKLY, kinds, one, run_to_end, scenario, start_stack, terminate, vm
 
 MONDAY = datetime(2027, 1, 4, 0, 0, tzinfo=timezone.utc)  # the weekly policy runs Wednesday 02:00
 GUARDED, EXCLUDING = "v1", "v2"

@@ -9,7 +9,7 @@ import pytest
 
 from backup_chain.gc import protection_on
 from demo.stack import Stack, vm_id
-from tests.support.chain_stack import chain, running_stack, scenario, terminate, types_for, vm
+from harness.chain_stack import chain, running_stack, scenario, terminate, types_for, vm
 
 GC = {"mode": "weekend-window", "policy": "weekly", "day": "Saturday", "at": "00:00", "windowHours": 48}
 

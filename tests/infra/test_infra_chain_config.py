@@ -1,5 +1,5 @@
-"""The chain configuration deploys as a file in the package and is checked before it deploys
-(issue 12, item 7): infra names the file the app loads, .funcignore ships it, the azd hooks run
+"""The chain configuration deploys as a file in the package and is checked before it deploys:
+infra names the file the app loads, .funcignore ships it, the azd hooks run
 ``tools.chainconfig check``, which rejects an invalid configuration naming the field and
 parameters (vaultResourceIds, gcMode, vmResourceIds) that disagree with it; ``sync`` derives them."""
 

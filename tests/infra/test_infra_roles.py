@@ -1,6 +1,6 @@
 """The app identity's role assignments are exactly the least-privilege set (read from the parsed Bicep).
 
-Expected set (issue 6):
+Expected set (docs/deploy.md):
 - per configured vault: one custom role with exactly the Recovery Services operations behind the REST
   calls the app makes; protectedItems/write (stop/resume protection) only when gcMode is weekend-window;
 - EventGrid Data Sender on the downstream topic only;

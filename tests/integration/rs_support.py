@@ -32,7 +32,7 @@ def item(vm: str, rg: str = "rg-app") -> str:
     return f"vm;iaasvmcontainerv2;{rg};{vm}"
 
 
-def vm_entry(name: str, policy: str, **extra: Any) -> dict[str, Any]:
+def vm_entry(name: str, policy: str | None, **extra: Any) -> dict[str, Any]:
     entry = {
         "name": name,
         "resourceGroup": "rg-app",

@@ -12,9 +12,9 @@ import requests
 from azure.core.credentials import AzureKeyCredential
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent, EventGridPublisherClient
-from eg_support import Emulator, WebhookServer, emulator_fixture_body
 
 from devhost.procs import wait_until
+from tests.integration.eg_support import Emulator, WebhookServer, emulator_fixture_body
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The Event Grid emulator failing like Azure for a publisher (issue 12, item 9): refusing
+"""The Event Grid emulator failing like Azure for a publisher: refusing
 publishes with 401/403/404, being unreachable, and being SIGKILLed and restarted with what it
 accepted and its pending deliveries kept. Driven with the real EventGridPublisherClient."""
 
@@ -15,11 +15,11 @@ from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridPublisherClient
-from eg_support import CLOUD_KEY, Emulator, WebhookServer, start_emulator
 
 from activities.events import describe
 from backup_chain.delivery import is_permanent
 from devhost.procs import wait_until
+from tests.integration.eg_support import CLOUD_KEY, Emulator, WebhookServer, start_emulator
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from azure.core.credentials import AzureKeyCredential, AzureSasCredential
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent, EventGridPublisherClient, generate_sas
-from eg_support import (
+
+from tests.integration.eg_support import (
     Emulator,
     FakeTokenCredential,
     WebhookServer,

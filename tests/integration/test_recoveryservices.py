@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
-from rs_support import (
+
+from emulators.recoveryservices.errors import PROTECTION_STOPPED_CODE
+from tests.integration.rs_support import (
     RG,
     VAULT,
     Emulator,
@@ -33,8 +35,6 @@ from rs_support import (
     vault_path,
     vm_entry,
 )
-
-from emulators.recoveryservices.errors import PROTECTION_STOPPED_CODE
 
 EXAMPLES = Path(__file__).parent / "data" / "rest_examples"
 MINUTE = 60.0

@@ -1,6 +1,6 @@
 """Ad hoc-only operation with protection stopped between backups piles up restore points (no GC while
 stopped) until UserErrorRpCollectionLimitReached; resuming protection lets GC clean up and backups
-succeed again (seed 001). Real SDK over HTTPS, manual clock."""
+succeed again (docs/domain.md). Real SDK over HTTPS, manual clock."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from rs_support import (
+
+from backup_chain.backup_error_codes import symbolic_code
+from tests.integration.rs_support import (
     RG,
     VAULT,
     Emulator,
@@ -25,8 +27,6 @@ from rs_support import (
     utcnow,
     vm_entry,
 )
-
-from backup_chain.backup_error_codes import symbolic_code
 
 VM = "adhoc01"
 

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 import requests
 from azure.core.exceptions import HttpResponseError
-from rs_support import (
+
+from activities.azure_errors import from_exception
+from tests.integration.rs_support import (
     Emulator,
     far_policies,
     resume_protection,
@@ -20,8 +22,6 @@ from rs_support import (
     utcnow,
     vm_entry,
 )
-
-from activities.azure_errors import from_exception
 
 PUT = "ProtectedItems_CreateOrUpdate"
 

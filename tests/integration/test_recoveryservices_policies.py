@@ -13,10 +13,21 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
-from rs_support import RG, SUB, TOKEN, VAULT, Emulator, container, item, scenario, start_emulator, vm_entry
 
 from emulators.credential import StaticTokenCredential
 from emulators.recoveryservices.scenario import ScenarioError, parse
+from tests.integration.rs_support import (
+    RG,
+    SUB,
+    TOKEN,
+    VAULT,
+    Emulator,
+    container,
+    item,
+    scenario,
+    start_emulator,
+    vm_entry,
+)
 
 SUB2 = "99999999-8888-7777-6666-555555555555"
 VAULT2 = "vault-other"
@@ -203,11 +214,18 @@ def test_scenario_refuses_bad_keys_naming_the_path(mutate: Any, message: str) ->
     assert message in str(err.value)
 
 
-def test_scenario_keeps_the_keys_other_modules_validate() -> None:
+def test_scenario_hands_the_keys_other_modules_validate_to_them() -> None:
     body = _body()
-    body["backupTrigger"] = {"anything": 1}
+    body["backupTrigger"] = {"onDemandPerDay": 3}
     body["vaults"][0]["resourceGuard"] = {"name": "guard", "excludedOperations": []}
     body["vaults"][1]["resourceGuard"] = True
     parsed = parse(body)
     assert [v.subscription_id for v in parsed.vaults] == [SUB, SUB2]
     assert parsed.vaults[0].policies[0].interval_hours == 4
+    assert parsed.trigger_rules.on_demand_per_day == 3
+    guards = [v.resource_guard for v in parsed.vaults]
+    assert guards[0] is not None and guards[0].name == "guard" and guards[1] is not None
+    # their modules' own checks still name the bad key
+    body["backupTrigger"] = {"anything": 1}
+    with pytest.raises(ScenarioError, match=r"backupTrigger\.anything: unknown key"):
+        parse(body)

@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from rs_support import (
+
+from emulators.recoveryservices import resource_guard
+from emulators.recoveryservices.errors import RESOURCE_GUARD_CODE
+from emulators.recoveryservices.scenario import ScenarioError
+from tests.integration.rs_support import (
     RG,
     SUB,
     Emulator,
@@ -23,10 +27,6 @@ from rs_support import (
     vm_entry,
     vm_resource_id,
 )
-
-from emulators.recoveryservices import resource_guard
-from emulators.recoveryservices.errors import RESOURCE_GUARD_CODE
-from emulators.recoveryservices.scenario import ScenarioError
 
 GUARDED, EXCLUDING = "vault1", "vault-excl"
 GUARD_ID = f"/subscriptions/{SUB}/resourceGroups/rg-sec/providers/Microsoft.DataProtection/resourceGuards"

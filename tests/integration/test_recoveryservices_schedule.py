@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from rs_support import RG, VAULT, Emulator, scenario, start_emulator, utcnow, vm_entry
+
+from tests.integration.rs_support import RG, VAULT, Emulator, scenario, start_emulator, utcnow, vm_entry
 
 START = utcnow().replace(second=0, microsecond=0)
 POLICY_AT = START + timedelta(minutes=30)

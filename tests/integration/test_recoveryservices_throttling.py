@@ -14,7 +14,11 @@ import pytest
 import requests
 from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest
-from rs_support import (
+
+from devhost.procs import ServiceStartError
+from emulators.recoveryservices.scenario import ScenarioError, parse
+from emulators.recoveryservices.throttling import iso
+from tests.integration.rs_support import (
     RG,
     SUB,
     VAULT,
@@ -29,10 +33,6 @@ from rs_support import (
     vault_path,
     vm_entry,
 )
-
-from devhost.procs import ServiceStartError
-from emulators.recoveryservices.scenario import ScenarioError, parse
-from emulators.recoveryservices.throttling import iso
 
 # Small buckets so a test empties one in a few calls: reads 5 (1/s), writes 3 (0.5/s), deletes 2 (1/s).
 LIMITS = {

@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from rs_support import (
+
+from emulators.recoveryservices import scenario as scenario_module
+from emulators.recoveryservices import trigger_rules
+from tests.integration.rs_support import (
     RG,
     VAULT,
     Emulator,
@@ -22,9 +25,6 @@ from rs_support import (
     utcnow,
     vm_entry,
 )
-
-from emulators.recoveryservices import scenario as scenario_module
-from emulators.recoveryservices import trigger_rules
 
 OPERATION_SECONDS = 30
 LAG_SECONDS = 120

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from demo.stack import REPO, vault_id, vm_id
-from tests.support.chain_stack import chain, running_stack, scenario, types_for, vm
+from harness.chain_stack import chain, running_stack, scenario, types_for, vm
 
 SAMPLE_CONFIG = json.dumps({"chains": [{"name": "c1", "targets": [{"vaultId": vault_id("v1"), "vms": [vm_id("a")]}]}]})
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import requests
 
-from devhost.clock import ENV_FILE, ENV_MODE, Clock
 from devhost.procs import Service, start_service, wait_until
+from localclock.clock import ENV_FILE, ENV_MODE, Clock
 
 __all__ = ["CLOCK_START", "DevHostProcess", "wait_until"]
 CLOCK_START = datetime(2027, 1, 4, 3, 0, tzinfo=timezone.utc)  # a Monday, as in chain_stack.DEFAULT_START
@@ -26,6 +26,7 @@ class DevHostProcess:
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     clock_start: datetime = CLOCK_START
+    program: list[str] = field(default_factory=list)  # an installed `devhost` command instead of `python -m devhost`
     service: Service | None = None
     info: dict[str, Any] = field(default_factory=dict)
     session: requests.Session = field(default_factory=requests.Session)
@@ -41,9 +42,11 @@ class DevHostProcess:
             ENV_FILE: str(self.state.parent / "clock"),
             **self.env,
         }
-        args = ["devhost", "start", "--app-dir", str(self.app_dir), "--port", "0", "--state", str(self.state)]
+        args = ["start", "--app-dir", str(self.app_dir), "--port", "0", "--state", str(self.state)]
         args += ["--manual-clock", *self.extra_args]
-        self.service = start_service("devhost", args, log_dir=self.state.parent, env=env)
+        if not self.program:
+            args.insert(0, "devhost")
+        self.service = start_service("devhost", args, log_dir=self.state.parent, env=env, program=self.program)
         self.info = self.service.info
         return self
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from demo.stack import SUBSCRIPTION, vault_id, vm_id
-from tests.support.chain_stack import WEEKLY, next_weekday_at
+from harness.chain_stack import WEEKLY, next_weekday_at
 
 SCALES = ("small", "large")
 SCALE_ENV = "FAULT_SCALE"

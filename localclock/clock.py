@@ -157,9 +157,6 @@ class Clock:
             os.fsync(handle.fileno())
         return datetime.fromtimestamp(new, tz=timezone.utc)
 
-    def advance_to(self, when: datetime) -> datetime:
-        return self.advance(max(0.0, _utc(when).timestamp() - self.timestamp()))
-
     def _read(self) -> float:
         assert self.file is not None
         with open(self.file) as handle:

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from devhost.clock import Clock, ClockError, iso, parse_advance_seconds
+from localclock.clock import Clock, ClockError, iso, parse_advance_seconds
 
 ADVANCE_PATH = "/admin/clock/advance"
 CLOCK_PATH = "/admin/clock"

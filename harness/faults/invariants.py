@@ -76,8 +76,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from demo.stack import Stack
-from tests.faults.scenarios import CHAIN, OUTAGE_CODES, SNAPSHOT_ERRORS, WEEKEND_WINDOW, FaultCase
-from tests.support.chain_stack import PREFIX, parse_time
+from harness.chain_stack import PREFIX, parse_time
+from harness.faults.scenarios import CHAIN, OUTAGE_CODES, SNAPSHOT_ERRORS, WEEKEND_WINDOW, FaultCase
 
 TERMINAL_STATUSES = ("Completed", "Failed", "Terminated", "Canceled")
 ETERNAL_IDS = ("gc:scheduler",)

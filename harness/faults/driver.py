@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from demo.stack import Stack
-from tests.faults import invariants
-from tests.faults.scenarios import (
+from harness.chain_stack import PREFIX, chain_completed, deliver_upstream, run_events, start_stack
+from harness.faults import invariants
+from harness.faults.scenarios import (
     CHAIN,
     UPSTREAM_SUBJECT,
     UPSTREAM_TYPE,
@@ -35,7 +36,6 @@ from tests.faults.scenarios import (
     FaultCase,
     Kill,
 )
-from tests.support.chain_stack import PREFIX, chain_completed, deliver_upstream, run_events, start_stack
 
 # An ARM outage on the trigger POST: every call answers 503 (the random drops, 429s and 500s are
 # off for it meanwhile, so a backup exhausting its retries ends with the outage's code), restored
