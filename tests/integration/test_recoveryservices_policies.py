@@ -32,7 +32,7 @@ from tests.integration.rs_support import (
 SUB2 = "99999999-8888-7777-6666-555555555555"
 VAULT2 = "vault-other"
 FAST = {"snapshotMinutes": [5, 6], "transferMinutes": [30, 40]}
-POLICIES = [
+POLICIES: list[dict[str, Any]] = [
     # 08:00 IST (UTC+5:30) every 4 h for 16 h: 02:30, 06:30, 10:30, 14:30 UTC (IaaS_v2_hourly.json)
     {
         "name": "hourly-ist",
