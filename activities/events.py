@@ -27,6 +27,7 @@ from backup_chain.messages import (
     PublishResult,
     SendResult,
     Undelivered,
+    WakeNotice,
 )
 from entities.delivery_outbox import index_entity, outbox_entity
 from telemetry import record_event, record_undelivered
@@ -112,7 +113,8 @@ async def kick(client: df.DurableOrchestrationClient, key: str, at: str = "") ->
     if status and status.runtime_status in ACTIVE:
         custom = status.custom_status if isinstance(status.custom_status, dict) else {}
         if custom.get("phase") == "retrying" and _wake_due(custom, at):
-            await client.raise_event(instance_id, WAKE_EVENT, {"retry": False})
+            wake: WakeNotice = {"retry": False}
+            await client.raise_event(instance_id, WAKE_EVENT, wake)
         return False
     try:
         await client.start_new("deliver_events", instance_id, deliverer_input(key))

@@ -357,6 +357,27 @@ class GcSettings(TypedDict):
     vms: NotRequired[list[str] | None]
 
 
+class UpstreamSignal(TypedDict):
+    """What a run is told about its upstream job (the ``upstream`` event, or a run's input when
+    already known); the run stamps ``receivedAt`` when it takes it in."""
+
+    status: str
+    detail: Any
+    eventId: str | None
+
+
+class CancelNotice(TypedDict):
+    """The ``cancel`` event; ``at`` is a note for people reading the history."""
+
+    at: str
+
+
+class WakeNotice(TypedDict):
+    """The deliverer's ``wake`` event; ``retry``: undelivered events go again too."""
+
+    retry: bool
+
+
 class ChainRunInput(TypedDict):
     """``chain_run`` (``backup_chain.runs.run_input``): ``chain`` is the chain's configuration,
     ``upstream`` the signal when already known."""
@@ -367,7 +388,7 @@ class ChainRunInput(TypedDict):
     source: str
     startedBy: Literal["window", "http", "event"]
     waitForUpstream: bool
-    upstream: dict[str, Any] | None
+    upstream: UpstreamSignal | None
     gc: GcSettings | None
     polling: dict[str, Any]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from backup_chain.config import Chain, ChainConfig
-from backup_chain.messages import ChainRunInput, GcSettings
+from backup_chain.messages import ChainRunInput, GcSettings, UpstreamSignal
 
 
 def chain_snapshot(chain: Chain) -> dict[str, Any]:
@@ -24,7 +24,7 @@ def run_input(
     source: str,
     started_by: Literal["window", "http", "event"],
     wait_for_upstream: bool,
-    upstream: dict[str, Any] | None,
+    upstream: UpstreamSignal | None,
 ) -> ChainRunInput:
     return {
         "chain": chain_snapshot(chain),
@@ -64,6 +64,6 @@ def gc_for_vm(gc: GcSettings | None, vm_id: str) -> GcSettings | None:
     return {"mode": gc["mode"], "policy": gc["policy"], "overlap": gc["overlap"]}
 
 
-def upstream_signal(status: str, detail: Any, event_id: str | None = None) -> dict[str, Any]:
+def upstream_signal(status: str, detail: Any, event_id: str | None = None) -> UpstreamSignal:
     """What the run is told about the upstream job (the run stamps when it received it)."""
     return {"status": status, "detail": detail, "eventId": event_id}

@@ -98,7 +98,8 @@ def chain_run(context: df.DurableOrchestrationContext):
     run.phase("started", startedAt=iso(now(context)))
     yield publish(context, [run.event("ChainStarted", startedBy=spec.get("startedBy"), vmCount=len(targets))])
 
-    upstream = spec.get("upstream")
+    # The signal as it came (a run's input, or the upstream event's JSON), then stamped below.
+    told: Mapping[str, Any] | None = spec.get("upstream")
     if spec.get("waitForUpstream"):
         deadline = after(context, float(chain["upstream"]["timeoutSeconds"]))
         run.phase("waitingForUpstream", deadline=iso(deadline))
@@ -112,13 +113,13 @@ def chain_run(context: df.DurableOrchestrationContext):
             yield publish(context, [run.event("UpstreamTimedOut", deadline=iso(deadline))])
             if chain["upstream"].get("onTimeout", "end") == "end":
                 return (yield from _finish(run, "upstreamTimedOut", {}))
-            upstream = {"status": "TimedOut", "detail": None, "receivedAt": iso(now(context))}
+            told = {"status": "TimedOut", "detail": None, "receivedAt": iso(now(context))}
         else:
             timer.cancel()
-            upstream = decode_event_data(signal.result)
+            told = decode_event_data(signal.result)
     # When the run learned of the upstream outcome, on the orchestration's own clock (what running
     # backups are compared against when deciding to adopt them).
-    upstream = {"status": "Succeeded", "detail": None, **(upstream or {}), "receivedAt": iso(now(context))}
+    upstream: dict[str, Any] = {"status": "Succeeded", "detail": None, **(told or {}), "receivedAt": iso(now(context))}
     run.upstream = upstream
     run.phase("upstreamReceived", upstream=upstream_for_status(upstream))  # bounded: Azure caps it at 16 KB
     # After a timeout with onTimeout "backup" nothing was received: UpstreamTimedOut already told

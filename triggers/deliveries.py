@@ -17,6 +17,7 @@ from app_runtime import ACTIVE
 from backup_chain.api_models import RequestError
 from backup_chain.delivery import WAKE_EVENT
 from backup_chain.ids import chain_instance_id, deliverer_instance_id, outbox_run_key
+from backup_chain.messages import WakeNotice
 from triggers.http_api import _chain, _guard, _run_id, ok
 from triggers.kept import kept_keys, outbox_summary
 
@@ -32,7 +33,8 @@ async def retry(client: df.DurableOrchestrationClient, key: str) -> dict[str, An
     instance_id = deliverer_instance_id(key)
     status = await client.get_status(instance_id)
     if status and status.runtime_status in ACTIVE:
-        await client.raise_event(instance_id, WAKE_EVENT, {"retry": True})
+        wake: WakeNotice = {"retry": True}
+        await client.raise_event(instance_id, WAKE_EVENT, wake)
     else:
         try:
             await client.start_new("deliver_events", instance_id, {**deliverer_input(key), "retry": True})

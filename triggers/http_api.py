@@ -25,6 +25,7 @@ from backup_chain.ids import (
     vm_instance_id,
     vm_run_prefix,
 )
+from backup_chain.messages import CancelNotice
 from backup_chain.runs import upstream_signal
 from triggers.instance_query import list_instances
 from triggers.kept import kept_keys, outbox_summary
@@ -222,7 +223,8 @@ async def cancel_chain_run(req: func.HttpRequest, client: df.DurableOrchestratio
     if status.runtime_status not in ACTIVE:
         return problem(409, "Conflict", f"run {run_id!r} already ended ({status.runtime_status.value})")
     # "at" is a note for people reading the history; the orchestration does not act on it.
-    await client.raise_event(instance_id, "cancel", {"at": utcnow().isoformat()})
+    cancel: CancelNotice = {"at": utcnow().isoformat()}
+    await client.raise_event(instance_id, "cancel", cancel)
     # Stop watching backups already running (their Azure jobs finish on their own); VMs not yet
     # started are skipped by the chain itself. A large run's vm_batch instances go first: a batch
     # that saw its VMs end would start the next ones. VMs a batch started meanwhile show up in the

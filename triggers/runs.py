@@ -13,6 +13,7 @@ import azure.durable_functions as df
 from app_runtime import ACTIVE, config, source
 from backup_chain.config import Chain
 from backup_chain.ids import chain_instance_id, chain_prefix, run_id_of
+from backup_chain.messages import UpstreamSignal
 from backup_chain.runs import run_input
 from triggers.instance_query import list_instances
 
@@ -37,7 +38,7 @@ async def start_run(
     *,
     started_by: str,
     wait_for_upstream: bool,
-    upstream: dict[str, Any] | None,
+    upstream: UpstreamSignal | None,
     vms: list[str] | None = None,
 ) -> tuple[bool, str]:
     """Start ``chain``'s run ``run_id`` unless it exists; returns (started, instance id)."""
