@@ -419,3 +419,40 @@ class LeaseReleased(TypedDict):
 
     stopped: bool
     error: ErrorDict | None
+
+
+# Entity operations orchestrations read the answers of (entities/, backup_chain.job_watch,
+# backup_chain.delivery, backup_chain.gc.lease_apply).
+
+
+class WatchTake(TypedDict):
+    """``job_watch`` ``take``: the reads due at ``at`` within the budget; ``done`` are the watch
+    keys that finished since the last take."""
+
+    at: float
+    readsPerMinute: float
+    done: list[str]
+
+
+class WatchTaken(TypedDict):
+    watches: list[Watch]
+    nextWake: float | None
+    watching: int
+
+
+class OutboxTaken(TypedDict):
+    """``delivery_outbox`` ``take``: the oldest events to send, since when the head waits, and
+    how many events the outbox keeps."""
+
+    events: list[CloudEvent]
+    since: str | None
+    kept: int
+
+
+class LeaseDecision(TypedDict):
+    """``protection_lease``: what the caller must do next (``granted``, ``resume``, ``wait``,
+    ``released``, ``stop`` or ``ok``)."""
+
+    action: str
+    holders: NotRequired[int]
+    phase: NotRequired[str]

@@ -13,7 +13,7 @@ import azure.durable_functions as df
 
 from activities.events import report_undelivered, send_event_batch
 from backup_chain.delivery import BATCH_EVENTS, WAKE_EVENT, backoff_seconds, is_permanent, reason_of
-from backup_chain.messages import CloudEvent, DelivererInput, SendResult
+from backup_chain.messages import CloudEvent, DelivererInput, OutboxTaken, SendResult
 from entities.delivery_outbox import index_entity, outbox_entity
 from orchestrators.common import after, decode_event_data, iso, now, parse_time
 
@@ -33,7 +33,7 @@ def deliver_events(context: df.DurableOrchestrationContext):
     if spec.get("retry"):  # started by the sweep or the operator: undelivered events go again
         yield context.call_entity(entity, "retry")
     for _ in range(ROUNDS_PER_EXECUTION):
-        taken = yield context.call_entity(entity, "take", {"limit": BATCH_EVENTS})
+        taken: OutboxTaken = yield context.call_entity(entity, "take", {"limit": BATCH_EVENTS})
         events: list[CloudEvent] = taken["events"]
         if not events:
             if not taken["kept"]:

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import azure.durable_functions as df
 
 from activities.job_poll import poll_jobs
-from backup_chain.messages import PollerInput, PollRequest, PollResult
+from backup_chain.messages import PollerInput, PollRequest, PollResult, WatchTake, WatchTaken
 from entities.job_watch import watch_entity
 from orchestrators.common import iso, now
 
@@ -37,7 +37,8 @@ def job_poller(context: df.DurableOrchestrationContext):
     for _ in range(ROUNDS_PER_EXECUTION):
         # Finished watches go in the same operation as the next take, so they can never be read
         # (and announced) again, whatever order the entity sees other messages in.
-        taken = yield context.call_entity(entity, "take", {"at": wake, "readsPerMinute": per_minute, "done": finished})
+        take: WatchTake = {"at": wake, "readsPerMinute": per_minute, "done": finished}
+        taken: WatchTaken = yield context.call_entity(entity, "take", take)
         finished = []
         if wake > now(context).timestamp():
             yield context.create_timer(datetime.fromtimestamp(wake, timezone.utc))

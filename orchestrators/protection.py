@@ -10,7 +10,7 @@ import azure.durable_functions as df
 
 from activities.protection import set_protection as set_protection_activity
 from backup_chain.errors import error_dict, retries_exhausted
-from backup_chain.messages import LeaseReleased, ProtectionResult, SetProtectionRequest
+from backup_chain.messages import LeaseDecision, LeaseReleased, ProtectionResult, SetProtectionRequest
 from entities.protection_lease import lease_entity
 from orchestrators.common import AZURE_RETRY, after, iso, now
 
@@ -28,7 +28,7 @@ def acquire(
     entity = lease_entity(vm_id)
     args = {"holder": context.instance_id, "kind": kind, "item": {"vaultId": vault_id, "vmId": vm_id}}
     for _ in range(MAX_WAITS):
-        decision = yield context.call_entity(entity, "acquire", {**args, "at": iso(now(context))})
+        decision: LeaseDecision = yield context.call_entity(entity, "acquire", {**args, "at": iso(now(context))})
         if decision["action"] == "wait":
             yield context.create_timer(after(context, WAIT_SECONDS))
             continue
@@ -55,7 +55,7 @@ def release(
     "error": None | {...}}``; when Azure refuses the stop, protection is still on and so is the
     lease (with no holder), and ``error`` carries Azure's code and message."""
     entity = lease_entity(vm_id)
-    decision = yield context.call_entity(
+    decision: LeaseDecision = yield context.call_entity(
         entity, op, {"holder": holder or context.instance_id, "by": context.instance_id}
     )
     if decision["action"] != "stop":
