@@ -1,6 +1,7 @@
 """The messages orchestrations exchange, as TypedDicts: every activity's request and result, every
-orchestrator's input, and the job watch's outcome. The backups' and runs' own outputs (a VM's
-summary, a run's report) stay open dicts: they carry the custom status fields as they are.
+orchestrator's input, the external events, the entity answers orchestrators read, and the outputs
+with a fixed shape (job watch, GC runs, reclaim, deliverer). A VM backup's and a chain run's
+outputs stay open dicts: they carry the custom status fields as they are.
 
 They are plain dicts at run time, so the JSON in Durable histories is exactly what the keys say
 (orchestrations in flight replay unchanged); mypy checks each key where a message is built or
@@ -456,3 +457,39 @@ class LeaseDecision(TypedDict):
     action: str
     holders: NotRequired[int]
     phase: NotRequired[str]
+
+
+# Orchestrator outputs with a fixed shape (GET /api/gc reads the GC runs' outputs).
+
+
+class GcCheckOutput(TypedDict):
+    """``gc_check``: per VM what was inspected and found (or its ``error``)."""
+
+    kind: Literal["check"]
+    at: str
+    vms: list[dict[str, Any]]
+
+
+class GcWindowOutput(TypedDict):
+    """``gc_window``: per VM whether protection resumed; which stops Azure refused."""
+
+    kind: Literal["window"]
+    openedAt: str
+    vms: list[dict[str, Any]]
+    stopped: list[str]
+    keptOn: list[str]
+    stopFailed: list[dict[str, Any]]
+
+
+class ReclaimOutput(TypedDict):
+    holder: str
+    stoppedProtection: bool
+    error: ErrorDict | None
+
+
+class DelivererOutput(TypedDict):
+    """``deliver_events`` once the outbox is empty or keeps only undelivered events."""
+
+    key: str
+    delivered: int
+    undelivered: int

@@ -13,7 +13,7 @@ import azure.durable_functions as df
 
 from activities.events import report_undelivered, send_event_batch
 from backup_chain.delivery import BATCH_EVENTS, WAKE_EVENT, backoff_seconds, is_permanent, reason_of
-from backup_chain.messages import CloudEvent, DelivererInput, OutboxTaken, SendResult
+from backup_chain.messages import CloudEvent, DelivererInput, DelivererOutput, OutboxTaken, SendResult
 from entities.delivery_outbox import index_entity, outbox_entity
 from orchestrators.common import after, decode_event_data, iso, now, parse_time
 
@@ -46,7 +46,8 @@ def deliver_events(context: df.DurableOrchestrationContext):
                     if taken["events"]:
                         continue
             context.set_custom_status({"phase": "idle", "key": key, "delivered": delivered, "kept": taken["kept"]})
-            return {"key": key, "delivered": delivered, "undelivered": taken["kept"]}
+            output: DelivererOutput = {"key": key, "delivered": delivered, "undelivered": taken["kept"]}
+            return output
         sent: SendResult = yield context.call_activity(send_event_batch, {"events": events})
         if sent["ok"]:
             yield context.call_entity(entity, "delivered", {"ids": [e["id"] for e in events]})

@@ -13,7 +13,15 @@ from backup_chain.errors import ErrorDict, retries_exhausted
 from backup_chain.events import gc_cloud_event
 from backup_chain.gc import assess, next_weekly, protection_on
 from backup_chain.ids import gc_due_instance_id
-from backup_chain.messages import GcInput, InspectionResult, InspectRequest, ReclaimInput
+from backup_chain.messages import (
+    GcCheckOutput,
+    GcInput,
+    GcWindowOutput,
+    InspectionResult,
+    InspectRequest,
+    ReclaimInput,
+    ReclaimOutput,
+)
 from backup_chain.stop_findings import stop_finding
 from orchestrators.common import AZURE_RETRY, after, iso, now, publish
 from orchestrators.protection import acquire, release, set_protection
@@ -151,7 +159,8 @@ def gc_check(context: df.DurableOrchestrationContext):
     if events:
         yield publish(context, events)
     context.set_custom_status({"phase": "completed", "checked": len(report), "findings": len(events)})
-    return {"kind": "check", "at": stamp, "vms": report}
+    output: GcCheckOutput = {"kind": "check", "at": stamp, "vms": report}
+    return output
 
 
 def _inspect(context: df.DurableOrchestrationContext, vault: str, vm: str, stamp: str) -> Any:
@@ -233,7 +242,7 @@ def gc_window(context: df.DurableOrchestrationContext):
     context.set_custom_status(
         {"phase": "closed", "stopped": len(stopped), "keptOn": len(kept_on), "stopFailed": len(stop_failed)}
     )
-    return {
+    output: GcWindowOutput = {
         "kind": "window",
         "openedAt": iso(opened_at),
         "vms": [{"vmId": vm, "vaultId": vault, "resumed": True} for vault, vm in opened]
@@ -242,6 +251,7 @@ def gc_window(context: df.DurableOrchestrationContext):
         "keptOn": kept_on,
         "stopFailed": stop_failed,
     }
+    return output
 
 
 def _stop_failed_event(
@@ -285,4 +295,9 @@ def lease_reclaim(context: df.DurableOrchestrationContext):
         failure = _vm_failure(spec["vaultId"], spec["vmId"], released["error"])
         failure.update(stop_finding(failure["errorCode"], failure["message"]).to_dict())
         yield publish(context, [_stop_failed_event(context, spec, failure)])
-    return {"holder": spec["holder"], "stoppedProtection": released["stopped"], "error": released["error"]}
+    output: ReclaimOutput = {
+        "holder": spec["holder"],
+        "stoppedProtection": released["stopped"],
+        "error": released["error"],
+    }
+    return output
