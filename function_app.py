@@ -12,6 +12,7 @@ from activities.job_poll import bp as poll_activity
 from activities.notify import bp as notify_activity
 from activities.protection import bp as protection_activities
 from activities.run_jobs import bp as run_jobs_activity
+from app_runtime import config
 from entities.delivery_outbox import bp as outbox_entities
 from entities.job_watch import bp as watch_entity
 from entities.protection_lease import bp as lease_entity
@@ -23,7 +24,6 @@ from orchestrators.scheduler import bp as scheduler_orchestrator
 from orchestrators.vm_backup import bp as vm_orchestrator
 from orchestrators.watch_job import bp as watch_orchestrator
 from telemetry import configure as configure_telemetry
-from triggers.context import config
 from triggers.deliveries import bp as delivery_triggers
 from triggers.gc import bp as gc_triggers
 from triggers.http_api import bp as http_api

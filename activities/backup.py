@@ -3,14 +3,26 @@ job, find a backup already running for a VM."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import azure.durable_functions as df
 
 from activities.azure_errors import TransientAzureError, from_exception, raise_if_transient
 from activities.clients import backup_client
-from backup_chain.errors import failure
+from backup_chain.errors import AzureFailure, ErrorDict, failure
 from backup_chain.jobs import JobView, is_vm_job, listed_for_vm, parse_job
+from backup_chain.messages import (
+    ActiveJobResult,
+    Job,
+    JobRequest,
+    JobResult,
+    OperationRequest,
+    OperationResult,
+    RecoveryPoint,
+    RecoveryPointRequest,
+    RecoveryPointResult,
+    TriggerRequest,
+    TriggerResult,
+    VmRequest,
+)
 from backup_chain.resource_ids import VaultId, VmId
 
 bp = df.Blueprint()
@@ -18,9 +30,9 @@ FABRIC = "Azure"
 DEFAULT_RETRY_AFTER = 60  # the spec examples' Retry-After, for a 202 that carries none
 
 
-def _fail(err: BaseException) -> dict[str, Any]:
+def final_error(err: BaseException) -> ErrorDict:
     """A final failure as data for the orchestrator; transient ones raise (and are retried)."""
-    return {"ok": False, "error": raise_if_transient(from_exception(err)).to_dict()}
+    return raise_if_transient(from_exception(err)).to_dict()
 
 
 def _operation_id(headers: dict[str, str]) -> str:
@@ -37,7 +49,7 @@ def _retry_after(headers: dict[str, str]) -> int:
 
 
 @bp.activity_trigger(input_name="request")
-def trigger_backup(request: dict[str, Any]) -> dict[str, Any]:
+def trigger_backup(request: TriggerRequest) -> TriggerResult:
     """One POST .../protectedItems/{item}/backup with the retain-until date: the operation to
     follow and its Retry-After (``backup_operation`` reads it; this never polls, so a retry of
     this activity is the only way a second POST happens). A refusal (e.g. BMSUserErrorObjectLocked,
@@ -61,12 +73,12 @@ def trigger_backup(request: dict[str, Any]) -> dict[str, Any]:
             cls=lambda pipeline_response, _body, _headers: dict(pipeline_response.http_response.headers),
         )
     except Exception as err:
-        return _fail(err)
+        return {"ok": False, "error": final_error(err)}
     return {"ok": True, "operationId": _operation_id(headers), "retryAfterSeconds": _retry_after(headers)}
 
 
 @bp.activity_trigger(input_name="request")
-def backup_operation(request: dict[str, Any]) -> dict[str, Any]:
+def backup_operation(request: OperationRequest) -> OperationResult:
     """One read of a trigger's operation (ProtectedItemOperationStatuses_Get): ``status``
     InProgress; Succeeded with ``jobId`` and the job as read right after (its conflict may fail it
     at once); or ``ok`` false with Azure's error and, when the operation names one, ``jobId``
@@ -84,10 +96,10 @@ def backup_operation(request: dict[str, Any]) -> dict[str, Any]:
         if status.status == "Succeeded" and job_id:
             return {"ok": True, "status": "Succeeded", "jobId": job_id, "job": read_job(vault, job_id)}
     except Exception as err:
-        return _fail(err)
+        return {"ok": False, "error": final_error(err)}
     if status.status == "Succeeded":
         message = f"backup operation {operation_id} succeeded without naming its job"
-        return {"ok": False, "error": failure(None, "OperationWithoutJob", message).to_dict() | {"kind": "final"}}
+        return {"ok": False, "error": AzureFailure("final", "OperationWithoutJob", message).to_dict()}
     error = status.error
     code = getattr(error, "code", None)
     message = getattr(error, "message", None) or f"backup operation ended {status.status}"
@@ -96,22 +108,22 @@ def backup_operation(request: dict[str, Any]) -> dict[str, Any]:
     return {"ok": False, "error": result.to_dict(), "jobId": job_id}
 
 
-def read_job(vault: VaultId, job_id: str) -> dict[str, Any]:
+def read_job(vault: VaultId, job_id: str) -> Job:
     """A job's details as a JobView dict (raises the SDK's errors)."""
     job = backup_client(vault.subscription).job_details.get(vault.name, vault.resource_group, job_id)
     return parse_job(job.as_dict()).to_dict()
 
 
 @bp.activity_trigger(input_name="request")
-def get_job(request: dict[str, Any]) -> dict[str, Any]:
+def get_job(request: JobRequest) -> JobResult:
     try:
         return {"ok": True, "job": read_job(VaultId.parse(request["vaultId"]), request["jobId"])}
     except Exception as err:
-        return _fail(err)
+        return {"ok": False, "error": final_error(err)}
 
 
 @bp.activity_trigger(input_name="request")
-def find_active_job(request: dict[str, Any]) -> dict[str, Any]:
+def find_active_job(request: VmRequest) -> ActiveJobResult:
     """The backup job running for the VM right now (scheduled or ad hoc), if any."""
     vault, vm = VaultId.parse(request["vaultId"]), VmId.parse(request["vmId"])
     client = backup_client(vault.subscription)
@@ -124,12 +136,12 @@ def find_active_job(request: dict[str, Any]) -> dict[str, Any]:
             if is_vm_job(JobView.from_dict(details), vm.container_name):
                 return {"ok": True, "job": details}
     except Exception as err:
-        return _fail(err)
+        return {"ok": False, "error": final_error(err)}
     return {"ok": True, "job": None}
 
 
 @bp.activity_trigger(input_name="request")
-def latest_recovery_point(request: dict[str, Any]) -> dict[str, Any]:
+def latest_recovery_point(request: RecoveryPointRequest) -> RecoveryPointResult:
     """The restore point a finished job created (the newest at or after the job's start): its
     name and consistency type (application, file-system or crash consistent)."""
     from dateutil.parser import isoparse
@@ -144,8 +156,8 @@ def latest_recovery_point(request: dict[str, Any]) -> dict[str, Any]:
             )
         ]
     except Exception as err:
-        return _fail(err)
-    best: dict[str, Any] | None = None
+        return {"ok": False, "error": final_error(err)}
+    best: RecoveryPoint | None = None
     for point in points:
         props = point.get("properties") or {}
         stamp = props.get("recoveryPointTime")

@@ -16,7 +16,6 @@ DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 CREDENTIAL_SETTING = "BACKUPCHAIN_CREDENTIAL"  # "default" (managed identity / developer login) or "local"
 LOCAL_TOKEN_SETTING = "BACKUPCHAIN_LOCAL_TOKEN"
 TOPIC_SETTING = "DOWNSTREAM_TOPIC_ENDPOINT"
-APP_ID_SETTING = "APP_RESOURCE_ID"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _lock = threading.Lock()
 # The SDK logs every request and response header at INFO; keep app logs to what operators need.

@@ -3,7 +3,7 @@
 ``publish_events`` sends at once when it can; when the topic fails (or earlier events of the run
 are still kept), it hands the events to the run's ``delivery_outbox`` entity and makes sure the
 run's ``deliver_events`` orchestration is running, and reports them as queued: a publish never
-fails its orchestration and never drops an event (README "Events", delivery)."""
+fails its orchestration and never drops an event (docs/events.md)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,22 @@ import azure.durable_functions as df
 
 from activities.azure_errors import from_exception
 from activities.clients import SettingsError, publisher
-from backup_chain.delivery import WAKE_EVENT, Outbox, deliverer_id, outbox_key, reason_of
+from app_runtime import ACTIVE, config
+from backup_chain.delivery import WAKE_EVENT, Outbox, outbox_key, reason_of
 from backup_chain.events import parse_time
+from backup_chain.ids import deliverer_instance_id
+from backup_chain.messages import (
+    CloudEvent,
+    DelivererInput,
+    EventBatch,
+    PublishRequest,
+    PublishResult,
+    SendResult,
+    Undelivered,
+    WakeNotice,
+)
 from entities.delivery_outbox import index_entity, outbox_entity
 from telemetry import record_event, record_undelivered
-from triggers.context import config
-from triggers.singletons import ACTIVE
 
 bp = df.Blueprint()
 log = logging.getLogger("backup_chain")
@@ -66,10 +76,10 @@ def describe(err: BaseException) -> dict[str, Any]:
         return {"status": None, "code": "InvalidEndpoint", "message": f"{type(err).__name__}: {err}"}
     if found.get("code") == "NetworkError" and any(text in str(found.get("message")) for text in _NO_HOST):
         found["code"] = "NameResolutionError"
-    return found
+    return dict(found)
 
 
-def try_send(events: list[dict[str, Any]]) -> dict[str, Any]:
+def try_send(events: list[CloudEvent]) -> SendResult:
     try:
         send_events(events)
     except Exception as err:
@@ -83,7 +93,7 @@ async def kept(client: df.DurableOrchestrationClient, key: str) -> bool:
     return Outbox.from_state(state.entity_state if state and state.entity_exists else None).blocks()
 
 
-def deliverer_input(key: str) -> dict[str, Any]:
+def deliverer_input(key: str) -> DelivererInput:
     delivery = config().delivery
     return {
         "key": key,
@@ -98,12 +108,13 @@ async def kick(client: df.DurableOrchestrationClient, key: str, at: str = "") ->
     woken (at most once a minute, ``at`` being the publisher's orchestration time): a new event
     should not wait up to ``maxBackoff`` behind a topic that is back, and an outage should not
     cost an attempt per event."""
-    instance_id = deliverer_id(key)
+    instance_id = deliverer_instance_id(key)
     status = await client.get_status(instance_id)
     if status and status.runtime_status in ACTIVE:
         custom = status.custom_status if isinstance(status.custom_status, dict) else {}
         if custom.get("phase") == "retrying" and _wake_due(custom, at):
-            await client.raise_event(instance_id, WAKE_EVENT, {"retry": False})
+            wake: WakeNotice = {"retry": False}
+            await client.raise_event(instance_id, WAKE_EVENT, wake)
         return False
     try:
         await client.start_new("deliver_events", instance_id, deliverer_input(key))
@@ -140,7 +151,9 @@ def by_outbox(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 @bp.activity_trigger(input_name="request")
 @bp.durable_client_input(client_name="client")
-async def publish_events(request: Any, client: df.DurableOrchestrationClient) -> dict[str, Any]:
+async def publish_events(
+    request: PublishRequest | list[CloudEvent], client: df.DurableOrchestrationClient
+) -> PublishResult:
     """Input: ``events``, ``at`` (the caller's orchestration time) and ``queue`` (the caller
     already queued events: keep its order). Output: ``ok`` (all sent now), ``sent``, ``queued``."""
     events: list[dict[str, Any]] = request if isinstance(request, list) else list(request["events"])
@@ -166,13 +179,13 @@ async def publish_events(request: Any, client: df.DurableOrchestrationClient) ->
 
 
 @bp.activity_trigger(input_name="request")
-def send_event_batch(request: dict[str, Any]) -> dict[str, Any]:
+def send_event_batch(request: EventBatch) -> SendResult:
     """One attempt to send the outbox's head (the deliverer retries on durable timers)."""
     return try_send(list(request["events"]))
 
 
 @bp.activity_trigger(input_name="request")
-def report_undelivered(request: dict[str, Any]) -> int:
+def report_undelivered(request: Undelivered) -> int:
     """Loud: an ERROR line per event (id, type, subject, reason) and the undelivered metric."""
     for event in request["events"]:
         record_undelivered(event, str(request["reason"]))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import azure.durable_functions as df
 
@@ -16,6 +15,7 @@ from activities.events import kept, send_events
 from backup_chain.delivery import outbox_key
 from backup_chain.events import iso, parse_time, snapshot_completed_event
 from backup_chain.jobs import JobView
+from backup_chain.messages import CloudEvent, PollRequest, PollResult, Watch, WatchOutcome
 from backup_chain.resource_ids import VaultId
 
 bp = df.Blueprint()
@@ -24,7 +24,7 @@ CONCURRENT_READS = 16  # below the client's connection pool
 WAITING = (df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending)
 
 
-def _read(vault: VaultId, job_id: str) -> dict[str, Any]:
+def _read(vault: VaultId, job_id: str) -> WatchOutcome:
     """The job, or its failure as data (transient ones too: the board reschedules the read)."""
     try:
         return {"ok": True, "job": read_job(vault, job_id)}
@@ -32,7 +32,7 @@ def _read(vault: VaultId, job_id: str) -> dict[str, Any]:
         return {"ok": False, "error": from_exception(err).to_dict()}
 
 
-def _publish(events: list[dict[str, Any]]) -> bool:
+def _publish(events: list[CloudEvent]) -> bool:
     try:
         send_events(events)
     except Exception as err:
@@ -42,7 +42,7 @@ def _publish(events: list[dict[str, Any]]) -> bool:
     return True
 
 
-def _notice(watch: dict[str, Any], read: dict[str, Any]) -> dict[str, Any] | None:
+def _notice(watch: Watch, read: WatchOutcome) -> WatchOutcome | None:
     """What the waiter is told, or None while its watch goes on (including transient errors,
     which the next scheduled read retries)."""
     if not read["ok"]:
@@ -64,23 +64,23 @@ def _observed_at(at: str, job: JobView) -> str:
 
 @bp.activity_trigger(input_name="request")
 @bp.durable_client_input(client_name="client")
-async def poll_jobs(request: dict[str, Any], client: df.DurableOrchestrationClient) -> dict[str, Any]:
+async def poll_jobs(request: PollRequest, client: df.DurableOrchestrationClient) -> PollResult:
     """Input: ``vaultId``, ``at`` (the poller's time, stamped on events) and ``watches`` (board
     entries). Output: ``finished`` watch keys and the number of ``read`` calls made."""
     vault = VaultId.parse(request["vaultId"])
     gate = asyncio.Semaphore(CONCURRENT_READS)
 
-    async def waiting(watch: dict[str, Any]) -> bool:
+    async def waiting(watch: Watch) -> bool:
         status = await client.get_status(watch["owner"])
         return bool(status) and status.runtime_status in WAITING
 
-    async def read(watch: dict[str, Any]) -> dict[str, Any]:
+    async def read(watch: Watch) -> WatchOutcome:
         async with gate:
             return await asyncio.to_thread(_read, vault, watch["jobId"])
 
     # Long (transfer, wait-out) watches of a backup that was cancelled or terminated would go on
     # reading for hours: drop them unread. Snapshot watches end soon and are checked when they end.
-    taken: list[dict[str, Any]] = request["watches"]
+    taken: list[Watch] = request["watches"]
     long_ones = [w for w in taken if w["until"] != "snapshot"]
     alive = await asyncio.gather(*(waiting(w) for w in long_ones))
     orphans = {w["key"] for w, ok in zip(long_ones, alive, strict=True) if not ok}
@@ -94,16 +94,16 @@ async def poll_jobs(request: dict[str, Any], client: df.DurableOrchestrationClie
     quiet = {w["key"] for w, ok in zip(snapshots, told, strict=True) if not ok}
     finished = [(w, n) for w, n in ended if w["key"] not in quiet]
     announce = [
-        (n, snapshot_completed_event(w["announce"], job, _observed_at(request["at"], job)))
+        (n, snapshot_completed_event(spec, job, _observed_at(request["at"], job)))
         for w, n in finished
-        if w.get("announce") and n["ok"] and (job := JobView.from_dict(n["job"])).snapshot_done
+        if (spec := w["announce"]) and n["ok"] and (job := JobView.from_dict(n["job"])).snapshot_done
     ]
     # A run whose outbox keeps events (the topic failed earlier) gets its SnapshotCompleted from
     # the backup itself, queued behind them: sending it here would overtake its BackupTriggered.
     keys = {outbox_key(event) for _notice_, event in announce}
     held = {key for key in keys if await kept(client, key)}
     announce = [(n, event) for n, event in announce if outbox_key(event) not in held]
-    events: list[dict[str, Any]] = [event for _notice_, event in announce]
+    events: list[CloudEvent] = [event for _notice_, event in announce]
     published: bool = bool(events) and await asyncio.to_thread(_publish, events)
     for notice, _event in announce:
         notice["announced"] = published

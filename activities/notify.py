@@ -5,9 +5,10 @@ has no API to raise an event into another orchestration."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import azure.durable_functions as df
+
+from backup_chain.messages import Notice, NoticeResult
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -16,7 +17,7 @@ _GONE = ("is gone", "No instance with ID")  # the Python client's 410 and 404 me
 
 @bp.activity_trigger(input_name="notice")
 @bp.durable_client_input(client_name="client")
-async def tell_parent(notice: dict[str, Any], client: df.DurableOrchestrationClient) -> dict[str, Any]:
+async def tell_parent(notice: Notice, client: df.DurableOrchestrationClient) -> NoticeResult:
     """Input: ``instanceId``, ``event`` and ``data``. A parent that already ended (410, 404) has
     nothing to hear: ``{"ok": False}``. Other failures raise, so the caller's retry sends again."""
     try:

@@ -7,12 +7,20 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from activities.azure_errors import from_exception, raise_if_transient
-from activities.backup import FABRIC
+from activities.backup import FABRIC, final_error
 from activities.clients import backup_client
 from backup_chain.errors import AzureFailure
 from backup_chain.gc import PolicySchedule, protection_on
 from backup_chain.jobs import is_vm_job, listed_for_vm, parse_job
+from backup_chain.messages import (
+    InspectionResult,
+    InspectRequest,
+    PolicyScheduleRequest,
+    PolicyScheduleResult,
+    ProtectionResult,
+    ScheduledJob,
+    SetProtectionRequest,
+)
 from backup_chain.resource_ids import VaultId, VmId, policy_name
 from backup_chain.timezones import known
 
@@ -25,10 +33,6 @@ MAX_DETAIL_READS = 24
 
 class TooManyJobsToInspect(Exception):
     """More of a VM's recent jobs than MAX_DETAIL_READS, none of them scheduled."""
-
-
-def _fail(err: BaseException) -> dict[str, Any]:
-    return {"ok": False, "error": raise_if_transient(from_exception(err)).to_dict()}
 
 
 def _policy_schedule(client: Any, vault: VaultId, name: str) -> dict[str, Any]:
@@ -45,7 +49,7 @@ def _item_policy(client: Any, vault: VaultId, vm: VmId) -> tuple[dict[str, Any],
 
 
 @bp.activity_trigger(input_name="request")
-def get_policy_schedule(request: dict[str, Any]) -> dict[str, Any]:
+def get_policy_schedule(request: PolicyScheduleRequest) -> PolicyScheduleResult:
     """The schedule of ``policy``, or (no ``policy``) of the policy protecting ``vmId`` — ``None``
     when the item has no policy (protection stopped: nothing is scheduled). A policy whose time
     zone the app cannot map fails (UnknownPolicyTimeZone): when it runs cannot be known."""
@@ -59,7 +63,7 @@ def get_policy_schedule(request: dict[str, Any]) -> dict[str, Any]:
                 return {"ok": True, "schedule": None, "policy": None}
         schedule = _policy_schedule(client, vault, policy)
     except Exception as err:
-        return _fail(err)
+        return {"ok": False, "error": final_error(err)}
     if not known(schedule["time_zone"]):
         error = AzureFailure(
             "final",
@@ -74,7 +78,7 @@ def get_policy_schedule(request: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "schedule": schedule, "policy": policy}
 
 
-def _latest_scheduled_job(client: Any, vault: VaultId, vm: VmId, now: datetime) -> dict[str, Any] | None:
+def _latest_scheduled_job(client: Any, vault: VaultId, vm: VmId, now: datetime) -> ScheduledJob | None:
     """The VM's newest scheduled (not user-triggered) backup job of the last 8 days, or None.
     Raises TooManyJobsToInspect when more than MAX_DETAIL_READS of its jobs had to be read."""
     query = (
@@ -101,7 +105,7 @@ def _latest_scheduled_job(client: Any, vault: VaultId, vm: VmId, now: datetime) 
 
 
 @bp.activity_trigger(input_name="request")
-def inspect_protection(request: dict[str, Any]) -> dict[str, Any]:
+def inspect_protection(request: InspectRequest) -> InspectionResult:
     """Protection state, policy schedule, latest scheduled (not user-triggered) backup job in the
     last 8 days, and the restore points held — what the weekly GC check assesses."""
     vault, vm = VaultId.parse(request["vaultId"]), VmId.parse(request["vmId"])
@@ -123,7 +127,7 @@ def inspect_protection(request: dict[str, Any]) -> dict[str, Any]:
         )
         return {"ok": False, "error": error.to_dict()}
     except Exception as err:
-        return _fail(err)
+        return {"ok": False, "error": final_error(err)}
     snapshots = 0
     for point in points:
         tiers = (point.as_dict().get("properties") or {}).get("recoveryPointTierDetails") or []
@@ -143,7 +147,7 @@ def inspect_protection(request: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="request")
-def set_protection(request: dict[str, Any]) -> dict[str, Any]:
+def set_protection(request: SetProtectionRequest) -> ProtectionResult:
     """Resume protection with ``policy`` (``on``) or stop it keeping its data; idempotent."""
     vault, vm = VaultId.parse(request["vaultId"]), VmId.parse(request["vmId"])
     client = backup_client(vault.subscription)
@@ -172,5 +176,5 @@ def set_protection(request: dict[str, Any]) -> dict[str, Any]:
         )
         poller.result()
     except Exception as err:
-        return _fail(err)
+        return {"ok": False, "error": final_error(err)}
     return {"ok": True, "changed": True, "protectionState": "Protected" if want_on else "ProtectionStopped"}

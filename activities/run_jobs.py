@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import azure.durable_functions as df
 
 from activities.azure_errors import from_exception, raise_if_transient
 from activities.backup import read_job
 from backup_chain.jobs import JobView
+from backup_chain.messages import RunJob, RunJobsRequest
 from backup_chain.resource_ids import VaultId
 
 bp = df.Blueprint()
@@ -18,7 +18,7 @@ CONCURRENT_READS = 8
 
 @bp.activity_trigger(input_name="request")
 @bp.durable_client_input(client_name="client")
-async def run_jobs(request: dict[str, Any], client: df.DurableOrchestrationClient) -> list[dict[str, Any]]:
+async def run_jobs(request: RunJobsRequest, client: df.DurableOrchestrationClient) -> list[RunJob]:
     """Input: ``vms`` ([vmId, vaultId, vm_backup instance id, job id or None]). The job id, when not
     given, is the one the VM's orchestration shows in its custom status (set before BackupTriggered
     is published). Output per VM: ``vmId``, ``jobId``, ``jobStatus`` (Azure's, None without a job or
@@ -27,13 +27,13 @@ async def run_jobs(request: dict[str, Any], client: df.DurableOrchestrationClien
     read_jobs = request.get("readJobs", True) is not False
     gate = asyncio.Semaphore(CONCURRENT_READS)
 
-    async def one(vm_id: str, vault_id: str, instance_id: str, job_id: str | None) -> dict[str, Any]:
+    async def one(vm_id: str, vault_id: str, instance_id: str, job_id: str | None) -> RunJob:
         async with gate:
             if job_id is None:
                 status = await client.get_status(instance_id)
                 custom = status.custom_status if status and isinstance(status.custom_status, dict) else {}
                 job_id = custom.get("jobId")
-            found: dict[str, Any] = {"vmId": vm_id, "jobId": job_id, "jobStatus": None, "jobRunning": None}
+            found: RunJob = {"vmId": vm_id, "jobId": job_id, "jobStatus": None, "jobRunning": None}
             if not job_id:
                 return {**found, "jobRunning": False}
             if not read_jobs:

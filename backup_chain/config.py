@@ -1,5 +1,5 @@
-"""The chain configuration (DESIGN.md "Chain configuration"), validated with clear errors that
-name the field and say how to fix it."""
+"""The chain configuration (docs/configuration.md), validated with clear errors that name the
+field and say how to fix it."""
 
 from __future__ import annotations
 
@@ -268,7 +268,7 @@ class Polling(_Model):
 
 
 class Delivery(_Model):
-    """Downstream delivery (README "Events"). Events the topic does not accept at once are kept
+    """Downstream delivery (docs/events.md). Events the topic does not accept at once are kept
     in the run's outbox; transient failures are retried with exponential backoff from
     ``firstBackoff`` up to ``maxBackoff`` between attempts, for ``retryFor`` (default 24 h, as long
     as Event Grid itself retries a delivery: eventTimeToLiveInMinutes 1440, and it does not retry

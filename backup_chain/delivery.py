@@ -1,4 +1,4 @@
-"""The downstream outbox (README "Events", delivery): events the topic did not accept at once are
+"""The downstream outbox (docs/events.md): events the topic did not accept at once are
 kept here, per run, until it does. Pure state and rules; the ``delivery_outbox`` entity holds it
 and the ``deliver_events`` orchestration drains it.
 
@@ -11,9 +11,10 @@ out undelivered ones too, in the same order: an event never overtakes an older o
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
+
+from backup_chain.ids import outbox_run_key
 
 # Lifecycle order within one instant (ties on the orchestration clock).
 _RANK = {
@@ -41,18 +42,7 @@ WAKE_EVENT = "wake"  # raised to a deliverer waiting out a backoff: try now (``{
 def outbox_key(event: dict[str, Any]) -> str:
     """One outbox per run: chain and run id from the event's data (GC events have their own run)."""
     data = event.get("data") if isinstance(event.get("data"), dict) else {}
-    chain = str((data or {}).get("chain") or "-").lower()
-    run = str((data or {}).get("runId") or "-")
-    return f"{chain}:{run}"
-
-
-def entity_key(key: str) -> str:
-    """Entity and instance ids stay short and safe whatever the chain and run names are."""
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
-
-
-def deliverer_id(key: str) -> str:
-    return f"deliver:{entity_key(key)}"
+    return outbox_run_key(str((data or {}).get("chain") or "-"), str((data or {}).get("runId") or "-"))
 
 
 def is_permanent(error: dict[str, Any]) -> bool:
@@ -211,11 +201,6 @@ def outbox_apply(outbox: Outbox, operation: str, args: dict[str, Any]) -> Any:
     raise ValueError(
         f"delivery_outbox has no operation {operation!r}; use add, take, delivered, failed, retry, summary"
     )
-
-
-def run_key(chain: str, run_id: str) -> str:
-    """The outbox key of a chain run (as ``outbox_key`` derives it from the run's events)."""
-    return f"{chain.lower()}:{run_id}"
 
 
 def delivery_outcome(outcome: Any, summary: dict[str, Any]) -> tuple[Any, str]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypedDict
 
 Kind = Literal["transient", "conflict", "stopped", "final"]
 
@@ -24,6 +25,41 @@ CONFLICT_CODES = frozenset({"UserErrorBackupOperationInProgress", "BMSUserErrorO
 STOPPED_CODES = frozenset({"UserErrorBackupNotAllowedProtectionStopped", "BMSUserErrorProtectionStopped"})
 
 
+class _ErrorExtras(TypedDict, total=False):
+    status: int | None  # the HTTP status Azure answered (None: no answer); only on Azure's answers
+    number: int | None  # a failed job's errorCode number, with its ``title``
+    title: str | None
+
+
+class ErrorDict(_ErrorExtras):
+    """A failure as orchestrators and activities pass it on (``{"ok": False, "error": ...}``)."""
+
+    kind: Kind
+    code: str
+    message: str
+    recommendations: list[str]
+
+
+def error_dict(
+    code: str,
+    message: str,
+    *,
+    kind: Kind = "final",
+    recommendations: Sequence[str] = (),
+    extras: _ErrorExtras | None = None,
+) -> ErrorDict:
+    """The one builder of error dicts, for Azure's answers and the app's own verdicts alike."""
+    error: ErrorDict = {"kind": kind, "code": code, "message": message, "recommendations": list(recommendations)}
+    extras = extras or {}
+    if "status" in extras:
+        error["status"] = extras["status"]
+    if "number" in extras:
+        error["number"] = extras["number"]
+    if "title" in extras:
+        error["title"] = extras["title"]
+    return error
+
+
 @dataclass(frozen=True)
 class AzureFailure:
     kind: Kind
@@ -32,8 +68,14 @@ class AzureFailure:
     status: int | None = None
     recommendations: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self) -> ErrorDict:
+        return error_dict(
+            self.code,
+            self.message,
+            kind=self.kind,
+            recommendations=self.recommendations,
+            extras={"status": self.status},
+        )
 
 
 def classify(status: int | None, code: str | None) -> Kind:
@@ -55,15 +97,12 @@ def failure(
 _EXHAUSTED = re.compile(r"TransientAzureError: ([A-Za-z0-9_.]+): ([^\n\"]*)")
 
 
-def retries_exhausted(text: str) -> dict[str, Any]:
+def retries_exhausted(text: str) -> ErrorDict:
     """The failure of an activity that still failed after its durable retries, from the task's
     failure text (``TransientAzureError: <code>: <message>`` as the activity raised it)."""
     match = _EXHAUSTED.search(text)
     code, message = (match.group(1), match.group(2).strip()) if match else ("RetriesExhausted", text.strip()[:300])
-    return {
-        "kind": "transient",
-        "code": code,
-        "message": f"still failing after the retries: {message}"[:500],
-        "status": None,
-        "recommendations": ["Azure kept failing beyond the retries; check Azure status and retry the run."],
-    }
+    recommendation = "Azure kept failing beyond the retries; check Azure status and retry the run."
+    return AzureFailure(
+        "transient", code, f"still failing after the retries: {message}"[:500], None, [recommendation]
+    ).to_dict()

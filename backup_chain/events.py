@@ -1,10 +1,11 @@
-"""Downstream events (DESIGN.md "Events"): CloudEvents 1.0 with deterministic ids, so a replayed
+"""Downstream events (docs/events.md): CloudEvents 1.0 with deterministic ids, so a replayed
 or retried publish is a duplicate that subscribers can drop."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -145,8 +146,10 @@ def seconds_between(start: str | None, end: str | None) -> float | None:
     return (b - a).total_seconds() if a and b else None
 
 
-def vm_cloud_event(spec: dict[str, Any], job_id: str | None, event_type: str, time: str, **data: Any) -> dict[str, Any]:
-    """A per-VM event: subject is the VM, source its vault (DESIGN.md "Events"). ``spec`` carries
+def vm_cloud_event(
+    spec: Mapping[str, Any], job_id: str | None, event_type: str, time: str, **data: Any
+) -> dict[str, Any]:
+    """A per-VM event: subject is the VM, source its vault (docs/events.md). ``spec`` carries
     ``prefix``, ``chain``, ``runId``, ``vmId`` and ``vaultId``."""
     body = {
         "chain": spec["chain"],
@@ -169,7 +172,7 @@ def vm_cloud_event(spec: dict[str, Any], job_id: str | None, event_type: str, ti
     )
 
 
-def snapshot_completed_event(spec: dict[str, Any], job: JobView, time: str) -> dict[str, Any]:
+def snapshot_completed_event(spec: Mapping[str, Any], job: JobView, time: str) -> dict[str, Any]:
     return vm_cloud_event(
         spec,
         job.job_id,

@@ -1,9 +1,12 @@
-"""Garbage-collection enforcement (DOMAIN.md "Garbage collection", seeds 000 and 001), as pure
-functions: when the weekly GC run is due, what a VM's inspection means, whether an ad hoc backup
-would collide with the policy's scheduled one, and the protection-lease state machine."""
+"""Garbage-collection enforcement as pure functions: when the weekly GC run is due, what a VM's
+inspection means, whether an ad hoc backup would collide with the policy's scheduled one, and the
+protection-lease state machine. Azure Backup collects old restore points only while protection is
+on, so ad hoc-only backups need a weekly scheduled backup (``weekly-policy``) or a weekly
+protection window (``weekend-window``) (docs/domain.md, docs/gc.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -11,7 +14,7 @@ from typing import Any
 from backup_chain.timezones import known, zone
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-RP_COLLECTION_LIMIT = 18  # seed 001: backups fail with UserErrorRpCollectionLimitReached at ~18
+RP_COLLECTION_LIMIT = 18  # backups fail with UserErrorRpCollectionLimitReached at ~18 (docs/domain.md)
 SCHEDULE_START_SLACK = timedelta(hours=2)  # scheduled backups start within 2 h of policy time
 WEEK = timedelta(days=7)
 # Protection states in which Azure Backup keeps running the item's schedule (and GC); IRPending is
@@ -154,7 +157,7 @@ class PolicySchedule:
 
     def collides(self, start: datetime, duration: timedelta) -> datetime | None:
         """The scheduled backup an ad hoc backup running [start, start + duration) would overlap,
-        counting the 2 h in which a scheduled backup may start (seed 001: do not overlap)."""
+        counting the 2 h in which a scheduled backup may start (GC needs that backup to run)."""
         for moment in self.occurrences(start - SCHEDULE_START_SLACK, start + duration):
             if moment < start + duration and moment + SCHEDULE_START_SLACK > start:
                 return moment
@@ -199,7 +202,7 @@ class Finding:
         return {"kind": self.kind, "code": self.code, "reason": self.reason, "advice": self.advice}
 
 
-def assess(inspection: dict[str, Any], now: datetime, near_limit: int) -> list[Finding]:
+def assess(inspection: Mapping[str, Any], now: datetime, near_limit: int) -> list[Finding]:
     """What a VM's inspection (protection, policy, latest scheduled job, snapshot count) means for
     garbage collection in ``weekly-policy`` mode."""
     findings: list[Finding] = []
@@ -308,8 +311,9 @@ def lease_apply(lease: Lease, op: str, args: dict[str, Any]) -> dict[str, Any]:
     - ``release {holder}`` → ``released`` or ``stop`` (last holder: the caller must stop protection,
       then ``stopped`` — or ``stopFailed`` if Azure refused: protection is still on, so the lease is
       ``on`` with no holder). A holder not holding the lease gets ``released`` (idempotent).
-    - ``started`` / ``stopped`` {holder} finish a transition; ``adopt {on}`` records protection state
-      found outside the lease (e.g. protection already on)."""
+    - ``started`` / ``stopped`` {holder} finish a transition; ``resumeFailed`` / ``stopFailed``
+      {holder} end one Azure refused.
+    - ``reclaim {holder, by}`` frees the lease of a holder that is gone; ``get`` reads the state."""
     holder = str(args.get("holder", ""))
     if op == "acquire":
         if lease.phase in ("starting", "stopping") and lease.transition_by != holder:

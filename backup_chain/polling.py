@@ -1,6 +1,6 @@
 """When to look at a running backup job next — a pure function of how long it has run.
 
-Take Snapshot usually takes 5–15 minutes (DOMAIN.md), so nothing is polled before the shortest
+Take Snapshot usually takes 5–15 minutes (docs/domain.md), so nothing is polled before the shortest
 plausible snapshot time, polling is dense across the chain's expected snapshot window (that is
 where the downstream lag is decided), and sparse and backing off once the snapshot is overdue.
 Transfer data to vault takes hours (usually 1–3, up to 8+), so it is watched sparsely."""

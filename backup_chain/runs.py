@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from backup_chain.config import Chain, ChainConfig
-
-UPSTREAM_STATUSES = ("Succeeded", "Failed")
+from backup_chain.messages import ChainRunInput, GcSettings, UpstreamSignal
 
 
 def chain_snapshot(chain: Chain) -> dict[str, Any]:
@@ -25,8 +24,8 @@ def run_input(
     source: str,
     started_by: Literal["window", "http", "event"],
     wait_for_upstream: bool,
-    upstream: dict[str, Any] | None,
-) -> dict[str, Any]:
+    upstream: UpstreamSignal | None,
+) -> ChainRunInput:
     return {
         "chain": chain_snapshot(chain),
         "runId": run_id,
@@ -40,7 +39,7 @@ def run_input(
     }
 
 
-def gc_settings(config: ChainConfig, chain: Chain) -> dict[str, Any] | None:
+def gc_settings(config: ChainConfig, chain: Chain) -> GcSettings | None:
     """What a chain's VM backups need to know about GC enforcement: the mode, the policy, what to
     do about an overlap with the scheduled backup, and which of the chain's VMs GC covers
     (``vms``: lower-cased ids, ``None`` for all of them)."""
@@ -56,14 +55,15 @@ def gc_settings(config: ChainConfig, chain: Chain) -> dict[str, Any] | None:
     }
 
 
-def gc_for_vm(gc: dict[str, Any] | None, vm_id: str) -> dict[str, Any] | None:
+def gc_for_vm(gc: GcSettings | None, vm_id: str) -> GcSettings | None:
     """The GC settings one VM's backup runs under: ``None`` for a VM GC does not cover, whose
     protection and schedule a chain then leaves alone."""
-    if gc is None or (gc.get("vms") is not None and vm_id.lower() not in gc["vms"]):
+    covered = gc.get("vms") if gc is not None else None
+    if gc is None or (covered is not None and vm_id.lower() not in covered):
         return None
-    return {k: v for k, v in gc.items() if k != "vms"}
+    return {"mode": gc["mode"], "policy": gc["policy"], "overlap": gc["overlap"]}
 
 
-def upstream_signal(status: str, detail: Any, event_id: str | None = None) -> dict[str, Any]:
+def upstream_signal(status: str, detail: Any, event_id: str | None = None) -> UpstreamSignal:
     """What the run is told about the upstream job (the run stamps when it received it)."""
     return {"status": status, "detail": detail, "eventId": event_id}

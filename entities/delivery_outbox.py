@@ -8,18 +8,18 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from backup_chain.delivery import Outbox, entity_key, outbox_apply
+from backup_chain.delivery import Outbox, outbox_apply
+from backup_chain.ids import DELIVERY_INDEX_KEY, outbox_entity_key
 
 bp = df.Blueprint()
-INDEX_KEY = "all"
 
 
 def outbox_entity(key: str) -> df.EntityId:
-    return df.EntityId("delivery_outbox", entity_key(key))
+    return df.EntityId("delivery_outbox", outbox_entity_key(key))
 
 
 def index_entity() -> df.EntityId:
-    return df.EntityId("delivery_index", INDEX_KEY)
+    return df.EntityId("delivery_index", DELIVERY_INDEX_KEY)
 
 
 @bp.entity_trigger(context_name="context")

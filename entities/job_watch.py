@@ -9,9 +9,14 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from backup_chain.ids import job_watch_key
 from backup_chain.job_watch import Board
 
 bp = df.Blueprint()
+
+
+def watch_entity(vault_id: str) -> df.EntityId:
+    return df.EntityId("job_watch", job_watch_key(vault_id))
 
 
 @bp.entity_trigger(context_name="context")

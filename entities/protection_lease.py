@@ -6,8 +6,13 @@ from __future__ import annotations
 import azure.durable_functions as df
 
 from backup_chain.gc import Lease, lease_apply
+from backup_chain.ids import protection_lease_key
 
 bp = df.Blueprint()
+
+
+def lease_entity(vm_id: str) -> df.EntityId:
+    return df.EntityId("protection_lease", protection_lease_key(vm_id))
 
 
 @bp.entity_trigger(context_name="context")

@@ -3,18 +3,21 @@ up every target VM with bounded, staggered parallelism, and report the run."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
 import azure.durable_functions as df
 
+from activities.run_jobs import run_jobs
 from backup_chain.custom_status import upstream_detail_for_event, upstream_for_status
 from backup_chain.events import chain_cloud_event
-from backup_chain.ids import vm_instance_id
+from backup_chain.ids import batch_label, vm_batch_instance_id, vm_instance_id
+from backup_chain.messages import ChainRunInput, RunJob, RunJobsRequest, VmBackupInput, VmBatchInput
 from backup_chain.polling import PollPlan
 from backup_chain.runs import gc_for_vm
 from orchestrators.common import AZURE_RETRY, after, decode_event_data, iso, kept_any, now, publish
 from orchestrators.notify import tell
+from orchestrators.vm_backup import vm_backup
 
 bp = df.Blueprint()
 BATCH_SIZE = 50  # VMs per vm_batch sub-orchestration in large runs
@@ -24,8 +27,10 @@ CANCEL_EVENT = "cancel"
 SLOT_EVENT = "slot"  # "slot:{n}": child n's snapshot phase is over (its parallelism slot is free)
 
 
-class _Chain:
-    def __init__(self, context: df.DurableOrchestrationContext, spec: dict[str, Any]):
+class _ChainRunState:
+    """Per-execution state of one chain run (rebuilt identically on every replay)."""
+
+    def __init__(self, context: df.DurableOrchestrationContext, spec: ChainRunInput):
         self.context = context
         self.spec = spec
         self.chain = spec["chain"]
@@ -60,7 +65,7 @@ class _Chain:
                     counts[outcome] = counts.get(outcome, 0) + 1
         self.phase("backingUp", counts=counts)
 
-    def vm_input(self, vault_id: str, vm_id: str, upstream_at: str, index: int) -> dict[str, Any]:
+    def vm_input(self, vault_id: str, vm_id: str, upstream_at: str, index: int) -> VmBackupInput:
         chain = self.chain
         low, high = chain.get("snapshotMinutes") or (5, 15)
         return {
@@ -86,14 +91,15 @@ def chain_run(context: df.DurableOrchestrationContext):
     """Input: ``chain`` (the chain's configuration), ``runId``, ``prefix``, ``source``,
     ``waitForUpstream``, ``upstream`` (``{"status", "detail", "receivedAt"}`` when already known)
     and ``startedBy``."""
-    spec: dict[str, Any] = context.get_input()
-    run = _Chain(context, spec)
+    spec: ChainRunInput = context.get_input()
+    run = _ChainRunState(context, spec)
     chain = run.chain
     targets = [(t["vaultId"], vm) for t in chain["targets"] for vm in t["vms"]]
     run.phase("started", startedAt=iso(now(context)))
     yield publish(context, [run.event("ChainStarted", startedBy=spec.get("startedBy"), vmCount=len(targets))])
 
-    upstream = spec.get("upstream")
+    # The signal as it came (a run's input, or the upstream event's JSON), then stamped below.
+    told: Mapping[str, Any] | None = spec.get("upstream")
     if spec.get("waitForUpstream"):
         deadline = after(context, float(chain["upstream"]["timeoutSeconds"]))
         run.phase("waitingForUpstream", deadline=iso(deadline))
@@ -107,13 +113,13 @@ def chain_run(context: df.DurableOrchestrationContext):
             yield publish(context, [run.event("UpstreamTimedOut", deadline=iso(deadline))])
             if chain["upstream"].get("onTimeout", "end") == "end":
                 return (yield from _finish(run, "upstreamTimedOut", {}))
-            upstream = {"status": "TimedOut", "detail": None, "receivedAt": iso(now(context))}
+            told = {"status": "TimedOut", "detail": None, "receivedAt": iso(now(context))}
         else:
             timer.cancel()
-            upstream = decode_event_data(signal.result)
+            told = decode_event_data(signal.result)
     # When the run learned of the upstream outcome, on the orchestration's own clock (what running
     # backups are compared against when deciding to adopt them).
-    upstream = {"status": "Succeeded", "detail": None, **(upstream or {}), "receivedAt": iso(now(context))}
+    upstream: dict[str, Any] = {"status": "Succeeded", "detail": None, **(told or {}), "receivedAt": iso(now(context))}
     run.upstream = upstream
     run.phase("upstreamReceived", upstream=upstream_for_status(upstream))  # bounded: Azure caps it at 16 KB
     # After a timeout with onTimeout "backup" nothing was received: UpstreamTimedOut already told
@@ -152,23 +158,23 @@ def chain_run(context: df.DurableOrchestrationContext):
     run.phase("backingUp", counts={"pending": len(items)})
     parallel = int(chain["maxParallel"])
     if len(items) <= BATCH_SIZE:
-        results, cancelled = yield from fan_out(context, "vm_backup", items, parallel, cancel, run.progress)
+        results, cancelled = yield from fan_out(context, vm_backup, items, parallel, cancel, run.progress)
     else:
         per_batch = min(BATCH_SIZE, parallel)
         batches = [
             (
-                f"batch{n:03d}",
+                batch_label(n),
                 {"items": items[i : i + BATCH_SIZE], "parallel": per_batch},
-                f"vm:{chain['name'].lower()}:{spec['runId']}:batch{n:03d}",
+                vm_batch_instance_id(chain["name"], spec["runId"], n),
             )
             for n, i in enumerate(range(0, len(items), BATCH_SIZE))
         ]
         batch_results, cancelled = yield from fan_out(
-            context, "vm_batch", batches, max(1, parallel // per_batch), cancel, run.progress
+            context, vm_batch, batches, max(1, parallel // per_batch), cancel, run.progress
         )
         results = {}
         for n, start in enumerate(range(0, len(items), BATCH_SIZE)):
-            key = f"batch{n:03d}"
+            key = batch_label(n)
             outcome = batch_results.get(key)
             for vm_id, _, _ in items[start : start + BATCH_SIZE]:
                 found = outcome.get(vm_id) if isinstance(outcome, dict) else None
@@ -188,12 +194,12 @@ def chain_run(context: df.DurableOrchestrationContext):
 
 def fan_out(
     context: df.DurableOrchestrationContext,
-    orchestrator: str,
-    items: list[tuple[str, dict[str, Any], str]],
+    orchestrator: Callable[..., Any],
+    items: Sequence[tuple[str, Mapping[str, Any], str]],
     parallel: int,
     cancel: Any,
     progress: Any,
-    release: dict[str, Any] | None = None,
+    release: Mapping[str, Any] | None = None,
 ) -> Generator[Any, Any, tuple[dict[str, Any], bool]]:
     """Run ``orchestrator`` once per (key, input, instance id) until all are done or ``cancel`` (a
     task, or None) completes. At most ``parallel`` children hold a slot at once: a child holds its
@@ -242,18 +248,20 @@ def fan_out(
 def vm_batch(context: df.DurableOrchestrationContext):
     """Backs up one batch of a large run's VMs. Input: ``items`` ([vmId, vm_backup input,
     instance id]) and ``parallel``. Output: each VM's result by VM id."""
-    spec: dict[str, Any] = context.get_input()
+    spec: VmBatchInput = context.get_input()
     items = [(vm_id, payload, instance_id) for vm_id, payload, instance_id in spec["items"]]
 
     def progress(results: dict[str, Any], left: int) -> None:
         context.set_custom_status({"phase": "backingUp", "done": len(results), "left": left})
 
-    results, _ = yield from fan_out(context, "vm_backup", items, int(spec["parallel"]), None, progress, release=spec)
+    results, _ = yield from fan_out(context, vm_backup, items, int(spec["parallel"]), None, progress, release=spec)
     return results
 
 
 def _jobs_left(
-    context: df.DurableOrchestrationContext, items: list[tuple[str, dict[str, Any], str]], results: dict[str, Any]
+    context: df.DurableOrchestrationContext,
+    items: Sequence[tuple[str, Mapping[str, Any], str]],
+    results: dict[str, Any],
 ) -> Generator[Any, Any, dict[str, Any]]:
     """After a cancel: every VM keeps its Azure job id (from its result, or else from its
     orchestration's custom status) and says whether Azure still runs that job (cancelling a run
@@ -268,8 +276,9 @@ def _jobs_left(
     # One activity per BATCH_SIZE VMs keeps each message small in runs of thousands of VMs.
     chunks = [ask[i : i + BATCH_SIZE] for i in range(0, len(ask), BATCH_SIZE)]
     try:
-        reads = yield context.task_all(
-            [context.call_activity_with_retry("run_jobs", AZURE_RETRY, {"vms": chunk}) for chunk in chunks]
+        requests: list[RunJobsRequest] = [{"vms": chunk} for chunk in chunks]
+        reads: list[list[RunJob]] = yield context.task_all(
+            [context.call_activity_with_retry(run_jobs, AZURE_RETRY, request) for request in requests]
         )
     except Exception as err:  # Azure kept failing beyond the retries: the run still ends, saying so
         error = f"job lookup failed beyond its retries: {str(err)[:300]}"
@@ -288,22 +297,28 @@ def _jobs_left(
 
 def _job_ids_only(
     context: df.DurableOrchestrationContext, ask: list[list[Any]], chunks: list[list[list[Any]]], error: str
-) -> Generator[Any, Any, list[list[dict[str, Any]]]]:
+) -> Generator[Any, Any, list[list[RunJob]]]:
     """Each VM's job id without asking Azure (a cancelled VM's result may not carry it: it is in
     its orchestration's custom status), every one with ``error`` as its ``readError``."""
     try:
-        reads = yield context.task_all(
+        reads: list[list[RunJob]] = yield context.task_all(
             [
-                context.call_activity_with_retry("run_jobs", AZURE_RETRY, {"vms": chunk, "readJobs": False})
+                context.call_activity_with_retry(run_jobs, AZURE_RETRY, RunJobsRequest(vms=chunk, readJobs=False))
                 for chunk in chunks
             ]
         )
     except Exception:  # not even the ids: keep those the results had
         reads = [[{"vmId": vm, "jobId": job, "jobStatus": None, "jobRunning": None} for vm, _, _, job in ask]]
-    return [[{**job, "jobStatus": None, "jobRunning": None, "readError": error} for job in read] for read in reads]
+    return [
+        [
+            {"vmId": job["vmId"], "jobId": job["jobId"], "jobStatus": None, "jobRunning": None, "readError": error}
+            for job in read
+        ]
+        for read in reads
+    ]
 
 
-def _finish(run: _Chain, outcome: str, results: dict[str, dict[str, Any]]):
+def _finish(run: _ChainRunState, outcome: str, results: dict[str, dict[str, Any]]):
     keys: tuple[str, ...] = ("vmId", "outcome", "jobId", "failedPhase", "errorCode", "snapshotCompletedAt")
     if outcome == "cancelled":
         keys += ("jobStatus", "jobRunning", "readError")

@@ -1,13 +1,20 @@
-"""Helpers shared by the orchestrators; everything here is deterministic under replay."""
+"""Helpers shared by the orchestrators; everything here is deterministic under replay.
+
+Orchestrators call activities and sub-orchestrations by function reference: azure-functions-durable
+1.7.0's ``call_activity``/``call_sub_orchestrator`` take the ``FunctionBuilder`` a v2 decorator
+returns and schedule it under its registered name (``DurableOrchestrationContext._get_function_name``),
+so histories name the same functions as when they were called by string."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import azure.durable_functions as df
 
+from activities.events import publish_events
 from backup_chain.events import (
     iso,
     parse_time,
@@ -16,6 +23,7 @@ from backup_chain.events import (
     vm_cloud_event,
 )
 from backup_chain.jobs import JobView
+from backup_chain.messages import CloudEvent, PublishRequest
 
 __all__ = ["iso", "parse_time", "seconds_between"]  # re-exported for the orchestrators
 
@@ -43,7 +51,7 @@ def decode_event_data(value: Any) -> Any:
     return value
 
 
-def publish(context: df.DurableOrchestrationContext, events: list[dict[str, Any]], *, behind: bool = False) -> Any:
+def publish(context: df.DurableOrchestrationContext, events: list[CloudEvent], *, behind: bool = False) -> Any:
     """The task that publishes ``events`` (yield it). It never fails on the topic: events the
     topic does not accept at once are kept in the run's outbox and delivered later, in order
     (activities/events.py). Once one of this orchestration's publishes was kept (or ``behind``: a
@@ -51,9 +59,8 @@ def publish(context: df.DurableOrchestrationContext, events: list[dict[str, Any]
     results are replayed, so this is deterministic)."""
     tasks: list[Any] = context.__dict__.setdefault("_publish_tasks", [])
     queue = behind or kept_any(context)
-    task = context.call_activity_with_retry(
-        "publish_events", AZURE_RETRY, {"events": events, "at": iso(now(context)), "queue": queue}
-    )
+    request: PublishRequest = {"events": events, "at": iso(now(context)), "queue": queue}
+    task = context.call_activity_with_retry(publish_events, AZURE_RETRY, request)
     tasks.append(task)
     return task
 
@@ -69,7 +76,7 @@ def kept_any(context: df.DurableOrchestrationContext) -> bool:
     return any(isinstance(t.result, dict) and t.result.get("queued") for t in tasks)
 
 
-def follow(context: df.DurableOrchestrationContext, spec: dict[str, Any]) -> None:
+def follow(context: df.DurableOrchestrationContext, spec: Mapping[str, Any]) -> None:
     """An orchestration whose parent's events were kept (input ``behindKept``) queues its own
     behind them."""
     if spec.get("behindKept"):
@@ -77,11 +84,13 @@ def follow(context: df.DurableOrchestrationContext, spec: dict[str, Any]) -> Non
 
 
 def vm_event(
-    context: df.DurableOrchestrationContext, spec: dict[str, Any], job_id: str | None, event_type: str, **data: Any
+    context: df.DurableOrchestrationContext, spec: Mapping[str, Any], job_id: str | None, event_type: str, **data: Any
 ) -> dict[str, Any]:
     """A per-VM event stamped with the orchestration's clock."""
     return vm_cloud_event(spec, job_id, event_type, iso(now(context)), **data)
 
 
-def snapshot_completed(context: df.DurableOrchestrationContext, spec: dict[str, Any], job: JobView) -> dict[str, Any]:
+def snapshot_completed(
+    context: df.DurableOrchestrationContext, spec: Mapping[str, Any], job: JobView
+) -> dict[str, Any]:
     return snapshot_completed_event(spec, job, iso(now(context)))

@@ -11,7 +11,9 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from activities.events import report_undelivered, send_event_batch
 from backup_chain.delivery import BATCH_EVENTS, WAKE_EVENT, backoff_seconds, is_permanent, reason_of
+from backup_chain.messages import CloudEvent, DelivererInput, DelivererOutput, OutboxTaken, SendResult
 from entities.delivery_outbox import index_entity, outbox_entity
 from orchestrators.common import after, decode_event_data, iso, now, parse_time
 
@@ -23,7 +25,7 @@ ROUNDS_PER_EXECUTION = 20  # continue as new after this many sends: a short hist
 def deliver_events(context: df.DurableOrchestrationContext):
     """Input: ``key`` (the run's outbox), ``retrySeconds``, ``firstBackoffSeconds``,
     ``maxBackoffSeconds`` and, across continue-as-new, ``attempt`` and ``delivered``."""
-    spec: dict[str, Any] = context.get_input()
+    spec: DelivererInput = context.get_input()
     key = spec["key"]
     entity = outbox_entity(key)
     attempt, delivered = int(spec.get("attempt", 0)), int(spec.get("delivered", 0))
@@ -31,8 +33,8 @@ def deliver_events(context: df.DurableOrchestrationContext):
     if spec.get("retry"):  # started by the sweep or the operator: undelivered events go again
         yield context.call_entity(entity, "retry")
     for _ in range(ROUNDS_PER_EXECUTION):
-        taken = yield context.call_entity(entity, "take", {"limit": BATCH_EVENTS})
-        events: list[dict[str, Any]] = taken["events"]
+        taken: OutboxTaken = yield context.call_entity(entity, "take", {"limit": BATCH_EVENTS})
+        events: list[CloudEvent] = taken["events"]
         if not events:
             if not taken["kept"]:
                 # Unlisted first, then looked at again: an event its publisher kept meanwhile (its
@@ -44,8 +46,9 @@ def deliver_events(context: df.DurableOrchestrationContext):
                     if taken["events"]:
                         continue
             context.set_custom_status({"phase": "idle", "key": key, "delivered": delivered, "kept": taken["kept"]})
-            return {"key": key, "delivered": delivered, "undelivered": taken["kept"]}
-        sent = yield context.call_activity("send_event_batch", {"events": events})
+            output: DelivererOutput = {"key": key, "delivered": delivered, "undelivered": taken["kept"]}
+            return output
+        sent: SendResult = yield context.call_activity(send_event_batch, {"events": events})
         if sent["ok"]:
             yield context.call_entity(entity, "delivered", {"ids": [e["id"] for e in events]})
             delivered += len(events)
@@ -62,7 +65,7 @@ def deliver_events(context: df.DurableOrchestrationContext):
         changed = yield context.call_entity(entity, "failed", {"reason": reason, "permanent": permanent or expired})
         if permanent or expired:
             if changed:
-                yield context.call_activity("report_undelivered", {"key": key, "reason": reason, "events": changed})
+                yield context.call_activity(report_undelivered, {"key": key, "reason": reason, "events": changed})
             attempt = 0
             continue  # the next take is empty unless new events arrived meanwhile
         attempt += 1

@@ -1,15 +1,27 @@
-"""GC enforcement orchestrations (DESIGN.md "GC"): the weekly scheduler, the ``weekly-policy``
-check, the ``weekend-window`` window, and reclaiming leases of holders that died."""
+"""GC enforcement orchestrations: the weekly scheduler, the ``weekly-policy`` check, the
+``weekend-window`` window, and reclaiming leases of holders that died (docs/gc.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import azure.durable_functions as df
 
-from backup_chain.errors import retries_exhausted
+from activities.protection import inspect_protection
+from backup_chain.errors import ErrorDict, retries_exhausted
 from backup_chain.events import gc_cloud_event
 from backup_chain.gc import assess, next_weekly, protection_on
+from backup_chain.ids import gc_due_instance_id
+from backup_chain.messages import (
+    GcCheckOutput,
+    GcInput,
+    GcWindowOutput,
+    InspectionResult,
+    InspectRequest,
+    ReclaimInput,
+    ReclaimOutput,
+)
 from backup_chain.stop_findings import stop_finding
 from orchestrators.common import AZURE_RETRY, after, iso, now, publish
 from orchestrators.protection import acquire, release, set_protection
@@ -17,13 +29,9 @@ from orchestrators.protection import acquire, release, set_protection
 bp = df.Blueprint()
 
 
-def gc_instance_id(kind: str, label: str) -> str:
-    return f"gc:{kind}:{label}"
-
-
 def _event(
     context: df.DurableOrchestrationContext,
-    spec: dict[str, Any],
+    spec: Mapping[str, Any],
     event_type: str,
     vm_id: str | None,
     vault_id: str | None,
@@ -45,7 +53,7 @@ def _event(
 def gc_scheduler(context: df.DurableOrchestrationContext):
     """Eternal: sleep until the configured weekly time, run the check or the window, repeat.
     Input: ``gc`` (config), ``targets`` [[vaultId, vmId]], ``prefix``, ``source``, ``fingerprint``."""
-    spec: dict[str, Any] = context.get_input()
+    spec: GcInput = context.get_input()
     gc = spec["gc"]
     due = next_weekly(gc["day"], gc["at"], gc["timeZone"], now(context))
     context.set_custom_status(
@@ -54,12 +62,12 @@ def gc_scheduler(context: df.DurableOrchestrationContext):
     yield context.create_timer(due)
     kind = "window" if gc["mode"] == "weekend-window" else "check"
     if kind == "check" or gc.get("enforce", True):
-        child = gc_instance_id(kind, due.strftime("%Y%m%dT%H%MZ"))
+        child = gc_due_instance_id(kind, due)
         context.set_custom_status(
             {"phase": "running", "instance": child, "mode": gc["mode"], "fingerprint": spec["fingerprint"]}
         )
         try:
-            yield context.call_sub_orchestrator(f"gc_{kind}", spec, child)
+            yield context.call_sub_orchestrator(gc_check if kind == "check" else gc_window, spec, child)
         except Exception as err:  # the next week must still come; the child reports its own failure
             context.set_custom_status(
                 {"phase": "lastRunFailed", "error": str(err)[:300], "fingerprint": spec["fingerprint"]}
@@ -72,10 +80,10 @@ def gc_scheduler(context: df.DurableOrchestrationContext):
 def gc_check(context: df.DurableOrchestrationContext):
     """``weekly-policy``: inspect every VM (bounded fan-out), raise GcOverdue and
     RestorePointsNearLimit with what was found and what to do, optionally resume protection."""
-    spec: dict[str, Any] = context.get_input()
+    spec: GcInput = context.get_input()
     gc = spec["gc"]
     targets = [tuple(t) for t in spec["targets"]]
-    results: list[dict[str, Any]] = []
+    results: list[InspectionResult] = []
     stamp = iso(now(context))
     for start in range(0, len(targets), int(gc.get("maxParallel", 10))):
         batch = targets[start : start + int(gc.get("maxParallel", 10))]
@@ -91,7 +99,7 @@ def gc_check(context: df.DurableOrchestrationContext):
                     inspections.append({"ok": False, "error": retries_exhausted(str(err))})
         results.extend(inspections)
     events: list[dict[str, Any]] = []
-    report = []
+    report: list[dict[str, Any]] = []
     for (vault, vm), inspection in zip(targets, results, strict=True):
         if not inspection["ok"]:
             report.append({"vmId": vm, "vaultId": vault, "error": inspection["error"]})
@@ -151,20 +159,20 @@ def gc_check(context: df.DurableOrchestrationContext):
     if events:
         yield publish(context, events)
     context.set_custom_status({"phase": "completed", "checked": len(report), "findings": len(events)})
-    return {"kind": "check", "at": stamp, "vms": report}
+    output: GcCheckOutput = {"kind": "check", "at": stamp, "vms": report}
+    return output
 
 
 def _inspect(context: df.DurableOrchestrationContext, vault: str, vm: str, stamp: str) -> Any:
-    return context.call_activity_with_retry(
-        "inspect_protection", AZURE_RETRY, {"vaultId": vault, "vmId": vm, "now": stamp}
-    )
+    request: InspectRequest = {"vaultId": vault, "vmId": vm, "now": stamp}
+    return context.call_activity_with_retry(inspect_protection, AZURE_RETRY, request)
 
 
 @bp.orchestration_trigger(context_name="context")
 def gc_window(context: df.DurableOrchestrationContext):
     """``weekend-window``: resume protection on every VM, hold it for ``windowHours`` so GC runs,
     then give the leases back; protection stops only where no backup still holds it."""
-    spec: dict[str, Any] = context.get_input()
+    spec: GcInput = context.get_input()
     gc = spec["gc"]
     targets = [tuple(t) for t in spec["targets"]]
     opened_at = now(context)
@@ -234,7 +242,7 @@ def gc_window(context: df.DurableOrchestrationContext):
     context.set_custom_status(
         {"phase": "closed", "stopped": len(stopped), "keptOn": len(kept_on), "stopFailed": len(stop_failed)}
     )
-    return {
+    output: GcWindowOutput = {
         "kind": "window",
         "openedAt": iso(opened_at),
         "vms": [{"vmId": vm, "vaultId": vault, "resumed": True} for vault, vm in opened]
@@ -243,10 +251,11 @@ def gc_window(context: df.DurableOrchestrationContext):
         "keptOn": kept_on,
         "stopFailed": stop_failed,
     }
+    return output
 
 
 def _stop_failed_event(
-    context: df.DurableOrchestrationContext, spec: dict[str, Any], f: dict[str, Any]
+    context: df.DurableOrchestrationContext, spec: Mapping[str, Any], f: dict[str, Any]
 ) -> dict[str, Any]:
     """GcStopFailed: a stop Azure refused, so protection is still on (docs/operations.md)."""
     return _event(
@@ -264,7 +273,7 @@ def _stop_failed_event(
     )
 
 
-def _vm_failure(vault: str, vm: str, error: dict[str, Any]) -> dict[str, Any]:
+def _vm_failure(vault: str, vm: str, error: ErrorDict) -> dict[str, Any]:
     """Per VM, what Azure answered: its code and message."""
     return {"vmId": vm, "vaultId": vault, "errorCode": error.get("code"), "message": error.get("message")}
 
@@ -277,7 +286,7 @@ def _failure_data(failure: dict[str, Any]) -> dict[str, Any]:
 def lease_reclaim(context: df.DurableOrchestrationContext):
     """Free the lease of a holder that crashed or was terminated (started by the sweeper). Input:
     ``vaultId``, ``vmId``, ``holder``, ``policy``, and ``prefix``/``source`` for its events."""
-    spec: dict[str, Any] = context.get_input()
+    spec: ReclaimInput = context.get_input()
     released = yield from release(
         context, spec["vaultId"], spec["vmId"], spec["policy"], holder=spec["holder"], op="reclaim"
     )
@@ -286,4 +295,9 @@ def lease_reclaim(context: df.DurableOrchestrationContext):
         failure = _vm_failure(spec["vaultId"], spec["vmId"], released["error"])
         failure.update(stop_finding(failure["errorCode"], failure["message"]).to_dict())
         yield publish(context, [_stop_failed_event(context, spec, failure)])
-    return {"holder": spec["holder"], "stoppedProtection": released["stopped"], "error": released["error"]}
+    output: ReclaimOutput = {
+        "holder": spec["holder"],
+        "stoppedProtection": released["stopped"],
+        "error": released["error"],
+    }
+    return output

@@ -7,11 +7,12 @@ at one timer and one activity."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
 
 import azure.durable_functions as df
 
-from backup_chain.ids import resource_hash
+from activities.job_poll import poll_jobs
+from backup_chain.messages import PollerInput, PollRequest, PollResult, WatchTake, WatchTaken
+from entities.job_watch import watch_entity
 from orchestrators.common import iso, now
 
 bp = df.Blueprint()
@@ -21,16 +22,12 @@ ROUNDS_PER_EXECUTION = 10
 IDLE_SECONDS = 60.0  # with nothing due, look at the board again this often (new watches)
 
 
-def watch_entity(vault_id: str) -> df.EntityId:
-    return df.EntityId("job_watch", resource_hash(vault_id))
-
-
 @bp.orchestration_trigger(context_name="context")
 def job_poller(context: df.DurableOrchestrationContext):
     """Input: ``vaultId``, ``readsPerMinute`` (this vault's share), ``tickSeconds``,
     ``fingerprint`` (of this input; a changed configuration restarts the poller), and, carried
     across continue-as-new, ``reads`` so far and the watch keys ``finished`` in the last round."""
-    spec: dict[str, Any] = context.get_input()
+    spec: PollerInput = context.get_input()
     entity = watch_entity(spec["vaultId"])
     per_minute, tick = float(spec["readsPerMinute"]), float(spec["tickSeconds"])
     reads = int(spec.get("reads", 0))
@@ -40,15 +37,19 @@ def job_poller(context: df.DurableOrchestrationContext):
     for _ in range(ROUNDS_PER_EXECUTION):
         # Finished watches go in the same operation as the next take, so they can never be read
         # (and announced) again, whatever order the entity sees other messages in.
-        taken = yield context.call_entity(entity, "take", {"at": wake, "readsPerMinute": per_minute, "done": finished})
+        take: WatchTake = {"at": wake, "readsPerMinute": per_minute, "done": finished}
+        taken: WatchTaken = yield context.call_entity(entity, "take", take)
         finished = []
         if wake > now(context).timestamp():
             yield context.create_timer(datetime.fromtimestamp(wake, timezone.utc))
         if taken["watches"]:
             try:
-                result = yield context.call_activity(
-                    "poll_jobs", {"vaultId": spec["vaultId"], "at": iso(now(context)), "watches": taken["watches"]}
-                )
+                request: PollRequest = {
+                    "vaultId": spec["vaultId"],
+                    "at": iso(now(context)),
+                    "watches": taken["watches"],
+                }
+                result: PollResult = yield context.call_activity(poll_jobs, request)
             except Exception:
                 # The reads are rescheduled on the board already; the next round tries again.
                 result = {"finished": [], "read": 0}

@@ -7,16 +7,18 @@ parallelism slot is free once its snapshot phase is over."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from typing import Any
 
 import azure.durable_functions as df
 
+from activities.notify import tell_parent
+from backup_chain.messages import Notice
 from orchestrators.common import AZURE_RETRY
 
 
 def tell(
-    context: df.DurableOrchestrationContext, spec: dict[str, Any], stage: str, **data: Any
+    context: df.DurableOrchestrationContext, spec: Mapping[str, Any], stage: str, **data: Any
 ) -> Generator[Any, Any, None]:
     """Tell the parent that asked for ``stage`` (nothing when none did). A notice that cannot be
     sent is not an error: the parent also counts the child's end."""
@@ -25,8 +27,7 @@ def tell(
         return
     instance_id, event_name = target
     try:
-        yield context.call_activity_with_retry(
-            "tell_parent", AZURE_RETRY, {"instanceId": instance_id, "event": event_name, "data": data}
-        )
+        notice: Notice = {"instanceId": instance_id, "event": event_name, "data": data}
+        yield context.call_activity_with_retry(tell_parent, AZURE_RETRY, notice)
     except Exception:  # retries exhausted: the parent falls back to the child's end
         return

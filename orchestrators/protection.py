@@ -8,21 +8,19 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from backup_chain.errors import retries_exhausted
-from backup_chain.ids import vm_hash
+from activities.protection import set_protection as set_protection_activity
+from backup_chain.errors import error_dict, retries_exhausted
+from backup_chain.messages import LeaseDecision, LeaseReleased, ProtectionResult, SetProtectionRequest
+from entities.protection_lease import lease_entity
 from orchestrators.common import AZURE_RETRY, after, iso, now
 
 WAIT_SECONDS = 30.0
 MAX_WAITS = 240  # two hours of waiting for another holder's transition
 
 
-def lease_entity(vm_id: str) -> df.EntityId:
-    return df.EntityId("protection_lease", vm_hash(vm_id))
-
-
 def acquire(
     context: df.DurableOrchestrationContext, vault_id: str, vm_id: str, policy: str, kind: str
-) -> Generator[Any, Any, dict[str, Any]]:
+) -> Generator[Any, Any, ProtectionResult]:
     """Hold the lease; resume protection if this holder is the first. Returns the set_protection
     result (or ``{"ok": True}`` when protection was already held on). When Azure refuses the
     resume (or keeps failing beyond the retries) the lease is freed again — protection is still
@@ -30,7 +28,7 @@ def acquire(
     entity = lease_entity(vm_id)
     args = {"holder": context.instance_id, "kind": kind, "item": {"vaultId": vault_id, "vmId": vm_id}}
     for _ in range(MAX_WAITS):
-        decision = yield context.call_entity(entity, "acquire", {**args, "at": iso(now(context))})
+        decision: LeaseDecision = yield context.call_entity(entity, "acquire", {**args, "at": iso(now(context))})
         if decision["action"] == "wait":
             yield context.create_timer(after(context, WAIT_SECONDS))
             continue
@@ -40,32 +38,24 @@ def acquire(
         outcome = "started" if result.get("ok") else "resumeFailed"
         yield context.call_entity(entity, outcome, {"holder": context.instance_id})
         return result
-    return {
-        "ok": False,
-        "error": {
-            "kind": "final",
-            "code": "LeaseBusy",
-            "message": "protection lease stayed busy",
-            "recommendations": [],
-        },
-    }
+    return {"ok": False, "error": error_dict("LeaseBusy", "protection lease stayed busy")}
 
 
 def release(
     context: df.DurableOrchestrationContext,
     vault_id: str,
     vm_id: str,
-    policy: str,
+    policy: str | None,
     *,
     holder: str | None = None,
     op: str = "release",
-) -> Generator[Any, Any, dict[str, Any]]:
+) -> Generator[Any, Any, LeaseReleased]:
     """Give the lease back (``op="reclaim"`` with another ``holder``: on behalf of a holder that
     died); stop protection, keeping its data, if no holder is left. Returns ``{"stopped": bool,
     "error": None | {...}}``; when Azure refuses the stop, protection is still on and so is the
     lease (with no holder), and ``error`` carries Azure's code and message."""
     entity = lease_entity(vm_id)
-    decision = yield context.call_entity(
+    decision: LeaseDecision = yield context.call_entity(
         entity, op, {"holder": holder or context.instance_id, "by": context.instance_id}
     )
     if decision["action"] != "stop":
@@ -77,15 +67,14 @@ def release(
 
 
 def set_protection(
-    context: df.DurableOrchestrationContext, vault_id: str, vm_id: str, policy: str, *, on: bool
-) -> Generator[Any, Any, dict[str, Any]]:
+    context: df.DurableOrchestrationContext, vault_id: str, vm_id: str, policy: str | None, *, on: bool
+) -> Generator[Any, Any, ProtectionResult]:
     """Resume (``on``) or stop protection; every answer checked: ``{"ok": True, ...}`` or
     ``{"ok": False, "error": {kind, code, message, ...}}``, also when Azure kept failing beyond
     the durable retries."""
+    request: SetProtectionRequest = {"vaultId": vault_id, "vmId": vm_id, "on": on, "policy": policy}
     try:
-        result = yield context.call_activity_with_retry(
-            "set_protection", AZURE_RETRY, {"vaultId": vault_id, "vmId": vm_id, "on": on, "policy": policy}
-        )
+        result: ProtectionResult = yield context.call_activity_with_retry(set_protection_activity, AZURE_RETRY, request)
     except Exception as err:  # retries exhausted: the activity's last TransientAzureError
         return {"ok": False, "error": retries_exhausted(str(err))}
-    return dict(result)
+    return result

@@ -6,12 +6,14 @@ restarts, and never overlap the previous run."""
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import cast
 
 import azure.durable_functions as df
 
 from backup_chain.ids import chain_instance_id, run_id_for_window
+from backup_chain.messages import ChainRunInput, SchedulerInput
 from backup_chain.windows import next_window
+from orchestrators.chain_run import chain_run
 from orchestrators.common import iso, now
 
 bp = df.Blueprint()
@@ -20,7 +22,7 @@ bp = df.Blueprint()
 @bp.orchestration_trigger(context_name="context")
 def chain_scheduler(context: df.DurableOrchestrationContext):
     """Input: ``run`` (a chain_run input without ``runId``) and ``fingerprint``."""
-    spec: dict[str, Any] = context.get_input()
+    spec: SchedulerInput = context.get_input()
     chain = spec["run"]["chain"]
     opens = next_window(chain["window"], now(context))
     run_id = run_id_for_window(opens)
@@ -28,8 +30,7 @@ def chain_scheduler(context: df.DurableOrchestrationContext):
     yield context.create_timer(opens)
     context.set_custom_status({"phase": "running", "runId": run_id, "fingerprint": spec["fingerprint"]})
     with contextlib.suppress(Exception):  # a failed run must not stop later windows; it reports itself
-        yield context.call_sub_orchestrator(
-            "chain_run", {**spec["run"], "runId": run_id}, chain_instance_id(chain["name"], run_id)
-        )
+        run = cast(ChainRunInput, {**spec["run"], "runId": run_id})
+        yield context.call_sub_orchestrator(chain_run, run, chain_instance_id(chain["name"], run_id))
     context.continue_as_new(spec)
     return None

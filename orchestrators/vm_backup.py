@@ -9,10 +9,31 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from backup_chain.errors import CONFLICT_CODES, retries_exhausted
+from activities.backup import backup_operation, find_active_job, get_job, latest_recovery_point, trigger_backup
+from activities.protection import get_policy_schedule
+from backup_chain.errors import CONFLICT_CODES, ErrorDict, error_dict, retries_exhausted
 from backup_chain.gc import PolicySchedule, overlap_decision
+from backup_chain.ids import watcher_instance_id
 from backup_chain.jobs import JobView
+from backup_chain.messages import (
+    ActiveJobResult,
+    Announce,
+    GcSettings,
+    JobResult,
+    OperationResult,
+    PolicyScheduleRequest,
+    PolicyScheduleResult,
+    RecoveryPointResult,
+    TriggerResult,
+    VmBackupInput,
+    VmRequest,
+    Watch,
+    WatchJobInput,
+    WatchOutcome,
+    WatchUntil,
+)
 from backup_chain.stop_findings import stop_finding
+from entities.job_watch import watch_entity
 from orchestrators.common import (
     AZURE_RETRY,
     after,
@@ -27,12 +48,12 @@ from orchestrators.common import (
     snapshot_completed,
     vm_event,
 )
-from orchestrators.job_poller import watch_entity
 from orchestrators.notify import tell
 from orchestrators.protection import acquire, release
+from orchestrators.watch_job import watch_job
 
 bp = df.Blueprint()
-AD_HOC_BACKUP_HOURS = timedelta(hours=3)  # an incremental backup usually ends within 1-3 h (DOMAIN.md)
+AD_HOC_BACKUP_HOURS = timedelta(hours=3)  # an incremental backup usually ends within 1-3 h (docs/domain.md)
 MAX_TRIGGER_ROUNDS = 4  # find → (adopt | wait out | trigger) rounds before giving up on conflicts
 CONFLICT_RECHECK_SECONDS = 300.0  # a conflict that names no job: look again after the job list caught up
 # The trigger's async operation: read it after its Retry-After (60 s in azure-rest-api-specs
@@ -46,12 +67,13 @@ FALLBACK_SECONDS = {"snapshot": 900.0, "transfer": 3600.0, "end": 3600.0}
 MAX_FALLBACK_WAKES = 48  # 12 h of snapshot or 48 h of transfer without a notice: give up on the job
 
 
-class _Run:
+class _VmBackupState:
     """Per-execution state of one VM backup (rebuilt identically on every replay)."""
 
-    def __init__(self, context: df.DurableOrchestrationContext, spec: dict[str, Any]):
+    def __init__(self, context: df.DurableOrchestrationContext, spec: VmBackupInput):
         self.context = context
         self.spec = spec
+        self.request: VmRequest = {"vaultId": spec["vaultId"], "vmId": spec["vmId"]}
         self.status: dict[str, Any] = {"phase": "starting", "vmId": spec["vmId"], "jobId": None}
 
     def phase(self, phase: str, **fields: Any) -> None:
@@ -61,34 +83,44 @@ class _Run:
     def event(self, event_type: str, **data: Any) -> dict[str, Any]:
         return vm_event(self.context, self.spec, self.status.get("jobId"), event_type, **data)
 
-    def watch(self, job_id: str, until: str, anchor: str | None, label: str) -> Generator[Any, Any, dict[str, Any]]:
+    def watch(
+        self, job_id: str, until: WatchUntil, anchor: str | None, label: str
+    ) -> Generator[Any, Any, WatchOutcome]:
         """Until the job reaches ``until``: ``{"ok": True, "job": JobView, "announced": bool}``
         or ``{"ok": False, "error": ...}``. ``announced``: SnapshotCompleted is published."""
         # Whoever sees the snapshot first publishes SnapshotCompleted (same event id either way).
-        announce = (
-            {k: self.spec[k] for k in ("chain", "runId", "vmId", "vaultId", "prefix")} if until == "snapshot" else None
+        spec = self.spec
+        announce: Announce | None = (
+            {
+                "chain": spec["chain"],
+                "runId": spec["runId"],
+                "vmId": spec["vmId"],
+                "vaultId": spec["vaultId"],
+                "prefix": spec["prefix"],
+            }
+            if until == "snapshot"
+            else None
         )
-        if not (self.spec.get("polling") or {}).get("shared"):
-            watched = yield self.context.call_sub_orchestrator(
-                "watch_job",
-                {
-                    "vaultId": self.spec["vaultId"],
-                    "jobId": job_id,
-                    "until": until,
-                    "anchor": anchor,
-                    "plan": self.spec["plan"],
-                    "announce": announce,
-                    "polls": 0,
-                    "behindKept": kept_any(self.context),
-                },
-                f"{self.context.instance_id}:{label}",
+        if not (spec.get("polling") or {}).get("shared"):
+            watch_input: WatchJobInput = {
+                "vaultId": spec["vaultId"],
+                "jobId": job_id,
+                "until": until,
+                "anchor": anchor,
+                "plan": spec["plan"],
+                "announce": announce,
+                "polls": 0,
+                "behindKept": kept_any(self.context),
+            }
+            watched: WatchOutcome = yield self.context.call_sub_orchestrator(
+                watch_job, watch_input, watcher_instance_id(self.context.instance_id, label)
             )
-            return dict(watched)
+            return watched
         return (yield from self._shared_watch(job_id, until, anchor, label, announce))
 
     def _shared_watch(
-        self, job_id: str, until: str, anchor: str | None, label: str, announce: dict[str, Any] | None
-    ) -> Generator[Any, Any, dict[str, Any]]:
+        self, job_id: str, until: WatchUntil, anchor: str | None, label: str, announce: Announce | None
+    ) -> Generator[Any, Any, WatchOutcome]:
         """Register with the vault's budgeted poller and wait to be told. If it stays silent for
         long, ask its board why: a poller that is alive but behind is waited for (reading too would
         announce the snapshot twice); one that already finished the watch has its notice on the
@@ -96,8 +128,8 @@ class _Run:
         context = self.context
         entity = watch_entity(self.spec["vaultId"])
         started = parse_time(anchor) or now(context)
-        watch = {
-            "key": f"{context.instance_id}:{label}",
+        watch: Watch = {
+            "key": watcher_instance_id(context.instance_id, label),
             "owner": context.instance_id,
             "event": f"job:{label}",
             "vaultId": self.spec["vaultId"],
@@ -117,7 +149,8 @@ class _Run:
             winner = yield context.task_any([notice, timer])
             if winner is notice:
                 timer.cancel()
-                return dict(decode_event_data(notice.result))
+                heard: WatchOutcome = decode_event_data(notice.result)
+                return heard
             verdict = yield context.call_entity(
                 entity,
                 "fallback",
@@ -128,18 +161,17 @@ class _Run:
                 heard_finished = heard_finished or verdict == "finished"
                 continue
             # withdrawn (the poller is silent), or finished but its notice never came: read it here.
-            read = yield context.call_activity_with_retry(
-                "get_job", AZURE_RETRY, {"vaultId": self.spec["vaultId"], "jobId": job_id}
+            read: JobResult = yield context.call_activity_with_retry(
+                get_job, AZURE_RETRY, {"vaultId": self.spec["vaultId"], "jobId": job_id}
             )
             if not read["ok"] or JobView.from_dict(read["job"]).reached(until):
                 return {**read, "announced": False}
             register, heard_finished = True, False
-        error = {
-            "kind": "final",
-            "code": "JobWatchGaveUp",
-            "message": f"job {job_id} did not reach {until} in {MAX_FALLBACK_WAKES} fallback periods without a notice",
-            "recommendations": ["Check the job in the vault's Backup jobs blade."],
-        }
+        error = error_dict(
+            "JobWatchGaveUp",
+            f"job {job_id} did not reach {until} in {MAX_FALLBACK_WAKES} fallback periods without a notice",
+            recommendations=["Check the job in the vault's Backup jobs blade."],
+        )
         return {"ok": False, "error": error}
 
     def summary(self, outcome: str, **fields: Any) -> dict[str, Any]:
@@ -156,9 +188,9 @@ def vm_backup(context: df.DurableOrchestrationContext):
     """Input: ``chain``, ``runId``, ``vmId``, ``vaultId``, ``retainDays``, ``monitorTransfer``,
     ``upstreamAt`` (ISO time of the upstream signal), ``prefix``, ``plan``, ``delaySeconds`` and
     ``gc`` (set only for a VM GC covers: ``{"mode", "policy", "overlap"}``)."""
-    spec: dict[str, Any] = context.get_input()
+    spec: VmBackupInput = context.get_input()
     follow(context, spec)
-    run = _Run(context, spec)
+    run = _VmBackupState(context, spec)
     run.phase("starting")
     # Every step before the backup too (the schedule check, a BackupDelayed and its delay,
     # resuming protection) ends in a BackupFailed if it fails beyond its retries.
@@ -166,32 +198,34 @@ def vm_backup(context: df.DurableOrchestrationContext):
     return {**result, "eventsKept": True} if kept_any(context) else result
 
 
-def _vm_backup(run: _Run, spec: dict[str, Any]) -> Generator[Any, Any, dict[str, Any]]:
+def _vm_backup(run: _VmBackupState, spec: VmBackupInput) -> Generator[Any, Any, dict[str, Any]]:
     context = run.context
     if spec.get("delaySeconds"):
         yield context.create_timer(after(context, float(spec["delaySeconds"])))
     gc = spec.get("gc")  # set only for VMs GC covers (backup_chain.runs.gc_for_vm)
     if not gc:
         return (yield from _backup(run, watch_to_end=bool(spec["monitorTransfer"])))
-    # Either GC mode (seed 001): never overlap the policy's scheduled backup — refuse, or wait
-    # until it is clear (gc.overlap).
+    # Either GC mode: never overlap the policy's scheduled backup, which garbage collection depends
+    # on — refuse, or wait until it is clear (gc.overlap; docs/gc.md).
     conflict = yield from _clear_of_schedule(run, gc)
     if conflict is not None:
         return (yield from _failed(run, "trigger", conflict))
     if gc["mode"] != "weekend-window":
         return (yield from _backup(run, watch_to_end=bool(spec["monitorTransfer"])))
+    policy = gc["policy"]
+    assert policy is not None  # the configuration requires gc.policy in weekend-window mode
     # weekend-window: hold the protection lease (resuming protection) for as long as the job
     # runs, then give it back.
     run.phase("resumingProtection")
-    lease = yield from acquire(context, spec["vaultId"], spec["vmId"], gc["policy"], "backup")
+    lease = yield from acquire(context, spec["vaultId"], spec["vmId"], policy, "backup")
     if not lease.get("ok"):
         return (yield from _failed(run, "trigger", lease["error"]))
     summary = yield from _answered(run, _backup(run, watch_to_end=True))  # then give the lease back
-    released = yield from release(context, spec["vaultId"], spec["vmId"], gc["policy"])
+    released = yield from release(context, spec["vaultId"], spec["vmId"], policy)
     stopped = released["stopped"]
-    extra = {"protectionStopped": stopped}
+    extra: dict[str, Any] = {"protectionStopped": stopped}
     if released["error"] is not None:
-        code, message = released["error"].get("code"), released["error"].get("message")
+        code, message = released["error"]["code"], released["error"]["message"]
         extra["protectionStopError"] = {"code": code, "message": message, **stop_finding(code, message).to_dict()}
     run.phase(run.status["phase"], **extra)
     return {**summary, **extra}
@@ -212,7 +246,7 @@ _FAILED_PHASE = {
 }
 
 
-def _answered(run: _Run, steps: Generator[Any, Any, dict[str, Any]]) -> Generator[Any, Any, dict[str, Any]]:
+def _answered(run: _VmBackupState, steps: Generator[Any, Any, dict[str, Any]]) -> Generator[Any, Any, dict[str, Any]]:
     """Run ``steps``; an activity or watch that still failed after its durable retries (an ARM
     outage) ends in a BackupFailed with the phase and Azure's code, never a silent failure."""
     try:
@@ -224,22 +258,22 @@ def _answered(run: _Run, steps: Generator[Any, Any, dict[str, Any]]) -> Generato
         return (yield from _failed(run, phase, retries_exhausted(str(err))))
 
 
-def _clear_of_schedule(run: _Run, gc: dict[str, Any]) -> Generator[Any, Any, dict[str, Any] | None]:
+def _clear_of_schedule(run: _VmBackupState, gc: GcSettings) -> Generator[Any, Any, ErrorDict | None]:
     """``None`` when an ad hoc backup now keeps clear of the policy's scheduled backup (after a
     BackupDelayed and a durable timer with ``overlap: delay``), else the error to fail with.
     weekend-window reads ``gc.policy`` (the one protection resumes with); weekly-policy the
     VM's own policy (V1 or Enhanced schedules; a VM without one has no scheduled backup to collide with)."""
     context, spec = run.context, run.spec
     run.phase("checkingSchedule")
-    request = {"vaultId": spec["vaultId"], "vmId": spec["vmId"]}
-    if gc["mode"] == "weekend-window":
+    request: PolicyScheduleRequest = {"vaultId": spec["vaultId"], "vmId": spec["vmId"]}
+    if gc["mode"] == "weekend-window" and gc["policy"]:
         request["policy"] = gc["policy"]
     try:
-        found = yield context.call_activity_with_retry("get_policy_schedule", AZURE_RETRY, request)
+        found: PolicyScheduleResult = yield context.call_activity_with_retry(get_policy_schedule, AZURE_RETRY, request)
     except Exception as err:
         return retries_exhausted(str(err))
     if not found["ok"]:
-        return dict(found["error"])
+        return found["error"]
     if found["schedule"] is None:
         return None
     schedule = PolicySchedule.from_dict(found["schedule"])
@@ -248,15 +282,14 @@ def _clear_of_schedule(run: _Run, gc: dict[str, Any]) -> Generator[Any, Any, dic
         return None
     scheduled = iso(decision["scheduledAt"])
     if decision["action"] == "refuse":
-        return {
-            "kind": "final",
-            "code": "OverlapsScheduledBackup",
-            "message": f"an ad hoc backup now would overlap the policy's scheduled backup at {scheduled} "
-            "(seed 001: keep ad hoc backups clear of the weekly scheduled run); run the chain at another time",
-            "recommendations": [
+        return error_dict(
+            "OverlapsScheduledBackup",
+            f"an ad hoc backup now would overlap the policy's scheduled backup at {scheduled} "
+            "(Azure Backup's garbage collection depends on that scheduled backup); run the chain at another time",
+            recommendations=[
                 "Move the chain's window or the policy's schedule so they do not overlap, or set gc.overlap to 'delay'."
             ],
-        }
+        )
     clear_at = decision["clearAt"]
     run.phase("delayedForScheduledBackup", scheduledBackupAt=scheduled, resumesAt=iso(clear_at))
     yield publish(
@@ -274,14 +307,11 @@ def _clear_of_schedule(run: _Run, gc: dict[str, Any]) -> Generator[Any, Any, dic
     return None
 
 
-def _job_since(run: _Run, upstream_at: datetime | None) -> Generator[Any, Any, JobView | None]:
+def _job_since(run: _VmBackupState, upstream_at: datetime | None) -> Generator[Any, Any, JobView | None]:
     """The VM's running job if it started at or after the upstream signal (None if there is none,
     or it cannot be read)."""
-    spec = run.spec
     try:
-        found = yield run.context.call_activity_with_retry(
-            "find_active_job", AZURE_RETRY, {"vaultId": spec["vaultId"], "vmId": spec["vmId"]}
-        )
+        found: ActiveJobResult = yield run.context.call_activity_with_retry(find_active_job, AZURE_RETRY, run.request)
     except Exception:
         return None
     if not found["ok"] or not found["job"]:
@@ -293,51 +323,50 @@ def _job_since(run: _Run, upstream_at: datetime | None) -> Generator[Any, Any, J
     return job
 
 
-def _running(run: _Run, known_job: str | None) -> Generator[Any, Any, dict[str, Any]]:
+def _running(run: _VmBackupState, known_job: str | None) -> Generator[Any, Any, ActiveJobResult]:
     """``{"ok": True, "job": JobView dict | None}``: the job a conflict named, if it still runs,
     else the VM's running job from the job list."""
-    request = {"vaultId": run.spec["vaultId"], "vmId": run.spec["vmId"]}
+    context = run.context
     if known_job is None:
-        return dict((yield run.context.call_activity_with_retry("find_active_job", AZURE_RETRY, request)))
-    read = yield run.context.call_activity_with_retry("get_job", AZURE_RETRY, {**request, "jobId": known_job})
-    if read["ok"] and JobView.from_dict(read["job"]).terminal:
-        return {"ok": True, "job": None}
-    return dict(read)
+        found: ActiveJobResult = yield context.call_activity_with_retry(find_active_job, AZURE_RETRY, run.request)
+        return found
+    read: JobResult = yield context.call_activity_with_retry(get_job, AZURE_RETRY, {**run.request, "jobId": known_job})
+    if not read["ok"]:
+        return {"ok": False, "error": read["error"]}
+    job = read["job"]
+    return {"ok": True, "job": None if JobView.from_dict(job).terminal else job}
 
 
-def _recheck_later(run: _Run, reason: str) -> Generator[Any, Any, None]:
+def _recheck_later(run: _VmBackupState, reason: str) -> Generator[Any, Any, None]:
     """A conflict that does not name the running job: wait before looking again, so the job list
     has caught up with the job that just started."""
     run.phase("waitingForRunningJob", runningJobId=None, conflict=reason)
     yield run.context.create_timer(after(run.context, CONFLICT_RECHECK_SECONDS))
 
 
-def _follow_operation(run: _Run, triggered: dict[str, Any]) -> Generator[Any, Any, dict[str, Any]]:
+def _follow_operation(run: _VmBackupState, triggered: TriggerResult) -> Generator[Any, Any, OperationResult]:
     """Read the trigger's operation until it ends, waiting its Retry-After (capped) on durable
     timers between reads; never POSTs again. Gives up (final) after OPERATION_DEADLINE."""
-    context, spec = run.context, run.spec
+    context = run.context
     wait = min(max(float(triggered["retryAfterSeconds"]), OPERATION_POLL_FLOOR_SECONDS), RETRY_AFTER_CAP_SECONDS)
     deadline = now(context) + OPERATION_DEADLINE
     run.phase("waitingForBackupOperation", operationId=triggered["operationId"])
     while now(context) < deadline:
         yield context.create_timer(after(context, wait))
-        polled = yield context.call_activity_with_retry(
-            "backup_operation",
-            AZURE_RETRY,
-            {"vaultId": spec["vaultId"], "vmId": spec["vmId"], "operationId": triggered["operationId"]},
+        polled: OperationResult = yield context.call_activity_with_retry(
+            backup_operation, AZURE_RETRY, {**run.request, "operationId": triggered["operationId"]}
         )
         if polled.get("status") != "InProgress":
-            return dict(polled)
-    error = {
-        "kind": "final",
-        "code": "BackupOperationNeverEnded",
-        "message": f"backup operation {triggered['operationId']} was still InProgress after {OPERATION_DEADLINE}",
-        "recommendations": ["Check the VM's backup jobs in the vault; a job it started may still be running."],
-    }
+            return polled
+    error = error_dict(
+        "BackupOperationNeverEnded",
+        f"backup operation {triggered['operationId']} was still InProgress after {OPERATION_DEADLINE}",
+        recommendations=["Check the VM's backup jobs in the vault; a job it started may still be running."],
+    )
     return {"ok": False, "error": error}
 
 
-def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, Any]]:
+def _backup(run: _VmBackupState, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, Any]]:
     context, spec = run.context, run.spec
     # 1. Get a job: adopt one that started after the upstream signal, wait out an older one, or
     #    trigger our own. Azure reports "a backup is already running" in three forms (a failed
@@ -369,12 +398,14 @@ def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, A
         run.phase("triggering")
         expiry = after(context, float(spec["retainDays"]) * 86400)
         try:
-            triggered = yield context.call_activity_with_retry(
-                "trigger_backup",
-                AZURE_RETRY,
-                {"vaultId": spec["vaultId"], "vmId": spec["vmId"], "expiryUtc": iso(expiry)},
+            triggered: TriggerResult = yield context.call_activity_with_retry(
+                trigger_backup, AZURE_RETRY, {**run.request, "expiryUtc": iso(expiry)}
             )
-            outcome = (yield from _follow_operation(run, triggered)) if triggered["ok"] else triggered
+            outcome: OperationResult = (
+                (yield from _follow_operation(run, triggered))
+                if triggered["ok"]
+                else {"ok": False, "error": triggered["error"]}
+            )
         except Exception as err:
             # Retries exhausted (an ARM outage) — but an earlier attempt's POST may have been
             # accepted before that attempt failed (its operation unread): the job it started is
@@ -402,12 +433,9 @@ def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, A
         if known_job is None:
             yield from _recheck_later(run, str(outcome["error"]["code"]))
     if job_id is None:
-        error = {
-            "kind": "conflict",
-            "code": "BackupKeptConflicting",
-            "message": f"another backup kept running after {MAX_TRIGGER_ROUNDS} attempts",
-            "recommendations": [],
-        }
+        error = error_dict(
+            "BackupKeptConflicting", f"another backup kept running after {MAX_TRIGGER_ROUNDS} attempts", kind="conflict"
+        )
         return (yield from _failed(run, "trigger", error))
 
     triggered_at = iso(now(context))
@@ -439,14 +467,12 @@ def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, A
     # retries) never fails a completed backup; the event says the lookup failed.
     run.phase("completed", completedAt=job.end_time)
     try:
-        point = yield context.call_activity_with_retry(
-            "latest_recovery_point",
-            AZURE_RETRY,
-            {"vaultId": spec["vaultId"], "vmId": spec["vmId"], "since": job.start_time},
+        point: RecoveryPointResult = yield context.call_activity_with_retry(
+            latest_recovery_point, AZURE_RETRY, {**run.request, "since": job.start_time}
         )
     except Exception as err:
         point = {"ok": False, "error": retries_exhausted(str(err))}
-    restore_point = (point.get("recoveryPoint") or {}) if point.get("ok") else {}
+    restore_point = point.get("recoveryPoint") if point["ok"] else None
     lookup = None if point.get("ok") else {k: point["error"].get(k) for k in ("code", "message")}
     yield publish(
         context,
@@ -458,8 +484,8 @@ def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, A
                 durationSeconds=seconds_between(job.start_time, job.end_time),
                 backupSize=job.backup_size,
                 jobStatus=job.status,
-                consistency=restore_point.get("consistency"),
-                recoveryPoint=restore_point.get("name"),
+                consistency=restore_point["consistency"] if restore_point else None,
+                recoveryPoint=restore_point["name"] if restore_point else None,
                 recoveryPointLookupError=lookup,
             )
         ],
@@ -467,20 +493,18 @@ def _backup(run: _Run, *, watch_to_end: bool) -> Generator[Any, Any, dict[str, A
     return run.summary("completed")
 
 
-def _job_error(job: JobView) -> dict[str, Any]:
+def _job_error(job: JobView) -> ErrorDict:
     """A failed job's error: the symbolic code where the table knows it, else Azure's number."""
     number = str(job.error_number) if job.error_number is not None else None
-    return {
-        "kind": "final",
-        "code": job.error_code or number or job.status,
-        "number": job.error_number,
-        "title": job.error_title,
-        "message": job.error_message or "",
-        "recommendations": job.recommendations,
-    }
+    return error_dict(
+        job.error_code or number or job.status,
+        job.error_message or "",
+        recommendations=job.recommendations,
+        extras={"number": job.error_number, "title": job.error_title},
+    )
 
 
-def _failed(run: _Run, phase: str, error: dict[str, Any]):
+def _failed(run: _VmBackupState, phase: str, error: ErrorDict):
     run.phase("failed", failedPhase=phase, errorCode=error.get("code"))
     yield publish(
         run.context,

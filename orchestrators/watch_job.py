@@ -9,7 +9,9 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from activities.backup import get_job
 from backup_chain.jobs import JobView
+from backup_chain.messages import JobResult, WatchJobInput, WatchOutcome
 from backup_chain.polling import PollPlan
 from orchestrators.common import AZURE_RETRY, after, follow, iso, now, parse_time, publish, snapshot_completed
 
@@ -17,7 +19,7 @@ bp = df.Blueprint()
 POLLS_PER_EXECUTION = 12
 
 
-def _delay(plan: PollPlan, spec: dict[str, Any], current: Any) -> float:
+def _delay(plan: PollPlan, spec: WatchJobInput, current: Any) -> float:
     """Seconds until the next read, from how long the watched phase has lasted."""
     anchor = parse_time(spec.get("anchor"))
     return plan.delay(spec["until"], (current - anchor).total_seconds() if anchor else 0.0)
@@ -29,18 +31,19 @@ def watch_job(context: df.DurableOrchestrationContext):
     (when the watched phase began), ``plan`` (PollPlan fields), ``polls`` so far and ``behindKept``
     (the run keeps earlier events: queue SnapshotCompleted behind them).
     Output: ``{"ok": True, "job": JobView}`` or ``{"ok": False, "error": ...}``."""
-    spec: dict[str, Any] = context.get_input()
+    spec: WatchJobInput = context.get_input()
     follow(context, spec)
     plan = PollPlan(**spec["plan"])
     polls = int(spec.get("polls", 0))
     for _ in range(POLLS_PER_EXECUTION):
         yield context.create_timer(after(context, _delay(plan, spec, now(context))))
-        result = yield context.call_activity_with_retry(
-            "get_job", AZURE_RETRY, {"vaultId": spec["vaultId"], "jobId": spec["jobId"]}
+        result: JobResult = yield context.call_activity_with_retry(
+            get_job, AZURE_RETRY, {"vaultId": spec["vaultId"], "jobId": spec["jobId"]}
         )
         polls += 1
         if not result["ok"]:
-            return {**result, "polls": polls}
+            failed: WatchOutcome = {**result, "polls": polls}
+            return failed
         job = JobView.from_dict(result["job"])
         context.set_custom_status(
             {
@@ -53,9 +56,11 @@ def watch_job(context: df.DurableOrchestrationContext):
             }
         )
         if job.reached(spec["until"]):
-            announced = bool(spec.get("announce")) and job.snapshot_done
-            if announced:
-                yield publish(context, [snapshot_completed(context, spec["announce"], job)])
-            return {"ok": True, "job": job.to_dict(), "polls": polls, "announced": announced}
+            announce = spec.get("announce")
+            announced = bool(announce) and job.snapshot_done
+            if announce and announced:
+                yield publish(context, [snapshot_completed(context, announce, job)])
+            reached: WatchOutcome = {"ok": True, "job": job.to_dict(), "polls": polls, "announced": announced}
+            return reached
     context.continue_as_new({**spec, "polls": polls})
     return None

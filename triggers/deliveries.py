@@ -13,12 +13,13 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities.events import deliverer_input
+from app_runtime import ACTIVE
 from backup_chain.api_models import RequestError
-from backup_chain.delivery import WAKE_EVENT, deliverer_id, run_key
-from backup_chain.ids import chain_instance_id
+from backup_chain.delivery import WAKE_EVENT
+from backup_chain.ids import chain_instance_id, deliverer_instance_id, outbox_run_key
+from backup_chain.messages import WakeNotice
 from triggers.http_api import _chain, _guard, _run_id, ok
 from triggers.kept import kept_keys, outbox_summary
-from triggers.singletons import ACTIVE
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("backup_chain")
@@ -29,10 +30,11 @@ async def retry(client: df.DurableOrchestrationClient, key: str) -> dict[str, An
     summary = await outbox_summary(client, key)
     if not summary["pending"] and not summary["undelivered"]:
         return {"key": key, "retried": 0}
-    instance_id = deliverer_id(key)
+    instance_id = deliverer_instance_id(key)
     status = await client.get_status(instance_id)
     if status and status.runtime_status in ACTIVE:
-        await client.raise_event(instance_id, WAKE_EVENT, {"retry": True})
+        wake: WakeNotice = {"retry": True}
+        await client.raise_event(instance_id, WAKE_EVENT, wake)
     else:
         try:
             await client.start_new("deliver_events", instance_id, {**deliverer_input(key), "retry": True})
@@ -72,7 +74,7 @@ async def list_deliveries(req: func.HttpRequest, client: df.DurableOrchestration
 async def retry_run_deliveries(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
         chain, run_id = _chain(req), _run_id(req)
-        key = run_key(chain.name, run_id)
+        key = outbox_run_key(chain.name, run_id)
         # A run that never existed is a 404; a purged run's kept events can still be retried.
         if not await client.get_status(chain_instance_id(chain.name, run_id)):
             summary = await outbox_summary(client, key)

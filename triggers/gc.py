@@ -10,21 +10,20 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from app_runtime import ACTIVE, config, source
 from backup_chain.api_models import RequestError
 from backup_chain.config import ChainConfig
-from backup_chain.ids import vm_hash
+from backup_chain.ids import GC_SCHEDULER_ID, gc_manual_instance_id, gc_prefix, reclaim_instance_id
+from backup_chain.messages import GcInput, ReclaimInput
 from backup_chain.windows import config_fingerprint
-from orchestrators.gc import gc_instance_id
-from orchestrators.protection import lease_entity
-from triggers.context import config, source
+from entities.protection_lease import lease_entity
 from triggers.http_api import ok, problem
 from triggers.instance_query import list_instances
-from triggers.runs import ACTIVE, UNKNOWN_CREATED, utcnow
+from triggers.runs import UNKNOWN_CREATED, utcnow
 from triggers.singletons import keep_running
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("backup_chain")
-SCHEDULER_ID = "gc:scheduler"
 TERMINAL = (
     df.OrchestrationRuntimeStatus.Completed,
     df.OrchestrationRuntimeStatus.Failed,
@@ -33,15 +32,12 @@ TERMINAL = (
 )
 
 
-def gc_input(cfg: ChainConfig) -> dict[str, Any]:
+def gc_input(cfg: ChainConfig) -> GcInput:
     assert cfg.gc is not None
-    body = {
-        "gc": cfg.gc.model_dump(mode="json"),
-        "targets": [list(t) for t in cfg.gc_targets()],
-        "prefix": cfg.eventTypePrefix,
-        "source": source(),
-    }
-    return {**body, "fingerprint": config_fingerprint(body)}
+    gc, targets, src = cfg.gc.model_dump(mode="json"), [list(t) for t in cfg.gc_targets()], source()
+    body = {"gc": gc, "targets": targets, "prefix": cfg.eventTypePrefix, "source": src}
+    fingerprint = config_fingerprint(body)
+    return {"gc": gc, "targets": targets, "prefix": cfg.eventTypePrefix, "source": src, "fingerprint": fingerprint}
 
 
 async def _sweep_leases(client: df.DurableOrchestrationClient, cfg: ChainConfig) -> int:
@@ -56,24 +52,21 @@ async def _sweep_leases(client: df.DurableOrchestrationClient, cfg: ChainConfig)
             holder_status = await client.get_status(holder)
             if holder_status and holder_status.runtime_status not in TERMINAL:
                 continue
-            reclaim_id = f"reclaim:{vm_hash(vm)}:{vm_hash(holder)}"
+            reclaim_id = reclaim_instance_id(vm, holder)
             existing = await client.get_status(reclaim_id)
             if existing and existing.runtime_status in ACTIVE:
                 continue
             if existing:
                 await client.purge_instance_history(reclaim_id)
-            await client.start_new(
-                "lease_reclaim",
-                reclaim_id,
-                {
-                    "vaultId": vault,
-                    "vmId": vm,
-                    "holder": holder,
-                    "policy": cfg.gc.policy,
-                    "prefix": cfg.eventTypePrefix,
-                    "source": source(),
-                },
-            )
+            reclaim: ReclaimInput = {
+                "vaultId": vault,
+                "vmId": vm,
+                "holder": holder,
+                "policy": cfg.gc.policy,
+                "prefix": cfg.eventTypePrefix,
+                "source": source(),
+            }
+            await client.start_new("lease_reclaim", reclaim_id, reclaim)
             log.warning("reclaiming protection lease of %s held by %s (holder is gone)", vm, holder)
             reclaimed += 1
     return reclaimed
@@ -85,7 +78,7 @@ async def gc_weekly(timer: func.TimerRequest, client: df.DurableOrchestrationCli
     cfg = config()
     if cfg.gc is None:
         return
-    await keep_running(client, SCHEDULER_ID, "gc_scheduler", gc_input(cfg))
+    await keep_running(client, GC_SCHEDULER_ID, "gc_scheduler", gc_input(cfg))
     if cfg.gc.mode == "weekend-window":
         await _sweep_leases(client, cfg)
 
@@ -99,15 +92,15 @@ async def gc_status(req: func.HttpRequest, client: df.DurableOrchestrationClient
     cfg = config()
     if cfg.gc is None:
         return problem(404, "Not found", "GC enforcement is not configured (no 'gc' section)", "gc")
-    scheduler = await client.get_status(SCHEDULER_ID)
+    scheduler = await client.get_status(GC_SCHEDULER_ID)
     sched = scheduler.custom_status if scheduler and isinstance(scheduler.custom_status, dict) else {}
-    checks = await list_instances(client, instance_id_prefix="gc:check:")
+    checks = await list_instances(client, instance_id_prefix=gc_prefix("check"))
     latest: dict[str, Any] = {}
     done = [c for c in checks if c.runtime_status == df.OrchestrationRuntimeStatus.Completed and c.output]
     if done:
         newest = max(done, key=lambda c: c.created_time or UNKNOWN_CREATED)
         latest = {v["vmId"].lower(): {**v, "checkedAt": newest.output.get("at")} for v in newest.output.get("vms", [])}
-    windows = await list_instances(client, instance_id_prefix="gc:window:")
+    windows = await list_instances(client, instance_id_prefix=gc_prefix("window"))
     last_window: dict[str, Any] = {}
     opened = [w for w in windows if w.runtime_status == df.OrchestrationRuntimeStatus.Completed and w.output]
     if opened:
@@ -172,10 +165,10 @@ async def gc_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -
         return problem(err.status, "Bad request" if err.status == 400 else "Payload too large", err.detail, err.field)
     except (ValueError, RecursionError) as err:  # not JSON, not UTF-8 text, or nested too deeply
         return problem(400, "Bad request", f"request body is not valid JSON: {err}")
-    running = await list_instances(client, runtime_status=list(ACTIVE), instance_id_prefix=f"gc:{kind}:")
+    running = await list_instances(client, runtime_status=list(ACTIVE), instance_id_prefix=gc_prefix(kind))
     if running:
         return problem(409, "Conflict", f"a GC {kind} is already running: {running[0].instance_id}")
-    # The wall clock only makes the id unique; the orchestration reads its own (Durable) time.
-    instance_id = gc_instance_id(kind, "manual-" + utcnow().strftime("%Y%m%dT%H%M%S%fZ"))
+    # The orchestration reads its own (Durable) time; the wall clock only names the instance.
+    instance_id = gc_manual_instance_id(kind, utcnow())
     await client.start_new(f"gc_{kind}", instance_id, gc_input(cfg))
     return ok({"kind": kind, "instanceId": instance_id}, 202)

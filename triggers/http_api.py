@@ -12,15 +12,24 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from app_runtime import ACTIVE, config
 from backup_chain.api_models import RequestError, StartRun, UpstreamReport, parse_body
 from backup_chain.config import Chain
-from backup_chain.delivery import delivery_outcome, run_key
-from backup_chain.ids import chain_instance_id, chain_prefix, valid_run_id, vm_instance_id
+from backup_chain.delivery import delivery_outcome
+from backup_chain.ids import (
+    chain_instance_id,
+    chain_prefix,
+    is_vm_batch,
+    outbox_run_key,
+    valid_run_id,
+    vm_instance_id,
+    vm_run_prefix,
+)
+from backup_chain.messages import CancelNotice
 from backup_chain.runs import upstream_signal
-from triggers.context import config
 from triggers.instance_query import list_instances
 from triggers.kept import kept_keys, outbox_summary
-from triggers.runs import ACTIVE, awaits_upstream, run_view, start_run, utcnow
+from triggers.runs import awaits_upstream, run_view, start_run, utcnow
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("backup_chain")
@@ -160,8 +169,8 @@ async def get_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationCl
     output = status.output if str(status.runtime_status.value if status.runtime_status else "") in TERMINAL else None
     view = run_view(status)
     # Downstream delivery: events the topic has not accepted yet are kept, and a run with any
-    # never reports plain "completed" (README "Events", delivery).
-    kept = await outbox_summary(client, run_key(chain.name, run_id))
+    # never reports plain "completed" (docs/events.md).
+    kept = await outbox_summary(client, outbox_run_key(chain.name, run_id))
     view["outcome"], delivery = delivery_outcome(view["outcome"], kept)
     if isinstance(output, dict):
         output = {**output, "outcome": delivery_outcome(output.get("outcome"), kept)[0]}
@@ -197,7 +206,7 @@ async def list_chain_runs(req: func.HttpRequest, client: df.DurableOrchestration
     # Runs with kept events (the delivery index lists them) do not report plain "completed" here either.
     kept_runs = set(await kept_keys(client))
     for run in runs:
-        key = run_key(chain.name, run["runId"])
+        key = outbox_run_key(chain.name, run["runId"])
         if key in kept_runs:
             run["outcome"], run["delivery"] = delivery_outcome(run["outcome"], await outbox_summary(client, key))
     return ok({"chain": chain.name, "runs": runs})
@@ -214,7 +223,8 @@ async def cancel_chain_run(req: func.HttpRequest, client: df.DurableOrchestratio
     if status.runtime_status not in ACTIVE:
         return problem(409, "Conflict", f"run {run_id!r} already ended ({status.runtime_status.value})")
     # "at" is a note for people reading the history; the orchestration does not act on it.
-    await client.raise_event(instance_id, "cancel", {"at": utcnow().isoformat()})
+    cancel: CancelNotice = {"at": utcnow().isoformat()}
+    await client.raise_event(instance_id, "cancel", cancel)
     # Stop watching backups already running (their Azure jobs finish on their own); VMs not yet
     # started are skipped by the chain itself. A large run's vm_batch instances go first: a batch
     # that saw its VMs end would start the next ones. VMs a batch started meanwhile show up in the
@@ -222,11 +232,11 @@ async def cancel_chain_run(req: func.HttpRequest, client: df.DurableOrchestratio
     stopped = 0
     for _ in range(CANCEL_PASSES):
         active = await list_instances(
-            client, runtime_status=list(ACTIVE), instance_id_prefix=f"vm:{chain.name.lower()}:{run_id}:"
+            client, runtime_status=list(ACTIVE), instance_id_prefix=vm_run_prefix(chain.name, run_id)
         )
         if not active:
             break
-        for vm_status in sorted(active, key=lambda s: ":batch" not in str(s.instance_id)):
+        for vm_status in sorted(active, key=lambda s: not is_vm_batch(str(s.instance_id))):
             await client.terminate(vm_status.instance_id, f"chain run {run_id} cancelled")
             stopped += 1
     log.info("chain run cancelled", extra={"chain": chain.name, "runId": run_id})

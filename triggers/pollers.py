@@ -6,27 +6,24 @@ job itself."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import azure.durable_functions as df
 import azure.functions as func
 
+from app_runtime import config
 from backup_chain.config import ChainConfig
 from backup_chain.ids import poller_instance_id
+from backup_chain.messages import PollerInput
 from backup_chain.windows import config_fingerprint
-from triggers.context import config
 from triggers.singletons import keep_running
 
 bp = df.Blueprint()
 
 
-def poller_input(cfg: ChainConfig, vault_id: str) -> dict[str, Any]:
-    body = {
-        "vaultId": vault_id,
-        "readsPerMinute": cfg.vault_reads_per_minute(vault_id),
-        "tickSeconds": cfg.polling.tickSeconds,
-    }
-    return {**body, "fingerprint": config_fingerprint(body)}
+def poller_input(cfg: ChainConfig, vault_id: str) -> PollerInput:
+    per_minute, tick = cfg.vault_reads_per_minute(vault_id), cfg.polling.tickSeconds
+    body = {"vaultId": vault_id, "readsPerMinute": per_minute, "tickSeconds": tick}
+    fingerprint = config_fingerprint(body)
+    return {"vaultId": vault_id, "readsPerMinute": per_minute, "tickSeconds": tick, "fingerprint": fingerprint}
 
 
 @bp.timer_trigger(schedule="0 */5 * * * *", arg_name="timer", run_on_startup=True)

@@ -10,12 +10,12 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from app_runtime import ACTIVE, config, source
 from backup_chain.config import Chain
-from backup_chain.ids import chain_instance_id, chain_prefix
+from backup_chain.ids import chain_instance_id, chain_prefix, run_id_of
+from backup_chain.messages import UpstreamSignal
 from backup_chain.runs import run_input
-from triggers.context import config, source
 from triggers.instance_query import list_instances
-from triggers.singletons import ACTIVE
 
 log = logging.getLogger("backup_chain")
 
@@ -38,7 +38,7 @@ async def start_run(
     *,
     started_by: str,
     wait_for_upstream: bool,
-    upstream: dict[str, Any] | None,
+    upstream: UpstreamSignal | None,
     vms: list[str] | None = None,
 ) -> tuple[bool, str]:
     """Start ``chain``'s run ``run_id`` unless it exists; returns (started, instance id)."""
@@ -112,7 +112,7 @@ def run_view(status: Any) -> dict[str, Any]:
     custom = status.custom_status if isinstance(status.custom_status, dict) else {}
     return {
         "instanceId": status.instance_id,
-        "runId": custom.get("runId") or str(status.instance_id).split(":", 2)[-1],
+        "runId": custom.get("runId") or run_id_of(str(status.instance_id)),
         "runtimeStatus": status.runtime_status.value if status.runtime_status else None,
         "phase": custom.get("phase"),
         "outcome": custom.get("outcome"),

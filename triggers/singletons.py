@@ -5,20 +5,18 @@ on the next call, once the termination has been processed)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import azure.durable_functions as df
 
+from app_runtime import ACTIVE
+
 log = logging.getLogger("backup_chain")
-ACTIVE = (
-    df.OrchestrationRuntimeStatus.Running,
-    df.OrchestrationRuntimeStatus.Pending,
-    df.OrchestrationRuntimeStatus.Suspended,
-)
 
 
 async def keep_running(
-    client: df.DurableOrchestrationClient, instance_id: str, orchestrator: str, spec: dict[str, Any]
+    client: df.DurableOrchestrationClient, instance_id: str, orchestrator: str, spec: Mapping[str, Any]
 ) -> Literal["running", "restarting", "started"]:
     """``spec`` is the orchestration's input and carries a ``fingerprint`` of its configuration,
     which the orchestration echoes in its custom status."""

@@ -15,10 +15,10 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from app_runtime import config
 from backup_chain.ids import chain_prefix, run_id_for_event
 from backup_chain.runs import upstream_signal
 from backup_chain.text import is_unicode
-from triggers.context import config
 from triggers.instance_query import list_instances
 from triggers.runs import start_run, waiting_run
 

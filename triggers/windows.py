@@ -6,16 +6,13 @@ from __future__ import annotations
 import azure.durable_functions as df
 import azure.functions as func
 
+from app_runtime import config, source
+from backup_chain.ids import scheduler_instance_id
 from backup_chain.runs import run_input
 from backup_chain.windows import config_fingerprint
-from triggers.context import config, source
 from triggers.singletons import keep_running
 
 bp = df.Blueprint()
-
-
-def scheduler_id(chain_name: str) -> str:
-    return f"scheduler:{chain_name.lower()}"
 
 
 @bp.timer_trigger(schedule="0 */5 * * * *", arg_name="timer", run_on_startup=True)
@@ -26,7 +23,10 @@ async def chain_windows(timer: func.TimerRequest, client: df.DurableOrchestratio
         if not chain.window:
             continue
         run = run_input(cfg, chain, "", source=source(), started_by="window", wait_for_upstream=True, upstream=None)
-        run.pop("runId")
+        without_run_id = {k: v for k, v in run.items() if k != "runId"}  # the scheduler names each run
         await keep_running(
-            client, scheduler_id(chain.name), "chain_scheduler", {"run": run, "fingerprint": config_fingerprint(run)}
+            client,
+            scheduler_instance_id(chain.name),
+            "chain_scheduler",
+            {"run": without_run_id, "fingerprint": config_fingerprint(without_run_id)},
         )

@@ -1,4 +1,4 @@
-"""Bad chain configurations (issue 7, "Hardening"): hypothesis mutations of a valid configuration
+"""Bad chain configurations: hypothesis mutations of a valid configuration
 (wrong types, missing required fields, unknown keys, bad resource ids, duplicate VMs, bad schedules,
 time zones and gc sections) and hostile files. Loading raises ``ConfigError`` and nothing else, and
 its message names the field path of what is wrong, e.g. ``chains[0].targets[1].vaultId: ...``.

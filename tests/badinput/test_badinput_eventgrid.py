@@ -1,4 +1,4 @@
-"""Bad input to the upstream Event Grid trigger (issue 7, "Hardening"), posted to devhost's Event
+"""Bad input to the upstream Event Grid trigger, posted to devhost's Event
 Grid webhook (``/runtime/webhooks/eventgrid?functionName=upstream_event``) as Event Grid does:
 hypothesis batches in the Event Grid and CloudEvents 1.0 schemas, with wrong types, hostile
 strings, oversized data, malformed envelopes and bodies, mixed with good events.

@@ -1,4 +1,4 @@
-"""Bad input to the HTTP API (issue 7, "Hardening"): hypothesis-generated bodies, content types,
+"""Bad input to the HTTP API: hypothesis-generated bodies, content types,
 path segments and query values against devhost + both emulators (one stack for the module, manual
 clock). Every invalid request gets a 4xx ``application/problem+json`` answer that names the field
 at fault, and starts nothing: no orchestration instance appears or changes (devhost's Durable

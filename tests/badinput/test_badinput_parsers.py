@@ -1,4 +1,4 @@
-"""Fuzzing the two pure parsers hostile input reaches first (issue 7, "Hardening"): the Azure
+"""Fuzzing the two pure parsers hostile input reaches first: the Azure
 resource-id parser (``backup_chain/resource_ids.py``) and the upstream matcher the Event Grid
 trigger uses (``Upstream.matches`` with the trigger's own ``_status``).
 

@@ -1,4 +1,4 @@
-"""A chain configuration of any documented size loads (issue 12, item 7).
+"""A chain configuration of any documented size loads (docs/configuration.md).
 
 5,000 VMs per target is the documented maximum. Such a configuration is ~650 KB of JSON: through
 the ``BACKUPCHAIN_CONFIG_JSON`` environment variable Linux refuses to start the process at all

@@ -18,9 +18,9 @@ from backup_chain.delivery import (
     outbox_apply,
     outbox_key,
     reason_of,
-    run_key,
 )
 from backup_chain.events import cloud_event
+from backup_chain.ids import outbox_run_key
 from demo.stack import REPO
 
 VM_A = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/a"
@@ -111,7 +111,7 @@ def test_classification_and_backoff() -> None:
 
 
 def test_outbox_key_is_the_run_and_outcome_is_never_plain_completed_with_kept_events() -> None:
-    assert outbox_key(ev("BackupTriggered", "t")) == run_key("nightly", "r1") == "nightly:r1"
+    assert outbox_key(ev("BackupTriggered", "t")) == outbox_run_key("nightly", "r1") == "nightly:r1"
     assert delivery_outcome("completed", {"pending": [], "undelivered": []}) == ("completed", "delivered")
     assert delivery_outcome("completed", {"pending": [], "undelivered": [{}]}) == (
         "completedWithUndeliveredEvents",

@@ -1,7 +1,7 @@
-"""Issue 12 items 3 and 6 on devhost + emulators (weekly-policy GC mode): an optional lookup never
-fails a completed backup, an ARM outage beyond the retries ends in a BackupFailed with phase and
-Azure's code, and an ad hoc backup never overlaps the policy's scheduled one (refused, or delayed
-until clear with ``gc.overlap: delay``)."""
+"""Every Azure answer checked, on devhost + emulators (weekly-policy GC mode): an optional lookup
+never fails a completed backup, an ARM outage beyond the retries ends in a BackupFailed with phase
+and Azure's code, and an ad hoc backup never overlaps the policy's scheduled one (refused, or
+delayed until clear with ``gc.overlap: delay``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""BackupCompleted reports the restore point's consistency type (DOMAIN.md table)."""
+"""BackupCompleted reports the restore point's consistency type (docs/domain.md)."""
 
 from __future__ import annotations
 

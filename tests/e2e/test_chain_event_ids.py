@@ -1,5 +1,5 @@
 """Two chains whose runs share a run id (one HTTP runId for both) publish events with distinct ids,
-so subscribers dropping duplicates by id (as the README says) keep both chains' events."""
+so subscribers dropping duplicates by id (as docs/events.md says) keep both chains' events."""
 
 from __future__ import annotations
 

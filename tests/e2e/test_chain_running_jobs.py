@@ -1,6 +1,6 @@
-"""A backup job already running for a VM when the chain wants one (DESIGN.md "Orchestration
-rules"): one the scheduler started after the upstream signal is adopted (no second trigger); one
-that started before it is waited out, then the chain triggers its own on-demand backup."""
+"""A backup job already running for a VM when the chain wants one (docs/design.md): one the
+scheduler started after the upstream signal is adopted (no second trigger); one that started
+before it is waited out, then the chain triggers its own on-demand backup."""
 
 from __future__ import annotations
 

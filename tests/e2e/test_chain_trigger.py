@@ -1,4 +1,4 @@
-"""The app against the trigger as Azure runs it (issue 13): the async operation answers Retry-After
+"""The app against the trigger as Azure runs it: the async operation answers Retry-After
 60 and stays InProgress for 30 s, and the app POSTs exactly one backup; each form of "a backup is
 already running" (a failed operation naming the running job, a job that fails at once with
 UserErrorBackupOperationInProgress, a synchronous BMSUserErrorObjectLocked) ends with the running

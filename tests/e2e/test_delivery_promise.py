@@ -1,4 +1,4 @@
-"""Downstream delivery is a promise (issue 12, item 2), on the real stack: the downstream topic
+"""Downstream delivery is a promise (docs/events.md), on the real stack: the downstream topic
 refuses the app (403, 401), is unreachable for hours (across the upstream event and the run's
 first publish), or its emulator is SIGKILLed and restarted. Backups happen regardless, nothing is
 dropped, refusals are loud and visible on the run, and every event arrives later, once, in order."""

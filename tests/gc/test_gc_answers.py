@@ -1,4 +1,4 @@
-"""Issue 12 item 3 on devhost + emulators (weekend-window): every Azure answer about protection is
+"""On devhost + emulators (weekend-window): every Azure answer about protection is
 checked. A window reports per VM whether protection really resumed (Azure's code and message when
 it did not), the lease matches real protection, and a chain leaves alone a VM GC does not cover."""
 

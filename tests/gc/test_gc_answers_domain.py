@@ -1,4 +1,4 @@
-"""Issue 12 items 3 and 6, the pure core: a refused resume/stop leaves the lease matching real
+"""Every Azure answer about GC checked, the pure core: a refused resume/stop leaves the lease matching real
 protection, only GC-covered VMs get GC settings, overlap with the scheduled backup is refused or
 delayed per config, and retry exhaustion names Azure's code."""
 

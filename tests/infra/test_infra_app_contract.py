@@ -22,7 +22,15 @@ from devhost.indexing import AppIndex, index_app
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFRA = REPO_ROOT / "infra"
-APP_SOURCES = ["function_app.py", "activities", "backup_chain", "triggers", "orchestrators", "entities"]
+APP_SOURCES = [
+    "function_app.py",
+    "app_runtime.py",
+    "activities",
+    "backup_chain",
+    "triggers",
+    "orchestrators",
+    "entities",
+]
 
 # Function name -> trigger type, as the infra and docs/deploy.md rely on them.
 REQUIRED_FUNCTIONS = {

@@ -1,4 +1,4 @@
-"""Security and cold-start properties of the app itself (issue 6, items 3 and 5)."""
+"""Security and cold-start properties of the app itself (docs/deploy.md)."""
 
 from __future__ import annotations
 

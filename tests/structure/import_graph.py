@@ -13,7 +13,16 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # What Azure runs (function_app.py and the packages it loads).
-APP = ("function_app", "telemetry", "activities", "orchestrators", "triggers", "entities", "backup_chain")
+APP = (
+    "function_app",
+    "app_runtime",
+    "telemetry",
+    "activities",
+    "orchestrators",
+    "triggers",
+    "entities",
+    "backup_chain",
+)
 APP_LAYERS = tuple(name for name in APP if name != "backup_chain")
 # Local tooling that never ships: the host, the emulators and what drives them.
 LOCAL = ("devhost", "localclock", "emulators", "harness", "demo", "bench", "tests", "tools")

@@ -8,12 +8,8 @@ import pytest
 from tests.structure.import_graph import RULES, Rule, Violation, check, imports_of, tracked_python_files
 
 # Imports the app code still has that break a rule, each to be removed by the change that moves
-# what it imports (activities/events.py reads the app configuration and the "still running"
-# statuses from triggers/). The test fails when one is gone, so this list only shrinks.
-PENDING = {
-    ("activities/events.py", "triggers.context"),
-    ("activities/events.py", "triggers.singletons"),
-}
+# what it imports. The test fails when one is gone, so this list only shrinks (it is empty now).
+PENDING: set[tuple[str, str]] = set()
 
 
 def test_the_repository_keeps_every_boundary() -> None:
