@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from backup_chain.delivery import entity_key
 from backup_chain.errors import failure
+from backup_chain.ids import outbox_entity_key
 from tests.support.activity_script import ok
 from tests.support.orchestrator_tier import OrchestratorTier, custom, moment
 
@@ -26,7 +26,7 @@ def _kept(tier: OrchestratorTier, key: str, count: int, since_seconds: float = 0
         for n in range(count)
     ]
     add = {"key": key, "events": events, "reason": "topic unreachable", "at": tier.at(-since_seconds)}
-    tier.signal("delivery_outbox", entity_key(key), "add", add)
+    tier.signal("delivery_outbox", outbox_entity_key(key), "add", add)
     tier.settle()
     return [str(e["id"]) for e in events]
 
