@@ -14,8 +14,8 @@
 //   GET  backupJobs, backupJobs/{name}                     -> Vaults/backupJobs/read
 //   GET  backupPolicies/{name}                             -> Vaults/backupPolicies/read
 //   GET  protectedItems/{item}/recoveryPoints              -> protectedItems/recoveryPoints/read
-// and, only in gc mode 'weekend-window' (seed 001: stop protection with retained data on weekdays,
-// resume it for the weekly GC window):
+// and, only in gc mode 'weekend-window' (docs/gc.md: stop protection with retained data on
+// weekdays, resume it for the weekly GC window):
 //   PUT  protectedItems/{item}                             -> protectedItems/write
 // Job cancellation, restore, delete and policy writes are deliberately absent.
 

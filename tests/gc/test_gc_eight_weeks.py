@@ -1,4 +1,5 @@
-"""Seed 001's failure and its cure, over eight simulated weeks of daily ad hoc backups.
+"""Ad hoc-only operation's failure and its cure (docs/domain.md, "Garbage collection and the
+restore point limit"), over eight simulated weeks of daily ad hoc backups.
 
 Protection is stopped between backups (ad hoc-only operation). Without the weekly window, Azure
 Backup's garbage collection almost never runs and snapshots pile up until a backup fails with
