@@ -181,6 +181,7 @@ def chain_run(context: df.DurableOrchestrationContext):
                 results[vm_id] = found or {
                     "vmId": vm_id,
                     "outcome": "cancelled" if cancelled else "failed",
+                    "errorCode": None if cancelled else "NotReportedByBatch",
                     "message": f"{key} did not report this VM",
                 }
     for vm_id, _, _ in items:
@@ -236,7 +237,12 @@ def fan_out(
         results[key] = (
             done.result
             if isinstance(done.result, dict)
-            else {"vmId": key, "outcome": "failed", "message": str(done.result)[:500]}
+            else {
+                "vmId": key,
+                "outcome": "failed",
+                "errorCode": "OrchestrationFailed",
+                "message": str(done.result)[:500],
+            }
         )
         progress(results, len(pending) + len(running))
     if not released:
@@ -319,7 +325,8 @@ def _job_ids_only(
 
 
 def _finish(run: _ChainRunState, outcome: str, results: dict[str, dict[str, Any]]):
-    keys: tuple[str, ...] = ("vmId", "outcome", "jobId", "failedPhase", "errorCode", "snapshotCompletedAt")
+    # ``message`` says why a VM failed, also when its own orchestration failed (no Azure code then).
+    keys: tuple[str, ...] = ("vmId", "outcome", "jobId", "failedPhase", "errorCode", "message", "snapshotCompletedAt")
     if outcome == "cancelled":
         keys += ("jobStatus", "jobRunning", "readError")
     summary = [{k: r.get(k) for k in keys} for r in results.values()]

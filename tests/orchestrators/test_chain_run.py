@@ -261,8 +261,11 @@ def test_a_vm_orchestration_that_fails_after_its_outcome_counts_as_failed_with_i
     (result,) = output["vms"]
     assert output["outcome"] == "completedWithFailures" and result["outcome"] == "failed"
     assert output["counts"] == {"failed": 1}
-    # The run's summary keeps no message for it: why it failed is in the VM's own orchestration.
-    assert result["errorCode"] is None and result["jobId"] is None
+    # The run's summary and ChainCompleted say why: the VM's orchestration failed, and its error.
+    assert result["errorCode"] == "OrchestrationFailed" and "topic down" in result["message"]
+    assert result["jobId"] is None
+    (chain_completed,) = [e for e in tier.published("c-crash") if e["type"].endswith(".ChainCompleted")]
+    assert chain_completed["data"]["vms"] == [result]
     assert len(tier.script.calls("publish_events", completed_id)) == 8
     assert "BackupFailed" not in tier.types(vm)  # the backup completed: only its report failed
 
