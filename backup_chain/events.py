@@ -33,7 +33,6 @@ EVENT_TYPES = (
     "PolicyUnreadable",
 )
 _NAMESPACE = uuid.UUID("6f1c2a57-7c1e-4d53-9a55-0b3f5f8e2b10")
-MAX_EVENT_BYTES = 64 * 1024  # far under Event Grid's 1 MB per event; keeps events cheap to fan out
 
 
 def event_id(run_id: str, scope: str, event_type: str, *, chain: str | None = None, detail: str | None = None) -> str:
