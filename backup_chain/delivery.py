@@ -52,8 +52,11 @@ def is_permanent(error: dict[str, Any]) -> bool:
 
 def reason_of(error: dict[str, Any]) -> str:
     """``HTTP 403 Forbidden: <message>``, without Event Grid's per-request "Report '<id>' ..." tail."""
-    status = error.get("status")
-    head = f"HTTP {status} {error.get('code')}" if status else str(error.get("code") or "error")
+    status, code = error.get("status"), error.get("code")
+    if status:  # a code errors.failure made up from the status says nothing more than the status
+        head = f"HTTP {status}" if code in (None, f"HTTP{status}") else f"HTTP {status} {code}"
+    else:
+        head = str(code or "error")
     message = str(error.get("message") or "").split(" Report '", 1)[0]
     return f"{head}: {message[:300]}"
 

@@ -99,6 +99,8 @@ def test_transient_failures_keep_events_pending_and_retry_makes_undelivered_pend
 def test_reasons_drop_event_grids_per_request_report_tail() -> None:
     error = {"status": 403, "code": "Forbidden", "message": "Not allowed. Report 'abc:1:1/4/2027 (UTC)' to our forums."}
     assert reason_of(error) == "HTTP 403 Forbidden: Not allowed."
+    assert reason_of({"status": 403, "code": "HTTP403", "message": "no code sent"}) == "HTTP 403: no code sent"
+    assert reason_of({"status": None, "code": "ServiceRequestError", "message": "down"}) == "ServiceRequestError: down"
 
 
 def test_classification_and_backoff() -> None:

@@ -74,7 +74,7 @@ def test_a_topic_refusing_the_app_keeps_the_events_undelivered_and_reports_them(
     output = tier.run("deliver_events", "deliver:dl-refused", _spec(key))["output"]
     assert output == {"key": key, "delivered": 0, "undelivered": 2}
     (report,) = tier.script.requests("report_undelivered", ids[0])
-    assert [e["id"] for e in report["events"]] == ids and report["reason"].startswith("HTTP 403 HTTP403")
+    assert [e["id"] for e in report["events"]] == ids and report["reason"].startswith("HTTP 403: ")
     assert tier.timers("deliver:dl-refused") == []  # no backoff for a refusal
 
 
