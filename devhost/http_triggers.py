@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,10 +107,6 @@ def to_aiohttp_response(result: Any) -> web.Response:
     if isinstance(result, (dict, list)):
         return web.json_response(result)
     return web.Response(text=str(result))
-
-
-def invocation_id() -> str:
-    return str(uuid.uuid4())
 
 
 def error_response(status: int, message: str) -> web.Response:

@@ -205,7 +205,6 @@ class Engine:
         return rp
 
     def _on_snapshot_end(self, job: Job) -> None:
-        job.snap_settled = True
         if job.outcome == "snapshot_fail":
             self._finalize(job)
         else:

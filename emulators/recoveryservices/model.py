@@ -95,7 +95,6 @@ class Job:
     expiry: float | None = None  # recoveryPointExpiryTimeInUTC of an on-demand backup
     cancelled_at: float | None = None
     version: int = 0
-    snap_settled: bool = False
     done: bool = False
     activity_id: str = ""
 
