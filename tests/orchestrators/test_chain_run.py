@@ -8,10 +8,11 @@ from datetime import timedelta
 from typing import Any
 
 from backup_chain.events import event_id
-from backup_chain.ids import vm_instance_id
+from backup_chain.ids import vm_batch_instance_id, vm_instance_id
 from tests.orchestrators.builders import (
     accepted,
     azure_error,
+    in_progress,
     job,
     no_job,
     operation_succeeded,
@@ -338,3 +339,69 @@ def test_a_cancel_whose_job_reads_keep_failing_still_names_each_vms_job(tier: Or
     asked = tier.script.requests("run_jobs", vm)
     assert len(asked) == 9 and asked[-1]["readJobs"] is False
     tier.terminate(_vm_instance("c-idsonly", vm))
+
+
+def _completes(tier: OrchestratorTier, vm: str) -> None:
+    """``vm``: triggered, and its job already done (snapshot and transfer) when first read."""
+    tier.script.on("find_active_job", vm, no_job())
+    tier.script.on("trigger_backup", vm, accepted(f"op-{vm}", retry_after=5))
+    tier.script.on("backup_operation", f"op-{vm}", operation_succeeded(job(f"job-{vm}", start=tier.at(0))))
+    snapshot = {"snapshot": "Completed", "snapshot_end": tier.at(300), "end_time": tier.at(900)}
+    tier.script.on("get_job", f"job-{vm}", read(job(f"job-{vm}", status="Completed", start=tier.at(0), **snapshot)))
+    tier.script.on("latest_recovery_point", vm, ok({"ok": True, "recoveryPoint": None}))
+
+
+def test_a_run_of_more_than_200_vms_lists_only_those_not_completed_and_those_a_failed_batch_lost(
+    tier: OrchestratorTier,
+) -> None:
+    # 201 VMs in 5 batches at once: the first completes, 199 fail at their first call, and the last
+    # one's batch is terminated while it waits on its trigger, so no batch reports it.
+    chain_name, done_vm, lost_vm = "c-many", "c-many-done", "c-many-lost"
+    failing = [f"c-many-{n:03d}" for n in range(199)]
+    _completes(tier, done_vm)
+    tier.script.on("find_active_job", "vault-many", azure_error(403, "AuthorizationFailed"))
+    tier.script.on("find_active_job", lost_vm, no_job())
+    tier.script.on("trigger_backup", lost_vm, accepted(f"op-{lost_vm}", retry_after=3600))
+    tier.script.on("backup_operation", f"op-{lost_vm}", in_progress())
+    targets = [
+        {"vaultId": vault_id("vault-many-done"), "vms": [vm_id(done_vm)]},
+        {"vaultId": vault_id("vault-many"), "vms": [vm_id(vm) for vm in failing]},
+        {"vaultId": vault_id("vault-many-lost"), "vms": [vm_id(lost_vm)]},
+    ]
+    chain = {**_chain(chain_name, [], maxParallel=250, monitorTransfer=True), "targets": targets}
+    tier.begin("chain_run", _instance(chain_name), _run_input(chain, wait=False))
+    tier.drive(_vm_instance(chain_name, lost_vm), lambda s: custom(s, "phase") == "waitingForBackupOperation")
+    lost_batch = vm_batch_instance_id(chain_name, "r1", 4)
+    assert tier.input_of(lost_batch)["items"][0][0] == vm_id(lost_vm)
+    tier.terminate(lost_batch)
+    output = _finish(tier, chain_name)
+    assert output["outcome"] == "completedWithFailures" and output["counts"] == {"completed": 1, "failed": 200}
+    assert len(output["vms"]) == 201  # the run's output keeps every VM
+    lost = next(v for v in output["vms"] if v["vmId"] == vm_id(lost_vm))
+    assert lost["outcome"] == "failed" and lost["errorCode"] == "NotReportedByBatch"
+    assert lost["message"] == "batch004 did not report this VM"
+    (completed,) = [e["data"] for e in tier.published(chain_name) if e["type"].endswith(".ChainCompleted")]
+    assert completed["vmsListed"] == "notCompleted" and completed["counts"] == output["counts"]
+    listed = {v["vmId"]: v for v in completed["vms"]}
+    assert len(completed["vms"]) == 200 and vm_id(done_vm) not in listed
+    assert listed[vm_id(lost_vm)] == lost and listed[vm_id(failing[0])]["errorCode"] == "AuthorizationFailed"
+    tier.terminate(_vm_instance(chain_name, lost_vm))
+
+
+def test_a_cancel_once_every_vm_completed_changes_nothing(tier: OrchestratorTier) -> None:
+    # The fan-out stops listening for a cancel once its last VM ended; one that comes while
+    # ChainCompleted is still being published (a retry) is left unread.
+    vm = "c-latecancel-a"
+    _completes(tier, vm)
+    completed_id = event_id("r1", "chain", "ChainCompleted", chain="c-latecancel")
+    tier.script.on("publish_events", completed_id, fails("ServiceUnavailable", "outbox busy"), ok({"ok": True}))
+    chain = _chain("c-latecancel", [vm], monitorTransfer=True)
+    tier.begin("chain_run", _instance("c-latecancel"), _run_input(chain, wait=False))
+    tier.drive(_instance("c-latecancel"), lambda s: custom(s, "phase") == "completed")
+    assert len(tier.script.calls("publish_events", completed_id)) == 1  # waiting out its retry
+    tier.raise_event(_instance("c-latecancel"), "cancel", {"by": "operator"})
+    output = _finish(tier, "c-latecancel")
+    assert output["outcome"] == "completed" and output["counts"] == {"completed": 1}
+    assert "jobsStillRunning" not in output and tier.script.calls("run_jobs", vm) == []
+    published = [e["data"]["outcome"] for e in tier.published("c-latecancel") if e["id"] == completed_id]
+    assert published == ["completed", "completed"]  # the one ChainCompleted, retried once

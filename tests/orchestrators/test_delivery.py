@@ -7,8 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from backup_chain.delivery import BATCH_EVENTS
 from backup_chain.errors import failure
 from backup_chain.ids import outbox_entity_key
+from orchestrators.delivery import ROUNDS_PER_EXECUTION
 from tests.support.activity_script import ok
 from tests.support.orchestrator_tier import OrchestratorTier, custom, moment
 
@@ -109,3 +111,28 @@ def test_a_retry_from_the_sweep_sends_events_kept_undelivered(tier: Orchestrator
     again = tier.run("deliver_events", "deliver:dl-sweep", _spec(key, retry=True))["output"]
     assert again == {"key": key, "delivered": 1, "undelivered": 0}
     assert len(tier.script.calls("send_event_batch", ids[0])) == 2
+
+
+def test_after_its_rounds_limit_it_continues_as_new_carrying_its_counts(tier: OrchestratorTier) -> None:
+    key = "dl-canew:r1"
+    ordered = sorted(_kept(tier, key, BATCH_EVENTS + 1))  # the outbox's order: same time and type, then id
+    tier.script.on("send_event_batch", ordered[0], ok({"ok": True, "count": BATCH_EVENTS}))
+    rounds = ROUNDS_PER_EXECUTION
+    tier.script.on("send_event_batch", ordered[-1], *[_refused(503)] * (rounds - 1), ok({"ok": True, "count": 1}))
+    began = tier.now()
+    status = tier.run("deliver_events", "deliver:dl-canew", _spec(key))
+    assert status["output"] == {"key": key, "delivered": BATCH_EVENTS + 1, "undelivered": 0}
+    assert custom(status, "phase") == "idle" and custom(status, "delivered") == BATCH_EVENTS + 1
+    # One full batch, then the rest of the first execution's rounds failing on the second one; the
+    # next execution starts with the counts so far and sends at once (its first round is no retry).
+    assert len(tier.script.calls("send_event_batch", ordered[0])) == 1
+    assert len(tier.script.calls("send_event_batch", ordered[-1])) == rounds
+    assert tier.input_of("deliver:dl-canew") == {
+        **_spec(key),
+        "attempt": rounds - 1,
+        "delivered": BATCH_EVENTS,
+        "retry": False,
+    }
+    backoffs = [min(600, 30 * 2**n) for n in range(rounds - 1)]  # 30, 60, ... capped at 600 s
+    assert tier.started_at("deliver:dl-canew") == began + timedelta(seconds=sum(backoffs))
+    assert tier.timers("deliver:dl-canew") == []

@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from backup_chain.events import event_id
 from backup_chain.ids import resource_hash
 from tests.orchestrators.builders import (
+    CHAIN,
     accepted,
     azure_error,
     done,
@@ -25,7 +27,7 @@ from tests.orchestrators.builders import (
     vm_instance,
 )
 from tests.support.activity_script import fails, mentions, ok
-from tests.support.orchestrator_tier import OrchestratorTier, custom, vault_id
+from tests.support.orchestrator_tier import OrchestratorTier, custom, vault_id, vm_id
 
 
 # --- getting a job: trigger, adopt, wait out ----------------------------------------------------
@@ -475,3 +477,24 @@ def test_a_failed_job_without_a_symbolic_code_reports_azures_number(tier: Orches
     tier.script.on("get_job", "job-number", read(failed))
     output = run_vm(tier, name)
     assert output["errorCode"] == "400254" and failed_event(tier, name)["azureErrorCode"] == 400254
+
+
+def test_backup_triggered_failing_to_publish_beyond_its_retries_fails_the_snapshot_phase(
+    tier: OrchestratorTier,
+) -> None:
+    name = "vm-untold"
+    triggers(tier, name, "job-untold", "op-untold")
+    triggered_id = event_id("run-vm-untold", vm_id(name), "BackupTriggered", chain=CHAIN)
+    tier.script.on("publish_events", triggered_id, fails("ServiceUnavailable", "outbox unreachable"))
+    output = run_vm(tier, name)
+    # The job runs in Azure, but downstream was never told: a BackupFailed naming the job, not a
+    # silent success (vm_backup _answered; the status was "snapshot" when the publish failed).
+    assert output["outcome"] == "failed" and output["failedPhase"] == "snapshot"
+    assert output["errorCode"] == "ServiceUnavailable" and output["jobId"] == "job-untold"
+    assert output["message"] == "still failing after the retries: outbox unreachable"
+    assert len(tier.script.calls("publish_events", triggered_id)) == 8
+    assert tier.types(name) == ["BackupTriggered"] * 8 + ["BackupFailed"]
+    failed = failed_event(tier, name)
+    assert failed["phase"] == "snapshot" and failed["message"] == output["message"]
+    assert tier.published(name)[-1]["data"]["jobId"] == "job-untold"
+    assert tier.script.calls("get_job", "job-untold") == []  # the snapshot was never watched

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from backup_chain.ids import vm_hash
+from orchestrators.protection import WAIT_SECONDS
 from tests.orchestrators.builders import (
     GUARD_CODE,
     GUARD_MESSAGE,
@@ -21,7 +22,7 @@ from tests.orchestrators.builders import (
     vm_instance,
 )
 from tests.support.activity_script import fails, ok
-from tests.support.orchestrator_tier import OrchestratorTier, moment, vm_id
+from tests.support.orchestrator_tier import LEASE_MAX_WAITS, OrchestratorTier, moment, vm_id
 
 WEEKLY_POLICY = {"mode": "weekly-policy", "policy": "weekly", "overlap": "refuse"}
 WINDOW = {"mode": "weekend-window", "policy": "weekly", "overlap": "refuse"}
@@ -162,4 +163,62 @@ def test_a_lease_in_another_holders_transition_is_waited_for_and_kept_on_for_it(
     output = tier.drive(vm_instance(name))["output"]
     assert output["outcome"] == "completed" and output["protectionStopped"] is False
     assert tier.script.calls("set_protection", name) == []  # the other holder resumed it and keeps it
+    assert tier.unscripted(name) == []
+
+
+def test_a_resume_failing_beyond_its_retries_fails_the_trigger_and_frees_the_lease(tier: OrchestratorTier) -> None:
+    name = "vm-resumeout"
+    tier.script.on("get_policy_schedule", name, ok({"ok": True, "schedule": None, "policy": "weekly"}))
+    tier.script.on("set_protection", name, fails("CloudInternalError", "ARM is down"))
+    output = run_vm(tier, name, gc=WINDOW)
+    assert output["failedPhase"] == "trigger" and output["errorCode"] == "CloudInternalError"
+    assert output["message"] == "still failing after the retries: ARM is down"
+    assert failed_event(tier, name)["message"] == output["message"]
+    assert tier.types(name) == ["BackupFailed"]
+    # AZURE_RETRY: 8 attempts 10 s apart, and one timer more after the last: the Durable Python SDK
+    # (models/Task.py RetryAbleTask, as DTFx) fails the task only once that timer fired.
+    calls = tier.script.calls("set_protection", name)
+    assert len(calls) == 8 and all(c["request"]["on"] is True for c in calls)
+    started = tier.started_at(vm_instance(name))
+    assert [t - started for t in tier.timers(vm_instance(name))] == [timedelta(seconds=10 * n) for n in range(1, 9)]
+    assert tier.script.calls("trigger_backup", name) == []
+    lease = tier.host.mgmt("GET", f"entities/protection_lease/{vm_hash(vm_id(name))}").json()
+    assert lease["phase"] == "off" and lease["holders"] == {}  # resumeFailed: protection is still off
+
+
+def test_a_stop_failing_beyond_its_retries_is_reported_and_the_lease_stays_on(tier: OrchestratorTier) -> None:
+    name = "vm-stopout"
+    tier.script.on("get_policy_schedule", name, ok({"ok": True, "schedule": None, "policy": "weekly"}))
+    tier.script.on("set_protection", name, _protection(True), fails("CloudInternalError", "ARM is down"))
+    triggers(tier, name, "job-stopout", "op-stopout")
+    healthy(tier, name, "job-stopout")
+    output = run_vm(tier, name, gc=WINDOW)
+    assert output["outcome"] == "completed" and output["protectionStopped"] is False
+    stop_error = output["protectionStopError"]
+    assert stop_error["code"] == "CloudInternalError"
+    assert stop_error["message"] == "still failing after the retries: ARM is down"
+    assert [c["request"]["on"] for c in tier.script.calls("set_protection", name)] == [True] + [False] * 8
+    assert tier.types(name) == ["BackupTriggered", "SnapshotCompleted", "BackupCompleted"]
+    lease = tier.host.mgmt("GET", f"entities/protection_lease/{vm_hash(vm_id(name))}").json()
+    assert lease["phase"] == "on" and lease["holders"] == {}  # stopFailed: protection is still on
+
+
+def test_a_lease_that_stays_in_another_holders_transition_fails_the_trigger_lease_busy(tier: OrchestratorTier) -> None:
+    name = "vm-lease-busy"
+    key = vm_hash(vm_id(name))
+    tier.signal("protection_lease", key, "acquire", {"holder": "gc:window:stuck", "kind": "window", "at": tier.at(0)})
+    tier.script.on("get_policy_schedule", name, ok({"ok": True, "schedule": None, "policy": "weekly"}))
+    tier.begin("vm_backup", vm_instance(name), vm_input(name, tier.at(-600), gc=WINDOW))
+    status = tier.drive(vm_instance(name), max_jumps=LEASE_MAX_WAITS + 10)
+    output = status["output"]
+    assert output["failedPhase"] == "trigger" and output["errorCode"] == "LeaseBusy"
+    assert status["customStatus"]["phase"] == "failed" and status["customStatus"]["errorCode"] == "LeaseBusy"
+    assert failed_event(tier, name)["message"] == "protection lease stayed busy"
+    # The bound's waits (cut to LEASE_MAX_WAITS in the tier) of WAIT_SECONDS each; nothing asked of Azure.
+    started = tier.started_at(vm_instance(name))
+    waits = [t - started for t in tier.timers(vm_instance(name))]
+    assert waits == [timedelta(seconds=WAIT_SECONDS * n) for n in range(1, LEASE_MAX_WAITS + 1)]
+    assert tier.script.calls("set_protection", name) == [] and tier.script.calls("find_active_job", name) == []
+    lease = tier.host.mgmt("GET", f"entities/protection_lease/{key}").json()
+    assert lease["phase"] == "starting" and list(lease["holders"]) == ["gc:window:stuck"]
     assert tier.unscripted(name) == []

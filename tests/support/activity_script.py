@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 ENV_DIR = "ORCH_SCRIPT_DIR"
+# Not the script's, but also read by the tier's app: its bound of the protection lease's waits.
+LEASE_WAITS_ENV = "ORCH_LEASE_MAX_WAITS"
 RULES = "rules.jsonl"
 CALLS = "calls.jsonl"
 ANSWERED = "answered.json"  # calls answered so far, by rule id (the log is only for reading back)

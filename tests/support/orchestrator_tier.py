@@ -18,7 +18,7 @@ from typing import Any
 from backup_chain.polling import PollPlan
 from devhost.store import Store
 from localclock.clock import Clock
-from tests.support.activity_script import ENV_DIR, ActivityScript, mentions
+from tests.support.activity_script import ENV_DIR, LEASE_WAITS_ENV, ActivityScript, mentions
 from tests.support.devhost_harness import DevHostProcess
 
 APP_DIR = Path(__file__).resolve().parents[1] / "orchestrators" / "app"
@@ -27,6 +27,8 @@ TERMINAL = ("Completed", "Failed", "Terminated")
 SETTLE_SECONDS = 20.0
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 PREFIX = "BackupChain."
+# The protection lease's wait bound in the tier's app (orchestrators/protection.py waits 240 times).
+LEASE_MAX_WAITS = 4
 # The poll plan chain_run gives a VM with the default 5-15 min snapshot window.
 PLAN = dict(PollPlan.for_minutes(5, 15).__dict__)
 
@@ -70,7 +72,11 @@ class OrchestratorTier:
             APP_DIR,
             base / "state" / "state.db",
             base / "marks",
-            env={ENV_DIR: str(script.directory), "PYTHONPATH": str(REPO_ROOT)},
+            env={
+                ENV_DIR: str(script.directory),
+                LEASE_WAITS_ENV: str(LEASE_MAX_WAITS),
+                "PYTHONPATH": str(REPO_ROOT),
+            },
             clock_start=clock_start,
         )
         host.start()

@@ -2,6 +2,7 @@
 the app's activity names, scripted stand-ins that answer from the test's script
 (tests/support/activity_script.py)."""
 
+import os
 from typing import Any
 
 import azure.durable_functions as df
@@ -10,6 +11,7 @@ import azure.functions as func
 from entities.delivery_outbox import bp as outbox_entities
 from entities.job_watch import bp as watch_entity
 from entities.protection_lease import bp as lease_entity
+from orchestrators import protection
 from orchestrators.chain_run import bp as chain_orchestrator
 from orchestrators.delivery import bp as delivery_orchestrator
 from orchestrators.gc import bp as gc_orchestrators
@@ -17,7 +19,12 @@ from orchestrators.job_poller import bp as poller_orchestrator
 from orchestrators.scheduler import bp as scheduler_orchestrator
 from orchestrators.vm_backup import bp as vm_orchestrator
 from orchestrators.watch_job import bp as watch_orchestrator
-from tests.support.activity_script import ActivityScript
+from tests.support.activity_script import LEASE_WAITS_ENV, ActivityScript
+
+# The lease wait loop's bound, cut for the tier (tests/orchestrators/README.md): 240 waits cost
+# 480 replays of a growing history, over a minute on its own; the loop itself is the app's.
+if LEASE_WAITS_ENV in os.environ:
+    protection.MAX_WAITS = int(os.environ[LEASE_WAITS_ENV])
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 for blueprint in (
