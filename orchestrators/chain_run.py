@@ -22,6 +22,10 @@ from orchestrators.vm_backup import vm_backup
 bp = df.Blueprint()
 BATCH_SIZE = 50  # VMs per vm_batch sub-orchestration in large runs
 SUMMARY_LIMIT = 200  # VMs listed in a ChainCompleted event
+SUCCEEDED = (
+    "completed",
+    "snapshotCompleted",
+)  # a VM outcome that backed it up (snapshotCompleted: monitorTransfer off)
 UPSTREAM_EVENT = "upstream"
 CANCEL_EVENT = "cancel"
 SLOT_EVENT = "slot"  # "slot:{n}": child n's snapshot phase is over (its parallelism slot is free)
@@ -188,7 +192,7 @@ def chain_run(context: df.DurableOrchestrationContext):
         results.setdefault(vm_id, {"vmId": vm_id, "outcome": "cancelled"})
     if cancelled:
         results = yield from _jobs_left(context, items, results)
-    succeeded = all(r["outcome"] in ("completed", "snapshotCompleted") for r in results.values())
+    succeeded = all(r["outcome"] in SUCCEEDED for r in results.values())
     run_outcome = "cancelled" if cancelled else ("completed" if succeeded else "completedWithFailures")
     return (yield from _finish(run, run_outcome, results))
 
@@ -341,7 +345,7 @@ def _finish(run: _ChainRunState, outcome: str, results: dict[str, dict[str, Any]
     run.phase("completed", outcome=outcome, counts=counts)
     # Large runs list only the VMs that did not complete, keeping the event far below Event
     # Grid's 1 MB limit; the run's output and GET .../runs/{runId} keep every VM.
-    listed = summary if len(summary) <= SUMMARY_LIMIT else [v for v in summary if v["outcome"] != "completed"]
+    listed = summary if len(summary) <= SUMMARY_LIMIT else [v for v in summary if v["outcome"] not in SUCCEEDED]
     yield publish(
         run.context,
         [
