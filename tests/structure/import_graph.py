@@ -25,7 +25,7 @@ APP = (
 )
 APP_LAYERS = tuple(name for name in APP if name != "backup_chain")
 # Local tooling that never ships: the host, the emulators and what drives them.
-LOCAL = ("devhost", "localclock", "emulators", "harness", "demo", "bench", "tests", "tools")
+LOCAL = ("devhost", "localclock", "emulators", "harness", "demo", "bench", "tests", "tools", "backup_chain_cli")
 AZURE_SDK = ("azure", "msrest", "msal")
 IO_MODULES = (
     "requests",
@@ -77,6 +77,11 @@ RULES = (
         "localclock is shared by devhost and the emulators and imports neither",
         ("localclock",),
         (*APP, "devhost", "emulators", "harness", "demo", "bench", "tests", "tools"),
+    ),
+    Rule(
+        "the CLI reaches the app only through its HTTP API and the pure core",
+        ("backup_chain_cli",),
+        (*APP_LAYERS, "devhost", "localclock", "emulators", "harness", "demo", "bench", "tests", "tools"),
     ),
     Rule("bench does not import tests", ("bench",), ("tests",)),
     Rule("harness does not import tests", ("harness",), ("tests",)),

@@ -53,6 +53,10 @@ SYNTHETIC = {
     "localclock is shared by devhost and the emulators and imports neither": [
         ("localclock/x.py", "from devhost import store\n"),
     ],
+    "the CLI reaches the app only through its HTTP API and the pure core": [
+        ("backup_chain_cli/x.py", "from triggers.http_api import ok\n"),
+        ("backup_chain_cli/x.py", "from harness.chain_stack import chain_stack\n"),
+    ],
     "bench does not import tests": [
         ("bench/x.py", "from tests.faults.test_fault_runs import CASES\n"),
         ("bench/x.py", "from tests import support\n"),
