@@ -242,8 +242,9 @@ def serve_forever(stack: Stack, console: Console) -> int:
         died = watch.dead()
         if died is not None:
             name, code = died
-            console.print(f"error: {name} exited (code {code}); its log ends:", style="red", highlight=False)
-            console.print(stack.services[name].log_tail(30), highlight=False, markup=False)
+            tail = stack.services[name].log_tail(30)
+            console.print(f"error: {name} exited (code {code}); the end of its log:", style="red", highlight=False)
+            console.print(tail or "(its log is empty)", highlight=False, markup=False)
             return 1
         watch.follow_clock()
         time.sleep(WATCH_EVERY)
