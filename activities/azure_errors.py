@@ -23,7 +23,8 @@ class TransientAzureError(Exception):
 
 def _causes(err: BaseException) -> list[BaseException]:
     """``err`` and every exception it wraps: azure-core keeps the transport's error as
-    ``inner_exception``, requests and urllib3 keep theirs in ``args`` and ``reason``."""
+    ``inner_exception`` (RequestsTransport.send turns requests' SSLError, a ConnectionError, into
+    ServiceRequestError(err, error=err)), requests and urllib3 keep theirs in ``args`` and ``reason``."""
     found: list[BaseException] = []
     pending: list[Any] = [err]
     while pending:

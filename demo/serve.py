@@ -172,7 +172,7 @@ def guide(stack: Stack, estate: Estate, scale: float | None) -> str:
 """
     return f"""\
 backup chain on devhost + emulators, serving {estate.source}
-clock {clock}; now {iso(stack.clock.now())}
+clock {clock}; now {iso(stack.clock.now().replace(microsecond=0))}
 chains: {names}
 
   app (devhost)             {url}     (admin: /admin/host/status, /admin/clock; master key)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from demo.serve import load_estate, unknown_vms
 from devhost.procs import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -229,3 +230,11 @@ def test_a_process_that_dies_is_named_with_its_log_tail() -> None:
     assert f"error: eventgrid exited (code {-signal.SIGKILL})" in serve.text, serve.text
     assert "the end of its log:" in serve.text
     assert not [name for name, pid in children.items() if _alive(pid)]
+
+
+def test_a_chain_vm_missing_from_the_scenario_is_named(tmp_path: Path) -> None:
+    scenario = (EXAMPLES / "my-scenario.json").read_text().replace('"payroll-db01"', '"payroll-db02"')
+    (tmp_path / "my-scenario.json").write_text(scenario)
+    estate = load_estate(EXAMPLES / "my-chains.json", tmp_path / "my-scenario.json")
+    assert unknown_vms(estate) == ["chain payroll-nightly: VM payroll-db01 is not in the scenario's vault rsv-payroll"]
+    assert unknown_vms(load_estate(EXAMPLES / "my-chains.json", EXAMPLES / "my-scenario.json")) == []
