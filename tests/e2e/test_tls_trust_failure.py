@@ -40,6 +40,11 @@ def test_untrusted_emulator_certificate_fails_the_vm_with_a_named_endpoint(tmp_p
     [vm_status] = run["vms"]
     assert (vm_status["phase"], vm_status["errorCode"]) == ("failed", "TlsCertificateNotTrusted")
     assert run["outcome"] == "completedWithFailures"
+    # The run's result carries the message: the endpoint and the fix, not a stack trace.
+    [reported] = run["output"]["vms"]
+    assert reported["errorCode"] == "TlsCertificateNotTrusted"
+    assert reported["message"].startswith(f"TLS certificate of {rs_endpoint} not trusted ("), reported
+    assert "set REQUESTS_CA_BUNDLE" in reported["message"]
     # The downstream topic is behind the same untrusted CA: the run's first event is kept with the
     # reason (later ones queue behind it).
     first = run["pendingDelivery"][0]
