@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import signal
 import sys
@@ -26,7 +27,7 @@ from typing import Any
 
 from rich.console import Console
 
-from backup_chain.config import ChainConfig, ConfigError, parse_config
+from backup_chain.config import CONFIG_JSON_SETTING, ChainConfig, ConfigError, parse_config
 from backup_chain.resource_ids import VaultId, VmId
 from demo import scenario as sample
 from demo.stack import DOWNSTREAM_TOPIC, UPSTREAM_TOPIC, Stack
@@ -252,7 +253,7 @@ def serve_forever(stack: Stack, console: Console) -> int:
 
 def _clock_start(text: str) -> datetime:
     if text.strip().lower() == "now":
-        return datetime.now(timezone.utc)
+        return datetime.now(timezone.utc).replace(microsecond=0)
     try:
         return parse_clock_start(text)
     except ClockError as err:
@@ -292,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.config is not None:
             estate = load_estate(args.config, args.scenario)
-            start = args.clock_start or datetime.now(timezone.utc)
+            start = args.clock_start or datetime.now(timezone.utc).replace(microsecond=0)
         else:
             start = args.clock_start or sample.CLOCK_START
             estate = sample_estate(start)
@@ -301,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for warning in unknown_vms(estate):
         console.print(f"warning: {warning}: its backups will fail", style="yellow", highlight=False, markup=False)
+    if os.environ.pop(CONFIG_JSON_SETTING, None) is not None:
+        # devhost inherits this shell's environment; with both settings the app refuses to load.
+        console.print(
+            f"note: {CONFIG_JSON_SETTING} from your environment is not passed on: the app runs the served one",
+            highlight=False,
+        )
     signal.signal(signal.SIGTERM, _interrupt)
     stack: Stack | None = None
     code = 1
