@@ -1,9 +1,13 @@
 """The Kusto queries of the docs ask for what the app really sends to Application Insights: the
 app's telemetry runs for real (azure-monitor-opentelemetry, posting to a loopback ingestion
 endpoint) on every documented event example, and each query's table, event/metric names, message
-filters and customDimensions keys must be among the captured rows."""
+filters and customDimensions keys must be among the captured rows; operations.md's list of which
+events carry which custom dimension must be what the capture shows."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +83,38 @@ def test_the_checker_names_what_a_wrong_query_relies_on(query: str, expected: st
     assert problems(GOOD, emitted) == []
     found = problems(query, emitted)
     assert any(expected in problem for problem in found), found
+
+
+OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+
+
+def documented_dimensions() -> dict[str, set[str]]:
+    """operations.md's table: custom dimension → the event types it says carry it."""
+    text = OPERATIONS.read_text()
+    table = text[text.index("| dimension | on |") :].split("\n\n", 1)[0]
+    found = {}
+    for row in table.splitlines()[2:]:
+        dimension, on = (cell.strip() for cell in row.strip("|").split("|"))
+        names = set(re.findall(r"`(\w+)`", on))
+        found[dimension.strip("`")] = set(EVENT_TYPES) if on.startswith("every event") else names & set(EVENT_TYPES)
+    return found
+
+
+def test_the_dimension_table_says_which_events_carry_each_dimension(emitted: Emitted) -> None:
+    events = [row for row in emitted.table("customEvents") if row.name.startswith("BackupChain.")]
+    carried: dict[str, set[str]] = {}
+    for row in events:
+        for dimension in row.dimensions - {"logger_name"}:  # logger_name: the exporter's own
+            carried.setdefault(dimension, set()).add(row.name.removeprefix("BackupChain."))
+    assert documented_dimensions() == carried
+
+
+def test_the_undelivered_event_and_metric_dimensions_are_the_documented_ones(emitted: Emitted) -> None:
+    text = " ".join(OPERATIONS.read_text().split())
+    event_doc = re.search(r"custom event `EventUndelivered` \(dimensions ([^)]*)\)", text)
+    metric_doc = re.search(r"`backupchain\.events\.undelivered` \(\*\*customMetrics\*\*, dimensions ([^,]*)", text)
+    assert event_doc and metric_doc
+    undelivered = {d for row in emitted.table("customEvents") if row.name == "EventUndelivered" for d in row.dimensions}
+    assert undelivered - {"logger_name"} == set(re.findall(r"`(\w+)`", event_doc.group(1)))
+    metric = {d for row in emitted.table("customMetrics") for d in row.dimensions}
+    assert metric == set(re.findall(r"`(\w+)`", metric_doc.group(1)))
