@@ -45,6 +45,10 @@ DURABLE_DIMENSIONS = frozenset(
         )
     }
 )
+# The Functions host's copy of every log line of the worker: category Function.<name>.User, the
+# message text, and no dimension of the app's (configure-monitoring, "Configure categories").
+_WORKER_CATEGORY = re.compile(r'Category\)?\s*startswith\s*"Function\."')
+HOST_DIMENSIONS = frozenset({"Category", "LogLevel"})
 DURABLE_STATES = frozenset(
     {"Scheduled", "Started", "Awaited", "Listening", "Completed", "Failed", "Terminated", "Suspended", "Resumed"}
 )
@@ -121,6 +125,8 @@ def problems(query: str, emitted: Emitted) -> list[str]:
     table = tables[0]
     if table == "traces" and re.search(rf'Category\s*==\s*"{re.escape(DURABLE_CATEGORY)}"', code):
         return _durable_problems(code)
+    if table == "traces" and _WORKER_CATEGORY.search(code):
+        return _worker_log_problems(code)
     rows = emitted.table(table)
     if not rows:
         return [f"table {table}: the app sends nothing there"]
@@ -167,4 +173,18 @@ def _durable_problems(code: str) -> list[str]:
         for state in _strings(match.group(1)):
             if state not in DURABLE_STATES:
                 found.append(f"{state!r} is not a state of the Durable extension's tracking events")
+    return found
+
+
+def _worker_log_problems(code: str) -> list[str]:
+    found = [
+        f"the worker's log lines in the host's traces: filter on severityLevel and Category, not on message text "
+        f"the capture cannot check ({m.group(0)!r})"
+        for m in _FILTER.finditer(code)
+        if m.group(1) == "message"
+    ]
+    for match in _DIMENSION.finditer(code):
+        key = match.group(1) or match.group(2) or match.group(3)
+        if key not in HOST_DIMENSIONS:
+            found.append(f"customDimensions.{key} is not on the host's copy of the worker's log lines")
     return found

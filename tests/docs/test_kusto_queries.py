@@ -63,6 +63,16 @@ GOOD = """customEvents
         ),
         ('traces\n| where message has "chain run finished"', "table traces"),
         (
+            'traces\n| where tostring(customDimensions.Category) startswith "Function."\n'
+            "| summarize count() by tostring(customDimensions.runId)",
+            "customDimensions.runId",
+        ),
+        (
+            'traces\n| where tostring(customDimensions.Category) startswith "Function."\n'
+            '| where message has "undelivered"',
+            "message has",
+        ),
+        (
             'traces\n| where customDimensions.Category == "Host.Triggers.DurableTask"\n'
             '| extend i = tostring(customDimensions["prop__instance"])',
             "prop__instance",
