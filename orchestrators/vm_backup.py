@@ -505,7 +505,16 @@ def _job_error(job: JobView) -> ErrorDict:
 
 
 def _failed(run: _VmBackupState, phase: str, error: ErrorDict):
-    run.phase("failed", failedPhase=phase, errorCode=error.get("code"))
+    # Azure's message and recommendations stay on the VM's status too, so the run's GET shows them
+    # (custom status only: nothing replayed depends on it).
+    run.phase(
+        "failed",
+        failedPhase=phase,
+        errorCode=error.get("code"),
+        azureErrorCode=error.get("number"),
+        message=error.get("message"),
+        recommendations=error.get("recommendations", []),
+    )
     yield publish(
         run.context,
         [

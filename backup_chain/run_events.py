@@ -1,0 +1,96 @@
+"""The downstream events of one run, read back from what the run recorded: the ``publish_events``
+activity calls in its orchestrations' Durable histories (their inputs are the events, their results
+say whether the topic took them at once) and the run's outbox (events kept for later delivery)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from backup_chain.events import event_id
+
+PUBLISH_ACTIVITY = "publish_events"
+BRIEF_KEYS = ("id", "type", "subject", "time", "source")
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def published(history: Iterable[Mapping[str, Any]]) -> list[tuple[dict[str, Any], bool]]:
+    """(event, sent at once) for every event a completed ``publish_events`` call of this history
+    carried. The status API folds an activity's scheduling into its ``TaskCompleted`` event, with
+    ``FunctionName``, ``Input`` (showInput) and ``Result`` (showHistoryOutput)."""
+    found: list[tuple[dict[str, Any], bool]] = []
+    for entry in history:
+        if entry.get("EventType") != "TaskCompleted" or entry.get("FunctionName") != PUBLISH_ACTIVITY:
+            continue
+        request, result = _json(entry.get("Input")), _json(entry.get("Result"))
+        events = request.get("events") if isinstance(request, dict) else request
+        if not isinstance(events, list):
+            continue
+        at_once = isinstance(result, dict) and not result.get("queued")
+        found.extend((event, at_once) for event in events if isinstance(event, dict) and "id" in event)
+    return found
+
+
+def delivery_state(event_id_: str, sent_at_once: bool, outbox_state: Mapping[str, Any] | None) -> str:
+    """``delivered``, ``pending`` (the deliverer is trying it), ``undelivered`` (the topic refused
+    it; docs/events.md#delivery) or ``unknown`` (kept once, and the outbox no longer says)."""
+    state = outbox_state or {}
+    for record in state.get("records") or []:
+        if (record.get("event") or {}).get("id") == event_id_:
+            return str(record.get("state"))
+    if sent_at_once or event_id_ in (state.get("delivered") or []):
+        return "delivered"
+    return "unknown"
+
+
+def announced_snapshot(
+    *, prefix: str, chain: str, run_id: str, vm_id: str, vault_id: str, vm_status: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The SnapshotCompleted a vault's shared poller published for this VM (it is in the poller's
+    history, not the run's): known from the VM's ``snapshotCompletedAt``; its id is deterministic."""
+    if not vm_status.get("snapshotCompletedAt"):
+        return None
+    return {
+        "id": event_id(run_id, vm_id, "SnapshotCompleted", chain=chain),
+        "type": f"{prefix}SnapshotCompleted",
+        "subject": vm_id,
+        "time": None,
+        "source": vault_id,
+        "data": {"jobId": vm_status.get("jobId"), "snapshotCompletedAt": vm_status.get("snapshotCompletedAt")},
+        "publishedBy": "poller",
+    }
+
+
+def listing(
+    published_events: Iterable[tuple[dict[str, Any], bool]],
+    extra: Iterable[dict[str, Any]],
+    outbox_state: Mapping[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """One entry per distinct event id (a replayed publish repeats one), each with its delivery
+    state, oldest first (events without a time last, in the order found)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for event, at_once in published_events:
+        key = str(event["id"])
+        entry = seen.setdefault(key, {**{k: event.get(k) for k in BRIEF_KEYS}, "data": event.get("data")})
+        entry["sentAtOnce"] = entry.get("sentAtOnce", False) or at_once
+    for event in extra:
+        seen.setdefault(str(event["id"]), {**event, "sentAtOnce": False})
+    entries = []
+    for key, entry in seen.items():
+        at_once = bool(entry.pop("sentAtOnce"))
+        entries.append({**entry, "delivery": delivery_state(key, at_once, outbox_state)})
+    order = {id(e): n for n, e in enumerate(entries)}
+
+    def when(entry: dict[str, Any]) -> str:  # a poller's SnapshotCompleted sorts at its snapshot's end
+        return str(entry["time"] or (entry.get("data") or {}).get("snapshotCompletedAt") or "")
+
+    return sorted(entries, key=lambda e: (not when(e), when(e), order[id(e)]))
