@@ -76,14 +76,18 @@ def listing(
     outbox_state: Mapping[str, Any] | None,
 ) -> list[dict[str, Any]]:
     """One entry per distinct event id (a replayed publish repeats one), each with its delivery
-    state, oldest first (events without a time last, in the order found)."""
+    state, oldest first (events without a time last; ChainCompleted after the VM events of its
+    instant)."""
     seen: dict[str, dict[str, Any]] = {}
     for event, at_once in published_events:
         key = str(event["id"])
         entry = seen.setdefault(key, {**{k: event.get(k) for k in BRIEF_KEYS}, "data": event.get("data")})
         entry["sentAtOnce"] = entry.get("sentAtOnce", False) or at_once
     for event in extra:
-        seen.setdefault(str(event["id"]), {**event, "sentAtOnce": False})
+        # A VM records its snapshot's end only once the poller published SnapshotCompleted; what the
+        # topic did not take at once is in the run's outbox (which never forgets a kept event before
+        # it is delivered), so one the outbox does not hold was taken at once.
+        seen.setdefault(str(event["id"]), {**event, "sentAtOnce": True})
     entries = []
     for key, entry in seen.items():
         at_once = bool(entry.pop("sentAtOnce"))
@@ -93,4 +97,8 @@ def listing(
     def when(entry: dict[str, Any]) -> str:  # a poller's SnapshotCompleted sorts at its snapshot's end
         return str(entry["time"] or (entry.get("data") or {}).get("snapshotCompletedAt") or "")
 
-    return sorted(entries, key=lambda e: (not when(e), when(e), order[id(e)]))
+    def rank(entry: dict[str, Any]) -> int:  # events of one instant: the run's own order (docs/events.md)
+        kind = str(entry.get("type") or "").rsplit(".", 1)[-1]
+        return {"ChainStarted": 0, "UpstreamReceived": 1, "ChainCompleted": 3}.get(kind, 2)
+
+    return sorted(entries, key=lambda e: (not when(e), when(e), rank(e), order[id(e)]))
