@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from backup_chain.events import iso
 from backup_chain.windows import next_window
 
 
@@ -21,5 +22,5 @@ def next_window_view(
     if phase == "sleeping" and scheduler.get("nextWindow"):
         return {"nextWindow": scheduler["nextWindow"], "scheduler": phase}
     if phase == "running" and scheduler_updated is not None:
-        return {"nextWindow": next_window(window, scheduler_updated).isoformat(), "scheduler": phase}
+        return {"nextWindow": iso(next_window(window, scheduler_updated)), "scheduler": phase}
     return {"nextWindow": None, "scheduler": phase or "notStarted"}
