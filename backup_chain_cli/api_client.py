@@ -5,6 +5,7 @@ by App Service authentication), and every failure turned into one line for the o
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -84,16 +85,20 @@ class ApiClient:
 
 
 def _token(scope: str) -> str:
-    # azure-identity: DefaultAzureCredential.get_token(scope) (environment, managed identity,
-    # Azure CLI, ... in its documented order); its errors name what it tried.
+    # azure-identity: DefaultAzureCredential.get_token(scope) tries its credentials in its
+    # documented order (environment, workload and managed identity, Azure CLI, ...); its error lists
+    # what each said, which becomes the one line here (its own log warnings would repeat it).
     from azure.core.exceptions import ClientAuthenticationError
     from azure.identity import DefaultAzureCredential
 
+    logging.getLogger("azure.identity").setLevel(logging.CRITICAL)
     try:
         return str(DefaultAzureCredential().get_token(scope).token)
     except ClientAuthenticationError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CliError(f"could not get a token for scope {scope!r}: {first}", EXIT_PROBLEM) from None
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        tried = [line for line in lines if "Credential: " in line and not line.startswith("DefaultAzureCredential")]
+        said = "; ".join(tried) or (lines[0] if lines else type(err).__name__)
+        raise CliError(f"could not get a token for scope {scope!r}: {said}", EXIT_PROBLEM) from None
 
 
 def _reason(err: requests.ConnectionError) -> str:

@@ -256,9 +256,38 @@ def test_arguments_the_cli_itself_refuses(stack: Stack, monkeypatch: pytest.Monk
     assert stack.api("GET", "chains/alpha/runs").json()["runs"] == before
 
 
-def test_no_url_wrong_key_unreachable_url_and_a_non_json_answer(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_url_wrong_key_no_token_unreachable_url_and_a_non_json_answer(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     code, _, err = _cli(None, "chains", monkeypatch=monkeypatch)
     assert code == 2 and _one_line_error(err) == "error: no app URL: give --url or set BACKUP_CHAIN_URL"
+    code, _, err = _cli(stack, "chains", "--url", "ftp://127.0.0.1/x", monkeypatch=monkeypatch)
+    assert code == 2
+    assert (
+        _one_line_error(err)
+        == "error: --url 'ftp://127.0.0.1/x' is not an http(s) URL, e.g. https://myapp.azurewebsites.net"
+    )
+    code, _, err = _cli(stack, "chains", "--token-scope", "api://app/.default", monkeypatch=monkeypatch)
+    assert code == 2  # the key from the environment and a token scope: which one was meant?
+    assert _one_line_error(err) == (
+        "error: give a function key or a token scope, not both (BACKUP_CHAIN_KEY / BACKUP_CHAIN_TOKEN_SCOPE)"
+    )
+
+    # No credential can give a token (only the Azure CLI is allowed, and it is not on PATH): one line.
+    done = _subprocess(
+        stack,
+        "chains",
+        "--token-scope",
+        "api://backup-chain/.default",
+        BACKUP_CHAIN_KEY="",
+        AZURE_TOKEN_CREDENTIALS="AzureCliCredential",
+        PATH=str(tmp_path),
+    )
+    assert done.returncode == 1 and _one_line_error(done.stderr) == (
+        "error: could not get a token for scope 'api://backup-chain/.default': "
+        "AzureCliCredential: Azure CLI not found on path"
+    )
+    assert done.stderr.count("\n") == 1
 
     done = _subprocess(stack, "runs", "list", "alpha", BACKUP_CHAIN_KEY="not-the-key")
     assert done.returncode == 1 and _one_line_error(done.stderr) == "error: the function key was refused (HTTP 401)"
