@@ -1,6 +1,6 @@
-"""The downstream events of one run, read back from what the run recorded: the ``publish_events``
-activity calls in its orchestrations' Durable histories (their inputs are the events, their results
-say whether the topic took them at once) and the run's outbox (events kept for later delivery)."""
+"""The downstream events of one run, read back from what the run recorded: the results of the
+``publish_events`` activity calls in its orchestrations' Durable histories (each event's id, type,
+subject, time and whether it was kept) and the run's outbox (events kept for later delivery)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from backup_chain.events import event_id
 
 PUBLISH_ACTIVITY = "publish_events"
-BRIEF_KEYS = ("id", "type", "subject", "time", "source")
+BRIEF_KEYS = ("id", "type", "subject", "time")
 
 
 def _json(value: Any) -> Any:
@@ -25,18 +25,21 @@ def _json(value: Any) -> Any:
 
 def published(history: Iterable[Mapping[str, Any]]) -> list[tuple[dict[str, Any], bool]]:
     """(event, sent at once) for every event a completed ``publish_events`` call of this history
-    carried. The status API folds an activity's scheduling into its ``TaskCompleted`` event, with
-    ``FunctionName``, ``Input`` (showInput) and ``Result`` (showHistoryOutput)."""
+    reports. The status API folds an activity's scheduling into its ``TaskCompleted`` event
+    (``FunctionName``) and shows its ``Result`` with showHistoryOutput, but never its input
+    (azure-functions-durable-extension, DurableClient.GetDurableOrchestrationStatusAsync), so the
+    activity's result lists what it did with each event (``events``: id, type, subject, time,
+    kept). Results recorded before it did so list nothing."""
     found: list[tuple[dict[str, Any], bool]] = []
     for entry in history:
         if entry.get("EventType") != "TaskCompleted" or entry.get("FunctionName") != PUBLISH_ACTIVITY:
             continue
-        request, result = _json(entry.get("Input")), _json(entry.get("Result"))
-        events = request.get("events") if isinstance(request, dict) else request
-        if not isinstance(events, list):
-            continue
-        at_once = isinstance(result, dict) and not result.get("queued")
-        found.extend((event, at_once) for event in events if isinstance(event, dict) and "id" in event)
+        result = _json(entry.get("Result"))
+        events = result.get("events") if isinstance(result, dict) else None
+        for event in events if isinstance(events, list) else []:
+            if isinstance(event, dict) and "id" in event:
+                brief = {k: event.get(k) for k in BRIEF_KEYS}
+                found.append((brief, not event.get("kept")))
     return found
 
 
@@ -53,7 +56,7 @@ def delivery_state(event_id_: str, sent_at_once: bool, outbox_state: Mapping[str
 
 
 def announced_snapshot(
-    *, prefix: str, chain: str, run_id: str, vm_id: str, vault_id: str, vm_status: Mapping[str, Any]
+    *, prefix: str, chain: str, run_id: str, vm_id: str, vm_status: Mapping[str, Any]
 ) -> dict[str, Any] | None:
     """The SnapshotCompleted a vault's shared poller published for this VM (it is in the poller's
     history, not the run's): known from the VM's ``snapshotCompletedAt``; its id is deterministic."""
@@ -64,8 +67,7 @@ def announced_snapshot(
         "type": f"{prefix}SnapshotCompleted",
         "subject": vm_id,
         "time": None,
-        "source": vault_id,
-        "data": {"jobId": vm_status.get("jobId"), "snapshotCompletedAt": vm_status.get("snapshotCompletedAt")},
+        "snapshotCompletedAt": vm_status.get("snapshotCompletedAt"),
         "publishedBy": "poller",
     }
 
@@ -81,7 +83,7 @@ def listing(
     seen: dict[str, dict[str, Any]] = {}
     for event, at_once in published_events:
         key = str(event["id"])
-        entry = seen.setdefault(key, {**{k: event.get(k) for k in BRIEF_KEYS}, "data": event.get("data")})
+        entry = seen.setdefault(key, {k: event.get(k) for k in BRIEF_KEYS})
         entry["sentAtOnce"] = entry.get("sentAtOnce", False) or at_once
     for event in extra:
         # A VM records its snapshot's end only once the poller published SnapshotCompleted; what the
@@ -95,7 +97,7 @@ def listing(
     order = {id(e): n for n, e in enumerate(entries)}
 
     def when(entry: dict[str, Any]) -> str:  # a poller's SnapshotCompleted sorts at its snapshot's end
-        return str(entry["time"] or (entry.get("data") or {}).get("snapshotCompletedAt") or "")
+        return str(entry["time"] or entry.get("snapshotCompletedAt") or "")
 
     def rank(entry: dict[str, Any]) -> int:  # events of one instant: the run's own order (docs/events.md)
         kind = str(entry.get("type") or "").rsplit(".", 1)[-1]

@@ -227,7 +227,7 @@ def events(args: argparse.Namespace, output: Output) -> int:
     output.data({**body, "events": recent})
     rows = [
         [
-            e.get("time") or (e.get("data") or {}).get("snapshotCompletedAt"),
+            e.get("time") or e.get("snapshotCompletedAt"),
             str(e.get("type")),
             _name(e.get("subject")),
             e.get("delivery"),

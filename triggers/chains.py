@@ -95,11 +95,11 @@ async def list_run_events(req: func.HttpRequest, client: df.DurableOrchestration
         str(s.instance_id) for s in await list_instances(client, instance_id_prefix=vm_run_prefix(chain.name, run_id))
     ]
     for instance_id in owners:
-        full = await client.get_status(instance_id, show_history=True, show_history_output=True, show_input=True)
+        full = await client.get_status(instance_id, show_history=True, show_history_output=True)
         # The status API's key is "historyEvents"; SDK 1.x keeps it as an attribute of that name.
         found.extend(published(getattr(full, "historyEvents", None) or full.history or []))
     snapshots = []
-    for vault_id, vm_id in _run_vms(chain, status):
+    for _, vm_id in _run_vms(chain, status):
         vm_status = await client.get_status(vm_instance_id(run_id, chain.name, vm_id))
         custom = vm_status.custom_status if vm_status and isinstance(vm_status.custom_status, dict) else {}
         snapshot = announced_snapshot(
@@ -107,7 +107,6 @@ async def list_run_events(req: func.HttpRequest, client: df.DurableOrchestration
             chain=chain.name,
             run_id=run_id,
             vm_id=vm_id,
-            vault_id=vault_id,
             vm_status=custom,
         )
         if snapshot is not None:

@@ -14,32 +14,39 @@ from backup_chain.events import event_id
 from backup_chain.run_events import announced_snapshot, listing, published
 
 VM = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
-VAULT = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v1"
 
 
 def _event(kind: str, time: str, subject: str = "/chains/c/runs/r") -> dict[str, Any]:
-    return {"id": f"id-{kind}", "type": f"P.{kind}", "subject": subject, "time": time, "source": "s", "data": {}}
+    return {"id": f"id-{kind}", "type": f"P.{kind}", "subject": subject, "time": time}
 
 
-def _completed(events: list[dict[str, Any]], result: dict[str, Any], *, as_text: bool = True) -> dict[str, Any]:
-    request = {"events": events, "at": "t", "queue": False}
+def _completed(events: list[dict[str, Any]], *, kept: bool, as_text: bool = True) -> dict[str, Any]:
+    result = {
+        "ok": not kept,
+        "sent": 0 if kept else len(events),
+        "queued": len(events) if kept else 0,
+        "reasons": [],
+        "events": [{**e, "kept": kept} for e in events],
+    }
     return {
         "EventType": "TaskCompleted",
         "FunctionName": "publish_events",
-        "Input": json.dumps(request) if as_text else request,
-        "Result": json.dumps(result) if as_text else result,
+        "ScheduledTime": "2027-01-04T03:00:00Z",
+        "Result": json.dumps(result) if as_text else result,  # as_text: a host that left it a string
     }
 
 
-def test_published_reads_completed_publish_calls_only() -> None:
+def test_published_reads_what_completed_publish_calls_report() -> None:
     started = _event("ChainStarted", "2027-01-04T03:00:00.000000Z")
     triggered = _event("BackupTriggered", "2027-01-04T03:01:00.000000Z", VM)
     history = [
-        {"EventType": "ExecutionStarted", "FunctionName": "chain_run", "Input": "{}"},
-        _completed([started], {"ok": True, "sent": 1, "queued": 0}),
-        {"EventType": "TaskFailed", "FunctionName": "publish_events", "Input": json.dumps({"events": [triggered]})},
-        {"EventType": "TaskCompleted", "FunctionName": "trigger_backup", "Input": "{}", "Result": "{}"},
-        _completed([triggered], {"ok": False, "sent": 0, "queued": 1}, as_text=False),
+        {"EventType": "ExecutionStarted", "FunctionName": "chain_run"},
+        _completed([started], kept=False),
+        {"EventType": "TaskFailed", "FunctionName": "publish_events", "Reason": "boom"},
+        {"EventType": "TaskCompleted", "FunctionName": "trigger_backup", "Result": {"events": [triggered]}},
+        # A result recorded before publish_events reported its events: nothing to list.
+        {"EventType": "TaskCompleted", "FunctionName": "publish_events", "Result": {"ok": True, "sent": 1}},
+        _completed([triggered], kept=True, as_text=False),
     ]
     assert published(history) == [(started, True), (triggered, False)]
 
@@ -75,11 +82,11 @@ def test_listing_gives_each_event_once_with_its_delivery_state_in_the_runs_order
 
 def test_a_pollers_snapshot_is_listed_with_its_deterministic_id_at_the_snapshots_end() -> None:
     status = {"phase": "transfer", "jobId": "j1", "snapshotCompletedAt": "2027-01-04T03:06:00.000000Z"}
-    snapshot = announced_snapshot(prefix="P.", chain="C", run_id="r", vm_id=VM, vault_id=VAULT, vm_status=status)
+    snapshot = announced_snapshot(prefix="P.", chain="C", run_id="r", vm_id=VM, vm_status=status)
     assert snapshot is not None
     assert snapshot["id"] == event_id("r", VM, "SnapshotCompleted", chain="C")
-    assert (snapshot["type"], snapshot["subject"], snapshot["source"]) == ("P.SnapshotCompleted", VM, VAULT)
-    assert announced_snapshot(prefix="P.", chain="C", run_id="r", vm_id=VM, vault_id=VAULT, vm_status={}) is None
+    assert (snapshot["type"], snapshot["subject"], snapshot["time"]) == ("P.SnapshotCompleted", VM, None)
+    assert announced_snapshot(prefix="P.", chain="C", run_id="r", vm_id=VM, vm_status={}) is None
     triggered = _event("BackupTriggered", "2027-01-04T03:01:00.000000Z", VM)
     completed = _event("BackupCompleted", "2027-01-04T03:20:00.000000Z", VM)
     listed = listing([(triggered, True), (completed, True)], [snapshot], None)
