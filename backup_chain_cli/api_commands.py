@@ -290,7 +290,9 @@ def register(commands: Any) -> None:
     parser = _add(actions, "start", "start a run of a chain (idempotent per run id)", runs_start)
     parser.add_argument("chain", help="the chain's name (backup-chain chains lists them)")
     parser.add_argument("--run-id", type=_run_id, help="the run's id (default: the app names it h-<UTC time>)")
-    parser.add_argument("--vm", type=_vm_id, action="append", metavar="VM_ID", help="back up only this VM (repeat)")
+    parser.add_argument(
+        "--vm", type=_vm_id, action="extend", nargs="+", metavar="VM_ID", help="back up only these VMs (resource ids)"
+    )
     upstream = parser.add_mutually_exclusive_group()
     upstream.add_argument("--wait-upstream", action="store_true", help="wait for the chain's upstream signal")
     upstream.add_argument(

@@ -208,19 +208,30 @@ def test_gc_run_starts_a_check_and_gc_status_shows_it(stack: Stack, monkeypatch:
     )
 
 
+NO_CHAIN = "error: not found: no chain named 'nope'; configured chains: alpha, win (field chain)"
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["chains"], None),
         (
             ["runs", "list", "nope"],
-            "error: not found: no chain named 'nope'; configured chains: alpha, win (field chain)",
+            NO_CHAIN,
         ),
         (["runs", "show", "alpha", "zzz"], "error: not found: run 'zzz' of chain 'alpha' does not exist (field runId)"),
         (["events", "win", "zzz"], "error: not found: run 'zzz' of chain 'win' does not exist (field runId)"),
+        (["runs", "cancel", "nope", "r1"], NO_CHAIN),
+        (["runs", "start", "nope"], NO_CHAIN),
+        (["runs", "show", "nope", "r1"], NO_CHAIN),
+        (["events", "nope", "r1"], NO_CHAIN),
         (
-            ["runs", "cancel", "nope", "r1"],
-            "error: not found: no chain named 'nope'; configured chains: alpha, win (field chain)",
+            ["runs", "cancel", "alpha", "zzz"],
+            "error: not found: run 'zzz' of chain 'alpha' does not exist (field runId)",
+        ),
+        (
+            ["runs", "start", "alpha", "--vm", vm_id("ok1"), vm_id("w1")],
+            f"error: the app refused the request: VM {vm_id('w1')} is not a target of chain 'alpha' (field vms)",
         ),
         (
             ["runs", "start", "alpha", "--vm", vm_id("w1")],
@@ -238,9 +249,12 @@ def test_bad_input_gets_one_clear_line_and_a_non_zero_exit(
     if message is None:  # the control: the same environment works
         assert _cli(stack, *argv, monkeypatch=monkeypatch)[0] == 0
         return
+    before = {name: stack.api("GET", f"chains/{name}/runs").json()["runs"] for name in ("alpha", "win")}
     code, out, err = _cli(stack, *argv, monkeypatch=monkeypatch)
     assert code == 2 and out == ""
     assert _one_line_error(err) == message
+    # Refused input changes nothing: no run started or cancelled.
+    assert {name: stack.api("GET", f"chains/{name}/runs").json()["runs"] for name in ("alpha", "win")} == before
 
 
 def test_arguments_the_cli_itself_refuses(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
