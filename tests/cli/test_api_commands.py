@@ -187,6 +187,25 @@ def test_runs_cancel_stops_a_waiting_run_and_a_second_cancel_is_refused(
     assert _one_line_error(err) == "error: the app answered HTTP 409: run 'r-wait' already ended (Completed)"
 
 
+def test_runs_start_wait_gives_up_after_its_timeout_and_leaves_the_run_going(stack: Stack) -> None:
+    # The manual clock stands still: the run keeps waiting for its upstream signal. Starting the
+    # same run id again follows the existing run.
+    assert stack.api("POST", "chains/win/runs", {"runId": "r-slow", "waitForUpstream": True}).status_code == 202
+    stack.settle()
+    argv = ["runs", "start", "win", "--run-id", "r-slow", "--wait-upstream", "--wait", "--wait-timeout", "1"]
+    done = _subprocess(stack, *argv, "--poll-seconds", "0.2")
+    assert done.returncode == 1
+    assert "run r-slow of win already exists (Running)" in done.stderr
+    assert _one_line_error(done.stderr) == (
+        "error: run r-slow had not ended after 1 s (phase waitingForUpstream); it keeps running: "
+        "backup-chain runs show win r-slow"
+    )
+    assert "run r-slow: waitingForUpstream" in done.stderr
+    assert stack.api("GET", "chains/win/runs/r-slow").json()["runtimeStatus"] == "Running"
+    assert stack.api("POST", "chains/win/runs/r-slow/cancel").status_code == 202
+    stack.settle()
+
+
 def test_gc_run_starts_a_check_and_gc_status_shows_it(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     code, out, err = _cli(stack, "--json", "gc", "run", "--kind", "check", monkeypatch=monkeypatch)
     assert code == 0, err
