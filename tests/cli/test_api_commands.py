@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -127,9 +128,12 @@ def test_runs_start_wait_follows_the_run_and_reports_a_failed_vm_with_azure_advi
             process.kill()
     assert process.returncode == 1, err  # a VM failed: the operator has something to look at
     assert "run r1 of alpha started" in err
+    # Each VM's phase changes as the CLI saw them (how many it saw depends on its polls' timing).
     changes = [line.strip() for line in err.splitlines()]
-    assert f"bad1: snapshot -> failed ({VSS}: {expected.message})" in changes, err
-    assert "ok1: transfer -> completed" in changes, err
+    failed = [line for line in changes if re.fullmatch(r"bad1: [A-Za-z-]+ -> failed \(.*\)", line)]
+    assert len(failed) == 1, err
+    assert failed[0].endswith(f" -> failed ({VSS}: {expected.message})"), err
+    assert [line for line in changes if re.fullmatch(r"ok1: [A-Za-z-]+ -> completed", line)], err
     assert "outcome completedWithFailures" in out
     assert f"bad1: recommended: {expected.recommendations[0]}" in out
 
