@@ -23,6 +23,7 @@ from backup_chain.messages import (
     CloudEvent,
     DelivererInput,
     EventBatch,
+    PublishedEvent,
     PublishRequest,
     PublishResult,
     SendResult,
@@ -161,12 +162,14 @@ async def publish_events(
     queue_all = isinstance(request, dict) and bool(request.get("queue"))
     sent = queued = 0
     reasons: list[str] = []
+    published: list[PublishedEvent] = []
     for key, batch in by_outbox(events).items():
         reason = "kept behind earlier events of the run that the topic has not accepted yet"
         if not (queue_all or await kept(client, key)):
             result = await asyncio.to_thread(try_send, batch)
             if result["ok"]:
                 sent += len(batch)
+                published.extend(_published(event, kept=False) for event in batch)
                 continue
             reason = reason_of(result["error"])
             log.warning(
@@ -175,7 +178,19 @@ async def publish_events(
         await enqueue(client, key, batch, reason, at)
         queued += len(batch)
         reasons.append(reason)
-    return {"ok": queued == 0, "sent": sent, "queued": queued, "reasons": reasons}
+        published.extend(_published(event, kept=True) for event in batch)
+    return {"ok": queued == 0, "sent": sent, "queued": queued, "reasons": reasons, "events": published}
+
+
+def _published(event: dict[str, Any], *, kept: bool) -> PublishedEvent:
+    time = event.get("time")
+    return {
+        "id": str(event.get("id")),
+        "type": str(event.get("type")),
+        "subject": str(event.get("subject")),
+        "time": None if time is None else str(time),
+        "kept": kept,
+    }
 
 
 @bp.activity_trigger(input_name="request")

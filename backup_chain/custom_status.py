@@ -72,3 +72,23 @@ def upstream_detail_for_event(detail: Any) -> Any:
     if depth <= MAX_EVENT_DETAIL_DEPTH:
         return detail
     return {"truncated": True, "depth": depth, "preview": utf16_prefix(compact_json(detail), PREVIEW_UNITS)}
+
+
+FAILURE_TEXT_UNITS = 2048  # of Azure's message, and of its recommendations together, in a VM's status
+CUT_MARK = " …(cut; the whole text is in BackupFailed)"
+
+
+def failure_for_status(message: str | None, recommendations: list[str]) -> dict[str, Any]:
+    """A failed VM's Azure message and recommendations as its custom status keeps them: as they
+    are, unless long — then cut (and marked) so the status stays far below Azure's limit."""
+
+    def cut(text: str, units: int) -> str:
+        return text if utf16_units(text) <= units else utf16_prefix(text, units) + CUT_MARK
+
+    kept, left = [], FAILURE_TEXT_UNITS
+    for advice in recommendations:
+        if left <= 0:
+            break
+        kept.append(cut(advice, left))
+        left -= utf16_units(advice)
+    return {"message": None if message is None else cut(message, FAILURE_TEXT_UNITS), "recommendations": kept}

@@ -230,11 +230,25 @@ class PublishRequest(TypedDict):
     queue: bool
 
 
+class PublishedEvent(TypedDict):
+    """What a publish did with one event: sent at once, or ``kept`` in the run's outbox."""
+
+    id: str
+    type: str
+    subject: str
+    time: str | None
+    kept: bool
+
+
 class PublishResult(TypedDict):
     ok: bool
     sent: int
     queued: int
     reasons: list[str]
+    # Each event, so the run's history records what it published (GET …/runs/{runId}/events):
+    # the status API shows activity results, never activity inputs (azure-functions-durable-extension
+    # DurableClient.GetDurableOrchestrationStatusAsync drops TaskScheduled's Input).
+    events: NotRequired[list[PublishedEvent]]
 
 
 class EventBatch(TypedDict):

@@ -11,6 +11,7 @@ import azure.durable_functions as df
 
 from activities.backup import backup_operation, find_active_job, get_job, latest_recovery_point, trigger_backup
 from activities.protection import get_policy_schedule
+from backup_chain.custom_status import failure_for_status
 from backup_chain.errors import CONFLICT_CODES, ErrorDict, error_dict, retries_exhausted
 from backup_chain.gc import PolicySchedule, overlap_decision
 from backup_chain.ids import watcher_instance_id
@@ -505,7 +506,15 @@ def _job_error(job: JobView) -> ErrorDict:
 
 
 def _failed(run: _VmBackupState, phase: str, error: ErrorDict):
-    run.phase("failed", failedPhase=phase, errorCode=error.get("code"))
+    # Azure's message and recommendations stay on the VM's status too (bounded), so the run's GET
+    # shows them (custom status only: nothing replayed depends on it).
+    run.phase(
+        "failed",
+        failedPhase=phase,
+        errorCode=error.get("code"),
+        azureErrorCode=error.get("number"),
+        **failure_for_status(error.get("message"), error.get("recommendations", [])),
+    )
     yield publish(
         run.context,
         [

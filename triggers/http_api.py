@@ -147,6 +147,18 @@ def _run_vms(chain: Chain, status: Any) -> list[tuple[str, str]]:
         return chain.vm_ids()
 
 
+def _failure_detail(custom: dict[str, Any], output: Any) -> dict[str, Any]:
+    """A failed VM's Azure message and recommendations (as its BackupFailed event carries them).
+    VM orchestrations started before its status kept them have the message in their output only."""
+    if custom.get("phase") != "failed":
+        return {}
+    summary = output if isinstance(output, dict) else {}
+    return {
+        "message": custom.get("message", summary.get("message")),
+        "recommendations": custom.get("recommendations", summary.get("recommendations", [])),
+    }
+
+
 @bp.route(route="chains/{chain}/runs/{run_id}", methods=["GET"])
 @bp.durable_client_input(client_name="client")
 async def get_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
@@ -164,6 +176,7 @@ async def get_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationCl
                 "vaultId": vault_id,
                 "runtimeStatus": vm_status.runtime_status.value if vm_status and vm_status.runtime_status else None,
                 **{k: v for k, v in custom.items() if k != "vmId"},
+                **_failure_detail(custom, vm_status.output if vm_status else None),
             }
         )
     output = status.output if str(status.runtime_status.value if status.runtime_status else "") in TERMINAL else None
@@ -174,7 +187,8 @@ async def get_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationCl
     view["outcome"], delivery = delivery_outcome(view["outcome"], kept)
     if isinstance(output, dict):
         output = {**output, "outcome": delivery_outcome(output.get("outcome"), kept)[0]}
-    undelivered = [{k: e[k] for k in ("id", "type", "subject", "reason")} for e in kept["undelivered"]]
+    # id, type, subject, time, reason, since (first refused), attempts: as GET /api/deliveries lists them
+    undelivered = list(kept["undelivered"])
     return ok(
         {
             "chain": chain.name,
