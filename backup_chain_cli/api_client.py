@@ -61,12 +61,13 @@ class ApiClient:
             raise CliError("--timeout must be a positive number of seconds")
         key = args.key or os.environ.get(KEY_ENV)
         scope = args.token_scope or os.environ.get(SCOPE_ENV)
-        if key and scope:
-            raise CliError(f"give a function key or a token scope, not both ({KEY_ENV} / {SCOPE_ENV})")
-        if scope:
-            return cls(url, {"Authorization": f"Bearer {_token(scope)}"}, args.timeout, "the bearer token")
         headers = {"x-functions-key": key} if key else {}
-        return cls(url, headers, args.timeout, "the function key" if key else "the request without a key")
+        if scope:
+            # App Service authentication checks the token in front of the host, which still applies
+            # each function's auth level (azure-functions-host#11394): a key may be needed as well.
+            headers["Authorization"] = f"Bearer {_token(scope)}"
+        given = [what for what, value in (("the function key", key), ("the bearer token", scope)) if value]
+        return cls(url, headers, args.timeout, " and ".join(given) or "the request without a key")
 
     def call(self, method: str, path: str, *, body: Any = None, params: dict[str, str] | None = None) -> Any:
         """The JSON body of a 2xx answer; anything else raises a one-line CliError."""

@@ -304,12 +304,6 @@ def test_no_url_wrong_key_no_token_unreachable_url_and_a_non_json_answer(
         _one_line_error(err)
         == "error: --url 'ftp://127.0.0.1/x' is not an http(s) URL, e.g. https://myapp.azurewebsites.net"
     )
-    code, _, err = _cli(stack, "chains", "--token-scope", "api://app/.default", monkeypatch=monkeypatch)
-    assert code == 2  # the key from the environment and a token scope: which one was meant?
-    assert _one_line_error(err) == (
-        "error: give a function key or a token scope, not both (BACKUP_CHAIN_KEY / BACKUP_CHAIN_TOKEN_SCOPE)"
-    )
-
     # No credential can give a token (only the Azure CLI is allowed, and it is not on PATH): one line.
     done = _subprocess(
         stack,
@@ -358,3 +352,68 @@ def test_no_url_wrong_key_no_token_unreachable_url_and_a_non_json_answer(
         server.server_close()
     assert code == 1
     assert _one_line_error(err) == "error: GET /api/chains answered HTTP 200 with a body that is not JSON"
+
+
+def test_a_token_scope_sends_the_bearer_token_with_the_key_when_both_are_given(stack: Stack, tmp_path: Path) -> None:
+    """azure-identity's AzureCliCredential runs ``az account get-access-token --scope ... --output
+    json`` and reads ``accessToken``/``expires_on``; an ``az`` of that shape on PATH stands in for a
+    signed-in Azure CLI. The answer goes to a loopback server that records the headers it got."""
+    fake_az = tmp_path / "az"
+    fake_az.write_text(
+        "#!/bin/sh\n"
+        'echo \'{"accessToken": "token-from-az", "expiresOn": "2099-01-01 00:00:00.000000", '
+        '"expires_on": 4070908800, "tokenType": "Bearer"}\'\n'
+    )
+    fake_az.chmod(0o755)
+    seen: list[dict[str, str]] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append({name.lower(): value for name, value in self.headers.items()})
+            body = json.dumps({"chains": []}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = HTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        both = _subprocess(
+            stack,
+            "--json",
+            "chains",
+            "--url",
+            url,
+            "--token-scope",
+            "api://backup-chain/.default",
+            BACKUP_CHAIN_KEY="key-1",
+            AZURE_TOKEN_CREDENTIALS="AzureCliCredential",
+            PATH=f"{tmp_path}:/usr/bin:/bin",
+        )
+        token_only = _subprocess(
+            stack,
+            "--json",
+            "chains",
+            "--url",
+            url,
+            "--token-scope",
+            "api://backup-chain/.default",
+            BACKUP_CHAIN_KEY="",
+            AZURE_TOKEN_CREDENTIALS="AzureCliCredential",
+            PATH=f"{tmp_path}:/usr/bin:/bin",
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert both.returncode == 0, both.stderr
+    assert token_only.returncode == 0, token_only.stderr
+    assert [(h.get("authorization"), h.get("x-functions-key")) for h in seen] == [
+        ("Bearer token-from-az", "key-1"),
+        ("Bearer token-from-az", None),
+    ]
