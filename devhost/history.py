@@ -81,10 +81,12 @@ def execution_started(
     )
 
 
-def status_history(events: list[dict[str, Any]], *, show_input: bool, show_output: bool) -> list[dict[str, Any]]:
+def status_history(events: list[dict[str, Any]], *, show_output: bool) -> list[dict[str, Any]]:
     """History as the status API shows it: event types by name, no ``EventId``/``IsPlayed``,
-    scheduling events folded into their completions (``FunctionName``, ``ScheduledTime``), and
-    inputs/results only when asked for."""
+    scheduling events folded into their completions (``FunctionName``, ``ScheduledTime``), results
+    only when asked for, and never an input — the extension's DurableClient
+    GetDurableOrchestrationStatusAsync removes ``Input`` from every event that has one, whatever
+    ``showInput`` says (that flag is the instance's own input)."""
     scheduled = {e["EventId"]: e for e in events if e["EventType"] in (TASK_SCHEDULED, SUB_ORCHESTRATION_CREATED)}
     out: list[dict[str, Any]] = []
     for ev in events:
@@ -97,16 +99,13 @@ def status_history(events: list[dict[str, Any]], *, show_input: bool, show_outpu
             origin = scheduled.get(view.pop("TaskScheduledId", None), {})
             view["FunctionName"] = origin.get("Name")
             view["ScheduledTime"] = origin.get("Timestamp")
-            if show_input:
-                view["Input"] = origin.get("Input")
         if kind == EXECUTION_STARTED:
             view["FunctionName"] = view.pop("Name", None)
             for dropped in ("OrchestrationInstance", "ParentInstance", "Version", "Tags"):
                 view.pop(dropped, None)
         if kind == TIMER_FIRED:
             view.pop("TimerId", None)
-        if not show_input and kind not in (TASK_COMPLETED, TASK_FAILED):
-            view.pop("Input", None)
+        view.pop("Input", None)
         if "Result" in view:
             if show_output:
                 with contextlib.suppress(json.JSONDecodeError, TypeError):

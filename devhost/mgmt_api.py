@@ -239,7 +239,6 @@ class ManagementApi:
         if _flag(request, "showHistory") and inst.status != "Pending":
             events = h.status_history(
                 self.runtime.store.history(instance_id),
-                show_input=show_input,
                 show_output=_flag(request, "showHistoryOutput"),
             )
         body = status_json(inst, show_input=show_input, history=events)

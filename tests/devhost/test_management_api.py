@@ -76,6 +76,8 @@ def test_status_codes_and_history_options(host: DevHostProcess) -> None:
     assert events[-1]["OrchestrationStatus"] == "Completed" and events[-1]["Result"] == {"event": 1}
     raised = next(e for e in events if e["EventType"] == "EventRaised")
     assert raised["Name"] == "go"
+    # The extension strips every event's Input from the history, showInput or not.
+    assert [e for e in events if "Input" in e] == []
     no_input = host.mgmt("GET", "instances/st-1", params={"showInput": "false"}).json()
     assert no_input["input"] is None
 
@@ -89,6 +91,7 @@ def test_status_through_the_sdk_client(host: DevHostProcess) -> None:
     activity_results = [e for e in status["historyEvents"] if e["EventType"] == "TaskCompleted"]
     assert [e["FunctionName"] for e in activity_results] == ["add_one", "add_one"]
     assert [e["Result"] for e in activity_results] == [1, 2]
+    assert [e["EventType"] for e in status["historyEvents"] if "Input" in e] == []
 
 
 def test_query_by_status_prefix_and_time(host: DevHostProcess) -> None:
