@@ -162,17 +162,17 @@ class Preflight:
             # weekend-window GC keeps protection stopped between windows; the gc.policy row covers its schedule
             self.add("protection", vm_id, True, f"protected in {vault.name} ({state}; weekend-window GC resumes it)")
             return
-        if not protection_on(state):
+        if protection_on(state):
+            self.add("protection", vm_id, True, f"{state} in {vault.name}")
+        else:
             self.add(
                 "protection",
                 vm_id,
                 False,
                 f"protection is {state} in {vault.name}: no scheduled backup runs (GC starves)",
             )
-            return
-        self.add("protection", vm_id, True, f"{state} in {vault.name}")
         if not policy:
-            self.add("policy", vm_id, False, "the protected item has no backup policy: nothing is scheduled")
+            self.add("policy", vm_id, False, "the protected item has no backup policy: no weekly backup is scheduled")
             return
         self._policy(vault_id, policy, vm_id)
 
