@@ -263,6 +263,14 @@ def run_preflight(args: argparse.Namespace, output: Output) -> int:
     return EXIT_PROBLEM if failed else EXIT_OK
 
 
+def _principal_id(value: str) -> str:
+    """An object id given but empty (an unset ``$APP_PRINCIPAL_ID`` in a hook) is an error, not a
+    silent switch to checking the caller's own permissions."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("is empty; give the app identity's object id (azd output APP_PRINCIPAL_ID)")
+    return value.strip()
+
+
 def register(commands: Any) -> None:
     parser = commands.add_parser(
         "preflight",
@@ -273,6 +281,7 @@ def register(commands: Any) -> None:
     parser.add_argument("config", metavar="CONFIG", help="the chain configuration file")
     parser.add_argument(
         "--principal-id",
+        type=_principal_id,
         help="object id of the app's managed identity whose roles to check (default: $APP_PRINCIPAL_ID, an azd "
         "output; without either, your own permissions are checked)",
     )

@@ -220,6 +220,8 @@ def test_bad_input_is_refused_with_one_line(emu: Emulator, tmp_path: Path) -> No
     )
     assert out.returncode == 2 and "only allowed with a loopback --arm-endpoint" in out.stderr
     assert "Traceback" not in out.stderr
+    code, _, err = preflight(emu, tmp_path, config([(VAULT_ID, ["good01"])]), "--principal-id", "")
+    assert code == 2 and "--principal-id: is empty" in err
 
 
 def test_wildcards_and_not_actions() -> None:
