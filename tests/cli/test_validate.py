@@ -1,7 +1,7 @@
 """``backup-chain validate`` and ``sync-parameters`` as the operator and the azd hooks run them (a
 real subprocess, from the repository): every bad field of a configuration named, warnings for
 risky settings, the configuration shipped in the package and the infra parameters agreeing with it
-(what tools.chainconfig checked before), and the parameters written from it."""
+(the package, the infra parameters), and the parameters written from it."""
 
 from __future__ import annotations
 
@@ -186,7 +186,7 @@ def test_risky_settings_are_warnings_naming_the_field(tmp_path: Path) -> None:
     assert "no gc section: GC enforcement is off" in {w["field"]: w["message"] for w in result["warnings"]}["gc"]
 
 
-# --- what tools.chainconfig checked: the package and the infra parameters -------------------------
+# --- the package and the infra parameters (validate --parameters) --------------------------------
 def test_an_invalid_configuration_is_rejected_with_parameters(project: Path) -> None:
     _edit(project / DEFAULT_CONFIG_FILE, lambda c: c["chains"][0]["upstream"].update(timeout="6h"))
     code, result = validate_json(DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)

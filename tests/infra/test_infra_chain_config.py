@@ -36,7 +36,7 @@ def test_infra_names_the_file_the_repository_ships(bicep: dict) -> None:
 
 
 def test_funcignore_matching_agrees_with_gitignore_semantics() -> None:
-    """tools.chainconfig's .funcignore reading, against pathspec's gitignore implementation, on
+    """backup_chain_cli.parameters' .funcignore reading, against pathspec's gitignore implementation, on
     every file of the repository and on patterns the repository's .funcignore does not use yet."""
     files = subprocess.run(
         ["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
