@@ -18,6 +18,7 @@ from pycep import BicepParser
 
 from backup_chain_cli.azure_access import Permission, allowed
 from backup_chain_cli.preflight import PROTECTION_ACTIONS, READ_AND_TRIGGER_ACTIONS
+from emulators.recoveryservices.scenario import ScenarioError, parse
 from tests.integration.rs_support import RG, SUB, TOKEN, VAULT, Emulator, scenario, start_emulator, vm_entry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -238,3 +239,34 @@ def test_the_actions_checked_are_the_app_roles() -> None:
     variables = dict(BicepParser().parse(file_path=REPO_ROOT / "infra" / "modules" / "vault-role.bicep"))["variables"]
     assert list(READ_AND_TRIGGER_ACTIONS) == variables["readAndTriggerActions"]["value"]
     assert list(PROTECTION_ACTIONS) == variables["protectionActions"]["value"]
+
+
+@pytest.mark.parametrize(
+    ("section", "named"),
+    [
+        (
+            {"roleAssignments": [{"principalID": APP, "roleName": "Reader", "scope": "/subscriptions/x"}]},
+            "authorization.roleAssignments[0].principalID: extra inputs are not permitted",
+        ),
+        (
+            {"roleAssignments": [{"principalId": APP, "roleName": "Owner", "scope": f"/subscriptions/{SUB}"}]},
+            "authorization.roleAssignments[0]: no role definition 'Owner'",
+        ),
+        (
+            {"roleAssignments": [{"principalId": APP, "scope": f"/subscriptions/{SUB}"}]},
+            "authorization.roleAssignments[0]: give exactly one of roleDefinitionId and roleName",
+        ),
+        (
+            {"roleDefinitions": [{"name": "app-role", "roleName": "x"}]},
+            "authorization.roleDefinitions[0].name: must be a GUID",
+        ),
+        (
+            {"roleAssignments": [{"principalId": APP, "roleName": "Reader", "scope": "rg-backup"}]},
+            "authorization.roleAssignments[0].scope: must start with /subscriptions/",
+        ),
+    ],
+)
+def test_the_scenario_authorization_section_is_strict(section: dict[str, Any], named: str) -> None:
+    with pytest.raises(ScenarioError) as raised:
+        parse(scenario([], [], authorization=section))
+    assert named in str(raised.value)
