@@ -12,7 +12,7 @@ from typing import Any
 
 from backup_chain.config import MAX_ENV_VALUE_BYTES, ChainConfig, ConfigProblem
 from backup_chain_cli import parameters, preflight
-from backup_chain_cli.config_file import load, problems_data
+from backup_chain_cli.config_file import load, problems_data, show_problems
 from backup_chain_cli.config_warnings import config_warnings
 from backup_chain_cli.output import EXIT_OK, EXIT_PROBLEM, CliError, Output
 
@@ -55,15 +55,12 @@ def run_validate(args: argparse.Namespace, output: Output) -> int:
     }
     for warning in warnings:
         output.warning(f"{warning.path}: {warning.message}")
-    if problems:
-        output.table(
-            f"{path}: {len(problems)} problem(s)", ("field", "problem"), [(p.path, p.message) for p in problems]
-        )
+    if config is None or problems:
+        show_problems(output, str(path), problems)
         if any(p.path == args.parameters for p in problems):
             output.text(f"write the derived parameters with: backup-chain sync-parameters {path}")
         output.data(result)
         return EXIT_PROBLEM
-    assert config is not None
     size = path.stat().st_size
     vms = sum(len(chain.vm_ids()) for chain in config.chains)
     result.update(chains=len(config.chains), vms=vms, vaults=len(config.vault_ids()), bytes=size)
@@ -80,10 +77,8 @@ def run_validate(args: argparse.Namespace, output: Output) -> int:
 def run_sync(args: argparse.Namespace, output: Output) -> int:
     config, problems = load(Path(args.config))
     if config is None:
-        output.table(
-            f"{args.config}: {len(problems)} problem(s)", ("field", "problem"), [(p.path, p.message) for p in problems]
-        )
-        output.data({"config": args.config, "problems": [{"field": p.path, "message": p.message} for p in problems]})
+        show_problems(output, args.config, problems)
+        output.data({"config": args.config, "problems": problems_data(problems)})
         return EXIT_PROBLEM
     try:
         derived = parameters.write_derived(Path(args.parameters), config)

@@ -18,7 +18,7 @@ from backup_chain.gc import PolicySchedule, protection_on
 from backup_chain.resource_ids import VaultId, VmId, policy_name
 from backup_chain.timezones import known
 from backup_chain_cli import azure_access
-from backup_chain_cli.config_file import load
+from backup_chain_cli.config_file import load, problems_data, show_problems
 from backup_chain_cli.output import EXIT_OK, EXIT_PROBLEM, CliError, Output
 
 FABRIC = "Azure"  # IaaS VM items live in the vault's only fabric
@@ -89,6 +89,9 @@ class Preflight:
         self.output = output
         self.results: list[Check] = []
         self._clients: dict[tuple[str, str], Any] = {}
+        self._gc_covered = {vm.lower() for _, vm in config.gc_targets()}
+        self._gc_vaults = {vault.lower() for vault, _ in config.gc_targets()}
+        self._policies: dict[tuple[str, str], tuple[bool, str]] = {}  # (vault, policy) -> its verdict, read once
 
     def _client(self, kind: str, subscription: str) -> Any:
         key = (kind, subscription.lower())
@@ -141,8 +144,7 @@ class Preflight:
 
     def _weekend_window(self, vm: str) -> bool:
         gc = self.config.gc
-        covered = {v.lower() for _, v in self.config.gc_targets()}
-        return gc is not None and gc.mode == "weekend-window" and gc.enforce and vm.lower() in covered
+        return gc is not None and gc.mode == "weekend-window" and gc.enforce and vm.lower() in self._gc_covered
 
     def _vm(self, vault_id: str, vm_id: str) -> None:
         vault, vm = VaultId.parse(vault_id), VmId.parse(vm_id)
@@ -180,33 +182,33 @@ class Preflight:
         """weekend-window: the policy protection resumes with (gc.policy) must exist in each vault of
         a covered VM and schedule the weekly backup GC waits for."""
         gc = self.config.gc
-        if gc is None or not gc.policy or not any(v.lower() == vault_id.lower() for v, _ in self.config.gc_targets()):
+        if gc is None or not gc.policy or vault_id.lower() not in self._gc_vaults:
             return
         if gc.mode == "weekend-window" or gc.remediate:
             self._policy(vault_id, gc.policy, vault_id, what="gc.policy ")
 
     def _policy(self, vault_id: str, name: str, subject: str, what: str = "") -> None:
+        key = (vault_id.lower(), name.lower())
+        if key not in self._policies:
+            self._policies[key] = self._read_policy(vault_id, name)
+        ok, detail = self._policies[key]
+        self.add("policy", subject, ok, f"{what}{name!r}{detail}")
+
+    def _read_policy(self, vault_id: str, name: str) -> tuple[bool, str]:
         vault = VaultId.parse(vault_id)
         client = self._client("backup", vault.subscription)
         policy, error = self._call(
             lambda: client.protection_policies.get(vault.name, vault.resource_group, name).as_dict()
         )
         if error is not None:
-            self.add("policy", subject, False, f"{what}{name!r} cannot be read in {vault.name}: {error}")
-            return
+            return False, f" cannot be read in {vault.name}: {error}"
         schedule = PolicySchedule.from_policy(policy)
         if not known(schedule.time_zone):
-            self.add("policy", subject, False, f"{what}{name!r}: time zone {schedule.time_zone!r} unknown to the app")
-        elif not schedule.weekly_or_better:
-            self.add("policy", subject, False, f"{what}{name!r} schedules no weekly backup ({schedule.frequency})")
-        else:
-            runs = ", ".join(schedule.days) + " " if schedule.days else ""
-            self.add(
-                "policy",
-                subject,
-                True,
-                f"{what}{name!r}: {schedule.frequency} {runs}{'/'.join(schedule.times)} {schedule.time_zone}",
-            )
+            return False, f": time zone {schedule.time_zone!r} unknown to the app"
+        if not schedule.weekly_or_better:
+            return False, f" schedules no weekly backup ({schedule.frequency})"
+        runs = ", ".join(schedule.days) + " " if schedule.days else ""
+        return True, f": {schedule.frequency} {runs}{'/'.join(schedule.times)} {schedule.time_zone}"
 
     def _roles(self, vault_id: str) -> None:
         vault = VaultId.parse(vault_id)
@@ -234,10 +236,8 @@ class Preflight:
 def run_preflight(args: argparse.Namespace, output: Output) -> int:
     config, problems = load(Path(args.config))
     if config is None:
-        output.table(
-            f"{args.config}: {len(problems)} problem(s)", ("field", "problem"), [(p.path, p.message) for p in problems]
-        )
-        output.data({"config": args.config, "problems": [{"field": p.path, "message": p.message} for p in problems]})
+        show_problems(output, args.config, problems)
+        output.data({"config": args.config, "problems": problems_data(problems)})
         output.error("the configuration is invalid (backup-chain validate); fix it before a preflight")
         return EXIT_PROBLEM
     ca_bundle = args.ca_bundle

@@ -36,7 +36,7 @@ def vm_id(name: str) -> str:
 
 
 def _scenario() -> dict[str, Any]:
-    policies = [
+    policies: list[dict[str, Any]] = [
         {"name": "weekly", "frequency": "Weekly", "days": ["Saturday"], "time": "02:00", "timeZone": "UTC"},
         # a zone name outside the app's CLDR map: when it runs cannot be known (GC: PolicyUnreadable)
         {
@@ -236,7 +236,8 @@ def test_wildcards_and_not_actions() -> None:
 
 
 def test_the_actions_checked_are_the_app_roles() -> None:
-    variables = dict(BicepParser().parse(file_path=REPO_ROOT / "infra" / "modules" / "vault-role.bicep"))["variables"]
+    role = REPO_ROOT / "infra" / "modules" / "vault-role.bicep"
+    variables: Any = dict(BicepParser().parse(file_path=role))["variables"]
     assert list(READ_AND_TRIGGER_ACTIONS) == variables["readAndTriggerActions"]["value"]
     assert list(PROTECTION_ACTIONS) == variables["protectionActions"]["value"]
 
