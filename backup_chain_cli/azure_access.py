@@ -76,6 +76,11 @@ class Arm:
 
         return RecoveryServicesBackupClient(self.credential, subscription, **self._kwargs())
 
+    def vaults(self, subscription: str) -> Any:
+        from azure.mgmt.recoveryservices import RecoveryServicesClient
+
+        return RecoveryServicesClient(self.credential, subscription, **self._kwargs())
+
     def authorization(self, subscription: str) -> Any:
         from azure.mgmt.authorization import AuthorizationManagementClient
 

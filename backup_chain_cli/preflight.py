@@ -96,8 +96,8 @@ class Preflight:
     def _client(self, kind: str, subscription: str) -> Any:
         key = (kind, subscription.lower())
         if key not in self._clients:
-            factory = self.arm.backup if kind == "backup" else self.arm.authorization
-            self._clients[key] = factory(subscription)
+            factory = {"backup": self.arm.backup, "vaults": self.arm.vaults, "authorization": self.arm.authorization}
+            self._clients[key] = factory[kind](subscription)
         return self._clients[key]
 
     def _call(self, fn: Callable[[], Any]) -> tuple[Any, str | None]:
@@ -133,13 +133,12 @@ class Preflight:
 
     def _vault(self, vault_id: str, vm_count: int) -> bool:
         vault = VaultId.parse(vault_id)
-        client = self._client("backup", vault.subscription)
-        # BackupPolicies_List on the vault: ResourceNotFound when the vault does not exist.
-        policies, error = self._call(lambda: list(client.backup_policies.list(vault.name, vault.resource_group)))
+        client = self._client("vaults", vault.subscription)
+        found, error = self._call(lambda: client.vaults.get(vault.resource_group, vault.name))
         if error is not None:
             self.add("vault", vault_id, False, f"{error} ({vm_count} VM(s) not checked)")
             return False
-        self.add("vault", vault_id, True, f"exists; {len(policies)} backup policy(ies)")
+        self.add("vault", vault_id, True, f"exists in {found.location}")
         return True
 
     def _weekend_window(self, vm: str) -> bool:

@@ -31,6 +31,8 @@ SUPPORTED_API_VERSIONS = (
     "2016-12-01",
     "2016-06-01",
 )
+# Vaults_Get is the recoveryservices API (azure-mgmt-recoveryservices==4.3.0 default), not the backup one.
+VAULT_API_VERSIONS = ("2026-11-01", "2025-08-01")
 JOBS_PAGE = 50
 ITEMS_PAGE = 200
 
@@ -124,6 +126,12 @@ def _paged(
         version = request.query.get("api-version", API_VERSION)
         body["nextLink"] = f"{_origin(request)}{path}?api-version={version}&$skipToken={nxt}"
     return body
+
+
+# --- vaults ---------------------------------------------------------------------------------------
+@route("GET", _BASE, "Vaults_Get")
+async def get_vault(rt: Runtime, request: web.Request, m: dict[str, str]) -> web.StreamResponse:
+    return web.json_response(shapes.vault(rt.engine.vault(m["sub"], m["rg"], m["vault"])))
 
 
 # --- protected items ----------------------------------------------------------------------------
@@ -393,7 +401,7 @@ def _check_auth(rt: Runtime, request: web.Request) -> None:
         raise errors.ArmError(401, *errors.AUTH_BAD, challenge)
 
 
-def _check_api_version(request: web.Request) -> None:
+def _check_api_version(request: web.Request, operation: str) -> None:
     version = request.query.get("api-version")
     if not version:
         raise errors.ArmError(400, *errors.MISSING_API_VERSION)
@@ -405,6 +413,8 @@ def _check_api_version(request: web.Request) -> None:
                 f"The api-version '{version}' is invalid. The supported versions are "
                 f"'{', '.join(authorization.API_VERSIONS)}'.",
             )
+        return
+    if operation == "Vaults_Get" and version in VAULT_API_VERSIONS:
         return
     if version not in SUPPORTED_API_VERSIONS:
         raise errors.ArmError(
@@ -437,7 +447,7 @@ def make_arm_handler(rt: Runtime) -> Callable[[web.Request], Awaitable[web.Strea
             # ARM throttles before the request reaches the resource provider: a throttled request
             # settles nothing, draws no fault and touches no state.
             headers = rt.throttler.admit(request.method, path, rt.now())
-            _check_api_version(request)
+            _check_api_version(request, operation)
             if matched is None:
                 if method_mismatch:
                     raise errors.ArmError(

@@ -135,6 +135,9 @@ def test_an_all_good_configuration_passes(emu: Emulator, tmp_path: Path) -> None
         ("policy", vm_id("good01")),
     }
     assert f"VM {vm_id('good01')}" in err  # progress per VM on stderr, JSON alone on stdout
+    assert {c["subject"]: c["detail"] for c in result["checks"] if c["check"] == "vault"} == {
+        VAULT_ID: "exists in japaneast"
+    }
 
 
 def test_each_failure_is_reported_by_name(emu: Emulator, tmp_path: Path) -> None:
@@ -223,6 +226,33 @@ def test_bad_input_is_refused_with_one_line(emu: Emulator, tmp_path: Path) -> No
     assert "Traceback" not in out.stderr
     code, _, err = preflight(emu, tmp_path, config([(VAULT_ID, ["good01"])]), "--principal-id", "")
     assert code == 2 and "--principal-id: is empty" in err
+    # TLS not trusted: one line naming the endpoint and how to trust it, no per-resource findings
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "backup_chain_cli",
+            "preflight",
+            str(path),
+            "--arm-endpoint",
+            emu.url,
+            "--local-token",
+            TOKEN,
+            "--principal-id",
+            APP,
+        ],
+        cwd=REPO_ROOT,
+        env={k: v for k, v in os.environ.items() if k != "REQUESTS_CA_BUNDLE"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 2 and f"cannot reach ARM at {emu.url}" in out.stderr and "--ca-bundle" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("error: cannot reach ARM")  # after the progress lines
+    code, _, err = preflight(emu, tmp_path, config([(VAULT_ID, ["good01"])]), "--ca-bundle", str(tmp_path / "no.pem"))
+    assert code == 2 and "no.pem: no such file" in err
 
 
 def test_wildcards_and_not_actions() -> None:
