@@ -142,8 +142,9 @@ class Preflight:
         return True
 
     def _weekend_window(self, vm: str) -> bool:
+        """A VM whose protection weekend-window GC stops between backups (with or without enforce)."""
         gc = self.config.gc
-        return gc is not None and gc.mode == "weekend-window" and gc.enforce and vm.lower() in self._gc_covered
+        return gc is not None and gc.mode == "weekend-window" and vm.lower() in self._gc_covered
 
     def _vm(self, vault_id: str, vm_id: str) -> None:
         vault, vm = VaultId.parse(vault_id), VmId.parse(vm_id)

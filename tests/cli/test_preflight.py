@@ -301,3 +301,40 @@ def test_the_scenario_authorization_section_is_strict(section: dict[str, Any], n
     with pytest.raises(ScenarioError) as raised:
         parse(scenario([], [], authorization=section))
     assert named in str(raised.value)
+
+
+def test_the_emulator_answers_the_authorization_sdk_at_vault_and_resource_group_scope(emu: Emulator) -> None:
+    """azure-mgmt-authorization's own calls (2022-04-01), as preflight makes them and beyond."""
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.mgmt.authorization import AuthorizationManagementClient
+
+    from emulators.credential import StaticTokenCredential
+
+    client = AuthorizationManagementClient(
+        StaticTokenCredential(TOKEN), SUB, base_url=emu.url, connection_verify=emu.ca
+    )
+    rg_scope = f"/subscriptions/{SUB}/resourceGroups/{RG}"
+    at_or_above = list(client.role_assignments.list_for_scope(rg_scope, filter="atScope()"))
+    assert {(a.principal_id, a.scope) for a in at_or_above} == {
+        (APP, rg_scope),
+        (WIDE, f"/subscriptions/{SUB}"),
+        (OPERATOR, f"/subscriptions/{SUB}"),
+    }
+    # without atScope(): the assignment below the scope too
+    assert len(list(client.role_assignments.list_for_scope(rg_scope))) == 4
+    mine = list(client.role_assignments.list_for_scope(VAULT_ID, filter=f"principalId eq '{APP}'"))
+    assert sorted(a.scope for a in mine) == sorted([rg_scope, f"{VAULT_ID}/backupPolicies/weekly"])
+    definition = client.role_definitions.get_by_id(mine[0].role_definition_id)
+    assert definition.role_name in ("BackupChain app", "Backup Contributor")
+    reader = client.role_definitions.get_by_id(
+        "/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7"
+    )
+    assert reader.role_name == "Reader" and reader.permissions[0].actions == ["*/read"]
+    with pytest.raises(ResourceNotFoundError, match="RoleDefinitionDoesNotExist"):
+        client.role_definitions.get_by_id(
+            f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{WIDE}"
+        )
+    # the caller's permissions (OPERATOR: Reader on the subscription) on the resource group and the vault
+    assert [p.actions for p in client.permissions.list_for_resource_group(RG)] == [["*/read"]]
+    on_vault = client.permissions.list_for_resource(RG, "Microsoft.RecoveryServices", "", "vaults", VAULT)
+    assert [p.actions for p in on_vault] == [["*/read"]]
