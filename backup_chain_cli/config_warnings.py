@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from backup_chain.config import ChainConfig
-from backup_chain.daily_limit import ON_DEMAND_PER_DAY, max_firings_per_day
+from backup_chain.daily_limit import ON_DEMAND_PER_DAY, over_limit
 
 LISTED_VMS = 3  # a warning about many VMs names this many and counts the rest
 
@@ -24,28 +24,20 @@ def _some(vms: list[str]) -> str:
 
 
 def daily_limit(config: ChainConfig, start: datetime) -> list[ConfigWarning]:
-    """A VM whose chains' windows could start more on-demand backups in 24 hours than Azure
-    accepts (backup_chain.daily_limit), named by the windows that add up."""
-    firings = {
-        index: max_firings_per_day(chain.window, start) for index, chain in enumerate(config.chains) if chain.window
-    }
-    per_vm: dict[str, tuple[str, list[int]]] = {}
-    for index in firings:
-        for _, vm in config.chains[index].vm_ids():
-            per_vm.setdefault(vm.lower(), (vm, []))[1].append(index)
-    over: dict[tuple[int, ...], list[str]] = {}  # the same windows over the limit: one warning
-    for vm, indexes in per_vm.values():
-        if sum(firings[i] for i in indexes) > ON_DEMAND_PER_DAY:
-            over.setdefault(tuple(indexes), []).append(vm)
+    """VMs whose chains' windows could start more on-demand backups in 24 hours than Azure accepts
+    (backup_chain.daily_limit), one warning per set of windows that add up, naming them."""
+    grouped: dict[tuple[tuple[int, ...], tuple[int, ...]], list[str]] = {}
+    for over in over_limit(config.chains, start):
+        grouped.setdefault((over.chains, over.firings), []).append(over.vm)
     warnings = []
-    for chain_indexes, vms in over.items():
-        detail = ", ".join(f"{config.chains[i].name}: {firings[i]}" for i in chain_indexes)
+    for (chains, firings), vms in grouped.items():
+        detail = ", ".join(f"{config.chains[i].name}: {count}" for i, count in zip(chains, firings, strict=True))
         warnings.append(
             ConfigWarning(
-                ", ".join(f"chains[{i}].window" for i in chain_indexes),
-                f"could start {sum(firings[i] for i in chain_indexes)} on-demand backups of a VM in 24 hours ({detail} "
-                f"window firings) for {_some(vms)}; Azure accepts {ON_DEMAND_PER_DAY} per VM per day and refuses "
-                "the rest (BackupFailed CloudDosAbsoluteLimitReached)",
+                ", ".join(f"chains[{i}].window" for i in chains),
+                f"could start {sum(firings)} on-demand backups of a VM in 24 hours ({detail} window firings) for "
+                f"{_some(vms)}; Azure accepts {ON_DEMAND_PER_DAY} per VM per day and refuses the rest (BackupFailed "
+                "CloudDosAbsoluteLimitReached)",
             )
         )
     return warnings
