@@ -25,11 +25,30 @@ def configure() -> bool:
     return True
 
 
+EVENT_DIMENSIONS = (
+    "chain",
+    "runId",
+    "vmId",
+    "jobId",
+    "errorCode",
+    "phase",
+    "finding",
+    "outcome",
+    "snapshotCompletedAt",
+)
+
+
 def record_event(event: dict[str, object]) -> None:
     """Log a published downstream event as an Application Insights custom event (never sampled
-    out, see host.json) with the ids an operator filters on."""
+    out, see host.json) with the ids an operator filters on (docs/operations.md's queries).
+
+    The Azure Monitor exporter turns a record carrying ``microsoft.custom_event.name`` into a
+    customEvents row of that name and every other ``extra`` key into a customDimensions entry
+    (azure-monitor-opentelemetry-exporter, export/logs/_exporter.py). Data fields the event does
+    not carry are left out, not sent as null."""
     data = event.get("data") if isinstance(event.get("data"), dict) else {}
     assert isinstance(data, dict)
+    dimensions = {key: data[key] for key in EVENT_DIMENSIONS if data.get(key) is not None}
     logging.getLogger(EVENT_LOGGER).info(
         "%s %s",
         event.get("type"),
@@ -37,15 +56,8 @@ def record_event(event: dict[str, object]) -> None:
         extra={
             "microsoft.custom_event.name": str(event.get("type")),
             "eventId": event.get("id"),
-            "chain": data.get("chain"),
-            "runId": data.get("runId"),
-            "vmId": data.get("vmId"),
-            "jobId": data.get("jobId"),
-            "errorCode": data.get("errorCode"),
-            "phase": data.get("phase"),
-            "finding": data.get("finding"),
             "eventTime": event.get("time"),
-            "snapshotCompletedAt": data.get("snapshotCompletedAt"),
+            **dimensions,
         },
     )
 

@@ -10,7 +10,8 @@ downstream events and one result line. Exit code 0 only if the run behaved as th
 The clock starts at ``--clock-start ISO`` (default ``demo.scenario.CLOCK_START``, a fixed Monday
 02:40 UTC; ``now`` for the wall clock's time), so the run does not depend on the day it runs on.
 
-``--serve`` keeps the stack running for a person to poke at with the HTTP API until Ctrl-C.
+``--serve`` is ``./dev serve`` on the same sample (``demo/serve.py``): the stack stays up for a
+person to poke at with the HTTP API until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -35,12 +36,11 @@ from rich.live import Live
 
 from demo import scenario as sc
 from demo.checks import check, kind
-from demo.stack import DOWNSTREAM_TOPIC, UPSTREAM_TOPIC, Stack
+from demo.stack import Stack
 from demo.view import PlainLog, events_table, run_table, vm_name
 from localclock.clock import ClockError, iso, parse_clock_start
 
 MAIN_SCALE = 60.0  # one virtual minute per second: the ~45 virtual minutes of the run take ~40 s
-SERVE_SCALE = 10.0
 WALL_LIMIT = 240.0  # seconds; the run normally ends in under 40
 UPSTREAM_AFTER = 2.0  # wall seconds the run visibly waits for upstream before the event is fired
 POLL = 0.25
@@ -194,70 +194,6 @@ def run_main_job(stack: Stack, console: Console, scale: float, events_out: Path 
     return 1
 
 
-def serve(stack: Stack, console: Console, scale: float) -> int:
-    url = stack.devhost.url
-    key = stack.keys["function"]
-    upstream = stack.topic(UPSTREAM_TOPIC)
-    eventgrid = stack.services["eventgrid"].url
-    bundle = stack.base / "ca-bundle.pem"
-    chain = sc.CHAIN
-    vm = sc.VMS[0].id
-    cloud_event = json.dumps(
-        [
-            {
-                "specversion": "1.0",
-                "id": "etl-0001",
-                "source": "/contoso/etl",
-                "type": sc.UPSTREAM_TYPE,
-                "subject": sc.UPSTREAM_SUBJECT,
-                "data": {"status": "Succeeded"},
-            }
-        ]
-    )
-    text = f"""\
-backup chain running on devhost + emulators (clock x{scale:g}: one virtual minute every {60 / scale:g} s)
-
-  app (devhost)          {url}
-  function key           {key}
-  master key             {stack.keys["masterKey"]}
-  Recovery Services emu  {stack.services["recoveryservices"].url}   (admin: /admin/jobs, /admin/items)
-  Event Grid emulator    {eventgrid}   (admin: /admin/events?topic={DOWNSTREAM_TOPIC})
-  upstream topic         {upstream["endpoint"]}   key {upstream["key"]}
-  CA bundle (emulators)  {bundle}
-  chain configuration    {stack.base / "chains.json"}
-  scenario               {stack.base / "scenario.json"}
-  logs                   {stack.base}/*.log
-
-Try it (copy into another shell):
-
-  export URL={url} KEY={key}
-  # start a run that waits for its upstream job
-  curl -s -X POST "$URL/api/chains/{chain}/runs" -H "x-functions-key: $KEY" \\
-       -d '{{"runId": "r1", "waitForUpstream": true}}'
-  # fire the upstream event through the Event Grid emulator (what the ETL job would publish)
-  curl -s --cacert {bundle} -X POST "{upstream["endpoint"]}?api-version=2018-01-01" \\
-       -H "aeg-sas-key: {upstream["key"]}" \\
-       -H "content-type: application/cloudevents-batch+json; charset=utf-8" \\
-       -d '{cloud_event}'
-  #   ... or report it over HTTP instead
-  curl -s -X POST "$URL/api/chains/{chain}/runs/r1/upstream" -H "x-functions-key: $KEY" \\
-       -d '{{"status": "Succeeded", "detail": {{"job": "nightly-etl"}}}}'
-  # watch it: each VM's phase, job id and times
-  curl -s "$URL/api/chains/{chain}/runs/r1" -H "x-functions-key: $KEY"
-  # recent runs; a run that backs up one VM at once; cancel a run
-  curl -s "$URL/api/chains/{chain}/runs?top=10" -H "x-functions-key: $KEY"
-  curl -s -X POST "$URL/api/chains/{chain}/runs" -H "x-functions-key: $KEY" -d '{{"runId": "r2", "vms": ["{vm}"]}}'
-  curl -s -X POST "$URL/api/chains/{chain}/runs/r2/cancel" -H "x-functions-key: $KEY"
-  # the downstream events the app published
-  curl -s --cacert {bundle} "{eventgrid}/admin/events?topic={DOWNSTREAM_TOPIC}"
-
-Ctrl-C stops everything and removes {stack.base}.
-"""
-    console.print(text, highlight=False, markup=False, soft_wrap=True)
-    while True:
-        time.sleep(3600)
-
-
 def _clock_start(text: str) -> datetime:
     if text.strip().lower() == "now":
         return datetime.now(timezone.utc)
@@ -269,12 +205,12 @@ def _clock_start(text: str) -> datetime:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--serve", action="store_true", help="keep the stack running for the HTTP API until Ctrl-C")
+    parser.add_argument("--serve", action="store_true", help="same as ./dev serve (python -m demo.serve) on the sample")
     parser.add_argument(
         "--time-scale",
         type=float,
         default=None,
-        help=f"virtual seconds per real second (default {MAIN_SCALE:g}; {SERVE_SCALE:g} with --serve; 1 = real time)",
+        help=f"virtual seconds per real second (default {MAIN_SCALE:g}; 1 = real time)",
     )
     parser.add_argument("--events-out", type=Path, default=None, help="also write the downstream events to this file")
     parser.add_argument(
@@ -291,7 +227,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    scale = float(args.time_scale or (SERVE_SCALE if args.serve else MAIN_SCALE))
+    if args.serve:
+        from demo import serve
+
+        forwarded = ["--clock-start", iso(args.clock_start)]
+        if args.time_scale is not None:
+            forwarded += ["--time-scale", str(args.time_scale)]
+        return serve.main(forwarded)
+    scale = float(args.time_scale or MAIN_SCALE)
     console = make_console()
     signal.signal(signal.SIGTERM, _interrupt)
     stack: Stack | None = None
@@ -306,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             stack = Stack.start(
                 Path(tmp), sc.scenario(args.clock_start), sc.chains(), time_scale=scale, clock_start=args.clock_start
             )
-            code = serve(stack, console, scale) if args.serve else run_main_job(stack, console, scale, args.events_out)
+            code = run_main_job(stack, console, scale, args.events_out)
             failed = code != 0
             return code
         except KeyboardInterrupt:

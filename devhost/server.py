@@ -58,7 +58,14 @@ class DevHost:
         self.clock = clock
         self.state_dir = options.state.parent
         self.keys = Keys.load_or_create(self.state_dir)
-        apply_settings(load_local_settings(options.settings))
+        overridden = apply_settings(load_local_settings(options.settings))
+        if overridden:  # names only: values may be secrets
+            log.warning(
+                "%s: the environment overrides %d setting(s), its values win (as with Core Tools): %s",
+                options.settings.name if options.settings else "local.settings.json",
+                len(overridden),
+                ", ".join(overridden),
+            )
         self.config: HostConfig = load_host_json(options.app_dir)
         self.index: AppIndex = index_app(options.app_module, options.app_dir)
         self.routes: list[Route] = build_routes(self.index.by_trigger("httpTrigger"))

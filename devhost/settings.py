@@ -157,8 +157,16 @@ def load_local_settings(path: Path | None) -> dict[str, str]:
     return settings
 
 
-def apply_settings(values: dict[str, str]) -> None:
-    """Expose app settings as environment variables (the worker sees them that way); variables
-    already set in the environment win, as with the Core Tools."""
+def apply_settings(values: dict[str, str]) -> list[str]:
+    """Expose app settings as environment variables (the worker sees them that way) and return the
+    keys the environment overrides. Core Tools' rule: a variable already set to a non-empty value
+    wins and the local setting is skipped; an empty one is replaced (azure-functions-core-tools,
+    StartHostAction.UpdateEnvironmentVariables: "Skipping '{key}' from local settings as it's
+    already defined in current environment variables")."""
+    overridden = []
     for key, value in values.items():
-        os.environ.setdefault(key, value)
+        if os.environ.get(key):
+            overridden.append(key)
+        else:
+            os.environ[key] = value
+    return overridden
