@@ -83,7 +83,7 @@ def run_sync(args: argparse.Namespace, output: Output) -> int:
     try:
         derived = parameters.write_derived(Path(args.parameters), config)
     except OSError as err:
-        raise CliError(f"{args.parameters}: cannot write ({err.strerror})") from None
+        raise CliError(f"{args.parameters}: cannot update ({err.strerror})") from None
     except ValueError as err:
         raise CliError(str(err)) from None
     output.text(f"{args.parameters}: " + "; ".join(f"{name} = {value}" for name, value in derived.items()))

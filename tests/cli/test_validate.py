@@ -311,3 +311,12 @@ def test_too_many_vm_role_assignments_for_one_template_are_refused(project: Path
     code, result = validate_json(DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)
     assert code == 1
     assert "over ARM's 800 resources per template: leave vmResourceIds empty" in result["problems"][0]["message"]
+
+
+def test_sync_names_a_missing_or_broken_parameters_file(project: Path) -> None:
+    out = cli("sync-parameters", DEFAULT_CONFIG_FILE, "--parameters", "infra/none.json", cwd=project)
+    assert out.returncode == 2 and "infra/none.json: cannot update (No such file or directory)" in out.stderr
+    (project / PARAMS).write_text("{")
+    out = cli("sync-parameters", DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)
+    assert out.returncode == 2 and f"{PARAMS}: not valid JSON (line 1" in out.stderr
+    assert "Traceback" not in out.stderr and (project / PARAMS).read_text() == "{"
