@@ -3,8 +3,10 @@ field and say how to fix it."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,8 +28,24 @@ MAX_CONFIG_BYTES = 32 * 1024 * 1024
 MAX_ENV_VALUE_BYTES = 128 * 1024 - len(CONFIG_JSON_SETTING) - 2
 
 
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem of a configuration: the field it is in (``chains[1].window``) and what is wrong."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
 class ConfigError(ValueError):
-    """The configuration is invalid; ``str()`` lists every problem with its field path."""
+    """The configuration is invalid; ``str()`` lists the problems with their field paths (the
+    app's startup message) and ``problems`` every problem found, each on its own."""
+
+    def __init__(self, message: str, problems: list[ConfigProblem] | None = None):
+        super().__init__(message)
+        self.problems = problems if problems is not None else [ConfigProblem("(file)", message)]
 
 
 class _Model(BaseModel):
@@ -96,12 +114,14 @@ class Target(_Model):
     @field_validator("vms")
     @classmethod
     def _vms(cls, values: list[str]) -> list[str]:
-        parsed = []
+        parsed, bad = [], []
         for index, value in enumerate(values):
             try:
                 parsed.append(VmId.parse(value))
             except ResourceIdError as err:
-                raise ValueError(f"vms[{index}]: {err}") from None
+                bad.append(f"vms[{index}]: {err}")
+        if bad:  # every bad id at once, not only the first
+            raise ValueError("; ".join(bad))
         seen: set[str] = set()
         duplicates: set[str] = set()
         for key in (v.key for v in parsed):  # a set, not list.count(): 5,000 VMs a target
@@ -365,23 +385,84 @@ def _path(loc: tuple[Any, ...], key: bool = False) -> str:
     return out or "(top level)"
 
 
-def describe(error: ValidationError) -> str:
-    lines = []
+def _problems(error: ValidationError) -> list[ConfigProblem]:
+    problems = []
     for item in error.errors():
         message = str(item["msg"]).removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "is not a known setting; check its spelling against the documented fields"
         elif item["type"] == "missing":
             message = "is required"
-        lines.append(f"{_path(tuple(item['loc']), key=item['type'] == 'extra_forbidden')}: {message}")
-    return "; ".join(lines)
+        problems.append(ConfigProblem(_path(tuple(item["loc"]), key=item["type"] == "extra_forbidden"), message))
+    return problems
+
+
+def describe(error: ValidationError) -> str:
+    return "; ".join(str(problem) for problem in _problems(error))
+
+
+REVEAL_ROUNDS = 5
+
+
+def _child(node: Any, part: int | str) -> Any:
+    """``node[part]`` of parsed JSON, or None where there is no such member."""
+    if isinstance(node, dict) and isinstance(part, str):
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return None
+
+
+def _without_bad_fields(data: Any, error: ValidationError) -> tuple[Any, list[str]]:
+    """A copy of ``data`` without the fields ``error`` names (those a default can replace), and
+    their paths: pydantic runs a model's own checks (a window without upstream, a GC VM in no
+    chain) only once all its fields are valid, so dropping the bad ones reveals those checks."""
+    trimmed = copy.deepcopy(data)
+    dropped = []
+    for item in error.errors():
+        keys = [part for part in item["loc"] if isinstance(part, int) or ("[" not in part and "-" not in part)]
+        if not keys or not isinstance(keys[-1], str) or item["type"] == "missing":
+            continue  # a model's own check (its path ends at the model) or a required field: nothing to drop
+        node: Any = trimmed
+        for part in keys[:-1]:
+            node = _child(node, part)
+        if isinstance(node, dict) and keys[-1] in node:
+            del node[keys[-1]]
+            dropped.append(_path(tuple(item["loc"]), key=item["type"] == "extra_forbidden"))
+    return trimmed, dropped
+
+
+def config_problems(data: Any) -> list[ConfigProblem]:
+    """Every problem of ``data`` (the parsed JSON), each with its field path; empty when valid.
+    Beyond what one validation reports, checks hidden behind a bad field are run too."""
+    try:
+        ChainConfig.model_validate(data)
+        return []
+    except ValidationError as err:
+        error = err
+    found = _problems(error)
+    hidden: set[str] = set()  # paths already reported or dropped: their "is required" is no news
+    for _ in range(REVEAL_ROUNDS):
+        data, dropped = _without_bad_fields(data, error)
+        hidden |= {p.path for p in found} | set(dropped)
+        if not dropped:
+            break
+        try:
+            ChainConfig.model_validate(data)
+            break
+        except ValidationError as err:
+            error = err
+        new = [p for p in _problems(error) if p.path not in hidden and p not in found]
+        found += new
+    return found
 
 
 def parse_config(data: Any, source: str = "configuration") -> ChainConfig:
     try:
         return ChainConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(f"{source}: {describe(err)}") from None
+        problems = [ConfigProblem(p.path, p.message) for p in config_problems(data)]
+        raise ConfigError(f"{source}: {describe(err)}", problems) from None
 
 
 def parse_config_text(text: str, source: str = "configuration") -> ChainConfig:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from croniter import croniter
@@ -37,22 +38,30 @@ def max_firings_per_day(window: str, start: datetime) -> int:
     return min(best, FIRINGS_CAP)
 
 
-def daily_limit_warnings(chains: Sequence[Chain], start: datetime, limit: int = ON_DEMAND_PER_DAY) -> list[str]:
-    """One warning per VM whose chains' windows could start more than ``limit`` backups in 24 h."""
-    per_vm: dict[str, list[tuple[str, int]]] = {}
-    for chain in chains:
+@dataclass(frozen=True)
+class OverLimit:
+    """A VM whose chains' windows could start more than the limit in 24 hours."""
+
+    vm: str  # the VM id as the first chain listing it spells it
+    chains: tuple[int, ...]  # indexes of the chains (as given) whose windows back it up
+    firings: tuple[int, ...]  # each of those windows' most firings in 24 hours
+
+    @property
+    def total(self) -> int:
+        return sum(self.firings)
+
+
+def over_limit(chains: Sequence[Chain], start: datetime, limit: int = ON_DEMAND_PER_DAY) -> list[OverLimit]:
+    """Every VM whose chains' windows could start more than ``limit`` backups in 24 h, by VM id."""
+    per_vm: dict[str, tuple[str, list[tuple[int, int]]]] = {}  # lower-case id -> (id, sources)
+    for index, chain in enumerate(chains):
         if chain.window is None:
             continue
         firings = max_firings_per_day(chain.window, start)
         for _, vm in chain.vm_ids():
-            per_vm.setdefault(vm.lower(), []).append((chain.name, firings))
-    warnings = []
-    for vm, sources in sorted(per_vm.items()):
-        total = sum(count for _, count in sources)
-        if total > limit:
-            detail = ", ".join(f"{name}: {count}" for name, count in sources)
-            warnings.append(
-                f"VM {vm} could get {total} on-demand backups in 24 hours ({detail} window firings); Azure "
-                f"accepts {limit} per VM per day and refuses the rest (BackupFailed CloudDosAbsoluteLimitReached)"
-            )
-    return warnings
+            per_vm.setdefault(vm.lower(), (vm, []))[1].append((index, firings))
+    found = []
+    for _, (vm, sources) in sorted(per_vm.items()):
+        if sum(count for _, count in sources) > limit:
+            found.append(OverLimit(vm, tuple(i for i, _ in sources), tuple(count for _, count in sources)))
+    return found

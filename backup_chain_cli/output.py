@@ -42,7 +42,7 @@ class Output:
             return
         table = Table(title=title, title_justify="left")
         for column in columns:
-            table.add_column(column)
+            table.add_column(column, overflow="fold")  # ids and messages whole, never cut with …
         for row in rows:
             table.add_row(*("" if cell is None else str(cell) for cell in row))
         self.out.print(table)

@@ -12,14 +12,14 @@ param environmentName string
 param location string = resourceGroup().location
 
 @minLength(1)
-@description('Resource ids of the Recovery Services vaults the chains back up into: exactly the vaults of the chain configuration file (`python -m tools.chainconfig sync` writes them).')
+@description('Resource ids of the Recovery Services vaults the chains back up into: exactly the vaults of the chain configuration file (`backup-chain sync-parameters` writes them).')
 param vaultResourceIds array
 
 @description('Resource ids of the VMs the chains back up (used for the optional VM resume role).')
 param vmResourceIds array = []
 
 // The chain configuration ships in the deployment package as a file, not as an app setting: Linux
-// refuses one environment variable over 128 KiB (about 950 VMs). `python -m tools.chainconfig check`
+// refuses one environment variable over 128 KiB (about 950 VMs). `backup-chain validate`
 // (the azd preprovision/predeploy hooks) validates it and checks vaultResourceIds/gcMode against it.
 @minLength(1)
 @description('The chain configuration file in the deployment package, relative to the app root (app setting BACKUPCHAIN_CONFIG).')
@@ -29,7 +29,7 @@ param chainConfigFile string = 'config/chains.json'
   'weekly-policy'
   'weekend-window'
 ])
-@description('GC mode; must equal gc.mode of the chain configuration file (checked by tools.chainconfig). Only weekend-window grants stop/resume protection.')
+@description('GC mode; must equal gc.mode of the chain configuration file (checked by backup-chain validate). Only weekend-window grants stop/resume protection.')
 param gcMode string = 'weekly-policy'
 
 @description('Resource id of an existing Event Grid topic (CloudEvents 1.0 schema) to receive upstream events from. Empty: create one.')

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.recoveryservices import API_VERSION, errors, resource_guard, shapes
+from emulators.recoveryservices import API_VERSION, authorization, errors, resource_guard, shapes
 from emulators.recoveryservices.odata import parse_filter, parse_time
 from emulators.recoveryservices.runtime import Runtime
 
@@ -31,6 +31,8 @@ SUPPORTED_API_VERSIONS = (
     "2016-12-01",
     "2016-06-01",
 )
+# Vaults_Get is the recoveryservices API (azure-mgmt-recoveryservices==4.3.0 default), not the backup one.
+VAULT_API_VERSIONS = ("2026-11-01", "2025-08-01")
 JOBS_PAGE = 50
 ITEMS_PAGE = 200
 
@@ -124,6 +126,12 @@ def _paged(
         version = request.query.get("api-version", API_VERSION)
         body["nextLink"] = f"{_origin(request)}{path}?api-version={version}&$skipToken={nxt}"
     return body
+
+
+# --- vaults ---------------------------------------------------------------------------------------
+@route("GET", _BASE, "Vaults_Get")
+async def get_vault(rt: Runtime, request: web.Request, m: dict[str, str]) -> web.StreamResponse:
+    return web.json_response(shapes.vault(rt.engine.vault(m["sub"], m["rg"], m["vault"])))
 
 
 # --- protected items ----------------------------------------------------------------------------
@@ -346,6 +354,38 @@ async def get_policy(rt: Runtime, request: web.Request, m: dict[str, str]) -> we
     return web.json_response(shapes.policy(vault, spec, rt.policy_counts(vault).get(spec.name.lower(), 0)))
 
 
+# --- authorization (Microsoft.Authorization 2022-04-01: authorization.py) -------------------------
+_AUTHZ = r"/providers/Microsoft\.Authorization/"
+_SCOPE = r"^(?P<scope>/subscriptions/(?P<sub>[^/]+)(?:/resourceGroups/[^/]+(?:/providers/.+?)?)?)"
+
+
+@route("GET", _SCOPE + _AUTHZ + r"roleAssignments", "RoleAssignments_ListForScope")
+async def list_role_assignments(rt: Runtime, request: web.Request, m: dict[str, str]) -> web.StreamResponse:
+    values = authorization.list_assignments(
+        rt.scenario.authorization, m["scope"], request.query.get("$filter"), m["sub"]
+    )
+    return web.json_response({"value": values})
+
+
+@route(
+    "GET", r"^(?:/subscriptions/(?P<sub>[^/]+))?" + _AUTHZ + r"roleDefinitions/(?P<id>[^/]+)", "RoleDefinitions_GetById"
+)
+async def get_role_definition(rt: Runtime, request: web.Request, m: dict[str, str]) -> web.StreamResponse:
+    subscription = m.get("sub") or rt.scenario.subscription_id
+    return web.json_response(authorization.get_definition(rt.scenario.authorization, m["id"], subscription))
+
+
+# The SDK sends an empty parentResourcePath as ``providers/{namespace}//{type}/{name}``.
+@route(
+    "GET",
+    r"^(?P<scope>/subscriptions/[^/]+/resourceGroups/[^/]+(?:/providers/[^/]+/+.+?)?)" + _AUTHZ + r"permissions",
+    "Permissions_ListForResource",
+)
+async def list_permissions(rt: Runtime, request: web.Request, m: dict[str, str]) -> web.StreamResponse:
+    scope = re.sub(r"/{2,}", "/", m["scope"])
+    return web.json_response({"value": authorization.caller_permissions(rt.scenario.authorization, scope)})
+
+
 # --- dispatch ------------------------------------------------------------------------------------
 def _check_auth(rt: Runtime, request: web.Request) -> None:
     header = request.headers.get("Authorization", "")
@@ -361,10 +401,21 @@ def _check_auth(rt: Runtime, request: web.Request) -> None:
         raise errors.ArmError(401, *errors.AUTH_BAD, challenge)
 
 
-def _check_api_version(request: web.Request) -> None:
+def _check_api_version(request: web.Request, operation: str) -> None:
     version = request.query.get("api-version")
     if not version:
         raise errors.ArmError(400, *errors.MISSING_API_VERSION)
+    if "/providers/microsoft.authorization/" in request.path.lower():
+        if version not in authorization.API_VERSIONS:
+            raise errors.ArmError(
+                400,
+                errors.NO_PROVIDER,
+                f"The api-version '{version}' is invalid. The supported versions are "
+                f"'{', '.join(authorization.API_VERSIONS)}'.",
+            )
+        return
+    if operation == "Vaults_Get" and version in VAULT_API_VERSIONS:
+        return
     if version not in SUPPORTED_API_VERSIONS:
         raise errors.ArmError(
             400,
@@ -396,7 +447,7 @@ def make_arm_handler(rt: Runtime) -> Callable[[web.Request], Awaitable[web.Strea
             # ARM throttles before the request reaches the resource provider: a throttled request
             # settles nothing, draws no fault and touches no state.
             headers = rt.throttler.admit(request.method, path, rt.now())
-            _check_api_version(request)
+            _check_api_version(request, operation)
             if matched is None:
                 if method_mismatch:
                     raise errors.ArmError(

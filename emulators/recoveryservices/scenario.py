@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulators.recoveryservices import resource_guard, trigger_rules
+from emulators.recoveryservices import authorization, resource_guard, trigger_rules
 from emulators.recoveryservices.scenario_schema import problems
 from emulators.recoveryservices.throttling import ThrottlingConfig, ThrottlingConfigError, parse_config
 from emulators.recoveryservices.timezones import zone
@@ -135,6 +135,7 @@ class Scenario:
     job_retention_days: float = 14.0
     throttling: ThrottlingConfig = field(default_factory=ThrottlingConfig)
     trigger_rules: trigger_rules.TriggerRules = field(default_factory=lambda: trigger_rules.TriggerRules())
+    authorization: authorization.Authorization = field(default_factory=lambda: authorization.parse(None))
 
 
 def _pair(raw: Any, default: tuple[float, float], what: str) -> tuple[float, float]:
@@ -294,7 +295,15 @@ def parse(raw: dict[str, Any]) -> Scenario:
         job_retention_days=float(raw.get("jobRetentionDays", 14)),
         throttling=throttling,
         trigger_rules=trigger_rules.parse(raw.get("backupTrigger")),
+        authorization=_authorization(raw.get(authorization.KEY)),
     )
+
+
+def _authorization(raw: dict[str, Any] | None) -> authorization.Authorization:
+    try:
+        return authorization.parse(raw)
+    except ValueError as err:
+        raise ScenarioError(str(err)) from None
 
 
 def load(path: Path) -> Scenario:

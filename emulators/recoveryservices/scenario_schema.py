@@ -95,6 +95,28 @@ class FaultsModel(OperationFaultsModel):
     errors: dict[str, dict[str, Any] | None] | None = None  # validated by faults.py
 
 
+class RoleDefinitionModel(_Strict):
+    name: str  # a GUID
+    roleName: str
+    actions: list[str] = []
+    notActions: list[str] = []
+
+
+class RoleAssignmentModel(_Strict):
+    principalId: str
+    scope: str
+    roleDefinitionId: str | None = None
+    roleName: str | None = None  # a built-in (Reader, Backup Operator, Backup Contributor) or a listed one
+
+
+class AuthorizationModel(_Strict):
+    """Checked further by authorization.py (references, GUIDs, scopes)."""
+
+    callerPrincipalId: str | None = None
+    roleDefinitions: list[RoleDefinitionModel] = []
+    roleAssignments: list[RoleAssignmentModel] = []
+
+
 class ScenarioModel(_Strict):
     subscriptionId: str = "00000000-0000-0000-0000-000000000000"
     seed: int = 0
@@ -107,6 +129,7 @@ class ScenarioModel(_Strict):
     throttling: Any = None  # validated (shape included) by throttling.py
     # Validated by trigger_rules.py (how Backups_Trigger answers).
     backupTrigger: dict[str, Any] | None = None
+    authorization: AuthorizationModel | None = None
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

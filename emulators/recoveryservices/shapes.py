@@ -51,6 +51,24 @@ def policy_id(vault: Vault, name: str) -> str:
     return f"{vault.id}/backupPolicies/{name}"
 
 
+def vault(vault: Vault) -> dict[str, Any]:
+    """Vaults_Get (azure-rest-api-specs recoveryservices stable/2025-08-01 GETVault.json), the
+    properties an emulated vault has: no identity, endpoints or security settings."""
+    guard = vault.spec.resource_guard is not None
+    return {
+        "name": vault.spec.name,
+        "type": "Microsoft.RecoveryServices/vaults",
+        "id": vault.id,
+        "location": vault.spec.location,
+        "properties": {
+            "provisioningState": "Succeeded",
+            "securitySettings": {"multiUserAuthorization": "Enabled" if guard else "Disabled"},
+        },
+        "sku": {"name": "Standard"},
+        "tags": {},
+    }
+
+
 def protected_item(item: Item, now: float) -> dict[str, Any]:
     last_rp = max((rp.time for rp in item.rps), default=None)
     failed = item.last_backup_status == "Failed"

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from backup_chain.config import Chain
-from backup_chain.daily_limit import FIRINGS_CAP, ON_DEMAND_PER_DAY, daily_limit_warnings, max_firings_per_day
+from backup_chain.daily_limit import FIRINGS_CAP, OverLimit, max_firings_per_day, over_limit
 from tests.support.resource_ids import vault, vm
 
 START = datetime(2027, 1, 4, 0, 0, tzinfo=timezone.utc)  # a pinned Monday: the check takes time as input
@@ -48,16 +48,14 @@ def test_a_vm_over_the_limit_across_chains_is_named_with_each_chain() -> None:
         _chain("noon", "0 0 12 * * *", ["app02"]),  # app02: 9 as well
         _chain("adhoc", None, ["app01"]),  # upstream-driven: no window to count
     ]
-    assert daily_limit_warnings(chains, START) == []
+    assert over_limit(chains, START) == []
     chains.append(_chain("evening", "0 0 19 * * *", ["app01"]))
-    (warning,) = daily_limit_warnings(chains, START)
-    assert warning.startswith(f"VM {vm('app01').lower()} could get 10 on-demand backups in 24 hours")
-    assert "every-3h: 8, nightly: 1, evening: 1" in warning
-    assert f"accepts {ON_DEMAND_PER_DAY} per VM per day" in warning
-    assert "CloudDosAbsoluteLimitReached" in warning
+    (over,) = over_limit(chains, START)
+    assert over == OverLimit(vm("app01"), (0, 1, 4), (8, 1, 1))  # every-3h, nightly, evening
+    assert over.total == 10
 
 
 def test_a_lower_limit_is_an_input() -> None:
     chains = [_chain("hourly", "0 0 * * * *", ["app01"])]
-    assert daily_limit_warnings(chains, START, limit=24) == []
-    assert len(daily_limit_warnings(chains, START, limit=4)) == 1
+    assert over_limit(chains, START, limit=24) == []
+    assert len(over_limit(chains, START, limit=4)) == 1

@@ -39,7 +39,7 @@ SYNTHETIC = {
     ],
     "the app imports no local tooling": [
         ("function_app.py", "from devhost.procs import start_service\n"),
-        ("triggers/x.py", "import tools.chainconfig\n"),
+        ("triggers/x.py", "import tools.audit\n"),
     ],
     "devhost knows no backups": [
         ("devhost/x.py", "from backup_chain.ids import run_instance_id\n"),

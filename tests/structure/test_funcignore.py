@@ -10,8 +10,8 @@ import sys
 
 import pathspec
 
+from backup_chain_cli.parameters import DEFAULT_CONFIG_FILE
 from tests.structure.import_graph import REPO_ROOT, imports_of, tracked_python_files
-from tools.chainconfig import DEFAULT_CONFIG_FILE
 
 # What the Functions host reads besides Python code: the app's entry point, host settings, the
 # packages Azure installs and the chain configuration the app loads by default.

@@ -1,37 +1,19 @@
-"""Check the chain configuration before it deploys (the azd ``preprovision`` and ``predeploy``
-hooks run this; so can you).
-
-    python -m tools.chainconfig check [--config FILE] [--parameters infra/main.parameters.json]
-    python -m tools.chainconfig sync  [--config FILE] [--parameters infra/main.parameters.json]
-
-``check`` validates the configuration file with the app's own loader (the error names the field),
-checks that the file ships in the deployment package (not excluded by ``.funcignore``) and that
-the infra parameters repeating it agree with it: ``vaultResourceIds`` is exactly the configured
-vaults, ``gcMode`` is ``gc.mode`` (default ``weekly-policy``), ``vmResourceIds`` lists only
-configured VMs. ``sync`` writes ``vaultResourceIds`` and ``gcMode`` derived from the
-configuration into the parameters file. Exit status 0: fine; 1: a problem, printed to stderr.
-``check`` also warns (exit status still 0) when the chains' windows could start more on-demand
-backups of one VM in 24 hours than Azure accepts (backup_chain.daily_limit).
-
+"""What ``validate --parameters`` and ``sync-parameters`` check and write beyond the configuration
+itself: the configuration ships in the deployment package (not excluded by ``.funcignore``) and the
+infra parameters repeating it agree with it: ``vaultResourceIds`` is exactly the configured vaults,
+``gcMode`` is ``gc.mode`` (default ``weekly-policy``), ``vmResourceIds`` lists only configured VMs.
 The configuration is the file the app loads in Azure: ``chainConfigFile`` (default
-``config/chains.json``, relative to the app root; app setting ``BACKUPCHAIN_CONFIG``).
-"""
+``config/chains.json``, relative to the app root; app setting ``BACKUPCHAIN_CONFIG``)."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import re
-import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from backup_chain.config import MAX_ENV_VALUE_BYTES, ChainConfig, ConfigError, load_config_file
-from backup_chain.daily_limit import daily_limit_warnings
+from backup_chain.config import ChainConfig
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PARAMETERS = Path("infra") / "main.parameters.json"
 # infra/main.bicep's chainConfigFile default (tests/infra checks they agree).
 DEFAULT_CONFIG_FILE = "config/chains.json"
@@ -179,75 +161,33 @@ def config_file(parameters: dict[str, Any], env: dict[str, str]) -> str:
     return str(_resolve(entry.get("value"), env) if entry else DEFAULT_CONFIG_FILE)
 
 
-# --- commands -------------------------------------------------------------------------------------
-def _load(root: Path, params_path: Path, config_arg: str | None) -> tuple[dict[str, Any], str, ChainConfig]:
-    document = json.loads(params_path.read_text())
-    parameters: dict[str, Any] = document["parameters"]
-    relative = config_arg or config_file(parameters, dict(os.environ))
-    return document, relative, load_config_file(root / relative, "chainConfigFile")
-
-
-def check(root: Path, params_path: Path, config_arg: str | None = None) -> list[str]:
-    document, relative, config = _load(root, params_path, config_arg)
-    problems = []
+def package_problems(root: Path, relative: str) -> list[str]:
+    """Why the app could not read ``relative`` (the configuration, relative to the app ``root``)
+    once deployed: outside the app, or excluded from the package by .funcignore."""
     if Path(relative).is_absolute() or ".." in Path(relative).parts:
-        problems.append(f"chainConfigFile {relative!r} must be a path inside the app (relative to its root)")
-    elif excluded_from_package(root, Path(relative).as_posix()):
-        problems.append(f"{relative} is excluded from the deployment package by .funcignore: the app could not read it")
-    problems += parameter_problems(config, document["parameters"], dict(os.environ))
-    return problems
+        return [f"chainConfigFile {relative!r} must be a path inside the app (relative to its root)"]
+    if excluded_from_package(root, Path(relative).as_posix()):
+        return [f"{relative} is excluded from the deployment package by .funcignore: the app could not read it"]
+    return []
 
 
-def sync(root: Path, params_path: Path, config_arg: str | None = None) -> dict[str, Any]:
-    document, _, config = _load(root, params_path, config_arg)
-    for name, value in derived_parameters(config).items():
-        document["parameters"][name] = {"value": value}
-    params_path.write_text(json.dumps(document, indent=2) + "\n")
-    return derived_parameters(config)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.chainconfig", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("check", "sync"))
-    parser.add_argument("--config", help="configuration file, relative to --root (default: chainConfigFile)")
-    parser.add_argument("--parameters", default=str(PARAMETERS), help="ARM parameters file (default: %(default)s)")
-    parser.add_argument("--root", default=str(REPO_ROOT), help="the app root (default: this repository)")
-    args = parser.parse_args(argv)
-    root = Path(args.root)
-    params_path = Path(args.parameters)
-    if not params_path.is_absolute():
-        params_path = root / params_path
+def read_parameters(path: Path) -> dict[str, Any]:
+    """The ARM parameters file (``{"parameters": {name: {"value": ...}}}``); ValueError naming
+    what is wrong."""
     try:
-        if args.command == "sync":
-            print(f"{params_path}: {json.dumps(sync(root, params_path, args.config))}")
-            return 0
-        problems = check(root, params_path, args.config)
-    except ConfigError as err:
-        print(f"chain configuration is invalid: {err}", file=sys.stderr)
-        return 1
-    except (OSError, ValueError, KeyError) as err:
-        print(f"cannot check {params_path}: {err!r}", file=sys.stderr)
-        return 1
-    for problem in problems:
-        print(f"chain configuration vs infra: {problem}", file=sys.stderr)
-    if problems:
-        print(
-            "fix the parameters, or write them from the configuration: python -m tools.chainconfig sync",
-            file=sys.stderr,
-        )
-        return 1
-    _, relative, config = _load(root, params_path, args.config)
-    for warning in daily_limit_warnings(config.chains, datetime.now(timezone.utc)):
-        print(f"warning: {warning}", file=sys.stderr)
-    vms = sum(len(c.vm_ids()) for c in config.chains)
-    size = (root / relative).stat().st_size
-    inline = "fits" if size <= MAX_ENV_VALUE_BYTES else "would not fit"
-    print(
-        f"{relative}: valid; {len(config.chains)} chain(s), {vms} VM(s), {len(config.vault_ids())} vault(s), "
-        f"{size} bytes (ships as a file; {inline} the 128 KiB BACKUPCHAIN_CONFIG_JSON limit)"
-    )
-    return 0
+        document = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("parameters"), dict):
+        raise ValueError(f"{path}: not an ARM parameters file (no 'parameters' object)")
+    return document
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def write_derived(path: Path, config: ChainConfig) -> dict[str, Any]:
+    """Write the parameters derived from ``config`` into the parameters file; the rest stays."""
+    document = read_parameters(path)
+    derived = derived_parameters(config)
+    for name, value in derived.items():
+        document["parameters"][name] = {"value": value}
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return derived
