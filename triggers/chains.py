@@ -19,12 +19,11 @@ from backup_chain.ids import (
     chain_prefix,
     outbox_run_key,
     scheduler_instance_id,
-    vm_instance_id,
     vm_run_prefix,
 )
 from backup_chain.run_events import announced_snapshot, listing, published
 from entities.delivery_outbox import outbox_entity
-from triggers.http_api import _existing_run, _guard, _run_vms, ok, problem
+from triggers.http_api import existing_run, ok, problem, refusal, run_vm_statuses
 from triggers.instance_query import list_instances
 from triggers.kept import kept_keys, outbox_summary
 from triggers.runs import UNKNOWN_CREATED, run_view
@@ -85,9 +84,9 @@ async def list_chains(req: func.HttpRequest, client: df.DurableOrchestrationClie
 @bp.durable_client_input(client_name="client")
 async def list_run_events(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
-        chain, run_id, status = await _existing_run(req, client, show_input=True)
+        chain, run_id, status = await existing_run(req, client, show_input=True)
     except RequestError as err:
-        return _guard(err)
+        return refusal(err)
     found: list[tuple[dict[str, Any], bool]] = []
     # The chain's and every VM backup's, batch's and job watcher's history (one prefix per run).
     owners = [chain_instance_id(chain.name, run_id)]
@@ -99,9 +98,7 @@ async def list_run_events(req: func.HttpRequest, client: df.DurableOrchestration
         # The status API's key is "historyEvents"; SDK 1.x keeps it as an attribute of that name.
         found.extend(published(getattr(full, "historyEvents", None) or full.history or []))
     snapshots = []
-    for _, vm_id in _run_vms(chain, status):
-        vm_status = await client.get_status(vm_instance_id(run_id, chain.name, vm_id))
-        custom = vm_status.custom_status if vm_status and isinstance(vm_status.custom_status, dict) else {}
+    for _, vm_id, _, custom in await run_vm_statuses(client, chain, run_id, status):
         snapshot = announced_snapshot(
             prefix=config().eventTypePrefix,
             chain=chain.name,

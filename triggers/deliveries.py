@@ -18,7 +18,7 @@ from backup_chain.api_models import RequestError
 from backup_chain.delivery import WAKE_EVENT
 from backup_chain.ids import chain_instance_id, deliverer_instance_id, outbox_run_key
 from backup_chain.messages import WakeNotice
-from triggers.http_api import _chain, _guard, _run_id, ok
+from triggers.http_api import ok, refusal, route_chain, route_run_id
 from triggers.kept import kept_keys, outbox_summary
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
@@ -73,7 +73,7 @@ async def list_deliveries(req: func.HttpRequest, client: df.DurableOrchestration
 @bp.durable_client_input(client_name="client")
 async def retry_run_deliveries(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
-        chain, run_id = _chain(req), _run_id(req)
+        chain, run_id = route_chain(req), route_run_id(req)
         key = outbox_run_key(chain.name, run_id)
         # A run that never existed is a 404; a purged run's kept events can still be retried.
         if not await client.get_status(chain_instance_id(chain.name, run_id)):
@@ -81,6 +81,6 @@ async def retry_run_deliveries(req: func.HttpRequest, client: df.DurableOrchestr
             if not summary["pending"] and not summary["undelivered"]:
                 raise RequestError(f"run {run_id!r} of chain {chain.name!r} does not exist", field="runId", status=404)
     except RequestError as err:
-        return _guard(err)
+        return refusal(err)
     result = await retry(client, key)
     return ok({"chain": chain.name, "runId": run_id, "retried": result["retried"]}, 202)

@@ -48,7 +48,7 @@ def ok(body: Any, status: int = 200) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
 
 
-def _chain(req: func.HttpRequest) -> Chain:
+def route_chain(req: func.HttpRequest) -> Chain:
     name = req.route_params.get("chain", "")
     chain = config().chain(name)
     if chain is None:
@@ -57,26 +57,26 @@ def _chain(req: func.HttpRequest) -> Chain:
     return chain
 
 
-def _run_id(req: func.HttpRequest) -> str:
+def route_run_id(req: func.HttpRequest) -> str:
     run_id = req.route_params.get("run_id", "")
     if not valid_run_id(run_id):
         raise RequestError(f"{run_id!r} is not a valid run id", field="runId", status=404)
     return run_id
 
 
-async def _existing_run(
+async def existing_run(
     req: func.HttpRequest, client: df.DurableOrchestrationClient, *, show_input: bool = False
 ) -> tuple[Chain, str, Any]:
     """The chain, run id and Durable status of the run the route names (RequestError 404 if none)."""
-    chain = _chain(req)
-    run_id = _run_id(req)
+    chain = route_chain(req)
+    run_id = route_run_id(req)
     status = await client.get_status(chain_instance_id(chain.name, run_id), show_input=show_input)
     if not status:
         raise RequestError(f"run {run_id!r} of chain {chain.name!r} does not exist", field="runId", status=404)
     return chain, run_id, status
 
 
-def _guard(error: RequestError) -> func.HttpResponse:
+def refusal(error: RequestError) -> func.HttpResponse:
     titles = {400: "Bad request", 404: "Not found", 409: "Conflict", 413: "Payload too large"}
     return problem(error.status, titles.get(error.status, "Error"), error.detail, error.field)
 
@@ -85,7 +85,7 @@ def _guard(error: RequestError) -> func.HttpResponse:
 @bp.durable_client_input(client_name="client")
 async def start_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
-        chain = _chain(req)
+        chain = route_chain(req)
         body: StartRun = parse_body(req.get_body(), StartRun)
         if body.vms is not None:
             unknown = [vm for vm in body.vms if chain.vault_of(vm) is None]
@@ -96,7 +96,7 @@ async def start_chain_run(req: func.HttpRequest, client: df.DurableOrchestration
         if body.waitForUpstream and chain.upstream is None:
             raise RequestError(f"chain {chain.name!r} has no upstream to wait for", field="waitForUpstream")
     except RequestError as err:
-        return _guard(err)
+        return refusal(err)
     # The wall clock only names the run; its windows and timers run on the Durable clock.
     run_id = body.runId or "h-" + utcnow().strftime("%Y%m%dT%H%M%S%fZ")
     upstream = None
@@ -120,10 +120,10 @@ async def start_chain_run(req: func.HttpRequest, client: df.DurableOrchestration
 @bp.durable_client_input(client_name="client")
 async def report_upstream(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
-        chain, run_id, status = await _existing_run(req, client)
+        chain, run_id, status = await existing_run(req, client)
         report: UpstreamReport = parse_body(req.get_body(), UpstreamReport, allow_empty=False)
     except RequestError as err:
-        return _guard(err)
+        return refusal(err)
     instance_id = chain_instance_id(chain.name, run_id)
     if not await awaits_upstream(client, status):
         custom = status.custom_status if isinstance(status.custom_status, dict) else {}
@@ -132,7 +132,7 @@ async def report_upstream(req: func.HttpRequest, client: df.DurableOrchestration
     return ok({"chain": chain.name, "runId": run_id, "accepted": True}, 202)
 
 
-def _run_vms(chain: Chain, status: Any) -> list[tuple[str, str]]:
+def run_vms(chain: Chain, status: Any) -> list[tuple[str, str]]:
     """(vault id, VM id) of the run's own VMs, from its input: a run started with ``vms`` backs up
     only those, and a run keeps the targets it started with when the configuration changes."""
     spec = status.input_
@@ -145,6 +145,18 @@ def _run_vms(chain: Chain, status: Any) -> list[tuple[str, str]]:
         return [(t["vaultId"], vm) for t in spec["chain"]["targets"] for vm in t["vms"]]
     except (TypeError, KeyError):
         return chain.vm_ids()
+
+
+async def run_vm_statuses(
+    client: df.DurableOrchestrationClient, chain: Chain, run_id: str, status: Any
+) -> list[tuple[str, str, Any, dict[str, Any]]]:
+    """(vault id, VM id, Durable status or None, custom status) of each of the run's own VMs."""
+    found = []
+    for vault_id, vm_id in run_vms(chain, status):
+        vm_status = await client.get_status(vm_instance_id(run_id, chain.name, vm_id))
+        custom = vm_status.custom_status if vm_status and isinstance(vm_status.custom_status, dict) else {}
+        found.append((vault_id, vm_id, vm_status, custom))
+    return found
 
 
 def _failure_detail(custom: dict[str, Any], output: Any) -> dict[str, Any]:
@@ -163,13 +175,11 @@ def _failure_detail(custom: dict[str, Any], output: Any) -> dict[str, Any]:
 @bp.durable_client_input(client_name="client")
 async def get_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
-        chain, run_id, status = await _existing_run(req, client, show_input=True)
+        chain, run_id, status = await existing_run(req, client, show_input=True)
     except RequestError as err:
-        return _guard(err)
+        return refusal(err)
     vms = []
-    for vault_id, vm_id in _run_vms(chain, status):
-        vm_status = await client.get_status(vm_instance_id(run_id, chain.name, vm_id))
-        custom = vm_status.custom_status if vm_status and isinstance(vm_status.custom_status, dict) else {}
+    for vault_id, vm_id, vm_status, custom in await run_vm_statuses(client, chain, run_id, status):
         vms.append(
             {
                 "vmId": vm_id,
@@ -207,12 +217,12 @@ async def get_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationCl
 @bp.durable_client_input(client_name="client")
 async def list_chain_runs(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
-        chain = _chain(req)
+        chain = route_chain(req)
         top = int(req.params.get("top", "50"))
         if not 1 <= top <= 500:
             raise ValueError
     except RequestError as err:
-        return _guard(err)
+        return refusal(err)
     except ValueError:
         return problem(400, "Bad request", "top must be an integer between 1 and 500", "top")
     statuses = await list_instances(client, instance_id_prefix=chain_prefix(chain.name))
@@ -230,9 +240,9 @@ async def list_chain_runs(req: func.HttpRequest, client: df.DurableOrchestration
 @bp.durable_client_input(client_name="client")
 async def cancel_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
-        chain, run_id, status = await _existing_run(req, client)
+        chain, run_id, status = await existing_run(req, client)
     except RequestError as err:
-        return _guard(err)
+        return refusal(err)
     instance_id = chain_instance_id(chain.name, run_id)
     if status.runtime_status not in ACTIVE:
         return problem(409, "Conflict", f"run {run_id!r} already ended ({status.runtime_status.value})")

@@ -83,6 +83,18 @@ def _cli(stack: Stack | None, *argv: str, monkeypatch: pytest.MonkeyPatch) -> tu
     return code, out.getvalue(), err.getvalue()
 
 
+@contextlib.contextmanager
+def _loopback_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A one-handler HTTP server on a free loopback port, for answers the app never gives."""
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def _one_line_error(err: str) -> str:
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
@@ -342,14 +354,8 @@ def test_no_url_wrong_key_no_token_unreachable_url_and_a_non_json_answer(
         def log_message(self, *args: Any) -> None:
             return None
 
-    server = HTTPServer(("127.0.0.1", 0), Html)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with _loopback_server(Html) as url:
         code, _, err = _cli(stack, "chains", "--url", url, monkeypatch=monkeypatch)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert code == 1
     assert _one_line_error(err) == "error: GET /api/chains answered HTTP 200 with a body that is not JSON"
 
@@ -380,10 +386,7 @@ def test_a_token_scope_sends_the_bearer_token_with_the_key_when_both_are_given(s
         def log_message(self, *args: Any) -> None:
             return None
 
-    server = HTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with _loopback_server(Recorder) as url:
         both = _subprocess(
             stack,
             "--json",
@@ -394,7 +397,7 @@ def test_a_token_scope_sends_the_bearer_token_with_the_key_when_both_are_given(s
             "api://backup-chain/.default",
             BACKUP_CHAIN_KEY="key-1",
             AZURE_TOKEN_CREDENTIALS="AzureCliCredential",
-            PATH=f"{tmp_path}:/usr/bin:/bin",
+            PATH=str(tmp_path),
         )
         token_only = _subprocess(
             stack,
@@ -406,11 +409,8 @@ def test_a_token_scope_sends_the_bearer_token_with_the_key_when_both_are_given(s
             "api://backup-chain/.default",
             BACKUP_CHAIN_KEY="",
             AZURE_TOKEN_CREDENTIALS="AzureCliCredential",
-            PATH=f"{tmp_path}:/usr/bin:/bin",
+            PATH=str(tmp_path),
         )
-    finally:
-        server.shutdown()
-        server.server_close()
     assert both.returncode == 0, both.stderr
     assert token_only.returncode == 0, token_only.stderr
     assert [(h.get("authorization"), h.get("x-functions-key")) for h in seen] == [
