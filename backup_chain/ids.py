@@ -37,6 +37,9 @@ import re
 from datetime import datetime, timezone
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+# A chain name as the configuration allows it (backup_chain/config.py Chain.name).
+CHAIN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
+_CHAIN_NAME = re.compile(CHAIN_NAME_PATTERN)
 GC_SCHEDULER_ID = "gc:scheduler"
 DELIVERY_INDEX_KEY = "all"
 _BATCH = "batch"
@@ -104,6 +107,10 @@ def watcher_instance_id(owner: str, label: str) -> str:
 def valid_run_id(run_id: str) -> bool:
     # fullmatch: ``$`` would also accept a trailing newline, which the API's body pattern rejects.
     return isinstance(run_id, str) and _RUN_ID.fullmatch(run_id) is not None
+
+
+def valid_chain_name(name: str) -> bool:
+    return isinstance(name, str) and _CHAIN_NAME.fullmatch(name) is not None
 
 
 def run_id_for_event(event_id: str) -> str:

@@ -19,6 +19,7 @@ URL_ENV = "BACKUP_CHAIN_URL"
 KEY_ENV = "BACKUP_CHAIN_KEY"
 SCOPE_ENV = "BACKUP_CHAIN_TOKEN_SCOPE"
 DEFAULT_TIMEOUT = 60.0
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
@@ -57,8 +58,8 @@ class ApiClient:
             raise CliError(f"--url {url!r} is not an http(s) URL, e.g. https://myapp.azurewebsites.net")
         if url.endswith("/api"):
             url = url[: -len("/api")]
-        if not args.timeout > 0:
-            raise CliError("--timeout must be a positive number of seconds")
+        if not 0 < args.timeout < 10**7:  # refuses nan and inf too
+            raise CliError("--timeout must be a positive number of seconds (under 10000000)")
         key = args.key or os.environ.get(KEY_ENV)
         scope = args.token_scope or os.environ.get(SCOPE_ENV)
         headers = {"x-functions-key": key} if key else {}
@@ -66,6 +67,8 @@ class ApiClient:
             # App Service authentication checks the token in front of the host, which still applies
             # each function's auth level (azure-functions-host#11394): a key may be needed as well.
             headers["Authorization"] = f"Bearer {_token(scope)}"
+        if (key or scope) and parsed.scheme == "http" and (parsed.hostname or "") not in LOOPBACK:
+            raise CliError(f"--url {url!r}: a key or token goes over https only (plain http is for a local devhost)")
         given = [what for what, value in (("the function key", key), ("the bearer token", scope)) if value]
         return cls(url, headers, args.timeout, " and ".join(given) or "the request without a key")
 
@@ -74,7 +77,14 @@ class ApiClient:
         target = f"{self.url}/api/{path}"
         try:
             response = requests.request(
-                method, target, json=body, params=params, headers=self.headers, timeout=self.timeout
+                method,
+                target,
+                json=body,
+                params=params,
+                headers=self.headers,
+                timeout=self.timeout,
+                # requests would forward x-functions-key to wherever a redirect points.
+                allow_redirects=False,
             )
         except requests.Timeout:
             raise CliError(f"{self.url} did not answer within {self.timeout:g} s", EXIT_PROBLEM) from None
@@ -124,6 +134,9 @@ def _answer(response: requests.Response, method: str, path: str, refused_as: str
         body = None
     if status in (401, 403):
         raise CliError(f"{refused_as} was refused (HTTP {status})", EXIT_PROBLEM)
+    if 300 <= status < 400:
+        where = response.headers.get("Location", "nowhere")
+        raise CliError(f"{method} /api/{path} was redirected (HTTP {status}) to {where}: give the app's own URL")
     if 200 <= status < 300:
         if body is None:
             raise CliError(f"{method} /api/{path} answered HTTP {status} with a body that is not JSON", EXIT_PROBLEM)

@@ -8,13 +8,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from backup_chain.ids import valid_run_id
+from backup_chain.ids import valid_chain_name, valid_run_id
 from backup_chain_cli.api_client import ApiClient, add_connection_options, segment
 from backup_chain_cli.output import EXIT_OK, EXIT_PROBLEM, CliError, Output
 
 ENDED = ("Completed", "Failed", "Terminated", "Canceled")
-# A run that ended with one of these needs the operator's attention (exit 1).
-TROUBLE = ("failed", "completedWithFailures", "cancelled", "timedOut", "upstreamFailed")
+# A followed run that ended with any other outcome needs the operator's attention (exit 1): failures,
+# a cancel, an upstream that failed or never came (skipped, upstreamTimedOut), undelivered events.
+SUCCESS = "completed"
 Command = Callable[[argparse.Namespace, Output], int]
 
 
@@ -33,13 +34,19 @@ def _run_id(value: str) -> str:
     return value
 
 
+def _chain(value: str) -> str:
+    if not valid_chain_name(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a chain name (letters, digits, '_', '-'; at most 63)")
+    return value
+
+
 def _positive(value: str) -> float:
     try:
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"{value!r} must be more than 0")
+    if not 0 < number < 10**7:  # refuses nan and inf too
+        raise argparse.ArgumentTypeError(f"{value!r} must be more than 0 and less than 10000000")
     return number
 
 
@@ -181,7 +188,7 @@ def runs_start(args: argparse.Namespace, output: Output) -> int:
     run = _follow(client, str(started.get("chain")), run_id, args.wait_timeout, args.poll_seconds, output)
     output.data(run)
     _show_run(run, output)
-    return EXIT_PROBLEM if run.get("outcome") in TROUBLE or run.get("runtimeStatus") != "Completed" else EXIT_OK
+    return EXIT_OK if run.get("outcome") == SUCCESS and run.get("runtimeStatus") == "Completed" else EXIT_PROBLEM
 
 
 def _follow(client: ApiClient, chain: str, run_id: str, limit: float, every: float, output: Output) -> dict[str, Any]:
@@ -223,7 +230,10 @@ def runs_cancel(args: argparse.Namespace, output: Output) -> int:
 # --- events -----------------------------------------------------------------------------------
 def events(args: argparse.Namespace, output: Output) -> int:
     body = _client(args).call("GET", f"chains/{segment(args.chain)}/runs/{segment(args.run_id)}/events")
-    recent = list(body.get("events", []))[-args.top :]
+    every = list(body.get("events", []))
+    recent = every[-args.top :]
+    if len(recent) < len(every):
+        output.progress(f"showing the newest {len(recent)} of {len(every)} events (--top)")
     output.data({**body, "events": recent})
     rows = [
         [
@@ -236,7 +246,10 @@ def events(args: argparse.Namespace, output: Output) -> int:
         for e in recent
     ]
     output.table(f"Downstream events of run {body.get('runId')}", ["time", "type", "subject", "delivery", "id"], rows)
-    return EXIT_PROBLEM if any(e.get("delivery") == "undelivered" for e in recent) else EXIT_OK
+    undelivered = sum(1 for e in every if e.get("delivery") == "undelivered")
+    if undelivered:
+        output.warning(f"{undelivered} event(s) of this run not delivered downstream")
+    return EXIT_PROBLEM if undelivered else EXIT_OK
 
 
 # --- gc ---------------------------------------------------------------------------------------
@@ -280,15 +293,15 @@ def register(commands: Any) -> None:
     runs = commands.add_parser("runs", help="list, show, start and cancel chain runs", description="Chain runs.")
     actions = runs.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=type(runs))
     parser = _add(actions, "list", "recent runs of a chain, newest first", runs_list)
-    parser.add_argument("chain", help="the chain's name (backup-chain chains lists them)")
+    parser.add_argument("chain", type=_chain, help="the chain's name (backup-chain chains lists them)")
     parser.add_argument("--top", type=_top, default=20, help="how many runs (1-500, default 20)")
     parser = _add(
         actions, "show", "one run: each VM's phase, job, Azure error and advice; undelivered events", runs_show
     )
-    parser.add_argument("chain", help="the chain's name (backup-chain chains lists them)")
+    parser.add_argument("chain", type=_chain, help="the chain's name (backup-chain chains lists them)")
     parser.add_argument("run_id", type=_run_id, metavar="RUN_ID", help="the run's id (runs list shows them)")
     parser = _add(actions, "start", "start a run of a chain (idempotent per run id)", runs_start)
-    parser.add_argument("chain", help="the chain's name (backup-chain chains lists them)")
+    parser.add_argument("chain", type=_chain, help="the chain's name (backup-chain chains lists them)")
     parser.add_argument("--run-id", type=_run_id, help="the run's id (default: the app names it h-<UTC time>)")
     parser.add_argument(
         "--vm", type=_vm_id, action="extend", nargs="+", metavar="VM_ID", help="back up only these VMs (resource ids)"
@@ -302,11 +315,11 @@ def register(commands: Any) -> None:
     parser.add_argument("--wait-timeout", type=_positive, default=4 * 3600.0, help="give up following after (s)")
     parser.add_argument("--poll-seconds", type=_positive, default=10.0, help="read the run this often (s)")
     parser = _add(actions, "cancel", "cancel a running run", runs_cancel)
-    parser.add_argument("chain", help="the chain's name (backup-chain chains lists them)")
+    parser.add_argument("chain", type=_chain, help="the chain's name (backup-chain chains lists them)")
     parser.add_argument("run_id", type=_run_id, metavar="RUN_ID", help="the run's id (runs list shows them)")
 
     parser = _add(commands, "events", "the downstream events a run published, with their delivery state", events)
-    parser.add_argument("chain", help="the chain's name (backup-chain chains lists them)")
+    parser.add_argument("chain", type=_chain, help="the chain's name (backup-chain chains lists them)")
     parser.add_argument("run_id", type=_run_id, metavar="RUN_ID", help="the run's id (runs list shows them)")
     parser.add_argument("--top", type=_top, default=50, help="the most recent N events (default 50)")
 

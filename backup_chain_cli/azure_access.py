@@ -4,6 +4,7 @@ principal may do at a scope (ARM role assignments and role definitions, wildcard
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ def credential(arm_endpoint: str, local_token: str | None) -> Any:
         return LocalTokenCredential(local_token)
     from azure.identity import DefaultAzureCredential
 
+    # Each credential it tries logs a warning; the one-line sign-in error says what each said.
+    logging.getLogger("azure.identity").setLevel(logging.CRITICAL)
     return DefaultAzureCredential()
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1  # the command ran and found something wrong (a check failed, the API refused)
@@ -40,11 +41,12 @@ class Output:
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if self.as_json:
             return
-        table = Table(title=title, title_justify="left")
+        # Text, not markup: a chain name or an Azure message with "[...]" is shown as it is.
+        table = Table(title=Text(title), title_justify="left")
         for column in columns:
             table.add_column(column, overflow="fold")  # ids and messages whole, never cut with …
         for row in rows:
-            table.add_row(*("" if cell is None else str(cell) for cell in row))
+            table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
         self.out.print(table)
 
     def text(self, message: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -247,7 +248,13 @@ def run_preflight(args: argparse.Namespace, output: Output) -> int:
         credential = azure_access.credential(args.arm_endpoint, args.local_token)
     except ValueError as err:
         raise CliError(str(err)) from None
-    principal = args.principal_id or azure_access.env_principal()
+    principal = args.principal_id
+    from_env = azure_access.env_principal()
+    if principal is None and from_env:
+        try:
+            principal = _principal_id(from_env)
+        except argparse.ArgumentTypeError as err:
+            raise CliError(f"APP_PRINCIPAL_ID {err}") from None
     who = f"app identity {principal}" if principal else "the signed-in caller (no --principal-id or APP_PRINCIPAL_ID)"
     output.progress(f"checking {args.config} against {args.arm_endpoint}; roles of {who}")
     arm = azure_access.Arm(args.arm_endpoint, credential, ca_bundle)
@@ -268,7 +275,10 @@ def _principal_id(value: str) -> str:
     silent switch to checking the caller's own permissions."""
     if not value.strip():
         raise argparse.ArgumentTypeError("is empty; give the app identity's object id (azd output APP_PRINCIPAL_ID)")
-    return value.strip()
+    try:  # an object id is a GUID; anything else would change the role-assignment $filter
+        return str(uuid.UUID(value.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an object id (a GUID)") from None
 
 
 def register(commands: Any) -> None:

@@ -13,9 +13,8 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from backup_chain_cli.main import main
 from demo.stack import Stack, vm_id
 from emulators.recoveryservices import errors as azure_errors
 from harness.chain_stack import chain, run_to_end, scenario, start_stack, vm
+from tests.cli.loopback import loopback_server
 
 REPO = Path(__file__).resolve().parents[2]
 FAST: dict[str, Any] = {"snapshot": (5.0, 6.0), "transfer": (8.0, 10.0)}
@@ -81,18 +81,6 @@ def _cli(stack: Stack | None, *argv: str, monkeypatch: pytest.MonkeyPatch) -> tu
         except SystemExit as usage:  # argparse refused the arguments
             code = usage.code if isinstance(usage.code, int) else 1
     return code, out.getvalue(), err.getvalue()
-
-
-@contextlib.contextmanager
-def _loopback_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    """A one-handler HTTP server on a free loopback port, for answers the app never gives."""
-    server = HTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _one_line_error(err: str) -> str:
@@ -354,7 +342,7 @@ def test_no_url_wrong_key_no_token_unreachable_url_and_a_non_json_answer(
         def log_message(self, *args: Any) -> None:
             return None
 
-    with _loopback_server(Html) as url:
+    with loopback_server(Html) as url:
         code, _, err = _cli(stack, "chains", "--url", url, monkeypatch=monkeypatch)
     assert code == 1
     assert _one_line_error(err) == "error: GET /api/chains answered HTTP 200 with a body that is not JSON"
@@ -386,7 +374,7 @@ def test_a_token_scope_sends_the_bearer_token_with_the_key_when_both_are_given(s
         def log_message(self, *args: Any) -> None:
             return None
 
-    with _loopback_server(Recorder) as url:
+    with loopback_server(Recorder) as url:
         answers = [
             _subprocess(
                 stack,

@@ -226,6 +226,9 @@ def test_bad_input_is_refused_with_one_line(emu: Emulator, tmp_path: Path) -> No
     assert "Traceback" not in out.stderr
     code, _, err = preflight(emu, tmp_path, config([(VAULT_ID, ["good01"])]), "--principal-id", "")
     assert code == 2 and "--principal-id: is empty" in err
+    # An object id is a GUID: a quote would change the role-assignment $filter sent to ARM.
+    code, _, err = preflight(emu, tmp_path, config([(VAULT_ID, ["good01"])]), "--principal-id", "x' or 1 eq 1")
+    assert code == 2 and '--principal-id: "x\' or 1 eq 1" is not an object id (a GUID)' in err
     # TLS not trusted: one line naming the endpoint and how to trust it, no per-resource findings
     out = subprocess.run(
         [
