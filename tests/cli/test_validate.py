@@ -200,7 +200,7 @@ def test_an_unshipped_or_other_file_is_refused(project: Path) -> None:
     code, result = validate_json(DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)
     assert code == 1
     assert {
-        "field": "chainConfigFile",
+        "field": "parameters.chainConfigFile",
         "message": "config/chains.json is excluded from the deployment package by "
         ".funcignore: the app could not read it",
     } in result["problems"]
@@ -208,7 +208,7 @@ def test_an_unshipped_or_other_file_is_refused(project: Path) -> None:
     _edit(project / PARAMS, lambda p: p["parameters"]["chainConfigFile"].update(value="config/other.json"))
     code, result = validate_json(DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)
     assert code == 1
-    assert [p["field"] for p in result["problems"]] == ["chainConfigFile"]
+    assert [p["field"] for p in result["problems"]] == ["parameters.chainConfigFile"]
     assert "'config/other.json' is the file the app loads in Azure" in result["problems"][0]["message"]
     out = cli("validate", DEFAULT_CONFIG_FILE, "--parameters", "infra/nope.json", cwd=project)
     assert out.returncode == 2 and "infra/nope.json: cannot read" in out.stderr
@@ -226,20 +226,21 @@ def test_parameters_that_disagree_are_refused_and_sync_writes_them(project: Path
     _edit(project / PARAMS, stale)
     code, result = validate_json(DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)
     assert code == 1
-    messages = [p["message"] for p in result["problems"] if p["field"] == PARAMS]
-    assert (
-        f"vaultResourceIds lacks {VAULT.format('vault-b').lower()}, a vault of the configuration: "
-        "the app could not use it" in messages
-    )
-    assert any(
-        m.startswith(f"vaultResourceIds lists {VAULT.format('vault-old').lower()}, which no chain uses")
-        for m in messages
-    )
-    assert any(
-        m.startswith("gcMode is 'weekly-policy' but the configuration's gc.mode is 'weekend-window'") for m in messages
-    )
-    assert any(m.startswith(f"vmResourceIds lists {VM.format('gone')}, which no chain backs up") for m in messages)
-    assert any(m.startswith("parameter chainConfig is no longer used") for m in messages)
+    # each problem under the parameter it is about, not the file's name
+    assert {p["field"] for p in result["problems"]} == {
+        "parameters.vaultResourceIds",
+        "parameters.gcMode",
+        "parameters.vmResourceIds",
+        "parameters.chainConfig",
+    }
+    messages = {(p["field"], p["message"].split(":")[0]) for p in result["problems"]}
+    assert messages == {
+        ("parameters.vaultResourceIds", f"lacks {VAULT.format('vault-b').lower()}, a vault of the configuration"),
+        ("parameters.vaultResourceIds", f"lists {VAULT.format('vault-old').lower()}, which no chain uses"),
+        ("parameters.gcMode", "is 'weekly-policy' but the configuration's gc.mode is 'weekend-window'"),
+        ("parameters.vmResourceIds", f"lists {VM.format('gone')}, which no chain backs up"),
+        ("parameters.chainConfig", "is no longer used"),
+    }
     out = cli("validate", DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)
     assert "backup-chain sync-parameters config/chains.json" in out.stdout
     # sync derives vaultResourceIds and gcMode; vmResourceIds and chainConfig stay the operator's call
@@ -267,12 +268,16 @@ def test_azd_placeholders_are_resolved_from_the_environment(project: Path) -> No
     args = (DEFAULT_CONFIG_FILE, "--parameters", PARAMS)
     assert validate_json(*args, cwd=project)[0] == 0  # the default applies
     code, result = validate_json(*args, cwd=project, env={"GC_MODE": "weekend-window"})
-    assert code == 1 and result["problems"][0]["message"].startswith("gcMode is 'weekend-window'")
+    assert code == 1 and result["problems"][0] == {
+        "field": "parameters.gcMode",
+        "message": "is 'weekend-window' but the configuration's gc.mode is 'weekly-policy': the vault role would "
+        "not match what GC does",
+    }
     # an array parameter from an azd environment value (JSON text)
     _edit(project / PARAMS, lambda p: p["parameters"]["vaultResourceIds"].update(value="${VAULT_IDS}"))
     assert validate_json(*args, cwd=project, env={"VAULT_IDS": json.dumps([VAULT.format("vault-prod")])})[0] == 0
     code, result = validate_json(*args, cwd=project, env={"VAULT_IDS": json.dumps([VAULT.format("vault-other")])})
-    assert code == 1 and result["problems"][0]["message"].startswith("vaultResourceIds lacks")
+    assert code == 1 and result["problems"][0]["message"].startswith(f"lacks {VAULT.format('vault-prod').lower()}")
 
 
 def test_a_5000_vm_configuration_passes_and_is_reported_as_too_big_for_a_variable(project: Path) -> None:
@@ -320,3 +325,44 @@ def test_sync_names_a_missing_or_broken_parameters_file(project: Path) -> None:
     out = cli("sync-parameters", DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)
     assert out.returncode == 2 and f"{PARAMS}: not valid JSON (line 1" in out.stderr
     assert "Traceback" not in out.stderr and (project / PARAMS).read_text() == "{"
+
+
+def test_an_unset_placeholder_is_named_as_such(project: Path) -> None:
+    _edit(project / PARAMS, lambda p: p["parameters"]["gcMode"].update(value="${GCM}"))
+    env = {k: v for k, v in os.environ.items() if k != "GCM"}
+    out = subprocess.run(
+        [sys.executable, "-m", "backup_chain_cli", "--json", "validate", DEFAULT_CONFIG_FILE, "--parameters", PARAMS],
+        cwd=project,
+        env={**env, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 1, out.stderr
+    assert json.loads(out.stdout)["problems"] == [
+        {
+            "field": "parameters.gcMode",
+            "message": "${GCM} is an unset azd placeholder: set GCM in the azd environment (azd env set) or give it "
+            "a default (${GCM=...})",
+        }
+    ]
+    assert validate_json(DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project, env={"GCM": "weekly-policy"})[0] == 0
+
+
+def test_remediate_needs_a_role_the_infra_grants_only_for_weekend_window(project: Path) -> None:
+    """vault-role.bicep grants protectedItems/write only for gcMode 'weekend-window'; remediate
+    resumes protection with it (preflight requires it), and gcMode must be gc.mode."""
+    gc = {"mode": "weekly-policy", "remediate": True, "policy": "weekly"}
+    _edit(project / DEFAULT_CONFIG_FILE, lambda c: c.update(gc=gc))
+    assert validate_json(DEFAULT_CONFIG_FILE, cwd=project)[0] == 0  # the app itself accepts it
+    code, result = validate_json(DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)
+    assert code == 1
+    (problem,) = result["problems"]
+    assert problem["field"] == "gc.remediate"
+    assert "parameter gcMode 'weekly-policy' lacks protectedItems/write" in problem["message"]
+    assert "set remediate to false, or use mode 'weekend-window'" in problem["message"]
+    _edit(project / DEFAULT_CONFIG_FILE, lambda c: c["gc"].update(mode="weekend-window"))
+    _edit(project / PARAMS, lambda p: p["parameters"]["gcMode"].update(value="weekend-window"))
+    code, result = validate_json(DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)
+    assert code == 0, result["problems"]
