@@ -576,11 +576,16 @@ def load_config_file(path: Path, setting: str = CONFIG_SETTING) -> ChainConfig:
             f"{setting}: cannot read {path} ({err.strerror}); point the app setting at the chain "
             "configuration file or set BACKUPCHAIN_CONFIG_JSON"
         ) from None
+    return parse_config_bytes(raw, path.name)
+
+
+def parse_config_bytes(raw: bytes, name: str) -> ChainConfig:
+    """The configuration in the file ``name``'s bytes."""
     try:
         text = raw.decode("utf-8-sig")  # a byte order mark, as some Windows editors write, is fine
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path.name}: not UTF-8 text (byte {err.start + 1}); save the file as UTF-8") from None
-    return parse_config_text(text, path.name)
+        raise ConfigError(f"{name}: not UTF-8 text (byte {err.start + 1}); save the file as UTF-8") from None
+    return parse_config_text(text, name)
 
 
 def load_config(app_dir: Path | None = None) -> ChainConfig:

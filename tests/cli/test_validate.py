@@ -141,6 +141,12 @@ def test_the_app_startup_message_is_unchanged() -> None:
 def test_unreadable_and_non_json_files(tmp_path: Path) -> None:
     out = cli("validate", str(tmp_path / "missing.json"))
     assert out.returncode == 2 and "missing.json: no such file" in out.stderr
+    out = cli("validate", str(tmp_path))
+    assert out.returncode == 2 and f"{tmp_path}: not a file" in out.stderr
+    # a file the OS refuses to read: the command line's problem (exit 2) with the OS's reason, not the app's advice
+    out = cli("validate", "/proc/self/mem")
+    assert out.returncode == 2, out
+    assert out.stderr.strip() == "error: /proc/self/mem: cannot read (Input/output error)", out.stderr
     (tmp_path / "c.json").write_text('{"chains": [')
     code, result = validate_json(str(tmp_path / "c.json"))
     assert code == 1 and "not valid JSON (line 1" in result["problems"][0]["message"]
