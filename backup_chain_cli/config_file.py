@@ -20,7 +20,7 @@ def load(path: Path) -> tuple[ChainConfig | None, list[ConfigProblem]]:
     except OSError as err:
         raise CliError(f"{path}: cannot read ({err.strerror or err})") from None
     try:
-        return parse_config_bytes(raw, str(path)), []
+        return parse_config_bytes(raw, path.name), []
     except ConfigError as err:
         return None, err.problems
 
