@@ -153,7 +153,7 @@ def test_unreadable_and_non_json_files(tmp_path: Path) -> None:
 
 
 def test_risky_settings_are_warnings_naming_the_field(tmp_path: Path) -> None:
-    body = {
+    body: dict[str, Any] = {
         "chains": [
             {
                 "name": "hourly",
@@ -186,6 +186,14 @@ def test_risky_settings_are_warnings_naming_the_field(tmp_path: Path) -> None:
     assert "started through the API" in warnings["chains[1].window"]
     out = cli("validate", str(path))
     assert out.returncode == 0 and "warning: gc.enforce: false" in out.stderr
+    # every second: the count stops at daily_limit.FIRINGS_CAP, so it is a floor, not exact
+    body["chains"][1].update(upstream={"eventType": "Y"}, window="* * * * * *")
+    path.write_text(json.dumps(body))
+    _, result = validate_json(str(path))
+    every_second = {w["field"]: w["message"] for w in result["warnings"]}["chains[1].window"]
+    assert every_second.startswith(
+        "could start at least 1000 on-demand backups of a VM in 24 hours (by-hand: at least 1000 window firings)"
+    ), every_second
     del body["gc"]
     path.write_text(json.dumps(body))
     _, result = validate_json(str(path))
