@@ -31,16 +31,18 @@ def _parameter_problems(args: argparse.Namespace, config: ChainConfig) -> list[C
     values: dict[str, Any] = document["parameters"]
     env = dict(os.environ)
     relative = parameters.config_file(values, env)
-    config_field = parameters.field("chainConfigFile")
-    found = [ConfigProblem(config_field, p) for p in parameters.package_problems(root, relative)]
-    if (root / relative).resolve() != Path(args.config).resolve():
-        found.append(
-            ConfigProblem(
-                config_field,
-                f"{relative!r} is the file the app loads in Azure, not {args.config}: validate that file, or "
-                "point chainConfigFile at this one",
+    found = []
+    if relative is not None:
+        config_field = parameters.field("chainConfigFile")
+        found += [ConfigProblem(config_field, p) for p in parameters.package_problems(root, relative)]
+        if (root / relative).resolve() != Path(args.config).resolve():
+            found.append(
+                ConfigProblem(
+                    config_field,
+                    f"{relative!r} is the file the app loads in Azure, not {args.config}: validate that file, or "
+                    "point chainConfigFile at this one",
+                )
             )
-        )
     found += parameters.parameter_problems(config, values, env)
     return found
 

@@ -147,7 +147,7 @@ def parameter_problems(config: ChainConfig, parameters: dict[str, Any], env: dic
         for name, entry in parameters.items()
         if (placeholder := _unset_placeholder(entry.get("value"), env)) is not None
     }
-    for name in ("vaultResourceIds", "gcMode", "vmResourceIds"):
+    for name in ("chainConfigFile", "vaultResourceIds", "gcMode", "vmResourceIds"):
         if name in unset:
             problems.append(
                 ConfigProblem(
@@ -207,9 +207,15 @@ def parameter_problems(config: ChainConfig, parameters: dict[str, Any], env: dic
     return problems
 
 
-def config_file(parameters: dict[str, Any], env: dict[str, str]) -> str:
+def config_file(parameters: dict[str, Any], env: dict[str, str]) -> str | None:
+    """The configuration the app loads in Azure (relative to the app root); None when the
+    parameter is an unset placeholder (parameter_problems reports it)."""
     entry = parameters.get("chainConfigFile")
-    return str(_resolve(entry.get("value"), env) if entry else DEFAULT_CONFIG_FILE)
+    if entry is None:
+        return DEFAULT_CONFIG_FILE
+    if _unset_placeholder(entry.get("value"), env) is not None:
+        return None
+    return str(_resolve(entry.get("value"), env))
 
 
 def package_problems(root: Path, relative: str) -> list[str]:

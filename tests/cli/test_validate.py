@@ -362,6 +362,10 @@ def test_an_unset_placeholder_is_named_as_such(project: Path) -> None:
         }
     ]
     assert validate_json(DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project, env={"GCM": "weekly-policy"})[0] == 0
+    _edit(project / PARAMS, lambda p: p["parameters"]["chainConfigFile"].update(value="${CONFIG_FILE}"))
+    code, result = validate_json(DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project, env={"GCM": "weekly-policy"})
+    assert code == 1 and [p["field"] for p in result["problems"]] == ["parameters.chainConfigFile"]
+    assert result["problems"][0]["message"].startswith("${CONFIG_FILE} is an unset azd placeholder")
 
 
 def test_remediate_needs_a_role_the_infra_grants_only_for_weekend_window(project: Path) -> None:
