@@ -17,7 +17,7 @@ from backup_chain_cli.config_warnings import config_warnings
 from backup_chain_cli.output import EXIT_OK, EXIT_PROBLEM, CliError, Output
 
 # Problems sync-parameters fixes (it writes these parameters from the configuration).
-DERIVED_FIELDS = {parameters.field(name) for name in ("vaultResourceIds", "gcMode")}
+DERIVED_FIELDS = {parameters.field(name) for name in ("vaultResourceIds", "gcMode", "gcRemediate")}
 
 
 def _parameter_problems(args: argparse.Namespace, config: ChainConfig) -> list[ConfigProblem]:
@@ -115,7 +115,7 @@ def register(commands: Any) -> None:
     validate.set_defaults(run=run_validate)
     sync = commands.add_parser(
         "sync-parameters",
-        help="write vaultResourceIds and gcMode derived from a configuration into the parameters file",
+        help="write vaultResourceIds, gcMode and gcRemediate derived from a configuration into the parameters file",
     )
     sync.add_argument("config", metavar="CONFIG", help="the chain configuration file")
     sync.add_argument("--parameters", default=str(parameters.PARAMETERS), metavar="FILE", help="(default: %(default)s)")

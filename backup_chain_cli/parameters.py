@@ -1,8 +1,8 @@
 """What ``validate --parameters`` and ``sync-parameters`` check and write beyond the configuration
 itself: the configuration ships in the deployment package (not excluded by ``.funcignore``) and the
 infra parameters repeating it agree with it: ``vaultResourceIds`` is exactly the configured vaults,
-``gcMode`` is ``gc.mode`` (default ``weekly-policy``), ``vmResourceIds`` lists only configured VMs,
-and ``gc.remediate`` has the vault role it needs (infra/modules/vault-role.bicep).
+``gcMode`` is ``gc.mode`` (default ``weekly-policy``), ``gcRemediate`` is ``gc.remediate`` (the vault
+role's protectedItems/write, infra/modules/vault-role.bicep), ``vmResourceIds`` lists only configured VMs.
 The configuration is the file the app loads in Azure: ``chainConfigFile`` (default
 ``config/chains.json``, relative to the app root; app setting ``BACKUPCHAIN_CONFIG``)."""
 
@@ -20,7 +20,7 @@ PARAMETERS = Path("infra") / "main.parameters.json"
 DEFAULT_CONFIG_FILE = "config/chains.json"
 DEFAULT_GC_MODE = "weekly-policy"
 # infra/modules/vault-role.bicep grants protectedItems/write (stop and resume protection) only in
-# this mode; GC needs it for weekend-window and for gc.remediate (preflight.required_actions).
+# this mode or with gcRemediate; GC needs it for weekend-window and for gc.remediate (preflight.required_actions).
 PROTECTION_WRITE_GC_MODE = "weekend-window"
 ARM_MAX_RESOURCES = 800
 MAIN_MODULES = 12  # main.bicep's modules besides the per-vault and per-VM loops (tests/infra counts them)
@@ -124,6 +124,7 @@ def derived_parameters(config: ChainConfig) -> dict[str, Any]:
     return {
         "vaultResourceIds": config.vault_ids(),
         "gcMode": config.gc.mode if config.gc is not None else DEFAULT_GC_MODE,
+        "gcRemediate": bool(config.gc is not None and config.gc.remediate),
     }
 
 
@@ -147,7 +148,7 @@ def parameter_problems(config: ChainConfig, parameters: dict[str, Any], env: dic
         for name, entry in parameters.items()
         if (placeholder := _unset_placeholder(entry.get("value"), env)) is not None
     }
-    for name in ("chainConfigFile", "vaultResourceIds", "gcMode", "vmResourceIds"):
+    for name in ("chainConfigFile", "vaultResourceIds", "gcMode", "gcRemediate", "vmResourceIds"):
         if name in unset:
             problems.append(
                 ConfigProblem(
@@ -176,15 +177,14 @@ def parameter_problems(config: ChainConfig, parameters: dict[str, Any], env: dic
                 "match what GC does",
             )
         )
-    if config.gc is not None and config.gc.remediate and want["gcMode"] != PROTECTION_WRITE_GC_MODE:
-        # gcMode must be gc.mode (above), so no parameter value deploys what remediate needs.
+    remediate = values.get("gcRemediate", False)
+    if "gcRemediate" not in unset and remediate != want["gcRemediate"]:
         problems.append(
             ConfigProblem(
-                "gc.remediate",
-                f"true with mode {want['gcMode']!r}, but the vault role infra/modules/vault-role.bicep deploys for "
-                f"parameter gcMode {want['gcMode']!r} lacks protectedItems/write (granted only for "
-                f"{PROTECTION_WRITE_GC_MODE!r}), which resuming protection needs: the postprovision preflight would "
-                "fail once the resources exist; set remediate to false, or use mode 'weekend-window'",
+                field("gcRemediate"),
+                f"is {remediate!r} but the configuration's gc.remediate is {want['gcRemediate']!r}: the vault role "
+                "grants protectedItems/write (resume protection) only with gcRemediate true or gcMode "
+                f"{PROTECTION_WRITE_GC_MODE!r}",
             )
         )
     vms = values.get("vmResourceIds") or []

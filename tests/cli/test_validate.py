@@ -368,19 +368,19 @@ def test_an_unset_placeholder_is_named_as_such(project: Path) -> None:
     assert result["problems"][0]["message"].startswith("${CONFIG_FILE} is an unset azd placeholder")
 
 
-def test_remediate_needs_a_role_the_infra_grants_only_for_weekend_window(project: Path) -> None:
-    """vault-role.bicep grants protectedItems/write only for gcMode 'weekend-window'; remediate
-    resumes protection with it (preflight requires it), and gcMode must be gc.mode."""
+def test_remediate_needs_gc_remediate_in_the_parameters_for_its_role(project: Path) -> None:
+    """vault-role.bicep grants protectedItems/write (resume protection) for gcMode 'weekend-window'
+    or gcRemediate true; remediate in weekly-policy mode needs the parameter, and sync writes it."""
     gc = {"mode": "weekly-policy", "remediate": True, "policy": "weekly"}
     _edit(project / DEFAULT_CONFIG_FILE, lambda c: c.update(gc=gc))
     assert validate_json(DEFAULT_CONFIG_FILE, cwd=project)[0] == 0  # the app itself accepts it
     code, result = validate_json(DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)
     assert code == 1
     (problem,) = result["problems"]
-    assert problem["field"] == "gc.remediate"
-    assert "parameter gcMode 'weekly-policy' lacks protectedItems/write" in problem["message"]
-    assert "set remediate to false, or use mode 'weekend-window'" in problem["message"]
-    _edit(project / DEFAULT_CONFIG_FILE, lambda c: c["gc"].update(mode="weekend-window"))
-    _edit(project / PARAMS, lambda p: p["parameters"]["gcMode"].update(value="weekend-window"))
+    assert problem["field"] == "parameters.gcRemediate"
+    assert problem["message"].startswith("is False but the configuration's gc.remediate is True")
+    out = cli("sync-parameters", DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)
+    assert out.returncode == 0, out.stderr
+    assert json.loads((project / PARAMS).read_text())["parameters"]["gcRemediate"] == {"value": True}
     code, result = validate_json(DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)
     assert code == 0, result["problems"]
