@@ -7,12 +7,12 @@ import copy
 import json
 import os
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import isodate
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from backup_chain.resource_ids import ResourceIdError, VaultId, VmId
@@ -26,6 +26,11 @@ MAX_CONFIG_BYTES = 32 * 1024 * 1024
 # Linux refuses to start a process with one environment string ("NAME=value") over MAX_ARG_STRLEN,
 # 32 pages = 128 KiB (execve(2)); about 950 VMs. The inline setting is for small configurations.
 MAX_ENV_VALUE_BYTES = 128 * 1024 - len(CONFIG_JSON_SETTING) - 2
+# Whether a window ever fires does not depend on when one looks (NCRONTAB has no year field): a
+# fixed start keeps the check free of the clock. croniter gives up after 50 years without a match
+# (its own max_years_between_matches), which the scheduler's next_window would hit too.
+WINDOW_CHECK_FROM = datetime(2000, 1, 1, tzinfo=timezone.utc)
+WINDOW_CHECK_YEARS = 50
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,17 @@ class ConfigError(ValueError):
     def __init__(self, message: str, problems: list[ConfigProblem] | None = None):
         super().__init__(message)
         self.problems = problems if problems is not None else [ConfigProblem("(file)", message)]
+
+
+class CheckError(ValueError):
+    """A model's own check (across its fields) failed. ``about``: the fields (relative to the
+    model) whose values it judged, so a check run on a default that replaced a bad field is known
+    as no problem of its own; ``at``: where below the model the problem is (``("vms", 0)``)."""
+
+    def __init__(self, message: str, about: tuple[str, ...] = (), at: tuple[int | str, ...] = ()):
+        super().__init__(message)
+        self.about = about
+        self.at = at
 
 
 class _Model(BaseModel):
@@ -163,6 +179,15 @@ class Chain(_Model):
                 f"{value!r} is not a six-field NCRONTAB expression "
                 "'{second} {minute} {hour} {day} {month} {day-of-week}', e.g. '0 0 1 * * *' for 01:00 UTC daily"
             )
+        try:
+            croniter(
+                value, WINDOW_CHECK_FROM, second_at_beginning=True, max_years_between_matches=WINDOW_CHECK_YEARS
+            ).get_next(datetime)
+        except CroniterBadDateError:
+            raise ValueError(
+                f"{value!r} never fires: no date matches its day and month (e.g. 31 February or 31 April) in "
+                f"{WINDOW_CHECK_YEARS} years; pick a day that month has"
+            ) from None
         return value
 
     @field_validator("snapshotMinutes", mode="before")
@@ -181,9 +206,10 @@ class Chain(_Model):
     @model_validator(mode="after")
     def _needs_upstream_for_window(self) -> Chain:
         if self.window and self.upstream is None:
-            raise ValueError(
+            raise CheckError(
                 "has a 'window' but no 'upstream': a window is when the chain waits for upstream; "
-                "add an 'upstream' (the event to wait for) or remove 'window'"
+                "add an 'upstream' (the event to wait for) or remove 'window'",
+                about=("window", "upstream"),
             )
         return self
 
@@ -268,9 +294,10 @@ class Gc(_Model):
     @model_validator(mode="after")
     def _policy_needed(self) -> Gc:
         if (self.mode == "weekend-window" or self.remediate) and not self.policy:
-            raise ValueError(
+            raise CheckError(
                 "needs 'policy' (the vault's backup policy name to resume protection with) when mode is "
-                "'weekend-window' or remediate is true"
+                "'weekend-window' or remediate is true",
+                about=("mode", "remediate", "policy"),
             )
         return self
 
@@ -307,7 +334,9 @@ class Delivery(_Model):
     @model_validator(mode="after")
     def _ordered(self) -> Delivery:
         if self.firstBackoff > self.maxBackoff:
-            raise ValueError("delivery.firstBackoff must not exceed delivery.maxBackoff")
+            raise CheckError(
+                "delivery.firstBackoff must not exceed delivery.maxBackoff", about=("firstBackoff", "maxBackoff")
+            )
         return self
 
 
@@ -364,7 +393,7 @@ class ChainConfig(_Model):
             known = {vm.lower() for chain in self.chains for _, vm in chain.vm_ids()}
             for index, vm in enumerate(self.gc.vms):
                 if vm.lower() not in known:
-                    raise ValueError(f"gc.vms[{index}] {vm} is in no chain; GC covers VMs that chains back up")
+                    raise CheckError(f"{vm} is in no chain; GC covers VMs that chains back up", at=("gc", "vms", index))
         return self
 
 
@@ -385,16 +414,30 @@ def _path(loc: tuple[Any, ...], key: bool = False) -> str:
     return out or "(top level)"
 
 
+def _check_of(item: Any) -> CheckError | None:
+    error = (item.get("ctx") or {}).get("error")
+    return error if isinstance(error, CheckError) else None
+
+
+def _problem(item: Any) -> ConfigProblem:
+    message = str(item["msg"]).removeprefix("Value error, ")
+    if item["type"] == "extra_forbidden":
+        message = "is not a known setting; check its spelling against the documented fields"
+    elif item["type"] == "missing":
+        message = "is required"
+    check = _check_of(item)
+    loc = tuple(item["loc"]) + (check.at if check else ())
+    return ConfigProblem(_path(loc, key=item["type"] == "extra_forbidden"), message)
+
+
+def _judged_fields(item: Any) -> set[str]:
+    """The paths of the fields a model's own check judged (none for a field's own error)."""
+    check = _check_of(item)
+    return {_path((*item["loc"], field)) for field in check.about} if check else set()
+
+
 def _problems(error: ValidationError) -> list[ConfigProblem]:
-    problems = []
-    for item in error.errors():
-        message = str(item["msg"]).removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = "is not a known setting; check its spelling against the documented fields"
-        elif item["type"] == "missing":
-            message = "is required"
-        problems.append(ConfigProblem(_path(tuple(item["loc"]), key=item["type"] == "extra_forbidden"), message))
-    return problems
+    return [_problem(item) for item in error.errors()]
 
 
 def describe(error: ValidationError) -> str:
@@ -413,21 +456,35 @@ def _child(node: Any, part: int | str) -> Any:
     return None
 
 
-def _without_bad_fields(data: Any, error: ValidationError) -> tuple[Any, list[str]]:
+def _drop(data: Any, loc: tuple[Any, ...]) -> bool:
+    """Delete the member at pydantic location ``loc`` from ``data``; whether there was one."""
+    keys = [part for part in loc if isinstance(part, int) or ("[" not in part and "-" not in part)]
+    if not keys or not isinstance(keys[-1], str):
+        return False
+    node: Any = data
+    for part in keys[:-1]:
+        node = _child(node, part)
+    if isinstance(node, dict) and keys[-1] in node:
+        del node[keys[-1]]
+        return True
+    return False
+
+
+def _without_bad_fields(data: Any, error: ValidationError, set_aside: set[str]) -> tuple[Any, list[str]]:
     """A copy of ``data`` without the fields ``error`` names (those a default can replace), and
     their paths: pydantic runs a model's own checks (a window without upstream, a GC VM in no
-    chain) only once all its fields are valid, so dropping the bad ones reveals those checks."""
+    chain) only once all its fields are valid, so dropping the bad ones reveals those checks. A
+    check that judged a default standing in for a field already ``set_aside`` loses the fields it
+    judges too (it passes on their defaults), so the checks behind it show."""
     trimmed = copy.deepcopy(data)
     dropped = []
     for item in error.errors():
-        keys = [part for part in item["loc"] if isinstance(part, int) or ("[" not in part and "-" not in part)]
-        if not keys or not isinstance(keys[-1], str) or item["type"] == "missing":
-            continue  # a model's own check (its path ends at the model) or a required field: nothing to drop
-        node: Any = trimmed
-        for part in keys[:-1]:
-            node = _child(node, part)
-        if isinstance(node, dict) and keys[-1] in node:
-            del node[keys[-1]]
+        check = _check_of(item)
+        if check is not None and _judged_fields(item) & set_aside:
+            for field in check.about:
+                if _drop(trimmed, (*item["loc"], field)):
+                    dropped.append(_path((*item["loc"], field)))
+        elif item["type"] != "missing" and _drop(trimmed, tuple(item["loc"])):  # a required field: kept
             dropped.append(_path(tuple(item["loc"]), key=item["type"] == "extra_forbidden"))
     return trimmed, dropped
 
@@ -442,9 +499,11 @@ def config_problems(data: Any) -> list[ConfigProblem]:
         error = err
     found = _problems(error)
     hidden: set[str] = set()  # paths already reported or dropped: their "is required" is no news
+    set_aside: set[str] = set()  # dropped fields: a check judging their default judges no one's value
     for _ in range(REVEAL_ROUNDS):
-        data, dropped = _without_bad_fields(data, error)
+        data, dropped = _without_bad_fields(data, error, set_aside)
         hidden |= {p.path for p in found} | set(dropped)
+        set_aside |= set(dropped)
         if not dropped:
             break
         try:
@@ -452,8 +511,10 @@ def config_problems(data: Any) -> list[ConfigProblem]:
             break
         except ValidationError as err:
             error = err
-        new = [p for p in _problems(error) if p.path not in hidden and p not in found]
-        found += new
+        for item in error.errors():
+            problem = _problem(item)
+            if problem.path not in hidden and problem not in found and not _judged_fields(item) & set_aside:
+                found.append(problem)
     return found
 
 
@@ -515,11 +576,16 @@ def load_config_file(path: Path, setting: str = CONFIG_SETTING) -> ChainConfig:
             f"{setting}: cannot read {path} ({err.strerror}); point the app setting at the chain "
             "configuration file or set BACKUPCHAIN_CONFIG_JSON"
         ) from None
+    return parse_config_bytes(raw, path.name)
+
+
+def parse_config_bytes(raw: bytes, name: str) -> ChainConfig:
+    """The configuration in the file ``name``'s bytes."""
     try:
         text = raw.decode("utf-8-sig")  # a byte order mark, as some Windows editors write, is fine
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path.name}: not UTF-8 text (byte {err.start + 1}); save the file as UTF-8") from None
-    return parse_config_text(text, path.name)
+        raise ConfigError(f"{name}: not UTF-8 text (byte {err.start + 1}); save the file as UTF-8") from None
+    return parse_config_text(text, name)
 
 
 def load_config(app_dir: Path | None = None) -> ChainConfig:

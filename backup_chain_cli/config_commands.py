@@ -16,6 +16,9 @@ from backup_chain_cli.config_file import load, problems_data, show_problems
 from backup_chain_cli.config_warnings import config_warnings
 from backup_chain_cli.output import EXIT_OK, EXIT_PROBLEM, CliError, Output
 
+# Problems sync-parameters fixes (it writes these parameters from the configuration).
+DERIVED_FIELDS = {parameters.field(name) for name in ("vaultResourceIds", "gcMode", "gcRemediate")}
+
 
 def _parameter_problems(args: argparse.Namespace, config: ChainConfig) -> list[ConfigProblem]:
     root = Path(args.root)
@@ -28,16 +31,19 @@ def _parameter_problems(args: argparse.Namespace, config: ChainConfig) -> list[C
     values: dict[str, Any] = document["parameters"]
     env = dict(os.environ)
     relative = parameters.config_file(values, env)
-    found = [ConfigProblem("chainConfigFile", p) for p in parameters.package_problems(root, relative)]
-    if (root / relative).resolve() != Path(args.config).resolve():
-        found.append(
-            ConfigProblem(
-                "chainConfigFile",
-                f"{relative!r} is the file the app loads in Azure, not {args.config}: validate that file, or "
-                "point chainConfigFile at this one",
+    found = []
+    if relative is not None:
+        config_field = parameters.field("chainConfigFile")
+        found += [ConfigProblem(config_field, p) for p in parameters.package_problems(root, relative)]
+        if (root / relative).resolve() != Path(args.config).resolve():
+            found.append(
+                ConfigProblem(
+                    config_field,
+                    f"{relative!r} is the file the app loads in Azure, not {args.config}: validate that file, or "
+                    "point chainConfigFile at this one",
+                )
             )
-        )
-    found += [ConfigProblem(args.parameters, p) for p in parameters.parameter_problems(config, values, env)]
+    found += parameters.parameter_problems(config, values, env)
     return found
 
 
@@ -57,7 +63,7 @@ def run_validate(args: argparse.Namespace, output: Output) -> int:
         output.warning(f"{warning.path}: {warning.message}")
     if config is None or problems:
         show_problems(output, str(path), problems)
-        if any(p.path == args.parameters for p in problems):
+        if any(p.path in DERIVED_FIELDS for p in problems):
             output.text(f"write the derived parameters with: backup-chain sync-parameters {path}")
         output.data(result)
         return EXIT_PROBLEM
@@ -109,7 +115,7 @@ def register(commands: Any) -> None:
     validate.set_defaults(run=run_validate)
     sync = commands.add_parser(
         "sync-parameters",
-        help="write vaultResourceIds and gcMode derived from a configuration into the parameters file",
+        help="write vaultResourceIds, gcMode and gcRemediate derived from a configuration into the parameters file",
     )
     sync.add_argument("config", metavar="CONFIG", help="the chain configuration file")
     sync.add_argument("--parameters", default=str(parameters.PARAMETERS), metavar="FILE", help="(default: %(default)s)")

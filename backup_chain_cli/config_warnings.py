@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from backup_chain.config import ChainConfig
-from backup_chain.daily_limit import ON_DEMAND_PER_DAY, over_limit
+from backup_chain.daily_limit import FIRINGS_CAP, ON_DEMAND_PER_DAY, over_limit
 
 LISTED_VMS = 3  # a warning about many VMs names this many and counts the rest
 
@@ -23,6 +23,11 @@ def _some(vms: list[str]) -> str:
     return shown + (f" and {len(vms) - LISTED_VMS} more" if len(vms) > LISTED_VMS else "")
 
 
+def _count(count: int, capped: bool) -> str:
+    """A firing count; daily_limit stops counting a window at FIRINGS_CAP, so such a count is a floor."""
+    return f"at least {count}" if capped else str(count)
+
+
 def daily_limit(config: ChainConfig, start: datetime) -> list[ConfigWarning]:
     """VMs whose chains' windows could start more on-demand backups in 24 hours than Azure accepts
     (backup_chain.daily_limit), one warning per set of windows that add up, naming them."""
@@ -31,11 +36,15 @@ def daily_limit(config: ChainConfig, start: datetime) -> list[ConfigWarning]:
         grouped.setdefault((over.chains, over.firings), []).append(over.vm)
     warnings = []
     for (chains, firings), vms in grouped.items():
-        detail = ", ".join(f"{config.chains[i].name}: {count}" for i, count in zip(chains, firings, strict=True))
+        detail = ", ".join(
+            f"{config.chains[i].name}: {_count(count, count >= FIRINGS_CAP)}"
+            for i, count in zip(chains, firings, strict=True)
+        )
+        total = _count(sum(firings), any(count >= FIRINGS_CAP for count in firings))
         warnings.append(
             ConfigWarning(
                 ", ".join(f"chains[{i}].window" for i in chains),
-                f"could start {sum(firings)} on-demand backups of a VM in 24 hours ({detail} window firings) for "
+                f"could start {total} on-demand backups of a VM in 24 hours ({detail} window firings) for "
                 f"{_some(vms)}; Azure accepts {ON_DEMAND_PER_DAY} per VM per day and refuses the rest (BackupFailed "
                 "CloudDosAbsoluteLimitReached)",
             )

@@ -1,7 +1,8 @@
 """What ``validate --parameters`` and ``sync-parameters`` check and write beyond the configuration
 itself: the configuration ships in the deployment package (not excluded by ``.funcignore``) and the
 infra parameters repeating it agree with it: ``vaultResourceIds`` is exactly the configured vaults,
-``gcMode`` is ``gc.mode`` (default ``weekly-policy``), ``vmResourceIds`` lists only configured VMs.
+``gcMode`` is ``gc.mode`` (default ``weekly-policy``), ``gcRemediate`` is ``gc.remediate`` (the vault
+role's protectedItems/write, infra/modules/vault-role.bicep), ``vmResourceIds`` lists only configured VMs.
 The configuration is the file the app loads in Azure: ``chainConfigFile`` (default
 ``config/chains.json``, relative to the app root; app setting ``BACKUPCHAIN_CONFIG``)."""
 
@@ -12,12 +13,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from backup_chain.config import ChainConfig
+from backup_chain.config import ChainConfig, ConfigProblem
 
 PARAMETERS = Path("infra") / "main.parameters.json"
 # infra/main.bicep's chainConfigFile default (tests/infra checks they agree).
 DEFAULT_CONFIG_FILE = "config/chains.json"
 DEFAULT_GC_MODE = "weekly-policy"
+# infra/modules/vault-role.bicep grants protectedItems/write (stop and resume protection) only in
+# this mode or with gcRemediate; GC needs it for weekend-window and for gc.remediate (preflight.required_actions).
+PROTECTION_WRITE_GC_MODE = "weekend-window"
 ARM_MAX_RESOURCES = 800
 MAIN_MODULES = 12  # main.bicep's modules besides the per-vault and per-VM loops (tests/infra counts them)
 _PLACEHOLDER = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:=(?P<default>[^}]*))?\}$")
@@ -104,61 +108,114 @@ def _resolve(value: Any, env: dict[str, str]) -> Any:
     return value
 
 
+def _unset_placeholder(value: Any, env: dict[str, str]) -> str | None:
+    """The ``${NAME}`` a parameter holds when the environment sets no NAME and it has no default."""
+    match = _PLACEHOLDER.match(value) if isinstance(value, str) else None
+    return value if match and match["name"] not in env and match["default"] is None else None
+
+
+def field(name: str) -> str:
+    """A parameter's field, as the problems table shows it."""
+    return f"parameters.{name}"
+
+
 def derived_parameters(config: ChainConfig) -> dict[str, Any]:
     """The infra parameters that repeat the configuration."""
     return {
         "vaultResourceIds": config.vault_ids(),
         "gcMode": config.gc.mode if config.gc is not None else DEFAULT_GC_MODE,
+        "gcRemediate": bool(config.gc is not None and config.gc.remediate),
     }
 
 
-def parameter_problems(config: ChainConfig, parameters: dict[str, Any], env: dict[str, str]) -> list[str]:
+def _vault_problems(vaults: Any, want: list[str]) -> list[ConfigProblem]:
+    at = field("vaultResourceIds")
+    if not isinstance(vaults, list) or not all(isinstance(v, str) for v in vaults):
+        return [ConfigProblem(at, f"must be a list of vault ids; the configuration's are {want}")]
+    have = {v.lower() for v in vaults}
+    need = {v.lower() for v in want}
+    lacking = [f"lacks {v}, a vault of the configuration: the app could not use it" for v in sorted(need - have)]
+    extra = [f"lists {v}, which no chain uses: remove it (least privilege)" for v in sorted(have - need)]
+    return [ConfigProblem(at, message) for message in lacking + extra]
+
+
+def parameter_problems(config: ChainConfig, parameters: dict[str, Any], env: dict[str, str]) -> list[ConfigProblem]:
     values = {name: _resolve(entry.get("value"), env) for name, entry in parameters.items()}
     want = derived_parameters(config)
     problems = []
+    unset = {
+        name: placeholder
+        for name, entry in parameters.items()
+        if (placeholder := _unset_placeholder(entry.get("value"), env)) is not None
+    }
+    for name in ("chainConfigFile", "vaultResourceIds", "gcMode", "gcRemediate", "vmResourceIds"):
+        if name in unset:
+            problems.append(
+                ConfigProblem(
+                    field(name),
+                    f"{unset[name]} is an unset azd placeholder: set {unset[name][2:-1]} in the azd environment "
+                    f"(azd env set) or give it a default ({unset[name][:-1]}=...}})",
+                )
+            )
     if "chainConfig" in values:
         problems.append(
-            "parameter chainConfig is no longer used: the configuration ships as a file (chainConfigFile); "
-            "move it there and remove the parameter"
+            ConfigProblem(
+                field("chainConfig"),
+                "is no longer used: the configuration ships as a file (chainConfigFile); move it there and remove "
+                "the parameter",
+            )
         )
     vaults = values.get("vaultResourceIds")
-    if not isinstance(vaults, list) or not all(isinstance(v, str) for v in vaults):
-        problems.append(
-            f"vaultResourceIds must be a list of vault ids; the configuration's are {want['vaultResourceIds']}"
-        )
-    else:
-        have = {v.lower() for v in vaults}
-        need = {v.lower() for v in want["vaultResourceIds"]}
-        for vault in sorted(need - have):
-            problems.append(f"vaultResourceIds lacks {vault}, a vault of the configuration: the app could not use it")
-        for vault in sorted(have - need):
-            problems.append(f"vaultResourceIds lists {vault}, which no chain uses: remove it (least privilege)")
+    if "vaultResourceIds" not in unset:
+        problems += _vault_problems(vaults, want["vaultResourceIds"])
     gc_mode = values.get("gcMode", DEFAULT_GC_MODE)
-    if gc_mode != want["gcMode"]:
+    if "gcMode" not in unset and gc_mode != want["gcMode"]:
         problems.append(
-            f"gcMode is {gc_mode!r} but the configuration's gc.mode is {want['gcMode']!r}: "
-            "the vault role would not match what GC does"
+            ConfigProblem(
+                field("gcMode"),
+                f"is {gc_mode!r} but the configuration's gc.mode is {want['gcMode']!r}: the vault role would not "
+                "match what GC does",
+            )
+        )
+    remediate = values.get("gcRemediate", False)
+    if "gcRemediate" not in unset and remediate != want["gcRemediate"]:
+        problems.append(
+            ConfigProblem(
+                field("gcRemediate"),
+                f"is {remediate!r} but the configuration's gc.remediate is {want['gcRemediate']!r}: the vault role "
+                "grants protectedItems/write (resume protection) only with gcRemediate true or gcMode "
+                f"{PROTECTION_WRITE_GC_MODE!r}",
+            )
         )
     vms = values.get("vmResourceIds") or []
     known = {vm.lower() for chain in config.chains for _, vm in chain.vm_ids()}
     for vm in vms if isinstance(vms, list) else []:
         if str(vm).lower() not in known:
-            problems.append(f"vmResourceIds lists {vm}, which no chain backs up: remove it")
+            problems.append(ConfigProblem(field("vmResourceIds"), f"lists {vm}, which no chain backs up: remove it"))
     # main.bicep deploys one module per vault and per VM of vmResourceIds, beside ~10 others; ARM allows
     # 800 resources in a template (learn.microsoft.com/azure/azure-resource-manager/templates/error-job-size-exceeded).
     modules = len(vaults if isinstance(vaults, list) else []) + len(vms if isinstance(vms, list) else []) + MAIN_MODULES
     if modules > ARM_MAX_RESOURCES:
         problems.append(
-            f"vaultResourceIds and vmResourceIds make {modules} deployments in main.bicep, over ARM's "
-            f"{ARM_MAX_RESOURCES} resources per template: leave vmResourceIds empty (it only feeds the optional "
-            "grantVmWriteForResume role) or grant that role per resource group yourself"
+            ConfigProblem(
+                field("vmResourceIds"),
+                f"vaultResourceIds and vmResourceIds make {modules} deployments in main.bicep, over ARM's "
+                f"{ARM_MAX_RESOURCES} resources per template: leave vmResourceIds empty (it only feeds the optional "
+                "grantVmWriteForResume role) or grant that role per resource group yourself",
+            )
         )
     return problems
 
 
-def config_file(parameters: dict[str, Any], env: dict[str, str]) -> str:
+def config_file(parameters: dict[str, Any], env: dict[str, str]) -> str | None:
+    """The configuration the app loads in Azure (relative to the app root); None when the
+    parameter is an unset placeholder (parameter_problems reports it)."""
     entry = parameters.get("chainConfigFile")
-    return str(_resolve(entry.get("value"), env) if entry else DEFAULT_CONFIG_FILE)
+    if entry is None:
+        return DEFAULT_CONFIG_FILE
+    if _unset_placeholder(entry.get("value"), env) is not None:
+        return None
+    return str(_resolve(entry.get("value"), env))
 
 
 def package_problems(root: Path, relative: str) -> list[str]:

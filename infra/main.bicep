@@ -29,8 +29,11 @@ param chainConfigFile string = 'config/chains.json'
   'weekly-policy'
   'weekend-window'
 ])
-@description('GC mode; must equal gc.mode of the chain configuration file (checked by backup-chain validate). Only weekend-window grants stop/resume protection.')
+@description('GC mode; must equal gc.mode of the chain configuration file (checked by backup-chain validate). Only weekend-window (or gcRemediate) grants stop/resume protection.')
 param gcMode string = 'weekly-policy'
+
+@description('gc.remediate of the chain configuration file (checked by backup-chain validate): grants protectedItems/write so the weekly check can resume protection it finds stopped.')
+param gcRemediate bool = false
 
 @description('Resource id of an existing Event Grid topic (CloudEvents 1.0 schema) to receive upstream events from. Empty: create one.')
 param existingUpstreamTopicId string = ''
@@ -47,7 +50,7 @@ param deployUpstreamSubscription bool = false
 @description('Use the Durable Task Scheduler backend instead of Azure Storage (also switch host.json storageProvider to azureManaged).')
 param useDurableTaskScheduler bool = false
 
-@description('weekend-window only: grant VM read/write on each VM in vmResourceIds, if Azure requires linked VM access to resume protection (see modules/vm-role.bicep).')
+@description('weekend-window or gcRemediate only: grant VM read/write on each VM in vmResourceIds, if Azure requires linked VM access to resume protection (see modules/vm-role.bicep).')
 param grantVmWriteForResume bool = false
 
 // host.json extensions.durableTask.hubName (contract with the app; checked by tests/infra).
@@ -63,7 +66,7 @@ var upstreamTopicResourceId = (createUpstreamTopic) ? resourceId('Microsoft.Even
 var upstreamTopicParts = split(upstreamTopicResourceId, '/')
 var vaultResourceGroupScopes = [for id in vaultResourceIds: '/subscriptions/${split(id, '/')[2]}/resourceGroups/${split(id, '/')[4]}']
 var vmResourceGroupScopes = [for id in vmResourceIds: '/subscriptions/${split(id, '/')[2]}/resourceGroups/${split(id, '/')[4]}']
-var grantVmRole = (gcMode == 'weekend-window') && grantVmWriteForResume && !empty(vmResourceIds)
+var grantVmRole = ((gcMode == 'weekend-window') || gcRemediate) && grantVmWriteForResume && !empty(vmResourceIds)
 
 module monitoring 'modules/monitoring.bicep' = {
   name: 'monitoring'
@@ -151,6 +154,7 @@ module vaultRole 'modules/vault-role.bicep' = {
   name: 'vault-role'
   params: {
     gcMode: gcMode
+    remediate: gcRemediate
     assignableScopes: union(vaultResourceGroupScopes, vaultResourceGroupScopes)
     roleName: 'BackupChain vault operator (${gcMode}) ${resourceToken}'
   }

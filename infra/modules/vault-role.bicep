@@ -48,13 +48,17 @@ var protectionActions = [
   'Microsoft.RecoveryServices/Vaults/backupFabrics/protectionContainers/protectedItems/write'
 ]
 
-var actions = (gcMode == 'weekend-window') ? concat(readAndTriggerActions, protectionActions) : readAndTriggerActions
+@description('gc.remediate of the chain configuration: the weekly check resumes protection it finds stopped, which needs protectedItems/write in weekly-policy mode too.')
+param remediate bool = false
+
+var protectionWrite = (gcMode == 'weekend-window') || remediate
+var actions = protectionWrite ? concat(readAndTriggerActions, protectionActions) : readAndTriggerActions
 
 resource vaultRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(resourceGroup().id, roleName)
   properties: {
     roleName: roleName
-    description: 'BackupChain app: trigger on-demand VM backups and read jobs, items, policies and recovery points${(gcMode == 'weekend-window') ? '; stop/resume protection (weekend-window GC)' : ''}.'
+    description: 'BackupChain app: trigger on-demand VM backups and read jobs, items, policies and recovery points${protectionWrite ? '; stop/resume protection (weekend-window GC or remediate)' : ''}.'
     type: 'CustomRole'
     assignableScopes: assignableScopes
     permissions: [

@@ -296,8 +296,13 @@ bad_vault_ids = st.one_of(
     st.sampled_from(["v", "1vault", "v_1", "v" * 51, "v\u212a", "vault;1"]).map(vault),
 )
 crons_that_are_not_six_fields = hostile_text.filter(lambda s: len(s.split()) != 6)
-bad_crons = crons_that_are_not_six_fields | st.sampled_from(
-    ["0 0 25 * * *", "60 * * * * *", "* * * 32 * *", "0 0 1 * 13 *", "a b c d e f", "0 0 1 * * * *", "0 0 1 * *"]
+crons_that_never_fire = ["0 0 1 31 2 *", "0 0 0 30 2 *", "0 0 0 31 4,6,9,11 *"]  # valid fields, no such date
+bad_crons = (
+    crons_that_are_not_six_fields
+    | st.sampled_from(
+        ["0 0 25 * * *", "60 * * * * *", "* * * 32 * *", "0 0 1 * 13 *", "a b c d e f", "0 0 1 * * * *", "0 0 1 * *"]
+    )
+    | st.sampled_from(crons_that_never_fire)
 )
 bad_durations = st.one_of(
     hostile_text.filter(lambda s: not s.startswith("P")),
@@ -386,7 +391,7 @@ across = st.one_of(
     ),
     st.just(Mutation(mutate(UP, delete=True), (("chains[0]: ", "'window'", "'upstream'"),), "window, no upstream")),
     st.just(Mutation(mutate(("gc", "policy"), delete=True), (("gc: ", "'policy'"),), "window mode, no policy")),
-    st.just(Mutation(mutate(("gc", "vms", 1), vm("stranger")), (("gc.vms[1] ",),), "gc VM in no chain")),
+    st.just(Mutation(mutate(("gc", "vms", 1), vm("stranger")), (("gc.vms[1]: ", "no chain"),), "gc VM in no chain")),
     st.sampled_from([vm("app01"), vm("app01").upper().replace("/SUBSCRIPTIONS/", "/subscriptions/")]).map(
         lambda v: Mutation(mutate(("gc", "vms", 1), v), (("gc.vms: ", "vms[1]", "once"),), "gc VM listed twice")
     ),
@@ -425,6 +430,7 @@ mutations = st.sampled_from([wrong_types, missing, unknown_keys, bad_values, acr
 @example(Mutation(mutate(("delivery", "retryFor"), "P8D"), at(("delivery", "retryFor")), "retryFor past 7 days"))
 @example(Mutation(mutate(("gc", "overlap"), "Delay"), at(("gc", "overlap")), "overlap spelled otherwise"))
 @example(_unknown((*C0,), "targets[0]", 1))
+@example(Mutation(mutate((*C0, "window"), "0 0 1 31 2 *"), at((*C0, "window")), "a window on 31 February"))
 def test_every_bad_configuration_is_a_config_error_naming_the_field(mutation: Mutation) -> None:
     event(mutation.what.split(" ")[0])
     with pytest.raises(ConfigError) as caught:

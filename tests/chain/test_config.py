@@ -18,6 +18,8 @@ from backup_chain.config import (
     CONFIG_SETTING,
     MAX_CONFIG_BYTES,
     ConfigError,
+    ConfigProblem,
+    config_problems,
     load_config,
     parse_config,
     parse_config_text,
@@ -86,6 +88,8 @@ BAD: list[tuple[str, Any, str, str]] = [
     ("timeout over 7 days", with_change("chains.0.upstream.timeout", "P8D"), "chains[0].upstream.timeout:", "P7D"),
     ("five-field cron", with_change("chains.0.window", "0 1 * * *"), "chains[0].window:", "six-field"),
     ("nonsense cron", with_change("chains.0.window", "0 0 25 * * *"), "chains[0].window:", "0 0 1 * * *"),
+    ("window on 31 February", with_change("chains.0.window", "0 0 1 31 2 *"), "chains[0].window:", "never fires"),
+    ("window on 31 April", with_change("chains.0.window", "0 0 1 31 4 *"), "chains[0].window:", "never fires"),
     ("bad onFailure", with_change("chains.0.upstream.onFailure", "retry"), "chains[0].upstream.onFailure:", "skip"),
     ("bad chain name", with_change("chains.0.name", "nightly etl"), "chains[0].name:", "match pattern"),
     (
@@ -139,6 +143,7 @@ BAD: list[tuple[str, Any, str, str]] = [
         "chains:",
         "rename one",
     ),
+    ("gc VM in no chain", {**VALID, "gc": {"vms": [vm("app01"), vm("stranger")]}}, "gc.vms[1]:", "is in no chain"),
     ("no chains", {**VALID, "chains": []}, "chains:", "at least 1"),
     ("missing targets", {"chains": [{"name": "a"}]}, "chains[0].targets:", "required"),
     ("wrong type", with_change("chains.0.maxParallel", "many"), "chains[0].maxParallel:", "integer"),
@@ -168,6 +173,29 @@ def test_every_problem_is_reported_at_once() -> None:
     message = error_of(data)
     for path in ("chains[0].upstream.timeout", "chains[0].window", "chains[0].retainDays"):
         assert path in message
+
+
+def test_a_window_that_fires_only_in_leap_years_is_valid() -> None:
+    config = parse_config(with_change("chains.0.window", "0 0 1 29 2 *"))
+    assert config.chains[0].window == "0 0 1 29 2 *"
+
+
+def test_checks_on_a_default_standing_in_for_a_bad_field_are_not_reported() -> None:
+    """A bad field is set aside to reveal the checks behind it; a check that then judges the
+    default in its place (no upstream, no policy, the default backoff) reports nothing true."""
+    data = with_change("chains.0.upstream", "Contoso.Etl")  # a string, not an object; window set
+    data["gc"] = {"mode": "weekly-policy", "remediate": True, "policy": 5, "vms": [vm("stranger")]}
+    data["delivery"] = {"firstBackoff": "PT20M", "maxBackoff": "soon"}
+    problems = config_problems(data)
+    assert [p.path for p in problems] == ["chains[0].upstream", "gc.policy", "delivery.maxBackoff", "gc.vms[0]"]
+    assert "valid dictionary" in problems[0].message
+    in_no_chain = f"{vm('stranger')} is in no chain; GC covers VMs that chains back up"
+    assert problems[3] == ConfigProblem("gc.vms[0]", in_no_chain)
+    # the checks themselves still report what is really wrong
+    data = with_change("chains.0.upstream", None)
+    data["gc"] = {"mode": "weekly-policy", "remediate": True}
+    data["delivery"] = {"firstBackoff": "PT20M", "maxBackoff": "PT10M"}
+    assert [p.path for p in config_problems(data)] == ["chains[0]", "gc", "delivery"]
 
 
 def test_ids_are_normalized() -> None:

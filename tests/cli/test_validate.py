@@ -141,13 +141,19 @@ def test_the_app_startup_message_is_unchanged() -> None:
 def test_unreadable_and_non_json_files(tmp_path: Path) -> None:
     out = cli("validate", str(tmp_path / "missing.json"))
     assert out.returncode == 2 and "missing.json: no such file" in out.stderr
+    out = cli("validate", str(tmp_path))
+    assert out.returncode == 2 and f"{tmp_path}: not a file" in out.stderr
+    # a file the OS refuses to read: the command line's problem (exit 2) with the OS's reason, not the app's advice
+    out = cli("validate", "/proc/self/mem")
+    assert out.returncode == 2, out
+    assert out.stderr.strip() == "error: /proc/self/mem: cannot read (Input/output error)", out.stderr
     (tmp_path / "c.json").write_text('{"chains": [')
     code, result = validate_json(str(tmp_path / "c.json"))
     assert code == 1 and "not valid JSON (line 1" in result["problems"][0]["message"]
 
 
 def test_risky_settings_are_warnings_naming_the_field(tmp_path: Path) -> None:
-    body = {
+    body: dict[str, Any] = {
         "chains": [
             {
                 "name": "hourly",
@@ -180,6 +186,14 @@ def test_risky_settings_are_warnings_naming_the_field(tmp_path: Path) -> None:
     assert "started through the API" in warnings["chains[1].window"]
     out = cli("validate", str(path))
     assert out.returncode == 0 and "warning: gc.enforce: false" in out.stderr
+    # every second: the count stops at daily_limit.FIRINGS_CAP, so it is a floor, not exact
+    body["chains"][1].update(upstream={"eventType": "Y"}, window="* * * * * *")
+    path.write_text(json.dumps(body))
+    _, result = validate_json(str(path))
+    every_second = {w["field"]: w["message"] for w in result["warnings"]}["chains[1].window"]
+    assert every_second.startswith(
+        "could start at least 1000 on-demand backups of a VM in 24 hours (by-hand: at least 1000 window firings)"
+    ), every_second
     del body["gc"]
     path.write_text(json.dumps(body))
     _, result = validate_json(str(path))
@@ -200,7 +214,7 @@ def test_an_unshipped_or_other_file_is_refused(project: Path) -> None:
     code, result = validate_json(DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)
     assert code == 1
     assert {
-        "field": "chainConfigFile",
+        "field": "parameters.chainConfigFile",
         "message": "config/chains.json is excluded from the deployment package by "
         ".funcignore: the app could not read it",
     } in result["problems"]
@@ -208,7 +222,7 @@ def test_an_unshipped_or_other_file_is_refused(project: Path) -> None:
     _edit(project / PARAMS, lambda p: p["parameters"]["chainConfigFile"].update(value="config/other.json"))
     code, result = validate_json(DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)
     assert code == 1
-    assert [p["field"] for p in result["problems"]] == ["chainConfigFile"]
+    assert [p["field"] for p in result["problems"]] == ["parameters.chainConfigFile"]
     assert "'config/other.json' is the file the app loads in Azure" in result["problems"][0]["message"]
     out = cli("validate", DEFAULT_CONFIG_FILE, "--parameters", "infra/nope.json", cwd=project)
     assert out.returncode == 2 and "infra/nope.json: cannot read" in out.stderr
@@ -226,20 +240,21 @@ def test_parameters_that_disagree_are_refused_and_sync_writes_them(project: Path
     _edit(project / PARAMS, stale)
     code, result = validate_json(DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)
     assert code == 1
-    messages = [p["message"] for p in result["problems"] if p["field"] == PARAMS]
-    assert (
-        f"vaultResourceIds lacks {VAULT.format('vault-b').lower()}, a vault of the configuration: "
-        "the app could not use it" in messages
-    )
-    assert any(
-        m.startswith(f"vaultResourceIds lists {VAULT.format('vault-old').lower()}, which no chain uses")
-        for m in messages
-    )
-    assert any(
-        m.startswith("gcMode is 'weekly-policy' but the configuration's gc.mode is 'weekend-window'") for m in messages
-    )
-    assert any(m.startswith(f"vmResourceIds lists {VM.format('gone')}, which no chain backs up") for m in messages)
-    assert any(m.startswith("parameter chainConfig is no longer used") for m in messages)
+    # each problem under the parameter it is about, not the file's name
+    assert {p["field"] for p in result["problems"]} == {
+        "parameters.vaultResourceIds",
+        "parameters.gcMode",
+        "parameters.vmResourceIds",
+        "parameters.chainConfig",
+    }
+    messages = {(p["field"], p["message"].split(":")[0]) for p in result["problems"]}
+    assert messages == {
+        ("parameters.vaultResourceIds", f"lacks {VAULT.format('vault-b').lower()}, a vault of the configuration"),
+        ("parameters.vaultResourceIds", f"lists {VAULT.format('vault-old').lower()}, which no chain uses"),
+        ("parameters.gcMode", "is 'weekly-policy' but the configuration's gc.mode is 'weekend-window'"),
+        ("parameters.vmResourceIds", f"lists {VM.format('gone')}, which no chain backs up"),
+        ("parameters.chainConfig", "is no longer used"),
+    }
     out = cli("validate", DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)
     assert "backup-chain sync-parameters config/chains.json" in out.stdout
     # sync derives vaultResourceIds and gcMode; vmResourceIds and chainConfig stay the operator's call
@@ -267,12 +282,16 @@ def test_azd_placeholders_are_resolved_from_the_environment(project: Path) -> No
     args = (DEFAULT_CONFIG_FILE, "--parameters", PARAMS)
     assert validate_json(*args, cwd=project)[0] == 0  # the default applies
     code, result = validate_json(*args, cwd=project, env={"GC_MODE": "weekend-window"})
-    assert code == 1 and result["problems"][0]["message"].startswith("gcMode is 'weekend-window'")
+    assert code == 1 and result["problems"][0] == {
+        "field": "parameters.gcMode",
+        "message": "is 'weekend-window' but the configuration's gc.mode is 'weekly-policy': the vault role would "
+        "not match what GC does",
+    }
     # an array parameter from an azd environment value (JSON text)
     _edit(project / PARAMS, lambda p: p["parameters"]["vaultResourceIds"].update(value="${VAULT_IDS}"))
     assert validate_json(*args, cwd=project, env={"VAULT_IDS": json.dumps([VAULT.format("vault-prod")])})[0] == 0
     code, result = validate_json(*args, cwd=project, env={"VAULT_IDS": json.dumps([VAULT.format("vault-other")])})
-    assert code == 1 and result["problems"][0]["message"].startswith("vaultResourceIds lacks")
+    assert code == 1 and result["problems"][0]["message"].startswith(f"lacks {VAULT.format('vault-prod').lower()}")
 
 
 def test_a_5000_vm_configuration_passes_and_is_reported_as_too_big_for_a_variable(project: Path) -> None:
@@ -320,3 +339,48 @@ def test_sync_names_a_missing_or_broken_parameters_file(project: Path) -> None:
     out = cli("sync-parameters", DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)
     assert out.returncode == 2 and f"{PARAMS}: not valid JSON (line 1" in out.stderr
     assert "Traceback" not in out.stderr and (project / PARAMS).read_text() == "{"
+
+
+def test_an_unset_placeholder_is_named_as_such(project: Path) -> None:
+    _edit(project / PARAMS, lambda p: p["parameters"]["gcMode"].update(value="${GCM}"))
+    env = {k: v for k, v in os.environ.items() if k != "GCM"}
+    out = subprocess.run(
+        [sys.executable, "-m", "backup_chain_cli", "--json", "validate", DEFAULT_CONFIG_FILE, "--parameters", PARAMS],
+        cwd=project,
+        env={**env, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 1, out.stderr
+    assert json.loads(out.stdout)["problems"] == [
+        {
+            "field": "parameters.gcMode",
+            "message": "${GCM} is an unset azd placeholder: set GCM in the azd environment (azd env set) or give it "
+            "a default (${GCM=...})",
+        }
+    ]
+    assert validate_json(DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project, env={"GCM": "weekly-policy"})[0] == 0
+    _edit(project / PARAMS, lambda p: p["parameters"]["chainConfigFile"].update(value="${CONFIG_FILE}"))
+    code, result = validate_json(DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project, env={"GCM": "weekly-policy"})
+    assert code == 1 and [p["field"] for p in result["problems"]] == ["parameters.chainConfigFile"]
+    assert result["problems"][0]["message"].startswith("${CONFIG_FILE} is an unset azd placeholder")
+
+
+def test_remediate_needs_gc_remediate_in_the_parameters_for_its_role(project: Path) -> None:
+    """vault-role.bicep grants protectedItems/write (resume protection) for gcMode 'weekend-window'
+    or gcRemediate true; remediate in weekly-policy mode needs the parameter, and sync writes it."""
+    gc = {"mode": "weekly-policy", "remediate": True, "policy": "weekly"}
+    _edit(project / DEFAULT_CONFIG_FILE, lambda c: c.update(gc=gc))
+    assert validate_json(DEFAULT_CONFIG_FILE, cwd=project)[0] == 0  # the app itself accepts it
+    code, result = validate_json(DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)
+    assert code == 1
+    (problem,) = result["problems"]
+    assert problem["field"] == "parameters.gcRemediate"
+    assert problem["message"].startswith("is False but the configuration's gc.remediate is True")
+    out = cli("sync-parameters", DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)
+    assert out.returncode == 0, out.stderr
+    assert json.loads((project / PARAMS).read_text())["parameters"]["gcRemediate"] == {"value": True}
+    code, result = validate_json(DEFAULT_CONFIG_FILE, "--parameters", PARAMS, cwd=project)
+    assert code == 0, result["problems"]

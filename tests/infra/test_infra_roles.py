@@ -2,7 +2,8 @@
 
 Expected set (docs/deploy.md):
 - per configured vault: one custom role with exactly the Recovery Services operations behind the REST
-  calls the app makes; protectedItems/write (stop/resume protection) only when gcMode is weekend-window;
+  calls the app makes; protectedItems/write (stop/resume protection) only when gcMode is weekend-window
+  or gcRemediate is true;
 - EventGrid Data Sender on the downstream topic only;
 - Storage Blob Data Owner (+ Queue/Table Data Contributor with the Azure Storage Durable backend) on the
   app's own storage account; Monitoring Metrics Publisher on its Application Insights component;
@@ -162,14 +163,24 @@ def test_vault_role_actions_are_exactly_least_privilege(bicep: dict) -> None:
     assert set(variables["readAndTriggerActions"]["value"]) == READ_AND_TRIGGER
     assert len(variables["readAndTriggerActions"]["value"]) == len(READ_AND_TRIGGER)
     assert set(variables["protectionActions"]["value"]) == PROTECTION
-    # protectedItems/write is added only when gcMode == 'weekend-window'
+    # protectedItems/write is added only when gcMode == 'weekend-window' or remediate (resume) is on
+    assert variables["protectionWrite"]["value"] == {
+        "operator": {
+            "type": "or",
+            "operands": {
+                "operand_1": {
+                    "operator": {"type": "equals", "operands": {"operand_1": "gcMode", "operand_2": "weekend-window"}}
+                },
+                "operand_2": "remediate",
+            },
+        }
+    }
+    assert parsed["parameters"]["remediate"]["default"] is False
     assert variables["actions"]["value"] == {
         "operator": {
             "type": "conditional",
             "operands": {
-                "condition": {
-                    "operator": {"type": "equals", "operands": {"operand_1": "gcMode", "operand_2": "weekend-window"}}
-                },
+                "condition": "protectionWrite",
                 "true_value": {
                     "function": {
                         "type": "concat",
@@ -212,6 +223,8 @@ def test_vault_role_is_assigned_on_each_vault_only(bicep: dict) -> None:
     role_module, condition, loop = unwrap(main["modules"]["vaultRole"]["config"])
     assert condition is None and loop is None
     assert role_module["params"]["gcMode"] == "gcMode"
+    assert role_module["params"]["remediate"] == "gcRemediate"
+    assert main["parameters"]["gcRemediate"]["default"] is False
 
 
 def test_vm_role_only_in_weekend_window_and_opt_in(bicep: dict) -> None:
