@@ -15,6 +15,7 @@ import isodate
 from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from backup_chain.ids import CHAIN_NAME_PATTERN
 from backup_chain.resource_ids import ResourceIdError, VaultId, VmId
 
 CONFIG_SETTING = "BACKUPCHAIN_CONFIG"
@@ -159,7 +160,7 @@ class Target(_Model):
 
 
 class Chain(_Model):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")]
+    name: Annotated[str, Field(pattern=CHAIN_NAME_PATTERN)]
     upstream: Upstream | None = None
     window: str | None = None
     targets: Annotated[list[Target], Field(min_length=1)]
