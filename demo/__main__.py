@@ -26,19 +26,18 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from rich.console import Console
 from rich.live import Live
 
 from demo import scenario as sc
+from demo.args import clock_start_argument, interrupt
 from demo.checks import check, kind
 from demo.stack import Stack
 from demo.view import PlainLog, events_table, run_table, vm_name
-from localclock.clock import ClockError, iso, parse_clock_start
+from localclock.clock import iso
 
 MAIN_SCALE = 60.0  # one virtual minute per second: the ~45 virtual minutes of the run take ~40 s
 WALL_LIMIT = 240.0  # seconds; the run normally ends in under 40
@@ -49,10 +48,6 @@ TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")
 
 class DemoError(RuntimeError):
     """The stack or the run did not do what the main job needs."""
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def make_console() -> Console:
@@ -194,15 +189,6 @@ def run_main_job(stack: Stack, console: Console, scale: float, events_out: Path 
     return 1
 
 
-def _clock_start(text: str) -> datetime:
-    if text.strip().lower() == "now":
-        return datetime.now(timezone.utc)
-    try:
-        return parse_clock_start(text)
-    except ClockError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--serve", action="store_true", help="same as ./dev serve (python -m demo.serve) on the sample")
@@ -215,7 +201,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--events-out", type=Path, default=None, help="also write the downstream events to this file")
     parser.add_argument(
         "--clock-start",
-        type=_clock_start,
+        type=clock_start_argument,
         default=sc.CLOCK_START,
         help=f"ISO instant (with offset) the virtual clock starts at, or 'now' (default {iso(sc.CLOCK_START)})",
     )
@@ -236,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         return serve.main(forwarded)
     scale = float(args.time_scale or MAIN_SCALE)
     console = make_console()
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     stack: Stack | None = None
     failed = True
     with tempfile.TemporaryDirectory(prefix="backup-chain-demo-") as tmp:

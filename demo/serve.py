@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from rich.console import Console
@@ -30,9 +29,10 @@ from rich.console import Console
 from backup_chain.config import CONFIG_JSON_SETTING, ChainConfig, ConfigError, parse_config
 from backup_chain.resource_ids import VaultId, VmId
 from demo import scenario as sample
+from demo.args import clock_start_argument, interrupt
 from demo.stack import DOWNSTREAM_TOPIC, UPSTREAM_TOPIC, Stack
 from emulators.recoveryservices.scenario import Scenario, ScenarioError, parse
-from localclock.clock import ClockError, iso, parse_clock_start
+from localclock.clock import iso
 
 DEFAULT_SCALE = 10.0  # Take Snapshot (5-15 virtual minutes) in about a minute of wall time
 WATCH_EVERY = 0.2  # seconds between looks at the processes and the manual clock
@@ -41,10 +41,6 @@ UPSTREAM_SUBSCRIPTION = "upstream-to-app"
 
 class InputError(ValueError):
     """A file or option the operator gave is not usable; the message is the one line shown."""
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 @dataclass(frozen=True)
@@ -251,22 +247,13 @@ def serve_forever(stack: Stack, console: Console) -> int:
         time.sleep(WATCH_EVERY)
 
 
-def _clock_start(text: str) -> datetime:
-    if text.strip().lower() == "now":
-        return datetime.now(timezone.utc).replace(microsecond=0)
-    try:
-        return parse_clock_start(text)
-    except ClockError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="./dev serve", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", type=Path, help="your chain configuration (JSON, docs/configuration.md)")
     p.add_argument("--scenario", type=Path, help="your Recovery Services scenario (JSON, emulators/README.md)")
     p.add_argument(
         "--clock-start",
-        type=_clock_start,
+        type=clock_start_argument,
         default=None,
         help="ISO instant with an offset the shared clock starts at, or 'now' (default: now with your files, "
         f"{iso(sample.CLOCK_START)} with the sample)",
@@ -308,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             f"note: {CONFIG_JSON_SETTING} from your environment is not passed on: the app runs the served one",
             highlight=False,
         )
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     stack: Stack | None = None
     code = 1
     with tempfile.TemporaryDirectory(prefix="backup-chain-serve-") as tmp:

@@ -1,0 +1,25 @@
+"""What the main job (``python -m demo``) and ``./dev serve`` (``python -m demo.serve``) parse and
+handle alike: the ``--clock-start`` argument and SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+from types import FrameType
+
+from localclock.clock import ClockError, parse_clock_start
+
+
+def clock_start_argument(text: str) -> datetime:
+    """``--clock-start``: an ISO instant with its offset, or ``now`` (the wall clock, to the second)."""
+    if text.strip().lower() == "now":
+        return datetime.now(timezone.utc).replace(microsecond=0)
+    try:
+        return parse_clock_start(text)
+    except ClockError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM handler: stop as Ctrl-C does, so the stack is cleaned up."""
+    raise KeyboardInterrupt
