@@ -1,0 +1,89 @@
+"""The Kusto of the alert rules and the workbook infra/ deploys asks for what the app really sends to
+Application Insights: checked as the docs' queries are (test_kusto_queries.py: the app's telemetry
+runs for real on every documented event example against a loopback ingestion endpoint), plus the
+dimension values the rules filter on and the columns their dimensions and measure name. Each check
+is shown to name a deliberately broken copy of a real query."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.docs.infra_queries import alert_rules, column_problems, infra_queries, value_problems, workbook_items
+from tests.docs.kusto import problems
+from tests.docs.telemetry_capture import Emitted, capture
+
+
+@pytest.fixture(scope="module")
+def emitted() -> Emitted:
+    return capture()
+
+
+def test_infra_has_every_alert_and_workbook_query() -> None:
+    assert [rule.key for rule in alert_rules()] == [
+        "run-failed-vms",
+        "events-undelivered",
+        "gc-findings",
+        "gc-resume-failed",
+        "snapshot-lag",
+    ]
+    assert [item["name"] for item in workbook_items()] == ["runs", "vm-timelines", "snapshot-lag", "failures"]
+
+
+@pytest.mark.parametrize("query", infra_queries(), ids=lambda query: query.source)
+def test_each_infra_query_asks_only_for_what_is_emitted(query, emitted: Emitted) -> None:
+    assert problems(query.text, emitted) == []
+    assert value_problems(query.text, emitted) == []
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=lambda rule: rule.key)
+def test_each_rule_splits_and_measures_by_columns_its_query_outputs(rule) -> None:
+    assert column_problems(rule) == []
+
+
+def _rule(key: str):
+    (found,) = [rule for rule in alert_rules() if rule.key == key]
+    return found
+
+
+def _workbook_query(name: str) -> str:
+    (item,) = [item for item in workbook_items() if item["name"] == name]
+    return str(item["content"]["query"])
+
+
+@pytest.mark.parametrize(
+    ("source", "wrong", "right", "expected"),
+    [
+        ("run-failed-vms", "customDimensions.outcome", "customDimensions.result", "customDimensions.result"),
+        ("snapshot-lag", ".SnapshotCompleted", ".SnapshotDone", "'.SnapshotDone'"),
+        ("events-undelivered", "customDimensions.eventType", "customDimensions.type", "customDimensions.type"),
+        ("gc-findings", "customDimensions.finding", "customDimensions.errorCode", "customDimensions.errorCode"),
+        ("workbook:vm-timelines", "snapshotCompletedAt", "snapshotCompletedTime", "snapshotCompletedTime"),
+        ("workbook:runs", "customEvents", "customMetrics", "'.ChainStarted'"),
+        ("workbook:failures", "customDimensions.phase", "customDimensions.failedPhase", "failedPhase"),
+    ],
+)
+def test_a_broken_copy_of_a_real_query_is_named(source: str, wrong: str, right: str, expected: str, emitted) -> None:
+    text = _workbook_query(source.split(":", 1)[1]) if source.startswith("workbook:") else _rule(source).query
+    assert wrong in text
+    assert problems(text, emitted) == []
+    found = problems(text.replace(wrong, right), emitted)
+    assert any(expected in problem for problem in found), found
+
+
+def test_a_misspelt_dimension_value_is_named(emitted: Emitted) -> None:
+    text = _rule("run-failed-vms").query
+    assert value_problems(text, emitted) == []
+    found = value_problems(text.replace('"completedWithFailures"', '"completedWithFailure"'), emitted)
+    assert found == ["customDimensions.outcome is never 'completedWithFailure' in what the app emits"]
+    # =~ compares without case, as Kusto does
+    assert value_problems(text.replace('== "completedWithFailures"', '=~ "COMPLETEDWITHFAILURES"'), emitted) == []
+
+
+def test_a_dimension_the_query_does_not_output_is_named() -> None:
+    rule = _rule("run-failed-vms")
+    broken = type(rule)(rule.key, rule.query.replace("runId = ", "run = "), rule.dimensions, rule.measure, rule.raw)
+    assert column_problems(broken) == ["rule run-failed-vms: column 'runId' is not produced by its query"]
+    lag = _rule("snapshot-lag")
+    assert lag.measure == "lagMinutes"
+    broken = type(lag)(lag.key, lag.query.replace("lagMinutes =", "lag ="), lag.dimensions, lag.measure, lag.raw)
+    assert column_problems(broken) == ["rule snapshot-lag: column 'lagMinutes' is not produced by its query"]
