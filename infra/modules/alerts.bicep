@@ -88,7 +88,8 @@ var rules = [
     query: '''
 customEvents
 | where name endswith ".ChainCompleted" and tostring(customDimensions.outcome) == "completedWithFailures"
-| project timestamp, chain = tostring(customDimensions.chain), runId = tostring(customDimensions.runId)
+| project timestamp, chain = tostring(customDimensions.chain), runId = tostring(customDimensions.runId),
+          counts = tostring(customDimensions.counts)
 '''
     aggregation: 'Count'
     measure: ''
@@ -264,6 +265,3 @@ resource alertRules 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for r
     alertReader
   ]
 }]
-
-output ruleNames array = [for (rule, i) in rules: alertRules[i].name]
-output actionGroupIds array = actionGroupIds

@@ -6,6 +6,9 @@ is shown to name a deliberately broken copy of a real query."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from tests.docs.infra_queries import alert_rules, column_problems, infra_queries, value_problems, workbook_items
@@ -87,3 +90,11 @@ def test_a_dimension_the_query_does_not_output_is_named() -> None:
     assert lag.measure == "lagMinutes"
     broken = type(lag)(lag.key, lag.query.replace("lagMinutes =", "lag ="), lag.dimensions, lag.measure, lag.raw)
     assert column_problems(broken) == ["rule snapshot-lag: column 'lagMinutes' is not produced by its query"]
+
+
+def test_the_run_counts_reach_kusto_as_the_json_of_the_events_counts(emitted: Emitted) -> None:
+    """The runs panel and the failed-VMs alert read ChainCompleted's counts with parse_json."""
+    example = json.loads((Path(__file__).resolve().parents[2] / "docs/events/ChainCompleted.json").read_text())
+    (row,) = [row for row in emitted.table("customEvents") if row.name == "BackupChain.ChainCompleted"]
+    (counts,) = [value for key, value in row.values if key == "counts"]
+    assert json.loads(counts) == example["data"]["counts"] == {"failed": 1, "completed": 5}
