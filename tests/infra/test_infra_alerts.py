@@ -30,26 +30,36 @@ def _rules(bicep: dict) -> list[dict[str, Any]]:
     return list(bicep["modules/alerts.bicep"]["variables"]["rules"]["value"])
 
 
-def test_each_rule_is_deliberately_scheduled(bicep: dict) -> None:
-    severities = {}
+def documented_rules() -> dict[str, tuple[int, int, int]]:
+    """docs/operations.md's alert table: rule -> (severity, every, window) as it documents them."""
+    text = (INFRA.parent / "docs" / "operations.md").read_text()
+    table = text[text.index("| rule (`alert-<token>-…`) |") :].split("\n\n", 1)[0]
+    found = {}
+    for row in table.splitlines()[2:]:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        severity = re.match(r"(\d) ", cells[2])
+        schedule = re.match(r"(\d+) / (\d+) min$", cells[3])
+        assert severity and schedule, row
+        found[cells[0].strip("`")] = (int(severity.group(1)), int(schedule.group(1)), int(schedule.group(2)))
+    return found
+
+
+def test_each_rule_is_scheduled_and_graded_as_documented(bicep: dict) -> None:
+    deployed = {}
     for rule in _rules(bicep):
         frequency, window = _minutes(rule["frequency"]), _minutes(rule["window"])
-        # Every 5 to 15 min; the window overlaps the next evaluations
-        # (ingestion delay) and the stateful alert keeps one occurrence from notifying twice.
+        # Every 5 to 15 min; the window overlaps the next evaluations (ingestion delay) and the
+        # stateful alert keeps one occurrence from notifying twice.
         assert frequency in (5, 10, 15), rule["key"]
         assert window == 3 * frequency, rule["key"]
+        assert rule["severity"] in range(5), rule["key"]
         assert rule["dimensions"], f"{rule['key']}: split by the dimensions naming the occurrence"
         for dimension in rule["dimensions"]:
             assert dimension["operator"] == "Include" and dimension["values"] == "everyValue"
-        severities[rule["key"]] = rule["severity"]
+        deployed[rule["key"]] = (rule["severity"], frequency, window)
     assert bicep["modules/alerts.bicep"]["variables"]["everyValue"]["value"] == ["*"]
-    assert severities == {
-        "run-failed-vms": 2,
-        "events-undelivered": 1,
-        "gc-findings": 2,
-        "gc-resume-failed": 1,
-        "snapshot-lag": 3,
-    }
+    assert deployed == documented_rules()
+    assert len(deployed) == 5
 
 
 def test_count_rules_fire_on_any_row_and_the_lag_rule_on_its_threshold(bicep: dict) -> None:
