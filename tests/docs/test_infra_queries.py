@@ -98,3 +98,12 @@ def test_the_run_counts_reach_kusto_as_the_json_of_the_events_counts(emitted: Em
     (row,) = [row for row in emitted.table("customEvents") if row.name == "BackupChain.ChainCompleted"]
     (counts,) = [value for key, value in row.values if key == "counts"]
     assert json.loads(counts) == example["data"]["counts"] == {"failed": 1, "completed": 5}
+
+
+def test_queries_inside_workbook_groups_are_found(tmp_path: Path) -> None:
+    """A group (type 12) edited in the portal nests its items: their queries are checked too."""
+    query = {"type": 3, "name": "inner", "content": {"query": "customEvents"}}
+    group = {"type": 12, "name": "group", "content": {"version": "NotebookGroup/1.0", "items": [query]}}
+    document = tmp_path / "w.json"
+    document.write_text(json.dumps({"version": "Notebook/1.0", "items": [{"type": 1, "content": {}}, group]}))
+    assert [item["name"] for item in workbook_items(document)] == ["inner"]
