@@ -3,6 +3,7 @@ devhost and tests stay offline. The import is deferred: it costs nothing when te
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 
@@ -35,6 +36,7 @@ EVENT_DIMENSIONS = (
     "finding",
     "outcome",
     "snapshotCompletedAt",
+    "counts",
 )
 
 
@@ -45,10 +47,15 @@ def record_event(event: dict[str, object]) -> None:
     The Azure Monitor exporter turns a record carrying ``microsoft.custom_event.name`` into a
     customEvents row of that name and every other ``extra`` key into a customDimensions entry
     (azure-monitor-opentelemetry-exporter, export/logs/_exporter.py). Data fields the event does
-    not carry are left out, not sent as null."""
+    not carry are left out, not sent as null; an object (ChainCompleted's ``counts``) is sent as its
+    JSON text, which Kusto reads back with parse_json (a custom dimension is a string)."""
     data = event.get("data") if isinstance(event.get("data"), dict) else {}
     assert isinstance(data, dict)
-    dimensions = {key: data[key] for key in EVENT_DIMENSIONS if data.get(key) is not None}
+    dimensions = {
+        key: json.dumps(data[key], sort_keys=True) if isinstance(data[key], dict) else data[key]
+        for key in EVENT_DIMENSIONS
+        if data.get(key) is not None
+    }
     logging.getLogger(EVENT_LOGGER).info(
         "%s %s",
         event.get("type"),

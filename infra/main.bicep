@@ -53,6 +53,19 @@ param useDurableTaskScheduler bool = false
 @description('weekend-window or gcRemediate only: grant VM read/write on each VM in vmResourceIds, if Azure requires linked VM access to resume protection (see modules/vm-role.bicep).')
 param grantVmWriteForResume bool = false
 
+@description('Create the Azure Monitor alert rules (modules/alerts.bicep; docs/operations.md, Alerts).')
+param alertsEnabled bool = true
+
+@description('Resource id of an existing action group the alert rules notify. Empty: none (see alertEmails).')
+param alertActionGroupId string = ''
+
+@description('E-mail addresses the alert rules notify through an action group this template creates. Empty: none created.')
+param alertEmails array = []
+
+@minValue(1)
+@description('Minutes between a snapshot completing and its SnapshotCompleted event above which the snapshot-lag alert fires.')
+param snapshotLagThresholdMinutes int = 15
+
 // host.json extensions.durableTask.hubName (contract with the app; checked by tests/infra).
 var durableHubName = 'BackupChainHub'
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
@@ -75,6 +88,29 @@ module monitoring 'modules/monitoring.bicep' = {
     tags: tags
     logAnalyticsName: 'log-${resourceToken}'
     applicationInsightsName: 'appi-${resourceToken}'
+  }
+}
+
+module alerts 'modules/alerts.bicep' = if (alertsEnabled) {
+  name: 'alerts'
+  params: {
+    location: location
+    tags: tags
+    namePrefix: 'alert-${resourceToken}'
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    actionGroupId: alertActionGroupId
+    alertEmails: alertEmails
+    snapshotLagThresholdMinutes: snapshotLagThresholdMinutes
+  }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    nameSeed: environmentName
   }
 }
 
@@ -218,3 +254,4 @@ output UPSTREAM_TOPIC_SUBSCRIPTION_ID string = upstreamTopicParts[2]
 output UPSTREAM_TOPIC_RESOURCE_GROUP string = upstreamTopicParts[4]
 output UPSTREAM_TOPIC_NAME string = upstreamTopicParts[8]
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output WORKBOOK_ID string = workbook.outputs.workbookId

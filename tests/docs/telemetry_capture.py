@@ -30,12 +30,13 @@ APP_METRIC_PREFIX = "backupchain."
 @dataclass(frozen=True)
 class Row:
     """One row as Kusto sees it: ``name`` (event or metric), ``message`` (traces) and the keys
-    of ``customDimensions``."""
+    of ``customDimensions`` (``values``: those keys with their values, as strings)."""
 
     table: str
     name: str
     message: str
     dimensions: frozenset[str]
+    values: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass
@@ -50,16 +51,18 @@ def rows_of(envelope: dict[str, Any]) -> list[Row]:
     data = envelope.get("data") or {}
     table = TABLES.get(str(data.get("baseType")))
     base = data.get("baseData") or {}
-    dimensions = frozenset((base.get("properties") or {}).keys())
+    properties = base.get("properties") or {}
+    dimensions = frozenset(properties.keys())
+    values = frozenset((str(key), str(value)) for key, value in properties.items())
     if table == "customMetrics":
         return [
-            Row(table, str(metric["name"]), "", dimensions)
+            Row(table, str(metric["name"]), "", dimensions, values)
             for metric in base.get("metrics", [])
             if str(metric["name"]).startswith(APP_METRIC_PREFIX)
         ]
     if table is None:
         return []
-    return [Row(table, str(base.get("name", "")), str(base.get("message", "")), dimensions)]
+    return [Row(table, str(base.get("name", "")), str(base.get("message", "")), dimensions, values)]
 
 
 @contextmanager

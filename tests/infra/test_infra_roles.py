@@ -9,6 +9,8 @@ Expected set (docs/deploy.md):
   app's own storage account; Monitoring Metrics Publisher on its Application Insights component;
   Durable Task Data Contributor on the task hub only with the Durable Task Scheduler backend;
 - optionally (weekend-window + grantVmWriteForResume) VM read/write on the configured VMs.
+
+The alert rules' own identity (modules/alerts.bicep) reads the Application Insights component only.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ ROLE = {
     "monitoringMetricsPublisher": "3913510d-42f4-4e42-8a64-420c390055eb",
     "eventGridDataSender": "d5a91429-5739-47e2-a06b-3470a27159e7",
     "durableTaskDataContributor": "0ad04412-c4d5-4796-b79c-f76d14c8d402",
+    "reader": "acdd72a7-3385-48ef-bd42-f606fba81ae7",
 }
 BROAD_BUILTINS = {
     "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",  # Owner
@@ -86,6 +89,7 @@ def test_only_expected_files_assign_roles(bicep: dict) -> None:
         "modules/vault-access.bicep",
         "modules/vm-access.bicep",
         "modules/topic.bicep",
+        "modules/alerts.bicep",
     }
 
 
@@ -261,3 +265,20 @@ def test_no_role_definition_elsewhere(bicep: dict) -> None:
         if res["type"] == "Microsoft.Authorization/roleDefinitions"
     }
     assert defs == {"modules/vault-role.bicep", "modules/vm-role.bicep"}
+
+
+def test_alert_rules_query_as_their_own_identity_with_reader_on_the_component_only(bicep: dict) -> None:
+    parsed = bicep["modules/alerts.bicep"]
+    ((name, (body, condition, loop)),) = role_assignments(parsed).items()
+    assert condition is None and loop is None
+    assert body["scope"] == "applicationInsights"
+    assert parsed["resources"]["applicationInsights"]["type"] == "Microsoft.Insights/components"
+    assert role_id_of(body, parsed["variables"]) == ROLE["reader"]
+    assert body["properties"]["principalType"] == "ServicePrincipal"
+    identity = body["properties"]["principalId"]["operator"]["operands"]["operand_1"]
+    assert identity == "alertIdentity"
+    assert parsed["resources"]["alertIdentity"]["type"] == "Microsoft.ManagedIdentity/userAssignedIdentities"
+    rules, _, loop = unwrap(parsed["resources"]["alertRules"]["config"])
+    assert loop is not None
+    assert rules["identity"]["type"] == "UserAssigned"
+    assert rules["dependsOn"] == [name]  # granted before a rule's query is validated
