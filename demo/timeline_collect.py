@@ -7,14 +7,16 @@ listener (``/admin/deliveries``). The model and the drawing are pure (``demo/tim
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import requests
 from dateutil.parser import isoparse
 
 from demo.stack import DOWNSTREAM_LISTENER, DOWNSTREAM_TOPIC, Stack
-from demo.timeline import Delivery, RunTimeline, build_timeline
-from demo.timeline_render import render
+from demo.timeline import TERMINAL_STATUSES, Delivery, RunTimeline, TimelineError, build_timeline
+from demo.timeline_render import SUFFIXES, render
 
 DELIVERED_STATUSES = frozenset({200, 201, 202, 203, 204})  # Event Grid's webhook success codes
 
@@ -68,3 +70,58 @@ def settle_deliveries(stack: Stack, timeout: float) -> None:
 
 def write(timeline: RunTimeline, path: Path) -> None:
     path.write_text(render(timeline, path.suffix.lower()), encoding="utf-8")
+
+
+class RunPictures:
+    """``./dev serve --timeline DIR``: draws every run that has ended to ``DIR/<chain>.<runId>.svg``
+    and ``.html``. Looks at each chain's newest runs (``GET …/runs?top=``) every few seconds; a
+    picture is redrawn while a snapshot's delivery to downstream is still pending, then left alone."""
+
+    LOOK_EVERY = 2.0  # wall seconds
+    NEWEST = 50  # runs per chain looked at
+
+    def __init__(self, stack: Stack, chains: list[str], directory: Path, say: Callable[[str], None]) -> None:
+        self.stack, self.chains, self.directory, self.say = stack, chains, directory, say
+        self.done: set[tuple[str, str]] = set()
+        self.written: set[tuple[str, str]] = set()
+        self.told: dict[tuple[str, str], str] = {}
+        self.next_look = 0.0
+
+    def look(self) -> None:
+        if time.monotonic() < self.next_look:
+            return
+        self.next_look = time.monotonic() + self.LOOK_EVERY
+        for chain in self.chains:
+            response = self.stack.api("GET", f"chains/{chain}/runs?top={self.NEWEST}")
+            if response.status_code != 200:
+                self._tell((chain, ""), f"listing the runs of {chain} answered {response.status_code}")
+                continue
+            for run in response.json().get("runs") or []:
+                key = (chain, str(run.get("runId")))
+                if run.get("runtimeStatus") in TERMINAL_STATUSES and key not in self.done:
+                    self._draw(*key)
+
+    def _draw(self, chain: str, run_id: str) -> None:
+        key = (chain, run_id)
+        try:
+            timeline = collect(self.stack, chain, run_id)
+        except (CollectError, TimelineError, requests.RequestException) as err:
+            self._tell(key, f"run {run_id} of chain {chain} cannot be drawn: {err}")
+            return
+        paths = [self.directory / f"{chain}.{run_id}{suffix}" for suffix in SUFFIXES]
+        try:
+            for path in paths:
+                write(timeline, path)
+        except OSError as err:
+            self._tell(key, f"run {run_id} of chain {chain}: cannot write {err.filename}: {err.strerror}")
+            return
+        if key not in self.written:
+            self.written.add(key)
+            self.say(f"timeline: run {run_id} of chain {chain} ({timeline.outcome}) drawn to {paths[0]} and .html")
+        if all(vm.heard is None or vm.heard.state != "Pending" for vm in timeline.vms):
+            self.done.add(key)
+
+    def _tell(self, key: tuple[str, str], message: str) -> None:
+        if self.told.get(key) != message:  # once per distinct problem, not every look
+            self.told[key] = message
+            self.say(f"timeline: {message}")
