@@ -18,8 +18,6 @@ from demo.stack import DOWNSTREAM_LISTENER, DOWNSTREAM_TOPIC, Stack
 from demo.timeline import TERMINAL_STATUSES, Delivery, RunTimeline, TimelineError, build_timeline
 from demo.timeline_render import SUFFIXES, render
 
-DELIVERED_STATUSES = frozenset({200, 201, 202, 203, 204})  # Event Grid's webhook success codes
-
 
 class CollectError(RuntimeError):
     """The stack did not answer what a timeline needs."""
@@ -39,8 +37,9 @@ def listener_deliveries(stack: Stack) -> dict[str, Delivery]:
         raise CollectError(f"the Event Grid emulator has no downstream subscription {DOWNSTREAM_LISTENER!r}")
     found: dict[str, Delivery] = {}
     for delivery in answer.get("deliveries") or []:
-        succeeded = [h for h in delivery.get("history") or [] if h.get("httpStatusCode") in DELIVERED_STATUSES]
-        at = isoparse(succeeded[-1]["time"]) if delivery.get("state") == "Delivered" and succeeded else None
+        history = delivery.get("history") or []
+        # Delivered: the last attempt is the one the subscriber acknowledged.
+        at = isoparse(history[-1]["time"]) if delivery.get("state") == "Delivered" and history else None
         for event_id in delivery.get("eventIds") or []:
             found[str(event_id)] = Delivery(str(delivery.get("state")), at)
     return found
