@@ -161,7 +161,7 @@ def test_svg_segments_are_ordered_left_to_right_on_the_clock() -> None:
     snap_end = float(web_snap.get("x", "")) + float(web_snap.get("width", ""))
     assert float(line.get("x1", "")) > snap_end
     assert not [g for g in drawn["sql01"].iter(f"{SVG}g") if g.get("class") == "heard"]
-    ticks = [g.get("data-at") for g in svg.iter(f"{SVG}g") if g.get("class") == "tick"]
+    ticks = [g.get("data-at", "") for g in svg.iter(f"{SVG}g") if g.get("class") == "tick"]
     assert ticks and ticks == sorted(ticks)
     assert [g.get("data-at") for g in svg.iter(f"{SVG}g") if g.get("class") == "upstream"] == [iso(3)]
 
@@ -270,6 +270,9 @@ def test_html_is_well_formed_self_contained_and_tabulates_each_vm() -> None:
     assert rows(ET.fromstring(svg))["file01"].get("data-error-code") == "Bad<Code>&'\""
 
 
-def test_an_unknown_suffix_is_refused() -> None:
+def test_an_unknown_suffix_or_no_rows_is_refused() -> None:
+    timeline = build_timeline(*sample_run())
     with pytest.raises(ValueError, match=re.escape("ends in .svg or .html, not '.png'")):
-        render(build_timeline(*sample_run()), ".png")
+        render(timeline, ".png")
+    with pytest.raises(ValueError, match="limit must be at least 1, not 0"):
+        render(timeline, ".svg", max_rows=0)

@@ -7,6 +7,8 @@ published."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from html.parser import HTMLParser
@@ -17,7 +19,7 @@ import pytest
 from dateutil.parser import isoparse
 
 from demo.scenario import FAILED_ERROR, PREFIX, VMS
-from tests.support.main_job import run_main_job
+from tests.support.main_job import REPO, run_main_job
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -103,3 +105,23 @@ def test_main_job_draws_its_run_as_svg_and_html_matching_its_events(tmp_path: Pa
     for vm in VMS:
         if vm.role != "failsSnapshot":
             assert "not delivered" not in table[vm.name][8] and "(+" in table[vm.name][8], table[vm.name]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("run.png", "run.png: the file name must end in .svg or .html"),
+        ("missing/run.svg", "run.svg: directory"),
+    ],
+)
+def test_a_bad_timeline_file_is_refused_before_anything_starts(tmp_path: Path, name: str, expected: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "demo", "--timeline", str(tmp_path / name)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done
+    assert "argument --timeline" in done.stderr and expected in done.stderr, done.stderr
+    assert "starting" not in done.stdout and list(tmp_path.iterdir()) == []
