@@ -155,8 +155,8 @@ def build_timeline(
     chain, run_id = str(run.get("chain") or ""), str(run.get("runId") or "")
     if not chain or not run_id:
         raise TimelineError("run: 'chain' and 'runId' are required")
-    custom = run.get("custom") if isinstance(run.get("custom"), Mapping) else {}
-    assert isinstance(custom, Mapping)
+    raw_custom = run.get("custom")
+    custom: Mapping[str, Any] = raw_custom if isinstance(raw_custom, Mapping) else {}
     chain_events = {_kind(e): e for e in events if not _field(e, "vmId")}
     started = _time((chain_events.get("ChainStarted") or {}).get("time"), "ChainStarted.time") or _time(
         custom.get("startedAt"), "run.custom.startedAt"

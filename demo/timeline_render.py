@@ -99,7 +99,7 @@ def _heard(scale: _Scale, vm: VmTimeline, y: float) -> str:
 
 def _status_text(vm: VmTimeline) -> str:
     if vm.outcome == "failed":
-        return f"✕ {vm.error_code or 'failed'} (in {vm.failed_phase or 'unknown phase'})"
+        return f"{vm.error_code or 'failed'} (in {vm.failed_phase or 'unknown phase'})"
     if vm.outcome == "completed":
         return duration(vm.total_seconds)
     if vm.outcome == "notStarted":
