@@ -10,6 +10,10 @@ downstream events and one result line. Exit code 0 only if the run behaved as th
 The clock starts at ``--clock-start ISO`` (default ``demo.scenario.CLOCK_START``, a fixed Monday
 02:40 UTC; ``now`` for the wall clock's time), so the run does not depend on the day it runs on.
 
+``--timeline FILE`` (``.svg`` or ``.html``, repeatable) also draws the run's per-VM timeline
+(``demo/timeline.py``); a downstream listener then subscribes to the downstream topic, so the
+picture marks when downstream heard of each snapshot.
+
 ``--serve`` is ``./dev serve`` on the same sample (``demo/serve.py``): the stack stays up for a
 person to poke at with the HTTP API until Ctrl-C.
 """
@@ -33,9 +37,12 @@ from rich.console import Console
 from rich.live import Live
 
 from demo import scenario as sc
+from demo import timeline_collect
 from demo.args import clock_start_argument, interrupt
 from demo.checks import check, kind
+from demo.listener import DownstreamListener
 from demo.stack import Stack
+from demo.timeline_render import SUFFIXES
 from demo.view import PlainLog, events_table, run_table, vm_name
 from localclock.clock import iso
 
@@ -112,7 +119,9 @@ def get_run(stack: Stack, run_id: str) -> dict[str, Any]:
     return dict(response.json())
 
 
-def run_main_job(stack: Stack, console: Console, scale: float, events_out: Path | None) -> int:
+def run_main_job(
+    stack: Stack, console: Console, scale: float, events_out: Path | None, timelines: list[Path] | None = None
+) -> int:
     began = time.monotonic()
     virtual_start = stack.clock.now()
     run_id = f"demo-{virtual_start:%Y%m%dT%H%M%S}"
@@ -153,6 +162,8 @@ def run_main_job(stack: Stack, console: Console, scale: float, events_out: Path 
     if events_out is not None:
         events_out.write_text(json.dumps(events, indent=2) + "\n")
     console.print(events_table(events, sc.PREFIX))
+    if timelines:
+        write_timelines(stack, run_id, timelines, console)
     jobs = {vm.name: stack.admin("recoveryservices", "GET", "/admin/jobs", params={"vm": vm.name}) for vm in sc.VMS}
     verdict = check(run, events, jobs, upstream_id)
     for note in verdict.notes:
@@ -189,6 +200,24 @@ def run_main_job(stack: Stack, console: Console, scale: float, events_out: Path 
     return 1
 
 
+def write_timelines(stack: Stack, run_id: str, paths: list[Path], console: Console) -> None:
+    timeline_collect.settle_deliveries(stack, timeout=10.0)
+    timeline = timeline_collect.collect(stack, sc.CHAIN, run_id)
+    for path in paths:
+        timeline_collect.write(timeline, path)
+        console.print(f"timeline of run {run_id} ({len(timeline.vms)} VMs) written to {path}", highlight=False)
+
+
+def timeline_argument(text: str) -> Path:
+    """``--timeline``: a file ending in .svg or .html in an existing directory."""
+    path = Path(text)
+    if path.suffix.lower() not in SUFFIXES:
+        raise argparse.ArgumentTypeError(f"{text}: the file name must end in .svg or .html")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: directory {path.parent} does not exist")
+    return path
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--serve", action="store_true", help="same as ./dev serve (python -m demo.serve) on the sample")
@@ -200,6 +229,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--events-out", type=Path, default=None, help="also write the downstream events to this file")
     parser.add_argument(
+        "--timeline",
+        type=timeline_argument,
+        action="append",
+        metavar="FILE",
+        help="also draw the run's per-VM timeline to FILE (.svg, or .html: the SVG plus a table); repeatable",
+    )
+    parser.add_argument(
         "--clock-start",
         type=clock_start_argument,
         default=sc.CLOCK_START,
@@ -208,6 +244,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.time_scale is not None and not args.time_scale > 0:
         parser.error("--time-scale must be > 0")
+    if args.serve and args.timeline:
+        parser.error("--timeline draws the main job's run; with --serve use ./dev serve --timeline DIR")
     return args
 
 
@@ -224,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     console = make_console()
     signal.signal(signal.SIGTERM, interrupt)
     stack: Stack | None = None
+    listener = DownstreamListener().start() if args.timeline else None
     failed = True
     with tempfile.TemporaryDirectory(prefix="backup-chain-demo-") as tmp:
         try:
@@ -233,9 +272,14 @@ def main(argv: list[str] | None = None) -> int:
                 highlight=False,
             )
             stack = Stack.start(
-                Path(tmp), sc.scenario(args.clock_start), sc.chains(), time_scale=scale, clock_start=args.clock_start
+                Path(tmp),
+                sc.scenario(args.clock_start),
+                sc.chains(),
+                time_scale=scale,
+                clock_start=args.clock_start,
+                downstream_webhook=listener.url if listener is not None else None,
             )
-            code = run_main_job(stack, console, scale, args.events_out)
+            code = run_main_job(stack, console, scale, args.events_out, args.timeline)
             failed = code != 0
             return code
         except KeyboardInterrupt:
@@ -254,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
                         if tail:
                             console.print(f"--- {name} log (last lines)\n{tail}", highlight=False, markup=False)
                 stack.stop()
+            if listener is not None:
+                listener.stop()
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
 

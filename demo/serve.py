@@ -5,8 +5,9 @@ Validates both files first (the scenario with the emulator's own schema, the cha
 with the app's own loader: a bad file is one line naming the bad key, exit 2, nothing started);
 then starts the Recovery Services and Event Grid emulators and devhost on one shared clock with
 the emulators' CA trusted, and prints the URLs, keys, event logs and ready-to-paste commands.
-Without ``--config``/``--scenario`` it serves the main job's embedded sample. See
-docs/local-stack.md.
+Without ``--config``/``--scenario`` it serves the main job's embedded sample. With ``--timeline
+DIR`` a downstream listener subscribes to the downstream topic and every run that ends is drawn to
+``DIR/<chain>.<runId>.svg`` and ``.html`` (``demo/timeline_collect.py``). See docs/local-stack.md.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from backup_chain.config import CONFIG_JSON_SETTING, ChainConfig, ConfigError, p
 from backup_chain.resource_ids import VaultId, VmId
 from demo import scenario as sample
 from demo.args import clock_start_argument, interrupt
-from demo.stack import DOWNSTREAM_TOPIC, UPSTREAM_TOPIC, Stack
+from demo.listener import DownstreamListener
+from demo.stack import DOWNSTREAM_LISTENER, DOWNSTREAM_TOPIC, UPSTREAM_TOPIC, Stack
+from demo.timeline_collect import RunPictures
 from emulators.recoveryservices.scenario import Scenario, ScenarioError, parse
 from localclock.clock import iso
 
@@ -121,7 +124,7 @@ def _upstream_subject(pattern: str | None) -> str:
     return pattern[:-1] + "example" if pattern.endswith("*") else pattern
 
 
-def guide(stack: Stack, estate: Estate, scale: float | None) -> str:
+def guide(stack: Stack, estate: Estate, scale: float | None, timeline_dir: Path | None = None) -> str:
     """The banner: where everything is and commands to paste, using the operator's own chain and VM."""
     url = stack.devhost.url
     key, master = stack.keys["function"], stack.keys["masterKey"]
@@ -167,6 +170,12 @@ def guide(stack: Stack, estate: Estate, scale: float | None) -> str:
   curl -s -X POST "$URL/admin/clock/advance?seconds=300" -H "x-functions-key: $MASTER_KEY"
   curl -s "$URL/admin/clock" -H "x-functions-key: $MASTER_KEY"       # what time it is
 """
+    pictures = ""
+    if timeline_dir is not None:
+        pictures = (
+            f"  run timelines             {timeline_dir}/<chain>.<runId>.svg and .html, drawn when a run ends\n"
+            f"                            (downstream listener: /admin/deliveries?subscription={DOWNSTREAM_LISTENER})\n"
+        )
     return f"""\
 backup chain on devhost + emulators, serving {estate.source}
 clock {clock}; now {iso(stack.clock.now().replace(microsecond=0))}
@@ -185,7 +194,7 @@ chains: {names}
   CA bundle (emulators)     {bundle}   (the app trusts it through REQUESTS_CA_BUNDLE)
   files the processes read  {stack.base / "chains.json"}, {stack.base / "scenario.json"}
   process logs              {stack.base}/devhost.log, recoveryservices.log, eventgrid.log
-
+{pictures}
 Try it (paste into another shell):
 
   export URL={url} KEY={key} MASTER_KEY={master} CA={bundle}
@@ -233,7 +242,7 @@ class Watch:
                 self.stack.admin(name, "POST", "/admin/clock/advance", params={"seconds": "0"})
 
 
-def serve_forever(stack: Stack, console: Console) -> int:
+def serve_forever(stack: Stack, console: Console, pictures: RunPictures | None = None) -> int:
     watch = Watch(stack)
     while True:
         died = watch.dead()
@@ -244,6 +253,8 @@ def serve_forever(stack: Stack, console: Console) -> int:
             console.print(tail or "(its log is empty)", highlight=False, markup=False)
             return 1
         watch.follow_clock()
+        if pictures is not None:
+            pictures.look()
         time.sleep(WATCH_EVERY)
 
 
@@ -265,6 +276,12 @@ def parser() -> argparse.ArgumentParser:
     clock.add_argument(
         "--manual-clock", action="store_true", help="time moves only when advanced (POST /admin/clock/advance)"
     )
+    p.add_argument(
+        "--timeline",
+        type=Path,
+        metavar="DIR",
+        help="draw every run that ends to DIR/<chain>.<runId>.svg and .html (created if missing)",
+    )
     return p
 
 
@@ -275,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give both --config and --scenario (or neither, for the embedded sample)")
     if args.time_scale is not None and not args.time_scale > 0:
         p.error("--time-scale must be > 0")
+    if args.timeline is not None and args.timeline.exists() and not args.timeline.is_dir():
+        p.error(f"--timeline {args.timeline}: exists and is not a directory")
     scale = None if args.manual_clock else float(args.time_scale or DEFAULT_SCALE)
     console = Console(soft_wrap=True)
     try:
@@ -295,8 +314,15 @@ def main(argv: list[str] | None = None) -> int:
             f"note: {CONFIG_JSON_SETTING} from your environment is not passed on: the app runs the served one",
             highlight=False,
         )
+    if args.timeline is not None:
+        try:
+            args.timeline.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            print(f"./dev serve: --timeline {args.timeline}: cannot create it ({err.strerror})", file=sys.stderr)
+            return 2
     signal.signal(signal.SIGTERM, interrupt)
     stack: Stack | None = None
+    listener = DownstreamListener().start() if args.timeline is not None else None
     code = 1
     with tempfile.TemporaryDirectory(prefix="backup-chain-serve-") as tmp:
         try:
@@ -305,9 +331,22 @@ def main(argv: list[str] | None = None) -> int:
                 f"starting Recovery Services + Event Grid emulators and devhost ({clock_text} from {iso(start)}) ...",
                 highlight=False,
             )
-            stack = Stack.start(Path(tmp), estate.scenario_raw, estate.chains_raw, time_scale=scale, clock_start=start)
-            console.print(guide(stack, estate, scale), highlight=False, markup=False)
-            code = serve_forever(stack, console)
+            stack = Stack.start(
+                Path(tmp),
+                estate.scenario_raw,
+                estate.chains_raw,
+                time_scale=scale,
+                clock_start=start,
+                downstream_webhook=listener.url if listener is not None else None,
+            )
+            console.print(guide(stack, estate, scale, args.timeline), highlight=False, markup=False)
+            pictures = None
+            if args.timeline is not None:
+                chains = [chain.name for chain in estate.config.chains]
+                pictures = RunPictures(
+                    stack, chains, args.timeline, lambda line: console.print(line, highlight=False, markup=False)
+                )
+            code = serve_forever(stack, console, pictures)
         except KeyboardInterrupt:
             console.print("stopping the stack", highlight=False)
             code = 0
@@ -317,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
             if stack is not None:
                 stack.stop()
+            if listener is not None:
+                listener.stop()
             signal.signal(signal.SIGINT, signal.default_int_handler)
     return code
 

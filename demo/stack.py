@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 SUBSCRIPTION = "00000000-0000-0000-0000-0000000000aa"
 UPSTREAM_TOPIC = "upstream"
 DOWNSTREAM_TOPIC = "downstream"
+DOWNSTREAM_LISTENER = "downstream-listener"  # subscription of the optional downstream webhook
 
 
 def free_port() -> int:
@@ -65,11 +66,13 @@ class Stack:
         time_scale: float | None = None,
         extra_env: dict[str, str] | None = None,
         clock_start: datetime | None = None,
+        downstream_webhook: str | None = None,
     ) -> Stack:
         """Start emulators and devhost on one clock: scaled when ``time_scale`` is given, else
         manual. The clock starts at ``clock_start`` (default: now; a manual clock whose file
         already exists in ``base`` keeps its time). The processes join this clock through the
-        environment, so the start is set once here."""
+        environment, so the start is set once here. ``downstream_webhook``: a loopback URL the
+        downstream topic delivers to (subscription ``DOWNSTREAM_LISTENER``, demo/listener.py)."""
         base.mkdir(parents=True, exist_ok=True)
         clock = (
             Clock.scaled(time_scale, start=clock_start)
@@ -86,14 +89,14 @@ class Stack:
         stack = cls(base, clock, keys)
         stack.devhost_port = free_port()
         try:
-            stack._start_emulators(scenario, clock_flag)
+            stack._start_emulators(scenario, clock_flag, downstream_webhook)
             stack._start_devhost(chains, clock_flag, extra_env or {})
         except BaseException:
             stack.stop()
             raise
         return stack
 
-    def _start_emulators(self, scenario: dict[str, Any], clock_flag: list[str]) -> None:
+    def _start_emulators(self, scenario: dict[str, Any], clock_flag: list[str], downstream_webhook: str | None) -> None:
         env = self.clock.to_env()
         (self.base / "scenario.json").write_text(json.dumps(scenario))
         self.services["recoveryservices"] = start_service(
@@ -116,7 +119,7 @@ class Stack:
             f"http://127.0.0.1:{self.devhost_port}/runtime/webhooks/eventgrid"
             f"?functionName=upstream_event&code={self.keys['eventgrid_extension']}"
         )
-        eg_config = {
+        eg_config: dict[str, list[dict[str, Any]]] = {
             "topics": [
                 {"name": DOWNSTREAM_TOPIC, "inputSchema": "CloudEventSchemaV1_0"},
                 {"name": UPSTREAM_TOPIC, "inputSchema": "CloudEventSchemaV1_0"},
@@ -131,6 +134,15 @@ class Stack:
                 },
             ],
         }
+        if downstream_webhook is not None:
+            eg_config["subscriptions"].append(
+                {
+                    "name": DOWNSTREAM_LISTENER,
+                    "topic": DOWNSTREAM_TOPIC,
+                    "endpointUrl": downstream_webhook,
+                    "deliverySchema": "CloudEventSchemaV1_0",
+                }
+            )
         (self.base / "eventgrid.json").write_text(json.dumps(eg_config))
         self.start_eventgrid(clock_flag)
         bundle = self.base / "ca-bundle.pem"
