@@ -301,7 +301,9 @@ def _vm_backup(run: _VmBackupState, spec: VmBackupInput) -> Generator[Any, Any, 
     # weekend-window: hold the protection lease (resuming protection) for as long as the job
     # runs, then give it back.
     run.phase("resumingProtection")
-    lease = yield from acquire(context, spec["vaultId"], spec["vmId"], policy, "backup")
+    lease = yield from acquire(context, spec["vaultId"], spec["vmId"], policy, "backup", give_up_at=run.start_by)
+    if not lease.get("ok") and lease["error"].get("code") == START_WINDOW_CLOSED:
+        return run.not_started()  # the lease was never taken: nothing to give back
     if not lease.get("ok"):
         return (yield from _failed(run, "trigger", lease["error"]))
     summary = yield from _answered(run, _backup(run, watch_to_end=True))  # then give the lease back

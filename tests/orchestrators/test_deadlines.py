@@ -10,8 +10,9 @@ from typing import Any
 
 from backup_chain.deadlines import START_WINDOW_CLOSED
 from backup_chain.events import iso
-from backup_chain.ids import vm_batch_instance_id, vm_instance_id
+from backup_chain.ids import vm_batch_instance_id, vm_hash, vm_instance_id
 from backup_chain.polling import PollPlan
+from orchestrators.protection import WAIT_SECONDS
 from tests.orchestrators.builders import (
     accepted,
     in_progress,
@@ -180,6 +181,25 @@ def test_a_vm_delayed_for_the_scheduled_backup_past_the_window_is_not_started(ti
     assert tier.timers(vm_instance(name)) == [start_by]  # woke at the window's end, not at resumesAt
     assert moment(tier.published(name)[0]["data"]["resumesAt"]) == at + timedelta(hours=2)
     assert custom(status, "phase") == "notStarted"
+
+
+def test_a_vm_waiting_for_the_protection_lease_past_the_window_is_not_started(tier: OrchestratorTier) -> None:
+    name = "dl-lease"
+    key = vm_hash(vm_id(name))
+    # Another holder is mid-transition (weekend-window GC): the backup waits WAIT_SECONDS at a time.
+    tier.signal("protection_lease", key, "acquire", {"holder": "gc:window:dl", "kind": "window", "at": tier.at(0)})
+    tier.script.on("get_policy_schedule", name, ok({"ok": True, "schedule": None, "policy": "weekly"}))
+    start_by = tier.now() + timedelta(seconds=WAIT_SECONDS * 1.5)
+    gc = {"mode": "weekend-window", "policy": "weekly", "overlap": "refuse"}
+    spec = vm_input(name, tier.at(-600), gc=gc, startBy=_iso(start_by))
+    status = tier.run("vm_backup", vm_instance(name), spec)
+    _assert_not_started(status["output"], start_by)
+    started = tier.started_at(vm_instance(name))
+    assert tier.timers(vm_instance(name)) == [started + timedelta(seconds=WAIT_SECONDS), start_by]
+    assert tier.script.calls("set_protection", name) == [] and tier.script.calls("find_active_job", name) == []
+    assert tier.types(name) == []
+    lease = tier.host.mgmt("GET", f"entities/protection_lease/{key}").json()
+    assert list(lease["holders"]) == ["gc:window:dl"]  # never taken, so nothing to give back
 
 
 def test_a_vm_staggered_past_the_window_is_not_started(tier: OrchestratorTier) -> None:
