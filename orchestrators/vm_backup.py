@@ -69,6 +69,13 @@ FALLBACK_SECONDS = {"snapshot": 900.0, "transfer": 3600.0, "end": 3600.0}
 MAX_FALLBACK_WAKES = 48  # 12 h of snapshot or 48 h of transfer without a notice: give up on the job
 
 
+# A wait-out watch that the start window's end cut short (no Azure code is StartWindowClosed).
+_WINDOW_CLOSED: WatchOutcome = {
+    "ok": False,
+    "error": error_dict(START_WINDOW_CLOSED, "the start window closed while waiting out the VM's running job"),
+}
+
+
 class _SnapshotDeadline:
     """The snapshot deadline's durable timer, racing the snapshot watch (told: SnapshotLate is
     decided, at most once)."""
@@ -107,6 +114,18 @@ class _VmBackupState:
         result = not_started(self.spec["vmId"], str(self.spec.get("startBy")))
         self.phase(NOT_STARTED, errorCode=START_WINDOW_CLOSED, message=result["message"])
         return self.summary(NOT_STARTED, errorCode=START_WINDOW_CLOSED, message=result["message"])
+
+    def before_window_closes(self, tasks: list[Any]) -> Generator[Any, Any, Any]:
+        """The first of ``tasks`` to complete, or None when the start window closes first (a
+        durable timer, cancelled when a task wins)."""
+        if self.start_by is None:
+            return (yield self.context.task_any(tasks))
+        closing = self.context.create_timer(self.start_by)
+        winner = yield self.context.task_any([*tasks, closing])
+        if winner is closing:
+            return None
+        closing.cancel()
+        return winner
 
     def race(self, tasks: list[Any], until: WatchUntil) -> Generator[Any, Any, Any]:
         """The first of ``tasks`` to complete. While the snapshot is watched, the snapshot
@@ -194,6 +213,8 @@ class _VmBackupState:
             )
             if until == "snapshot" and self.late is not None:
                 yield from self.race([watching], until)
+            elif until == "end" and (yield from self.before_window_closes([watching])) is None:
+                return _WINDOW_CLOSED  # the watch goes on to the job's end, unheard
             watched: WatchOutcome = yield watching  # its result now, or its failure raised (the SDK re-yields)
             return watched
         return (yield from self._shared_watch(job_id, until, anchor, label, announce))
@@ -226,7 +247,13 @@ class _VmBackupState:
             if register:
                 context.signal_entity(entity, "watch", {"watch": watch, "now": now(context).timestamp()})
             timer = context.create_timer(after(context, FALLBACK_SECONDS[until]))
-            winner = yield from self.race([notice, timer], until)
+            if until == "end":  # waiting out another job: not past the start window
+                winner = yield from self.before_window_closes([notice, timer])
+                if winner is None:
+                    timer.cancel()
+                    return _WINDOW_CLOSED  # the poller drops the watch of a backup no longer waiting
+            else:
+                winner = yield from self.race([notice, timer], until)
             if winner is notice:
                 timer.cancel()
                 heard: WatchOutcome = decode_event_data(notice.result)
@@ -476,8 +503,12 @@ def _backup(run: _VmBackupState, *, watch_to_end: bool) -> Generator[Any, Any, d
             if upstream_at is None or (started is not None and started >= upstream_at):
                 job_id, anchor, adopted = active.job_id, active.start_time, True
                 break
+            if run.window_closed():
+                return run.not_started()
             run.phase("waitingForRunningJob", runningJobId=active.job_id)
             waited = yield from run.watch(active.job_id, "end", active.start_time, f"wait{round_}")
+            if not waited["ok"] and waited["error"]["code"] == START_WINDOW_CLOSED:
+                return run.not_started()
             if not waited["ok"]:
                 return (yield from _failed(run, "trigger", waited["error"]))
             continue

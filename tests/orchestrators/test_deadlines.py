@@ -10,7 +10,7 @@ from typing import Any
 
 from backup_chain.deadlines import START_WINDOW_CLOSED
 from backup_chain.events import iso
-from backup_chain.ids import vm_batch_instance_id, vm_hash, vm_instance_id
+from backup_chain.ids import vm_batch_instance_id, vm_hash, vm_instance_id, watcher_instance_id
 from backup_chain.polling import PollPlan
 from orchestrators.protection import WAIT_SECONDS
 from tests.orchestrators.builders import (
@@ -200,6 +200,37 @@ def test_a_vm_waiting_for_the_protection_lease_past_the_window_is_not_started(ti
     assert tier.types(name) == []
     lease = tier.host.mgmt("GET", f"entities/protection_lease/{key}").json()
     assert list(lease["holders"]) == ["gc:window:dl"]  # never taken, so nothing to give back
+
+
+def _waiting_out(tier: OrchestratorTier, name: str, **extra: Any) -> tuple[dict[str, Any], datetime]:
+    """``name``: a backup older than the upstream signal runs on; the window closes in 10 min."""
+    older = job(f"job-{name}", start=tier.at(-3600))
+    tier.script.on("find_active_job", name, running(older))
+    tier.script.on("get_job", f"job-{name}", read(older))  # still running, whenever read
+    start_by = tier.now() + timedelta(minutes=10)
+    spec = vm_input(name, tier.at(-600), startBy=_iso(start_by), **extra)
+    status = tier.run("vm_backup", vm_instance(name), spec)
+    return status, start_by
+
+
+def test_a_vm_waiting_out_an_older_job_past_the_window_is_not_started(tier: OrchestratorTier) -> None:
+    name = "dl-waitout"
+    status, start_by = _waiting_out(tier, name)
+    _assert_not_started(status["output"], start_by)
+    assert tier.now() == start_by  # at the window's end, not when the older job ends
+    assert tier.script.calls("trigger_backup", name) == [] and tier.types(name) == []
+    assert start_by in tier.timers(vm_instance(name))
+    tier.terminate(watcher_instance_id(vm_instance(name), "wait0"))  # its watch would read on
+
+
+def test_with_shared_polling_a_vm_waiting_out_an_older_job_past_the_window_is_not_started(
+    tier: OrchestratorTier,
+) -> None:
+    name = "dl-sharedwaitout"
+    status, start_by = _waiting_out(tier, name, polling={"shared": True}, vaultId=vault_id(f"vault-{name}"))
+    _assert_not_started(status["output"], start_by)
+    assert tier.now() == start_by  # before the 1 h fallback wake
+    assert tier.script.calls("trigger_backup", name) == [] and tier.types(name) == []
 
 
 def test_a_vm_staggered_past_the_window_is_not_started(tier: OrchestratorTier) -> None:
