@@ -213,7 +213,11 @@ class _VmBackupState:
             )
             if until == "snapshot" and self.late is not None:
                 yield from self.race([watching], until)
-            elif until == "end" and (yield from self.before_window_closes([watching])) is None:
+            elif (
+                until == "end"
+                and self.start_by is not None
+                and (yield from self.before_window_closes([watching])) is None
+            ):
                 return _WINDOW_CLOSED  # the watch goes on to the job's end, unheard
             watched: WatchOutcome = yield watching  # its result now, or its failure raised (the SDK re-yields)
             return watched
