@@ -78,6 +78,25 @@ def _duration_up_to_a_week(value: Any, why: str = "") -> timedelta:
     return parsed
 
 
+# AWS Backup requires a start window of at least 60 minutes (StartWindowMinutes, AWS Backup API
+# reference). Both upper bounds keep each deadline one durable timer: the Python SDK splits timers
+# beyond the extension's 6-day maximum into a LongTimerTask whose cancel() does not reach the
+# running timer (azure-functions-durable-python issue #573).
+START_WINDOW_BOUNDS = (timedelta(hours=1), timedelta(days=6))
+SNAPSHOT_DEADLINE_BOUNDS = (timedelta(minutes=5), timedelta(days=1))
+
+
+def _bounded_duration(value: Any, bounds: tuple[timedelta, timedelta], what: str) -> timedelta:
+    parsed = _duration(value)
+    low, high = bounds
+    if not low <= parsed <= high:
+        raise ValueError(
+            f"{value!r} is out of range: a {what} must be from {isodate.duration_isoformat(low)} "
+            f"to {isodate.duration_isoformat(high)}"
+        )
+    return parsed
+
+
 def _duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
@@ -169,6 +188,19 @@ class Chain(_Model):
     staggerSeconds: Annotated[float, Field(ge=0, le=600)] = 2.0
     monitorTransfer: bool = True
     snapshotMinutes: tuple[float, float] = (5.0, 15.0)
+    # Deadlines, after AWS Backup's start and completion windows (docs/configuration.md).
+    startWindow: timedelta | None = None
+    snapshotDeadline: timedelta | None = None
+
+    @field_validator("startWindow", mode="before")
+    @classmethod
+    def _start_window(cls, value: Any) -> timedelta | None:
+        return None if value is None else _bounded_duration(value, START_WINDOW_BOUNDS, "start window")
+
+    @field_validator("snapshotDeadline", mode="before")
+    @classmethod
+    def _snapshot_deadline(cls, value: Any) -> timedelta | None:
+        return None if value is None else _bounded_duration(value, SNAPSHOT_DEADLINE_BOUNDS, "snapshot deadline")
 
     @field_validator("window")
     @classmethod

@@ -24,6 +24,7 @@ _RANK = {
     "ChainSkipped": 2,
     "BackupDelayed": 2,
     "BackupTriggered": 3,
+    "SnapshotLate": 4,  # after BackupTriggered, before the VM's end (6 would put it after them)
     "SnapshotCompleted": 4,
     "BackupCompleted": 5,
     "BackupFailed": 5,

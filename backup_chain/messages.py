@@ -360,6 +360,7 @@ class VmBatchInput(TypedDict):
     items: list[list[Any]]
     parallel: int
     tell: NotRequired[dict[str, list[str]]]
+    startBy: NotRequired[str | None]  # the run's start window closes (ISO time); None: no window
 
 
 class GcSettings(TypedDict):
@@ -426,6 +427,10 @@ class VmBackupInput(TypedDict):
     delaySeconds: float
     behindKept: bool
     tell: NotRequired[dict[str, list[str]]]
+    # Deadlines (absent or None: none). startBy: the run's start window closes (ISO time), no
+    # trigger after it; snapshotDeadlineSeconds: from the trigger until SnapshotLate.
+    startBy: NotRequired[str | None]
+    snapshotDeadlineSeconds: NotRequired[float | None]
 
 
 class LeaseReleased(TypedDict):

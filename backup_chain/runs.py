@@ -13,6 +13,10 @@ def chain_snapshot(chain: Chain) -> dict[str, Any]:
     data = chain.model_dump(mode="json")
     if chain.upstream is not None:
         data["upstream"]["timeoutSeconds"] = chain.upstream.timeout.total_seconds()
+    # Deadlines as seconds (None when absent), for the orchestrators' durable timers.
+    for field in ("startWindow", "snapshotDeadline"):
+        value = getattr(chain, field)
+        data[f"{field}Seconds"] = value.total_seconds() if value is not None else None
     return data
 
 

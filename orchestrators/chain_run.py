@@ -10,12 +10,13 @@ import azure.durable_functions as df
 
 from activities.run_jobs import run_jobs
 from backup_chain.custom_status import upstream_detail_for_event, upstream_for_status
+from backup_chain.deadlines import not_started, window_closed
 from backup_chain.events import chain_cloud_event
 from backup_chain.ids import batch_label, vm_batch_instance_id, vm_instance_id
 from backup_chain.messages import ChainRunInput, RunJob, RunJobsRequest, VmBackupInput, VmBatchInput
 from backup_chain.polling import PollPlan
 from backup_chain.runs import gc_for_vm
-from orchestrators.common import AZURE_RETRY, after, decode_event_data, iso, kept_any, now, publish
+from orchestrators.common import AZURE_RETRY, after, decode_event_data, iso, kept_any, now, parse_time, publish
 from orchestrators.notify import tell
 from orchestrators.vm_backup import vm_backup
 
@@ -69,7 +70,7 @@ class _ChainRunState:
                     counts[outcome] = counts.get(outcome, 0) + 1
         self.phase("backingUp", counts=counts)
 
-    def vm_input(self, vault_id: str, vm_id: str, upstream_at: str, index: int) -> VmBackupInput:
+    def vm_input(self, vault_id: str, vm_id: str, upstream_at: str, index: int, start_by: str | None) -> VmBackupInput:
         chain = self.chain
         low, high = chain.get("snapshotMinutes") or (5, 15)
         return {
@@ -87,6 +88,8 @@ class _ChainRunState:
             # Only the first wave is staggered; later VMs start as earlier ones finish.
             "delaySeconds": chain["staggerSeconds"] * index if index < chain["maxParallel"] else 0,
             "behindKept": kept_any(self.context),  # ChainStarted/UpstreamReceived were kept
+            "startBy": start_by,
+            "snapshotDeadlineSeconds": chain.get("snapshotDeadlineSeconds"),
         }
 
 
@@ -154,27 +157,36 @@ def chain_run(context: df.DurableOrchestrationContext):
     # Fan out with at most maxParallel VM backups at once; a cancel stops new ones. Large runs go
     # through vm_batch sub-orchestrations so that no single history grows with the VM count.
     upstream_at = str(upstream.get("receivedAt") or iso(now(context)))
+    # The start window opens now (the run has its upstream signal and starts backing up).
+    window = chain.get("startWindowSeconds")
+    start_by = iso(after(context, float(window))) if window else None
     items = [
-        (vm_id, run.vm_input(vault_id, vm_id, upstream_at, index), vm_instance_id(spec["runId"], chain["name"], vm_id))
+        (
+            vm_id,
+            run.vm_input(vault_id, vm_id, upstream_at, index, start_by),
+            vm_instance_id(spec["runId"], chain["name"], vm_id),
+        )
         for index, (vault_id, vm_id) in enumerate(targets)
     ]
     cancel = context.wait_for_external_event(CANCEL_EVENT)
     run.phase("backingUp", counts={"pending": len(items)})
     parallel = int(chain["maxParallel"])
     if len(items) <= BATCH_SIZE:
-        results, cancelled = yield from fan_out(context, vm_backup, items, parallel, cancel, run.progress)
+        results, cancelled = yield from fan_out(
+            context, vm_backup, items, parallel, cancel, run.progress, start_by=start_by
+        )
     else:
         per_batch = min(BATCH_SIZE, parallel)
         batches = [
             (
                 batch_label(n),
-                {"items": items[i : i + BATCH_SIZE], "parallel": per_batch},
+                {"items": items[i : i + BATCH_SIZE], "parallel": per_batch, "startBy": start_by},
                 vm_batch_instance_id(chain["name"], spec["runId"], n),
             )
             for n, i in enumerate(range(0, len(items), BATCH_SIZE))
         ]
         batch_results, cancelled = yield from fan_out(
-            context, vm_batch, batches, max(1, parallel // per_batch), cancel, run.progress
+            context, vm_batch, batches, max(1, parallel // per_batch), cancel, run.progress, start_by=start_by
         )
         results = {}
         for n, start in enumerate(range(0, len(items), BATCH_SIZE)):
@@ -205,19 +217,31 @@ def fan_out(
     cancel: Any,
     progress: Any,
     release: Mapping[str, Any] | None = None,
+    *,
+    start_by: str | None = None,
 ) -> Generator[Any, Any, tuple[dict[str, Any], bool]]:
     """Run ``orchestrator`` once per (key, input, instance id) until all are done or ``cancel`` (a
     task, or None) completes. At most ``parallel`` children hold a slot at once: a child holds its
     slot from its start until it tells ``snapshot`` (its snapshot phase is over, see
     orchestrators/notify.py) or ends, so hours of transfer are watched without holding one.
     ``release``: the input of a child run this way (``vm_batch``): its parent is told
-    ``snapshot`` once no item holds a slot. Returns results by key and whether cancel won."""
+    ``snapshot`` once no item holds a slot. ``start_by``: the run's start window closes then (ISO
+    time): items still waiting for a slot are ``notStarted`` (a durable timer wakes the fan-out
+    at that moment). Returns results by key and whether cancel won."""
     pending = list(enumerate(items))
     running: dict[str, Any] = {}  # key → child task, until the child ends
     holding: dict[str, Any] = {}  # key → its slot notice, until heard or the child ends
     results: dict[str, Any] = {}
     released = release is None
+    closes = parse_time(start_by)
+    open_now = closes is not None and bool(pending) and not window_closed(closes, now(context))
+    window = context.create_timer(closes) if open_now else None
     while running or pending:
+        if pending and (window_closed(closes, now(context)) or (window is not None and window.is_completed)):
+            for _, (key, payload, _) in pending:
+                results[key] = _not_started_result(key, payload, str(start_by))
+            pending = []
+            progress(results, len(running))
         while pending and len(holding) < parallel:
             n, (key, payload, instance_id) = pending.pop(0)
             slot = f"{SLOT_EVENT}:{n}"
@@ -227,10 +251,17 @@ def fan_out(
         if not released and not pending and not holding:
             released = True
             yield from tell(context, release or {}, "snapshot")
+        if not running and not pending:
+            break  # every item left was not started
         waits = [*running.values(), *holding.values()] + ([cancel] if cancel is not None else [])
+        if window is not None and pending and not window.is_completed:
+            waits.append(window)
         done = yield context.task_any(waits)
         if cancel is not None and done is cancel:
+            _cancel_timer(window)
             return results, True
+        if done is window:
+            continue  # the start window closed: the loop's head reports what still waits
         freed = next((k for k, task in holding.items() if task is done), None)
         if freed is not None:
             del holding[freed]
@@ -251,7 +282,23 @@ def fan_out(
         progress(results, len(pending) + len(running))
     if not released:
         yield from tell(context, release or {}, "snapshot")
+    _cancel_timer(window)
     return results, False
+
+
+def _cancel_timer(timer: Any) -> None:
+    """A timer not yet fired is cancelled: an orchestration completes only once its pending timers
+    completed or were cancelled (Durable Functions TimerTask docs)."""
+    if timer is not None and not timer.is_completed:
+        timer.cancel()
+
+
+def _not_started_result(key: str, payload: Mapping[str, Any], start_by: str) -> Any:
+    """The result of an item the start window closed on before it started: a VM's, or a whole
+    batch's (each of its VMs)."""
+    if "items" in payload:  # a vm_batch
+        return {vm_id: not_started(vm_id, start_by) for vm_id, _, _ in payload["items"]}
+    return not_started(key, start_by)
 
 
 @bp.orchestration_trigger(context_name="context")
@@ -264,7 +311,9 @@ def vm_batch(context: df.DurableOrchestrationContext):
     def progress(results: dict[str, Any], left: int) -> None:
         context.set_custom_status({"phase": "backingUp", "done": len(results), "left": left})
 
-    results, _ = yield from fan_out(context, vm_backup, items, int(spec["parallel"]), None, progress, release=spec)
+    results, _ = yield from fan_out(
+        context, vm_backup, items, int(spec["parallel"]), None, progress, release=spec, start_by=spec.get("startBy")
+    )
     return results
 
 
@@ -333,7 +382,11 @@ def _finish(run: _ChainRunState, outcome: str, results: dict[str, dict[str, Any]
     keys: tuple[str, ...] = ("vmId", "outcome", "jobId", "failedPhase", "errorCode", "message", "snapshotCompletedAt")
     if outcome == "cancelled":
         keys += ("jobStatus", "jobRunning", "readError")
-    summary = [{k: r.get(k) for k in keys} for r in results.values()]
+    # snapshotLate only where a SnapshotLate was published (a snapshot deadline is optional).
+    summary = [
+        {**{k: r.get(k) for k in keys}, **({"snapshotLate": True} if r.get("snapshotLate") else {})}
+        for r in results.values()
+    ]
     # A cancelled run says which Azure jobs it leaves running (they finish on their own).
     left: dict[str, list[dict[str, Any]]] = {}
     if outcome == "cancelled":

@@ -4,11 +4,13 @@ generator helpers for orchestrators: the lease entity decides, the caller does t
 from __future__ import annotations
 
 from collections.abc import Generator
+from datetime import datetime
 from typing import Any
 
 import azure.durable_functions as df
 
 from activities.protection import set_protection as set_protection_activity
+from backup_chain.deadlines import START_WINDOW_CLOSED
 from backup_chain.errors import error_dict, retries_exhausted
 from backup_chain.messages import LeaseDecision, LeaseReleased, ProtectionResult, SetProtectionRequest
 from entities.protection_lease import lease_entity
@@ -19,18 +21,30 @@ MAX_WAITS = 240  # two hours of waiting for another holder's transition
 
 
 def acquire(
-    context: df.DurableOrchestrationContext, vault_id: str, vm_id: str, policy: str, kind: str
+    context: df.DurableOrchestrationContext,
+    vault_id: str,
+    vm_id: str,
+    policy: str,
+    kind: str,
+    *,
+    give_up_at: datetime | None = None,
 ) -> Generator[Any, Any, ProtectionResult]:
     """Hold the lease; resume protection if this holder is the first. Returns the set_protection
     result (or ``{"ok": True}`` when protection was already held on). When Azure refuses the
     resume (or keeps failing beyond the retries) the lease is freed again — protection is still
-    off — and the result is ``{"ok": False, "error": ...}`` with Azure's code and message."""
+    off — and the result is ``{"ok": False, "error": ...}`` with Azure's code and message.
+    ``give_up_at``: a run's start window closes then; waiting stops there (StartWindowClosed,
+    the lease not taken)."""
     entity = lease_entity(vm_id)
     args = {"holder": context.instance_id, "kind": kind, "item": {"vaultId": vault_id, "vmId": vm_id}}
     for _ in range(MAX_WAITS):
         decision: LeaseDecision = yield context.call_entity(entity, "acquire", {**args, "at": iso(now(context))})
         if decision["action"] == "wait":
-            yield context.create_timer(after(context, WAIT_SECONDS))
+            if give_up_at is not None and now(context) >= give_up_at:
+                closed = f"the start window closed at {iso(give_up_at)} while waiting for the protection lease"
+                return {"ok": False, "error": error_dict(START_WINDOW_CLOSED, closed)}
+            wake = after(context, WAIT_SECONDS)
+            yield context.create_timer(min(wake, give_up_at) if give_up_at is not None else wake)
             continue
         if decision["action"] == "granted":
             return {"ok": True, "changed": False}

@@ -12,6 +12,7 @@ import azure.durable_functions as df
 from activities.backup import backup_operation, find_active_job, get_job, latest_recovery_point, trigger_backup
 from activities.protection import get_policy_schedule
 from backup_chain.custom_status import failure_for_status
+from backup_chain.deadlines import NOT_STARTED, START_WINDOW_CLOSED, not_started, snapshot_late, window_closed
 from backup_chain.errors import CONFLICT_CODES, ErrorDict, error_dict, retries_exhausted
 from backup_chain.gc import PolicySchedule, overlap_decision
 from backup_chain.ids import watcher_instance_id
@@ -68,6 +69,27 @@ FALLBACK_SECONDS = {"snapshot": 900.0, "transfer": 3600.0, "end": 3600.0}
 MAX_FALLBACK_WAKES = 48  # 12 h of snapshot or 48 h of transfer without a notice: give up on the job
 
 
+# A wait-out watch that the start window's end cut short (no Azure code is StartWindowClosed).
+_WINDOW_CLOSED: WatchOutcome = {
+    "ok": False,
+    "error": error_dict(START_WINDOW_CLOSED, "the start window closed while waiting out the VM's running job"),
+}
+
+
+class _SnapshotDeadline:
+    """The snapshot deadline's durable timer, racing the snapshot watch (told: SnapshotLate is
+    decided, at most once)."""
+
+    def __init__(self, timer: Any, deadline: str, triggered_at: str):
+        self.timer = timer
+        self.deadline = deadline
+        self.triggered_at = triggered_at
+        self.told = False
+
+    def pending(self) -> bool:
+        return not self.told and not self.timer.is_completed
+
+
 class _VmBackupState:
     """Per-execution state of one VM backup (rebuilt identically on every replay)."""
 
@@ -76,6 +98,79 @@ class _VmBackupState:
         self.spec = spec
         self.request: VmRequest = {"vaultId": spec["vaultId"], "vmId": spec["vmId"]}
         self.status: dict[str, Any] = {"phase": "starting", "vmId": spec["vmId"], "jobId": None}
+        self.start_by = parse_time(spec.get("startBy"))  # the run's start window closes (None: no window)
+        self.late: _SnapshotDeadline | None = None
+
+    def window_closed(self) -> bool:
+        return window_closed(self.start_by, now(self.context))
+
+    def until_window(self, when: datetime) -> datetime:
+        """``when``, or the start window's end if that comes first: a wait before the trigger
+        never outlasts the window."""
+        return min(when, self.start_by) if self.start_by is not None else when
+
+    def not_started(self) -> dict[str, Any]:
+        """The start window closed before this VM's backup was triggered: it never is."""
+        result = not_started(self.spec["vmId"], str(self.spec.get("startBy")))
+        self.phase(NOT_STARTED, errorCode=START_WINDOW_CLOSED, message=result["message"])
+        return self.summary(NOT_STARTED, errorCode=START_WINDOW_CLOSED, message=result["message"])
+
+    def before_window_closes(self, tasks: list[Any]) -> Generator[Any, Any, Any]:
+        """The first of ``tasks`` to complete, or None when the start window closes first (a
+        durable timer, cancelled when a task wins)."""
+        if self.start_by is None:
+            return (yield self.context.task_any(tasks))
+        closing = self.context.create_timer(self.start_by)
+        winner = yield self.context.task_any([*tasks, closing])
+        if winner is closing:
+            return None
+        closing.cancel()
+        return winner
+
+    def race(self, tasks: list[Any], until: WatchUntil) -> Generator[Any, Any, Any]:
+        """The first of ``tasks`` to complete. While the snapshot is watched, the snapshot
+        deadline's timer races them: when it fires first, SnapshotLate is decided and the wait
+        goes on (the backup is never cancelled)."""
+        while True:
+            late = self.late if until == "snapshot" else None
+            if late is None or late.told:
+                return (yield self.context.task_any(tasks))
+            if late.timer.is_completed:
+                yield from self._snapshot_late(late)
+                continue
+            winner = yield self.context.task_any([*tasks, late.timer])
+            if winner is not late.timer:
+                return winner
+
+    def _snapshot_late(self, late: _SnapshotDeadline) -> Generator[Any, Any, None]:
+        """At the deadline: read the job; unless the read shows the snapshot completed, publish
+        one SnapshotLate with the phase the job shows, and the VM's result says snapshotLate."""
+        late.told = True
+        job_id = str(self.status.get("jobId"))
+        try:
+            read: JobResult = yield self.context.call_activity_with_retry(
+                get_job, AZURE_RETRY, {**self.request, "jobId": job_id}
+            )
+        except Exception as err:
+            read = {"ok": False, "error": retries_exhausted(str(err))}
+        job = JobView.from_dict(read["job"]) if read["ok"] else None
+        if not snapshot_late(job):
+            return
+        self.phase(str(self.status["phase"]), snapshotLate=True)
+        error = None if read["ok"] else {k: read["error"].get(k) for k in ("code", "message")}
+        yield publish(
+            self.context,
+            [
+                self.event(
+                    "SnapshotLate",
+                    triggeredAt=late.triggered_at,
+                    deadline=late.deadline,
+                    jobStatus=job.status if job else None,
+                    snapshotStatus=job.snapshot_status if job else None,
+                    readError=error,
+                )
+            ],
+        )
 
     def phase(self, phase: str, **fields: Any) -> None:
         self.status.update(phase=phase, updatedAt=iso(now(self.context)), **fields)
@@ -113,9 +208,18 @@ class _VmBackupState:
                 "polls": 0,
                 "behindKept": kept_any(self.context),
             }
-            watched: WatchOutcome = yield self.context.call_sub_orchestrator(
+            watching = self.context.call_sub_orchestrator(
                 watch_job, watch_input, watcher_instance_id(self.context.instance_id, label)
             )
+            if until == "snapshot" and self.late is not None:
+                yield from self.race([watching], until)
+            elif (
+                until == "end"
+                and self.start_by is not None
+                and (yield from self.before_window_closes([watching])) is None
+            ):
+                return _WINDOW_CLOSED  # the watch goes on to the job's end, unheard
+            watched: WatchOutcome = yield watching  # its result now, or its failure raised (the SDK re-yields)
             return watched
         return (yield from self._shared_watch(job_id, until, anchor, label, announce))
 
@@ -147,7 +251,13 @@ class _VmBackupState:
             if register:
                 context.signal_entity(entity, "watch", {"watch": watch, "now": now(context).timestamp()})
             timer = context.create_timer(after(context, FALLBACK_SECONDS[until]))
-            winner = yield context.task_any([notice, timer])
+            if until == "end":  # waiting out another job: not past the start window
+                winner = yield from self.before_window_closes([notice, timer])
+                if winner is None:
+                    timer.cancel()
+                    return _WINDOW_CLOSED  # the poller drops the watch of a backup no longer waiting
+            else:
+                winner = yield from self.race([notice, timer], until)
             if winner is notice:
                 timer.cancel()
                 heard: WatchOutcome = decode_event_data(notice.result)
@@ -202,7 +312,9 @@ def vm_backup(context: df.DurableOrchestrationContext):
 def _vm_backup(run: _VmBackupState, spec: VmBackupInput) -> Generator[Any, Any, dict[str, Any]]:
     context = run.context
     if spec.get("delaySeconds"):
-        yield context.create_timer(after(context, float(spec["delaySeconds"])))
+        yield context.create_timer(run.until_window(after(context, float(spec["delaySeconds"]))))
+    if run.window_closed():
+        return run.not_started()
     gc = spec.get("gc")  # set only for VMs GC covers (backup_chain.runs.gc_for_vm)
     if not gc:
         return (yield from _backup(run, watch_to_end=bool(spec["monitorTransfer"])))
@@ -211,6 +323,8 @@ def _vm_backup(run: _VmBackupState, spec: VmBackupInput) -> Generator[Any, Any, 
     conflict = yield from _clear_of_schedule(run, gc)
     if conflict is not None:
         return (yield from _failed(run, "trigger", conflict))
+    if run.window_closed():  # while delayed for the scheduled backup
+        return run.not_started()
     if gc["mode"] != "weekend-window":
         return (yield from _backup(run, watch_to_end=bool(spec["monitorTransfer"])))
     policy = gc["policy"]
@@ -218,7 +332,9 @@ def _vm_backup(run: _VmBackupState, spec: VmBackupInput) -> Generator[Any, Any, 
     # weekend-window: hold the protection lease (resuming protection) for as long as the job
     # runs, then give it back.
     run.phase("resumingProtection")
-    lease = yield from acquire(context, spec["vaultId"], spec["vmId"], policy, "backup")
+    lease = yield from acquire(context, spec["vaultId"], spec["vmId"], policy, "backup", give_up_at=run.start_by)
+    if not lease.get("ok") and lease["error"].get("code") == START_WINDOW_CLOSED:
+        return run.not_started()  # the lease was never taken: nothing to give back
     if not lease.get("ok"):
         return (yield from _failed(run, "trigger", lease["error"]))
     summary = yield from _answered(run, _backup(run, watch_to_end=True))  # then give the lease back
@@ -304,7 +420,7 @@ def _clear_of_schedule(run: _VmBackupState, gc: GcSettings) -> Generator[Any, An
             )
         ],
     )
-    yield context.create_timer(clear_at)
+    yield context.create_timer(run.until_window(clear_at))  # the caller checks the start window
     return None
 
 
@@ -391,11 +507,19 @@ def _backup(run: _VmBackupState, *, watch_to_end: bool) -> Generator[Any, Any, d
             if upstream_at is None or (started is not None and started >= upstream_at):
                 job_id, anchor, adopted = active.job_id, active.start_time, True
                 break
+            if run.window_closed():
+                return run.not_started()
             run.phase("waitingForRunningJob", runningJobId=active.job_id)
             waited = yield from run.watch(active.job_id, "end", active.start_time, f"wait{round_}")
+            if not waited["ok"] and waited["error"]["code"] == START_WINDOW_CLOSED:
+                return run.not_started()
             if not waited["ok"]:
                 return (yield from _failed(run, "trigger", waited["error"]))
             continue
+        # The last moment before the trigger (after any lease, overlap delay, stagger or running
+        # job was waited for): a closed start window means this VM is not started.
+        if run.window_closed():
+            return run.not_started()
         run.phase("triggering")
         expiry = after(context, float(spec["retainDays"]) * 86400)
         try:
@@ -441,10 +565,19 @@ def _backup(run: _VmBackupState, *, watch_to_end: bool) -> Generator[Any, Any, d
 
     triggered_at = iso(now(context))
     run.phase("snapshot", jobId=job_id, adopted=adopted, triggeredAt=triggered_at)
+    deadline_seconds = spec.get("snapshotDeadlineSeconds")
+    if deadline_seconds:  # from the trigger, on a durable timer racing the snapshot watch
+        deadline = after(context, float(deadline_seconds))
+        run.late = _SnapshotDeadline(context.create_timer(deadline), iso(deadline), triggered_at)
     yield publish(context, [run.event("BackupTriggered", adopted=adopted, triggeredAt=triggered_at)])
 
     # 2. Take Snapshot: downstream hears the moment it is Completed.
     watched = yield from run.watch(job_id, "snapshot", anchor, "snapshot")
+    if run.late is not None and run.late.pending():
+        # Heard first: no SnapshotLate, and the timer is cancelled (an orchestration completes
+        # only once its pending timers completed or were cancelled: Durable Functions TimerTask docs).
+        run.late.told = True
+        run.late.timer.cancel()
     if not watched["ok"]:
         return (yield from _failed(run, "snapshot", watched["error"]))
     job = JobView.from_dict(watched["job"])
