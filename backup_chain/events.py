@@ -31,6 +31,8 @@ EVENT_TYPES = (
     "GcCheckFailed",
     "GcStopFailed",
     "PolicyUnreadable",
+    "ChainPaused",
+    "ChainResumed",
 )
 _NAMESPACE = uuid.UUID("6f1c2a57-7c1e-4d53-9a55-0b3f5f8e2b10")
 
