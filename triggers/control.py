@@ -20,6 +20,7 @@ from backup_chain.api_models import RequestError, parse_body
 from backup_chain.chain_control import (
     MAX_BY_CHARS,
     PAUSED_EVENT,
+    ChainControl,
     ControlInput,
     EmptyBody,
     PauseRequest,
@@ -123,7 +124,7 @@ async def pause_chain(req: func.HttpRequest, client: df.DurableOrchestrationClie
         if change is None:
             return ok({"chain": chain.name, "accepted": True, "instanceId": instance_id}, 202)
         changed = bool(change["changed"])
-        control = await read_control(client, chain.name)
+        control = ChainControl.from_state(change["state"])
     pause = control.pause_view() or {}
     ended = await end_waiting_run(client, chain, pause)
     if changed:

@@ -64,6 +64,11 @@ def _runs(stack: Stack, name: str) -> list[dict[str, Any]]:
     return list(_json(stack.api("GET", f"chains/{name}/runs"), 200)["runs"])
 
 
+def _pause(stack: Stack, body: Any, principal: str) -> Any:
+    headers = {"x-functions-key": stack.keys["function"], "X-MS-CLIENT-PRINCIPAL-NAME": principal}
+    return stack.session.post(f"{stack.devhost.url}/api/chains/win/pause", json=body, headers=headers, timeout=60)
+
+
 def test_retry_backs_up_only_the_failed_vms_once(stack: Stack) -> None:
     _json(stack.api("POST", "chains/retry/runs", {"runId": "t-1"}), 202)
     busy = _json(stack.api("POST", "chains/retry/runs/t-1/retry"), 409)
@@ -136,6 +141,9 @@ def test_pause_unknown_chain_is_404(stack: Stack) -> None:
     assert _json(stack.api("POST", "chains/nochain/pause"), 404)["field"] == "chain"
     assert _json(stack.api("POST", "chains/nochain/resume"), 404)["field"] == "chain"
     assert _json(stack.api("POST", "chains/win/resume", {"force": True}), 400)["field"] == "force"
+    too_long = _json(_pause(stack, {}, "x" * 257), 400)
+    assert too_long["field"] == "X-MS-CLIENT-PRINCIPAL-NAME"
+    assert _chain(stack, "win")["paused"] is False
 
 
 def test_pause_during_a_window_backs_nothing_up_and_says_so_then_resume_runs_the_next_window(stack: Stack) -> None:
@@ -144,8 +152,10 @@ def test_pause_during_a_window_backs_nothing_up_and_says_so_then_resume_runs_the
     (run,) = _runs(stack, "win")
     assert (run["runId"], run["phase"]) == (window_run, "waitingForUpstream")
 
-    paused = _json(stack.api("POST", "chains/win/pause", {"reason": "storage maintenance"}), 200)
+    # The caller App Service authentication names (Easy Auth sets this header) is who paused it.
+    paused = _json(_pause(stack, {"reason": "storage maintenance"}, "ops@contoso.com"), 200)
     assert (paused["paused"], paused["changed"], paused["reason"]) == (True, True, "storage maintenance")
+    assert paused["by"] == "ops@contoso.com"
     assert paused["endedWaitingRun"] == f"chain:win:{window_run}"
     again = _json(stack.api("POST", "chains/win/pause", {"reason": "other"}), 200)
     assert (again["changed"], again["since"], again["reason"]) == (False, paused["since"], "storage maintenance")
