@@ -134,8 +134,8 @@ def chains_pause(args: argparse.Namespace, output: Output) -> int:
         return EXIT_OK
     state = "paused" if body.get("changed") else "already paused"
     output.text(f"{body.get('chain')} {state} {_paused(body)}")
-    if body.get("endedWaitingRun"):
-        output.text(f"its run waiting for upstream ends skipped: {body.get('endedWaitingRun')}")
+    for ended in body.get("endedWaitingRuns") or []:
+        output.text(f"its run waiting for upstream ends skipped: {ended}")
     return EXIT_OK
 
 

@@ -27,11 +27,12 @@ from backup_chain.chain_control import (
     SkipInput,
 )
 from backup_chain.config import Chain
-from backup_chain.ids import control_instance_id
+from backup_chain.ids import chain_prefix, control_instance_id
 from backup_chain.text import is_unicode
 from entities.chain_control import read_control
 from triggers.http_api import ok, refusal, route_chain
-from triggers.runs import utcnow, waiting_run
+from triggers.instance_query import list_instances
+from triggers.runs import UNKNOWN_CREATED, awaits_upstream, utcnow
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("backup_chain")
@@ -99,13 +100,15 @@ async def tell_skipped(
             raise
 
 
-async def end_waiting_run(client: df.DurableOrchestrationClient, chain: Chain, detail: dict[str, Any]) -> str | None:
-    """A run of the paused chain waiting for upstream ends skipped (it would back up once its
-    signal came); returns its instance id."""
-    waiting = await waiting_run(client, chain)
-    if waiting is not None:
-        await client.raise_event(waiting, PAUSED_EVENT, detail)
-    return waiting
+async def end_waiting_runs(client: df.DurableOrchestrationClient, chain: Chain, detail: dict[str, Any]) -> list[str]:
+    """Every run of the paused chain waiting (or about to wait) for upstream ends skipped: each
+    would back up once its signal came. Returns their instance ids, oldest first."""
+    active = await list_instances(client, runtime_status=list(ACTIVE), instance_id_prefix=chain_prefix(chain.name))
+    waiting = [s for s in active if await awaits_upstream(client, s)]
+    waiting.sort(key=lambda s: s.created_time or UNKNOWN_CREATED)
+    for status in waiting:
+        await client.raise_event(status.instance_id, PAUSED_EVENT, detail)
+    return [str(s.instance_id) for s in waiting]
 
 
 @bp.route(route="chains/{chain}/pause", methods=["POST"])
@@ -126,10 +129,10 @@ async def pause_chain(req: func.HttpRequest, client: df.DurableOrchestrationClie
         changed = bool(change["changed"])
         control = ChainControl.from_state(change["state"])
     pause = control.pause_view() or {}
-    ended = await end_waiting_run(client, chain, pause)
+    ended = await end_waiting_runs(client, chain, pause)
     if changed:
         log.warning("chain %s paused (%s)", chain.name, control.reason or "no reason given")
-    return ok({"chain": chain.name, "paused": True, **pause, "changed": changed, "endedWaitingRun": ended})
+    return ok({"chain": chain.name, "paused": True, **pause, "changed": changed, "endedWaitingRuns": ended})
 
 
 @bp.route(route="chains/{chain}/resume", methods=["POST"])

@@ -21,7 +21,7 @@ from backup_chain.ids import chain_prefix, run_id_for_event
 from backup_chain.runs import upstream_signal
 from backup_chain.text import is_unicode
 from entities.chain_control import read_control
-from triggers.control import end_waiting_run, tell_skipped
+from triggers.control import end_waiting_runs, tell_skipped
 from triggers.instance_query import list_instances
 from triggers.runs import start_run, waiting_run
 
@@ -98,19 +98,19 @@ async def _already_handled(
 async def _skip_paused(
     client: df.DurableOrchestrationClient, chain: Chain, event_id: str, pause: dict[str, Any]
 ) -> None:
-    """A run of the paused chain still waiting ends skipped; otherwise the run this event would
+    """Runs of the paused chain still waiting end skipped; otherwise the run this event would
     have started is told downstream as skipped (ChainSkipped, reason "paused"); either is logged."""
     detail = {**pause, "upstreamEventId": event_id}
-    ended = await end_waiting_run(client, chain, detail)
+    ended = await end_waiting_runs(client, chain, detail)
     run_id = run_id_for_event(event_id)
-    if ended is None:
+    if not ended:
         await tell_skipped(client, chain, run_id, detail)
     log.warning(
         "upstream event %s not passed to chain %s: paused since %s; %s",
         event_id,
         chain.name,
         pause["since"],
-        f"its waiting run {ended} ends skipped" if ended else f"run {run_id} not started",
+        f"its waiting runs end skipped: {', '.join(ended)}" if ended else f"run {run_id} not started",
         extra={"chain": chain.name},
     )
 

@@ -42,10 +42,19 @@ def _chains(stack: Stack) -> dict[str, Any]:
 
 
 def test_chains_pause_shows_in_chains_and_resume_lifts_it(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    for run_id in ("r-wait1", "r-wait2"):  # two runs waiting for upstream: the pause ends both
+        body = {"runId": run_id, "waitForUpstream": True}
+        assert stack.api("POST", "chains/win/runs", body).status_code == 202
+    stack.settle()
     done = _subprocess(stack, "--json", "chains", "pause", "win", "--reason", "disk swap")
     assert done.returncode == 0, done.stderr
     paused = json.loads(done.stdout)
     assert (paused["paused"], paused["changed"], paused["reason"]) == (True, True, "disk swap")
+    assert sorted(paused["endedWaitingRuns"]) == ["chain:win:r-wait1", "chain:win:r-wait2"]  # same created time
+    stack.settle()
+    for run_id in ("r-wait1", "r-wait2"):
+        run = stack.api("GET", f"chains/win/runs/{run_id}").json()
+        assert (run["runtimeStatus"], run["outcome"]) == ("Completed", "skipped"), run
 
     code, out, err = _cli(stack, "chains", "pause", "win", monkeypatch=monkeypatch)
     assert code == 0 and f"win already paused since {paused['since']}: disk swap" in out, err

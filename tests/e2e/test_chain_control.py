@@ -156,7 +156,7 @@ def test_pause_during_a_window_backs_nothing_up_and_says_so_then_resume_runs_the
     paused = _json(_pause(stack, {"reason": "storage maintenance"}, "ops@contoso.com"), 200)
     assert (paused["paused"], paused["changed"], paused["reason"]) == (True, True, "storage maintenance")
     assert paused["by"] == "ops@contoso.com"
-    assert paused["endedWaitingRun"] == f"chain:win:{window_run}"
+    assert paused["endedWaitingRuns"] == [f"chain:win:{window_run}"]
     again = _json(stack.api("POST", "chains/win/pause", {"reason": "other"}), 200)
     assert (again["changed"], again["since"], again["reason"]) == (False, paused["since"], "storage maintenance")
     pause_event = one(stack.downstream(), "ChainPaused")["data"]
