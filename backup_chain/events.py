@@ -32,6 +32,8 @@ EVENT_TYPES = (
     "GcStopFailed",
     "PolicyUnreadable",
     "SnapshotLate",
+    "ChainPaused",
+    "ChainResumed",
 )
 _NAMESPACE = uuid.UUID("6f1c2a57-7c1e-4d53-9a55-0b3f5f8e2b10")
 

@@ -9,6 +9,9 @@ instance / entity       id or key                                   built by
 ======================  ==========================================  =========================
 chain run               ``chain:{chain}:{runId}``                   ``chain_instance_id``
 chain scheduler         ``scheduler:{chain}``                       ``scheduler_instance_id``
+retry of a run          ``chain:{chain}:{runId}-r{n}``              ``retry_run_id``
+pause / resume / skip   ``control:{chain}:{action}-{label}``        ``control_instance_id``
+``chain_control``       ``{chain}``                                 ``chain_control_key``
 VM backup               ``vm:{chain}:{runId}:{vmHash}``             ``vm_instance_id``
 VM batch (large runs)   ``vm:{chain}:{runId}:batch{nnn}``           ``vm_batch_instance_id``
 job watcher             ``{VM backup id}:{label}``                  ``watcher_instance_id``
@@ -121,6 +124,33 @@ def run_id_for_event(event_id: str) -> str:
 
 def run_id_for_window(when: datetime) -> str:
     return "w-" + when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+_RETRY_SUFFIX = re.compile(r"^(?P<base>.+)-r(?P<n>[1-9][0-9]{0,5})$")
+
+
+def retry_run_id(run_id: str) -> str | None:
+    """The run id of the retry of ``run_id``: ``{runId}-r1``, and a retry of ``x-r{n}`` is
+    ``x-r{n+1}``, so retrying one run twice lands on the same retry. None when that id would be
+    longer than a run id may be."""
+    found = _RETRY_SUFFIX.match(run_id)
+    retry = f"{found['base']}-r{int(found['n']) + 1}" if found else f"{run_id}-r1"
+    return retry if valid_run_id(retry) else None
+
+
+# Pausing a chain.
+
+
+def chain_control_key(chain: str) -> str:
+    """The chain's ``chain_control`` entity (its pause state); chain names are case-insensitive."""
+    return chain.lower()
+
+
+def control_instance_id(chain: str, action: str, label: str) -> str:
+    """An orchestration that records a pause or resume (``label``: the request's stamp) or tells
+    downstream a paused chain skipped a run (``label``: the run id it would have had, so a
+    redelivered upstream event or a replayed window tells it once)."""
+    return f"control:{chain.lower()}:{action}-{label}"
 
 
 # Job polling.

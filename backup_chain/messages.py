@@ -407,6 +407,8 @@ class ChainRunInput(TypedDict):
     upstream: UpstreamSignal | None
     gc: GcSettings | None
     polling: dict[str, Any]
+    vms: NotRequired[list[list[str]]]  # [vaultId, vmId] of the only VMs to back up (a retry)
+    retryOf: NotRequired[str]  # the run this one retries
 
 
 class VmBackupInput(TypedDict):

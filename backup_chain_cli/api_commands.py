@@ -1,5 +1,5 @@
 """Sub-commands that drive the app through its HTTP API (docs/http-api.md, docs/cli.md):
-``chains``, ``runs list|show|start|cancel``, ``events``, ``gc status|run``."""
+``chains [pause|resume]``, ``runs list|show|start|cancel|retry``, ``events``, ``gc status|run``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from backup_chain.chain_control import MAX_REASON_CHARS
 from backup_chain.ids import valid_chain_name, valid_run_id
 from backup_chain_cli.api_client import ApiClient, add_connection_options, segment
 from backup_chain_cli.output import EXIT_OK, EXIT_PROBLEM, CliError, Output
@@ -102,9 +103,51 @@ def chains(args: argparse.Namespace, output: Output) -> int:
                 last.get("runId") or "-",
                 last.get("outcome") or last.get("runtimeStatus") or "",
                 last.get("lastUpdatedTime") or "",
+                _paused(chain.get("pause")),
             ]
         )
-    output.table("Chains", ["chain", "VMs", "window", "next window", "GC", "last run", "status", "updated"], rows)
+    output.table(
+        "Chains", ["chain", "VMs", "window", "next window", "GC", "last run", "status", "updated", "paused"], rows
+    )
+    return EXIT_OK
+
+
+def _paused(pause: Any) -> str:
+    if not isinstance(pause, dict):
+        return "-"
+    return f"since {pause.get('since')}" + (f": {pause.get('reason')}" if pause.get("reason") else "")
+
+
+def _reason(value: str) -> str:
+    if not value.strip() or len(value) > MAX_REASON_CHARS:
+        raise argparse.ArgumentTypeError(f"a reason is 1 to {MAX_REASON_CHARS} characters")
+    return value
+
+
+def chains_pause(args: argparse.Namespace, output: Output) -> int:
+    body = _client(args).call(
+        "POST", f"chains/{segment(args.chain)}/pause", body={"reason": args.reason} if args.reason else {}
+    )
+    output.data(body)
+    if body.get("accepted"):
+        output.text(f"pause of {body.get('chain')} accepted ({body.get('instanceId')}); chains shows when it holds")
+        return EXIT_OK
+    state = "paused" if body.get("changed") else "already paused"
+    output.text(f"{body.get('chain')} {state} {_paused(body)}")
+    for ended in body.get("endedWaitingRuns") or []:
+        output.text(f"its run waiting for upstream ends skipped: {ended}")
+    return EXIT_OK
+
+
+def chains_resume(args: argparse.Namespace, output: Output) -> int:
+    body = _client(args).call("POST", f"chains/{segment(args.chain)}/resume", body={})
+    output.data(body)
+    if body.get("accepted"):
+        output.text(f"resume of {body.get('chain')} accepted ({body.get('instanceId')}); chains shows when it holds")
+    elif body.get("changed"):
+        output.text(f"{body.get('chain')} resumed (paused since {body.get('pausedSince')})")
+    else:
+        output.text(f"{body.get('chain')} was not paused")
     return EXIT_OK
 
 
@@ -218,6 +261,26 @@ def _follow(client: ApiClient, chain: str, run_id: str, limit: float, every: flo
         time.sleep(every)
 
 
+def runs_retry(args: argparse.Namespace, output: Output) -> int:
+    client = _client(args)
+    retry = client.call("POST", f"chains/{segment(args.chain)}/runs/{segment(args.run_id)}/retry", body={})
+    run_id = str(retry.get("runId"))
+    if retry.get("started"):
+        output.progress(f"retry {run_id} of run {args.run_id} started with {len(retry.get('vms') or [])} VM(s)")
+    else:
+        output.progress(f"retry {run_id} of run {args.run_id} already exists ({retry.get('runtimeStatus')})")
+    for vm in retry.get("notRetried") or []:
+        output.warning(f"{_name(vm.get('vmId'))} not retried: {vm.get('outcome')}")
+    if not args.wait:
+        output.data(retry)
+        output.text(f"{'started' if retry.get('started') else 'exists'}: {run_id} ({retry.get('runtimeStatus')})")
+        return EXIT_OK
+    run = _follow(client, str(retry.get("chain")), run_id, args.wait_timeout, args.poll_seconds, output)
+    output.data(run)
+    _show_run(run, output)
+    return EXIT_OK if run.get("outcome") == SUCCESS and run.get("runtimeStatus") == "Completed" else EXIT_PROBLEM
+
+
 def runs_cancel(args: argparse.Namespace, output: Output) -> int:
     body = _client(args).call("POST", f"chains/{segment(args.chain)}/runs/{segment(args.run_id)}/cancel")
     output.data(body)
@@ -287,10 +350,19 @@ def gc_run(args: argparse.Namespace, output: Output) -> int:
 
 def register(commands: Any) -> None:
     """Add this module's sub-commands to ``commands`` (argparse sub-parsers)."""
-    parser = _add(commands, "chains", "list the configured chains: VMs, window, next window, GC, last run", chains)
+    parser = _add(
+        commands, "chains", "list the configured chains: VMs, window, next window, GC, last run, pause", chains
+    )
     parser.add_argument("--vms", action="store_true", help="list every chain's VMs, however many")
+    # Optional actions; argparse lets a sub-command's defaults (its ``run``) replace the listing's.
+    chain_actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
+    pause = _add(chain_actions, "pause", "pause a chain: no run starts until it is resumed", chains_pause)
+    pause.add_argument("chain", type=_chain, help="the chain's name (backup-chain chains lists them)")
+    pause.add_argument("--reason", type=_reason, help=f"why (shown with the pause; at most {MAX_REASON_CHARS})")
+    resume = _add(chain_actions, "resume", "resume a paused chain: its next window or event runs", chains_resume)
+    resume.add_argument("chain", type=_chain, help="the chain's name (backup-chain chains lists them)")
 
-    runs = commands.add_parser("runs", help="list, show, start and cancel chain runs", description="Chain runs.")
+    runs = commands.add_parser("runs", help="list, show, start, retry and cancel chain runs", description="Chain runs.")
     actions = runs.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=type(runs))
     parser = _add(actions, "list", "recent runs of a chain, newest first", runs_list)
     parser.add_argument("chain", type=_chain, help="the chain's name (backup-chain chains lists them)")
@@ -312,6 +384,12 @@ def register(commands: Any) -> None:
         "--upstream-status", choices=("Succeeded", "Failed"), help="the upstream outcome, already known"
     )
     parser.add_argument("--wait", action="store_true", help="follow the run until it ends (phases on stderr)")
+    parser.add_argument("--wait-timeout", type=_positive, default=4 * 3600.0, help="give up following after (s)")
+    parser.add_argument("--poll-seconds", type=_positive, default=10.0, help="read the run this often (s)")
+    parser = _add(actions, "retry", "a new run of only the VMs a finished run did not back up", runs_retry)
+    parser.add_argument("chain", type=_chain, help="the chain's name (backup-chain chains lists them)")
+    parser.add_argument("run_id", type=_run_id, metavar="RUN_ID", help="the finished run to retry")
+    parser.add_argument("--wait", action="store_true", help="follow the retry until it ends (phases on stderr)")
     parser.add_argument("--wait-timeout", type=_positive, default=4 * 3600.0, help="give up following after (s)")
     parser.add_argument("--poll-seconds", type=_positive, default=10.0, help="read the run this often (s)")
     parser = _add(actions, "cancel", "cancel a running run", runs_cancel)

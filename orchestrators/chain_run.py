@@ -9,6 +9,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from activities.run_jobs import run_jobs
+from backup_chain.chain_control import PAUSED_EVENT, SKIPPED_REASON
 from backup_chain.custom_status import upstream_detail_for_event, upstream_for_status
 from backup_chain.deadlines import not_started, window_closed
 from backup_chain.events import chain_cloud_event
@@ -101,9 +102,17 @@ def chain_run(context: df.DurableOrchestrationContext):
     spec: ChainRunInput = context.get_input()
     run = _ChainRunState(context, spec)
     chain = run.chain
-    targets = [(t["vaultId"], vm) for t in chain["targets"] for vm in t["vms"]]
-    run.phase("started", startedAt=iso(now(context)))
-    yield publish(context, [run.event("ChainStarted", startedBy=spec.get("startedBy"), vmCount=len(targets))])
+    chosen = [(vault_id, vm_id) for vault_id, vm_id in spec["vms"]] if spec.get("vms") else None
+    targets = chosen or [(t["vaultId"], vm) for t in chain["targets"] for vm in t["vms"]]
+    retry_of = spec.get("retryOf")
+    run.phase("started", startedAt=iso(now(context)), **({"retryOf": retry_of} if retry_of else {}))
+    started = run.event(
+        "ChainStarted",
+        startedBy=spec.get("startedBy"),
+        vmCount=len(targets),
+        **({"retryOf": retry_of} if retry_of else {}),  # a retry says which run it retries
+    )
+    yield publish(context, [started])
 
     # The signal as it came (a run's input, or the upstream event's JSON), then stamped below.
     told: Mapping[str, Any] | None = spec.get("upstream")
@@ -112,10 +121,16 @@ def chain_run(context: df.DurableOrchestrationContext):
         run.phase("waitingForUpstream", deadline=iso(deadline))
         signal = context.wait_for_external_event(UPSTREAM_EVENT)
         cancel = context.wait_for_external_event(CANCEL_EVENT)
+        paused = context.wait_for_external_event(PAUSED_EVENT)  # its chain was paused (docs/operations.md)
         timer = context.create_timer(deadline)
-        winner = yield context.task_any([signal, cancel, timer])
+        winner = yield context.task_any([signal, cancel, paused, timer])
         if winner is cancel:
             return (yield from _finish(run, "cancelled", {}))
+        if winner is paused:
+            timer.cancel()
+            pause = decode_event_data(paused.result)
+            yield publish(context, [run.event("ChainSkipped", reason=SKIPPED_REASON, detail=pause)])
+            return (yield from _finish(run, "skipped", {}))
         if winner is timer:
             yield publish(context, [run.event("UpstreamTimedOut", deadline=iso(deadline))])
             if chain["upstream"].get("onTimeout", "end") == "end":

@@ -1,6 +1,6 @@
-"""``GET /api/chains`` (each configured chain: its VMs, window and next window, GC coverage, last
-run) and ``GET /api/chains/{chain}/runs/{runId}/events`` (the downstream events a run published,
-each with its delivery state)."""
+"""``GET /api/chains`` (each configured chain: its VMs, window and next window, GC coverage,
+whether it is paused, last run) and ``GET /api/chains/{chain}/runs/{runId}/events`` (the
+downstream events a run published, each with its delivery state)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import azure.functions as func
 
 from app_runtime import config
 from backup_chain.api_models import RequestError
+from backup_chain.chain_control import ChainControl
 from backup_chain.chain_view import next_window_view
 from backup_chain.config import Chain, ChainConfig
 from backup_chain.delivery import delivery_outcome
@@ -22,6 +23,7 @@ from backup_chain.ids import (
     vm_run_prefix,
 )
 from backup_chain.run_events import announced_snapshot, listing, published
+from entities.chain_control import read_control
 from entities.delivery_outbox import outbox_entity
 from triggers.http_api import existing_run, ok, problem, refusal, run_vm_statuses
 from triggers.instance_query import list_instances
@@ -50,6 +52,11 @@ async def _last_run(client: df.DurableOrchestrationClient, chain: Chain, kept: s
     return run
 
 
+def _pause_view(control: ChainControl) -> dict[str, Any]:
+    """``paused``, and ``pause`` (since, reason, by) while paused (triggers/control.py)."""
+    return {"paused": control.paused, "pause": control.pause_view()}
+
+
 @bp.route(route="chains", methods=["GET"])
 @bp.durable_client_input(client_name="client")
 async def list_chains(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
@@ -74,6 +81,7 @@ async def list_chains(req: func.HttpRequest, client: df.DurableOrchestrationClie
                 "window": chain.window,
                 **next_window_view(chain.window, custom, scheduler.last_updated_time if scheduler else None),
                 "gc": _gc_view(cfg, chain),
+                **_pause_view(await read_control(client, chain.name)),
                 "lastRun": await _last_run(client, chain, kept),
             }
         )

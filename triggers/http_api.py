@@ -14,6 +14,7 @@ import azure.functions as func
 
 from app_runtime import ACTIVE, config
 from backup_chain.api_models import RequestError, StartRun, UpstreamReport, parse_body
+from backup_chain.chain_control import paused_refusal
 from backup_chain.config import Chain
 from backup_chain.delivery import delivery_outcome
 from backup_chain.ids import (
@@ -27,6 +28,7 @@ from backup_chain.ids import (
 )
 from backup_chain.messages import CancelNotice
 from backup_chain.runs import upstream_signal
+from entities.chain_control import read_control
 from triggers.instance_query import list_instances
 from triggers.kept import kept_keys, outbox_summary
 from triggers.runs import awaits_upstream, run_view, start_run, utcnow
@@ -97,6 +99,9 @@ async def start_chain_run(req: func.HttpRequest, client: df.DurableOrchestration
             raise RequestError(f"chain {chain.name!r} has no upstream to wait for", field="waitForUpstream")
     except RequestError as err:
         return refusal(err)
+    paused = paused_refusal(chain.name, await read_control(client, chain.name))
+    if paused is not None:  # a paused chain starts no run, by hand either (docs/operations.md)
+        return problem(409, "Conflict", paused, "chain")
     # The wall clock only names the run; its windows and timers run on the Durable clock.
     run_id = body.runId or "h-" + utcnow().strftime("%Y%m%dT%H%M%S%fZ")
     upstream = None
@@ -125,11 +130,25 @@ async def report_upstream(req: func.HttpRequest, client: df.DurableOrchestration
     except RequestError as err:
         return refusal(err)
     instance_id = chain_instance_id(chain.name, run_id)
+    paused = paused_refusal(chain.name, await read_control(client, chain.name))
+    if paused is not None:  # the run ends skipped when its chain is paused; no signal reaches it
+        return problem(409, "Conflict", paused, "chain")
     if not await awaits_upstream(client, status):
         custom = status.custom_status if isinstance(status.custom_status, dict) else {}
         return problem(409, "Conflict", f"run {run_id!r} is not waiting for upstream (phase {custom.get('phase')})")
     await client.raise_event(instance_id, "upstream", upstream_signal(report.status, report.detail))
     return ok({"chain": chain.name, "runId": run_id, "accepted": True}, 202)
+
+
+def _input_of(status: Any) -> dict[str, Any]:
+    """The run's input (``show_input``), ``{}`` when absent or unreadable."""
+    spec = status.input_
+    if isinstance(spec, str):
+        try:
+            spec = json.loads(spec)
+        except ValueError:
+            spec = None
+    return spec if isinstance(spec, dict) else {}
 
 
 def run_vms(chain: Chain, status: Any) -> list[tuple[str, str]]:
@@ -206,6 +225,7 @@ async def get_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationCl
             "delivery": delivery,
             "undelivered": undelivered,
             "pendingDelivery": [{k: e[k] for k in ("id", "type", "subject", "reason")} for e in kept["pending"]],
+            "retryOf": _input_of(status).get("retryOf"),
             "custom": status.custom_status,
             "output": output,
             "vms": vms,

@@ -2,8 +2,8 @@
 
 A matching event is raised into the chain's run that waits in its window, or starts a run named
 after the event id (Event Grid delivers at least once; a redelivery finds its run and changes
-nothing). Events that match no chain, or are malformed, are logged and acknowledged: retrying
-them could never succeed."""
+nothing); a paused chain gets neither, and says so (triggers/control.py). Events that match no
+chain, or are malformed, are logged and acknowledged: retrying them could never succeed."""
 
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from app_runtime import config
+from backup_chain.config import Chain
 from backup_chain.ids import chain_prefix, run_id_for_event
 from backup_chain.runs import upstream_signal
 from backup_chain.text import is_unicode
+from entities.chain_control import read_control
+from triggers.control import end_waiting_runs, tell_skipped
 from triggers.instance_query import list_instances
 from triggers.runs import start_run, waiting_run
 
@@ -92,6 +95,26 @@ async def _already_handled(
     return False
 
 
+async def _skip_paused(
+    client: df.DurableOrchestrationClient, chain: Chain, event_id: str, pause: dict[str, Any]
+) -> None:
+    """Runs of the paused chain still waiting end skipped; otherwise the run this event would
+    have started is told downstream as skipped (ChainSkipped, reason "paused"); either is logged."""
+    detail = {**pause, "upstreamEventId": event_id}
+    ended = await end_waiting_runs(client, chain, detail)
+    run_id = run_id_for_event(event_id)
+    if not ended:
+        await tell_skipped(client, chain, run_id, detail)
+    log.warning(
+        "upstream event %s not passed to chain %s: paused since %s; %s",
+        event_id,
+        chain.name,
+        pause["since"],
+        f"its waiting runs end skipped: {', '.join(ended)}" if ended else f"run {run_id} not started",
+        extra={"chain": chain.name},
+    )
+
+
 @bp.event_grid_trigger(arg_name="event")
 @bp.durable_client_input(client_name="client")
 async def upstream_event(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
@@ -124,6 +147,10 @@ async def upstream_event(event: func.EventGridEvent, client: df.DurableOrchestra
     for chain in chains:
         if await _already_handled(client, chain.name, event_id, since):
             log.info("upstream event %s already handled by chain %s", event_id, chain.name)
+            continue
+        pause = (await read_control(client, chain.name)).pause_view()
+        if pause is not None:  # a paused chain hears no upstream event, and says so
+            await _skip_paused(client, chain, event_id, pause)
             continue
         waiting = await waiting_run(client, chain)
         if waiting is not None:

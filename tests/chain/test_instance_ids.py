@@ -52,6 +52,9 @@ def test_each_id_starts_with_the_prefix_its_table_row_gives() -> None:
         "protection_lease_key": ids.protection_lease_key(VM),
         "outbox_entity_key": ids.outbox_entity_key(ids.outbox_run_key("Nightly", "r1")),
         "DELIVERY_INDEX_KEY": ids.DELIVERY_INDEX_KEY,
+        "retry_run_id": ids.chain_instance_id("Nightly", ids.retry_run_id("r1") or ""),
+        "control_instance_id": ids.control_instance_id("Nightly", "pause", "20270110T020000Z"),
+        "chain_control_key": ids.chain_control_key("Nightly"),
     }
     rows = _table_rows()
     assert set(built) == set(rows)
@@ -61,6 +64,7 @@ def test_each_id_starts_with_the_prefix_its_table_row_gives() -> None:
     assert built["chain_instance_id"] == "chain:nightly:r1"
     assert built["vm_batch_instance_id"] == "vm:nightly:r1:batch007"
     assert built["gc_due_instance_id"] == "gc:check:20270110T0200Z"
+    assert built["retry_run_id"] == "chain:nightly:r1-r1" and built["chain_control_key"] == "nightly"
     assert built["job_watch_key"] == ids.poller_instance_id(VAULT).removeprefix("poller:") == ids.resource_hash(VAULT)
 
 

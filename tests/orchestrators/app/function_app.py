@@ -8,6 +8,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from entities.chain_control import bp as control_entity
 from entities.delivery_outbox import bp as outbox_entities
 from entities.job_watch import bp as watch_entity
 from entities.protection_lease import bp as lease_entity
@@ -38,6 +39,7 @@ for blueprint in (
     lease_entity,
     outbox_entities,
     watch_entity,
+    control_entity,
 ):
     app.register_functions(blueprint)
 
