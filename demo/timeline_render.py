@@ -104,6 +104,10 @@ def _status_text(vm: VmTimeline) -> str:
         return duration(vm.total_seconds)
     if vm.outcome == "notStarted":
         return "not started"
+    if vm.outcome == "cancelled":
+        return "cancelled"
+    if vm.outcome == "unfinished":
+        return "unfinished (the run ended first)"
     return f"{vm.outcome} …"
 
 
