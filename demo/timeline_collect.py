@@ -6,6 +6,7 @@ listener (``/admin/deliveries``). The model and the drawing are pure (``demo/tim
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -71,6 +72,11 @@ def write(timeline: RunTimeline, path: Path) -> None:
     path.write_text(render(timeline, path.suffix.lower()), encoding="utf-8")
 
 
+def _stable(err: Exception) -> str:
+    """The error's text without object addresses, so the same problem reads the same each time."""
+    return re.sub(r" object at 0x[0-9a-fA-F]+", "", str(err))
+
+
 class RunPictures:
     """``./dev serve --timeline DIR``: draws every run that has ended to ``DIR/<chain>.<runId>.svg``
     and ``.html``. Looks at each chain's newest runs (``GET …/runs?top=``) every few seconds; a
@@ -91,11 +97,18 @@ class RunPictures:
             return
         self.next_look = time.monotonic() + self.LOOK_EVERY
         for chain in self.chains:
-            response = self.stack.api("GET", f"chains/{chain}/runs?top={self.NEWEST}")
-            if response.status_code != 200:
+            # Pictures are a side job of the served stack: a devhost that is slow, restarting or
+            # answering garbage is said (once) and looked at again, never the end of ./dev serve.
+            try:
+                response = self.stack.api("GET", f"chains/{chain}/runs?top={self.NEWEST}")
+                body = response.json() if response.status_code == 200 else None
+            except requests.RequestException as err:  # requests' JSONDecodeError included
+                self._tell((chain, ""), f"listing the runs of {chain} failed: {_stable(err)}")
+                continue
+            if not isinstance(body, dict):
                 self._tell((chain, ""), f"listing the runs of {chain} answered {response.status_code}")
                 continue
-            for run in response.json().get("runs") or []:
+            for run in body.get("runs") or []:
                 key = (chain, str(run.get("runId")))
                 if run.get("runtimeStatus") in TERMINAL_STATUSES and key not in self.done:
                     self._draw(*key)
