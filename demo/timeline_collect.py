@@ -6,6 +6,7 @@ listener (``/admin/deliveries``). The model and the drawing are pure (``demo/tim
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -69,7 +70,11 @@ def settle_deliveries(stack: Stack, timeout: float) -> None:
 
 
 def write(timeline: RunTimeline, path: Path) -> None:
-    path.write_text(render(timeline, path.suffix.lower()), encoding="utf-8")
+    """Replace ``path`` whole (a file beside it renamed over it): ./dev serve redraws a picture while
+    a delivery is pending, and a browser or a reader must never see half of one."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(render(timeline, path.suffix.lower()), encoding="utf-8")
+    os.replace(partial, path)
 
 
 def _stable(err: Exception) -> str:
