@@ -190,7 +190,7 @@ customEvents
   {
     key: 'snapshot-lag'
     displayName: 'Backup chain snapshot reported late'
-    description: 'Downstream heard of a completed snapshot (SnapshotCompleted) more than ${snapshotLagThresholdMinutes} minutes after Azure completed it.'
+    description: 'The app published a SnapshotCompleted event (its time) more than ${snapshotLagThresholdMinutes} minutes after Azure completed the snapshot (snapshotCompletedAt); an event the topic did not take is the events-undelivered rule.'
     severity: 3
     frequency: 'PT5M'
     window: 'PT15M'
