@@ -236,9 +236,10 @@ def _vm_timeline(
     done = _time(_field(completed_event, "jobEndedAt") or (completed_event or {}).get("time"), f"{name} completion")
     done = done or _time(view.get("completedAt"), f"{name}.completedAt")
     failed_at = _time((failed_event or {}).get("time"), f"{name} BackupFailed.time")
-    error_code = _field(failed_event, "errorCode") or view.get("errorCode")
-    failed_phase = _field(failed_event, "phase") or view.get("failedPhase")
-    if failed_at is None and (failed_event is not None or view.get("phase") == "failed"):
+    error_code = _field(failed_event, "errorCode") or view.get("errorCode") or summary.get("errorCode")
+    failed_phase = _field(failed_event, "phase") or view.get("failedPhase") or summary.get("failedPhase")
+    said_failed = view.get("phase") == "failed" or summary.get("outcome") == "failed"
+    if failed_at is None and (failed_event is not None or said_failed):
         failed_at = _time(view.get("updatedAt"), f"{name}.updatedAt") or run_ended
     if failed_at is not None:
         outcome = "failed"

@@ -312,3 +312,22 @@ def test_a_vm_still_backing_up_when_the_run_was_terminated_is_unfinished_not_run
     run = {"chain": "c1", "runId": "r1", "runtimeStatus": "Terminated", "lastUpdatedTime": iso(7)}
     (web01,) = build_timeline(run, events, {}).vms
     assert web01.outcome == "unfinished" and web01.end == at(7)
+
+
+def test_a_vm_whose_orchestration_failed_is_failed_with_the_code_chain_completed_gives() -> None:
+    """No BackupFailed event (the VM's own orchestration failed): ChainCompleted's summary says
+    failed, OrchestrationFailed; the row must not read as unfinished."""
+    summary = [{"vmId": vm("web01"), "outcome": "failed", "failedPhase": None, "errorCode": "OrchestrationFailed"}]
+    events = [
+        event("ChainStarted", 0),
+        event("BackupTriggered", 2, "web01", triggeredAt=iso(2)),
+        event("ChainCompleted", 9, outcome="completedWithFailures", vms=summary, vmsListed="all"),
+    ]
+    run = {
+        "chain": "c1",
+        "runId": "r1",
+        "runtimeStatus": "Completed",
+        "vms": [{"vmId": vm("web01"), "phase": "snapshot", "runtimeStatus": "Failed", "updatedAt": iso(4)}],
+    }
+    (web01,) = build_timeline(run, events, {}).vms
+    assert (web01.outcome, web01.error_code, web01.failed_at) == ("failed", "OrchestrationFailed", at(4))
