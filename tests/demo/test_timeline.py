@@ -331,3 +331,11 @@ def test_a_vm_whose_orchestration_failed_is_failed_with_the_code_chain_completed
     }
     (web01,) = build_timeline(run, events, {}).vms
     assert (web01.outcome, web01.error_code, web01.failed_at) == ("failed", "OrchestrationFailed", at(4))
+
+
+def test_a_run_spanning_weeks_keeps_its_axis_to_a_readable_number_of_ticks() -> None:
+    events = [event("ChainStarted", 0), event("BackupTriggered", 1, "web01", triggeredAt=iso(1))]
+    run = {"chain": "c1", "runId": "r1", "runtimeStatus": "Running", "lastUpdatedTime": iso(60 * 24 * 60)}
+    svg = parse_svg(render_svg(build_timeline(run, events, {})))
+    ticks = [g for g in svg.iter(f"{SVG}g") if g.get("class") == "tick"]
+    assert 2 <= len(ticks) <= 11, len(ticks)
