@@ -149,6 +149,8 @@ def test_the_listener_answers_the_cloudevents_handshake_and_acknowledges_deliver
         origin = {"WebHook-Request-Origin": "eventgrid.azure.net"}
         answer = requests.options(listener.url, headers=origin, timeout=10)
         assert answer.status_code == 200 and answer.headers["WebHook-Allowed-Origin"] == "eventgrid.azure.net"
+        # Event Grid asks for no rate; the spec says the answer SHOULD still give one: any.
+        assert answer.headers["WebHook-Allowed-Rate"] == "*"
         assert requests.options(listener.url, timeout=10).status_code == 400
         posted = requests.post(listener.url, json={"specversion": "1.0", "id": "1"}, timeout=10)
         assert posted.status_code == 200
