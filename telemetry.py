@@ -36,6 +36,8 @@ EVENT_DIMENSIONS = (
     "finding",
     "outcome",
     "snapshotCompletedAt",
+    "triggeredAt",
+    "jobEndedAt",
     "counts",
 )
 

@@ -22,6 +22,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.send_response(200)
         self.send_header("WebHook-Allowed-Origin", origin)
+        # cloudevents/spec http-webhook.md 4.2: MUST answer a WebHook-Request-Rate, SHOULD give one otherwise.
+        self.send_header("WebHook-Allowed-Rate", "*")
         self.send_header("Content-Length", "0")
         self.end_headers()
 

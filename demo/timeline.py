@@ -54,7 +54,10 @@ class VmTimeline:
     vm_id: str
     name: str
     vault: str
-    outcome: str  # completed | failed | running | notStarted (the run ended before its trigger)
+    # completed | failed | running | notStarted (the run ended before its trigger) | cancelled (the
+    # run was cancelled before the VM's backup ended, ChainCompleted says) | unfinished (the run
+    # ended otherwise, e.g. terminated, before the VM's backup did)
+    outcome: str
     segments: tuple[Segment, ...]
     error_code: str | None = None
     failed_phase: str | None = None
@@ -179,10 +182,27 @@ def build_timeline(
     views = [vm for vm in run.get("vms") or [] if isinstance(vm, Mapping) and vm.get("vmId")]
     known = {str(vm["vmId"]).lower() for vm in views}
     views += [{"vmId": _field(next(iter(evs.values())), "vmId")} for key, evs in per_vm.items() if key not in known]
+    # ChainCompleted's per-VM summary: a VM a cancel skipped has no orchestration (not in the GET).
+    summary_list = _field(chain_events.get("ChainCompleted"), "vms")
+    summaries = {
+        str(entry["vmId"]).lower(): entry
+        for entry in (summary_list if isinstance(summary_list, list) else [])
+        if isinstance(entry, Mapping) and entry.get("vmId")
+    }
+    known |= set(per_vm)
+    views += [{"vmId": entry["vmId"]} for key, entry in summaries.items() if key not in known]
     finished = str(run.get("runtimeStatus")) in TERMINAL_STATUSES
     wait_from = upstream_at or started
     vms = tuple(
-        _vm_timeline(view, per_vm.get(str(view["vmId"]).lower(), {}), wait_from, ended, finished, deliveries)
+        _vm_timeline(
+            view,
+            per_vm.get(str(view["vmId"]).lower(), {}),
+            summaries.get(str(view["vmId"]).lower(), {}),
+            wait_from,
+            ended,
+            finished,
+            deliveries,
+        )
         for view in views
     )
     return RunTimeline(
@@ -200,6 +220,7 @@ def build_timeline(
 def _vm_timeline(
     view: Mapping[str, Any],
     events: Mapping[str, Mapping[str, Any]],
+    summary: Mapping[str, Any],
     wait_from: datetime,
     run_ended: datetime,
     run_finished: bool,
@@ -215,16 +236,21 @@ def _vm_timeline(
     done = _time(_field(completed_event, "jobEndedAt") or (completed_event or {}).get("time"), f"{name} completion")
     done = done or _time(view.get("completedAt"), f"{name}.completedAt")
     failed_at = _time((failed_event or {}).get("time"), f"{name} BackupFailed.time")
-    error_code = _field(failed_event, "errorCode") or view.get("errorCode")
-    failed_phase = _field(failed_event, "phase") or view.get("failedPhase")
-    if failed_at is None and (failed_event is not None or view.get("phase") == "failed"):
+    error_code = _field(failed_event, "errorCode") or view.get("errorCode") or summary.get("errorCode")
+    failed_phase = _field(failed_event, "phase") or view.get("failedPhase") or summary.get("failedPhase")
+    said_failed = view.get("phase") == "failed" or summary.get("outcome") == "failed"
+    if failed_at is None and (failed_event is not None or said_failed):
         failed_at = _time(view.get("updatedAt"), f"{name}.updatedAt") or run_ended
     if failed_at is not None:
         outcome = "failed"
     elif done is not None:
         outcome = "completed"
+    elif summary.get("outcome") == "cancelled":
+        outcome = "cancelled"
     elif triggered is None and run_finished:
         outcome = "notStarted"
+    elif run_finished:
+        outcome = "unfinished"
     else:
         outcome = "running"
     end = failed_at or done or run_ended

@@ -6,6 +6,8 @@ listener (``/admin/deliveries``). The model and the drawing are pure (``demo/tim
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -68,7 +70,16 @@ def settle_deliveries(stack: Stack, timeout: float) -> None:
 
 
 def write(timeline: RunTimeline, path: Path) -> None:
-    path.write_text(render(timeline, path.suffix.lower()), encoding="utf-8")
+    """Replace ``path`` whole (a file beside it renamed over it): ./dev serve redraws a picture while
+    a delivery is pending, and a browser or a reader must never see half of one."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(render(timeline, path.suffix.lower()), encoding="utf-8")
+    os.replace(partial, path)
+
+
+def _stable(err: Exception) -> str:
+    """The error's text without object addresses, so the same problem reads the same each time."""
+    return re.sub(r" object at 0x[0-9a-fA-F]+", "", str(err))
 
 
 class RunPictures:
@@ -91,11 +102,18 @@ class RunPictures:
             return
         self.next_look = time.monotonic() + self.LOOK_EVERY
         for chain in self.chains:
-            response = self.stack.api("GET", f"chains/{chain}/runs?top={self.NEWEST}")
-            if response.status_code != 200:
+            # Pictures are a side job of the served stack: a devhost that is slow, restarting or
+            # answering garbage is said (once) and looked at again, never the end of ./dev serve.
+            try:
+                response = self.stack.api("GET", f"chains/{chain}/runs?top={self.NEWEST}")
+                body = response.json() if response.status_code == 200 else None
+            except requests.RequestException as err:  # requests' JSONDecodeError included
+                self._tell((chain, ""), f"listing the runs of {chain} failed: {_stable(err)}")
+                continue
+            if not isinstance(body, dict):
                 self._tell((chain, ""), f"listing the runs of {chain} answered {response.status_code}")
                 continue
-            for run in response.json().get("runs") or []:
+            for run in body.get("runs") or []:
                 key = (chain, str(run.get("runId")))
                 if run.get("runtimeStatus") in TERMINAL_STATUSES and key not in self.done:
                     self._draw(*key)

@@ -10,6 +10,7 @@ attributes with its ISO times, so a test or a script can read the picture back.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from html import escape
 
@@ -61,7 +62,9 @@ class _Scale:
         return round(self.x0 + (moment - self.first).total_seconds() / self.span * self.width, 2)
 
     def ticks(self) -> tuple[int, list[datetime]]:
-        step = next((s for s in TICK_STEPS if self.span / s <= MAX_TICKS), TICK_STEPS[-1])
+        # Past the listed steps (a run left running for weeks): whole days, still at most MAX_TICKS.
+        days = 86400 * math.ceil(self.span / MAX_TICKS / 86400)
+        step = next((s for s in TICK_STEPS if self.span / s <= MAX_TICKS), days)
         epoch = self.first.timestamp()
         start = self.first + timedelta(seconds=(-epoch) % step)
         count = int((self.span - (start - self.first).total_seconds()) // step) + 1
@@ -104,6 +107,10 @@ def _status_text(vm: VmTimeline) -> str:
         return duration(vm.total_seconds)
     if vm.outcome == "notStarted":
         return "not started"
+    if vm.outcome == "cancelled":
+        return "cancelled"
+    if vm.outcome == "unfinished":
+        return "unfinished (the run ended first)"
     return f"{vm.outcome} …"
 
 
@@ -195,7 +202,7 @@ def render_svg(timeline: RunTimeline, max_rows: int = MAX_ROWS) -> str:
     step, ticks = scale.ticks()
     for tick in ticks:
         x = scale.x(tick)
-        label = f"{tick:%H:%M}" if step >= 60 else f"{tick:%H:%M:%S}"
+        label = f"{tick:%d %b}" if step >= 86400 else f"{tick:%H:%M}" if step >= 60 else f"{tick:%H:%M:%S}"
         parts.append(
             f'<g class="tick" data-at="{_iso(tick)}"><line x1="{x}" y1="{TOP}" x2="{x}" y2="{axis_y}" stroke="#eee"/>'
             f'<text x="{x}" y="{axis_y + 16}" text-anchor="middle" class="small">{label}</text></g>'

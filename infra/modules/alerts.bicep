@@ -9,6 +9,8 @@
 //
 // Every rule reports an event that happened once (a run that ended, an event refused, a GC finding,
 // a late snapshot): stateful (autoMitigate) and split by the dimensions that name the occurrence,
+// never by VM (a fleet's weekly findings would pass the action group's 100 e-mails an hour,
+// learn.microsoft.com/azure/azure-monitor/alerts/alerts-rate-limiting; the rows name the VMs),
 // so a window three times the evaluation frequency tolerates ingestion delay without notifying the
 // same occurrence twice; an alert resolves when its occurrence leaves the window, not when the cause
 // is fixed (docs/operations.md says what to check).
@@ -152,11 +154,6 @@ customEvents
         operator: 'Include'
         values: everyValue
       }
-      {
-        name: 'vmId'
-        operator: 'Include'
-        values: everyValue
-      }
     ]
   }
   {
@@ -176,11 +173,6 @@ customEvents
     threshold: 0
     dimensions: [
       {
-        name: 'vmId'
-        operator: 'Include'
-        values: everyValue
-      }
-      {
         name: 'errorCode'
         operator: 'Include'
         values: everyValue
@@ -190,7 +182,7 @@ customEvents
   {
     key: 'snapshot-lag'
     displayName: 'Backup chain snapshot reported late'
-    description: 'Downstream heard of a completed snapshot (SnapshotCompleted) more than ${snapshotLagThresholdMinutes} minutes after Azure completed it.'
+    description: 'The app published a SnapshotCompleted event (its time) more than ${snapshotLagThresholdMinutes} minutes after Azure completed the snapshot (snapshotCompletedAt); an event the topic did not take is the events-undelivered rule.'
     severity: 3
     frequency: 'PT5M'
     window: 'PT15M'
@@ -207,11 +199,6 @@ customEvents
     dimensions: [
       {
         name: 'chain'
-        operator: 'Include'
-        values: everyValue
-      }
-      {
-        name: 'vmId'
         operator: 'Include'
         values: everyValue
       }

@@ -276,3 +276,66 @@ def test_an_unknown_suffix_or_no_rows_is_refused() -> None:
         render(timeline, ".png")
     with pytest.raises(ValueError, match="limit must be at least 1, not 0"):
         render(timeline, ".svg", max_rows=0)
+
+
+def test_a_cancelled_run_shows_its_unfinished_and_never_started_vms_as_cancelled() -> None:
+    """POST …/cancel stops watching running backups and skips the VMs not yet started: none of them is
+    'running' once the run has ended, and the skipped ones (no VM orchestration, so not in the run's
+    GET) still get a row from ChainCompleted's per-VM summary."""
+    summary = [
+        {"vmId": vm("web01"), "outcome": "cancelled", "jobId": "j1", "jobRunning": True},
+        {"vmId": vm("sql01"), "outcome": "cancelled", "jobId": None},
+    ]
+    events = [
+        event("ChainStarted", 0),
+        event("BackupTriggered", 2, "web01", triggeredAt=iso(2)),
+        event("ChainCompleted", 9, outcome="cancelled", vms=summary, vmsListed="all"),
+    ]
+    run = {
+        "chain": "c1",
+        "runId": "r1",
+        "runtimeStatus": "Completed",
+        "outcome": "cancelled",
+        "vms": [{"vmId": vm("web01"), "vaultId": VAULT, "phase": "snapshot", "runtimeStatus": "Terminated"}],
+    }
+    vms = by_name(build_timeline(run, events, {}))
+    assert set(vms) == {"web01", "sql01"}
+    assert vms["web01"].outcome == "cancelled" and vms["web01"].segments[-1] == Segment("snapshot", at(2), at(9))
+    assert vms["sql01"].outcome == "cancelled" and vms["sql01"].segments == (Segment("waiting", at(0), at(9)),)
+    svg = ET.fromstring(render_svg(build_timeline(run, events, {})))
+    statuses = {t.text for t in svg.iter(f"{SVG}text") if t.get("class") == "status"}
+    assert statuses == {"cancelled"}
+
+
+def test_a_vm_still_backing_up_when_the_run_was_terminated_is_unfinished_not_running() -> None:
+    events = [event("ChainStarted", 0), event("BackupTriggered", 2, "web01", triggeredAt=iso(2))]
+    run = {"chain": "c1", "runId": "r1", "runtimeStatus": "Terminated", "lastUpdatedTime": iso(7)}
+    (web01,) = build_timeline(run, events, {}).vms
+    assert web01.outcome == "unfinished" and web01.end == at(7)
+
+
+def test_a_vm_whose_orchestration_failed_is_failed_with_the_code_chain_completed_gives() -> None:
+    """No BackupFailed event (the VM's own orchestration failed): ChainCompleted's summary says
+    failed, OrchestrationFailed; the row must not read as unfinished."""
+    summary = [{"vmId": vm("web01"), "outcome": "failed", "failedPhase": None, "errorCode": "OrchestrationFailed"}]
+    events = [
+        event("ChainStarted", 0),
+        event("BackupTriggered", 2, "web01", triggeredAt=iso(2)),
+        event("ChainCompleted", 9, outcome="completedWithFailures", vms=summary, vmsListed="all"),
+    ]
+    run = {
+        "chain": "c1",
+        "runId": "r1",
+        "runtimeStatus": "Completed",
+        "vms": [{"vmId": vm("web01"), "phase": "snapshot", "runtimeStatus": "Failed", "updatedAt": iso(4)}],
+    }
+    (web01,) = build_timeline(run, events, {}).vms
+    assert (web01.outcome, web01.error_code, web01.failed_at) == ("failed", "OrchestrationFailed", at(4))
+
+
+def test_a_run_spanning_weeks_keeps_its_axis_to_a_readable_number_of_ticks() -> None:
+    events = [event("ChainStarted", 0), event("BackupTriggered", 1, "web01", triggeredAt=iso(1))]
+    run = {"chain": "c1", "runId": "r1", "runtimeStatus": "Running", "lastUpdatedTime": iso(60 * 24 * 60)}
+    svg = parse_svg(render_svg(build_timeline(run, events, {})))
+    ticks = [g for g in svg.iter(f"{SVG}g") if g.get("class") == "tick"]
+    assert 2 <= len(ticks) <= 11, len(ticks)

@@ -107,3 +107,16 @@ def test_queries_inside_workbook_groups_are_found(tmp_path: Path) -> None:
     document = tmp_path / "w.json"
     document.write_text(json.dumps({"version": "Notebook/1.0", "items": [{"type": 1, "content": {}}, group]}))
     assert [item["name"] for item in workbook_items(document)] == ["inner"]
+
+
+def test_the_vm_timeline_panel_uses_azures_trigger_and_job_end_times(emitted: Emitted) -> None:
+    """Waiting ends when the backup was triggered and transfer when Azure's job ended, as the events'
+    data say (triggeredAt, jobEndedAt), not when the app got round to publishing the event: a job
+    watcher sees a job's end only at its next read, so eventTime overstates the transfer."""
+    query = _workbook_query("vm-timelines")
+    assert "todatetime(customDimensions.triggeredAt)" in query and "todatetime(customDimensions.jobEndedAt)" in query
+    examples = Path(__file__).resolve().parents[2] / "docs" / "events"
+    for kind, key in (("BackupTriggered", "triggeredAt"), ("BackupCompleted", "jobEndedAt")):
+        example = json.loads((examples / f"{kind}.json").read_text())
+        (row,) = [row for row in emitted.table("customEvents") if row.name == f"BackupChain.{kind}"]
+        assert (key, example["data"][key]) in row.values, kind
