@@ -395,7 +395,8 @@ class WakeNotice(TypedDict):
 
 class ChainRunInput(TypedDict):
     """``chain_run`` (``backup_chain.runs.run_input``): ``chain`` is the chain's configuration,
-    ``upstream`` the signal when already known."""
+    ``upstream`` the signal when already known. ``vms`` ([vault id, VM id] pairs): the run backs
+    up exactly these, resolving no membership (a retry of run ``retryOf``)."""
 
     chain: dict[str, Any]
     runId: str
@@ -406,6 +407,25 @@ class ChainRunInput(TypedDict):
     upstream: UpstreamSignal | None
     gc: GcSettings | None
     polling: dict[str, Any]
+    vms: NotRequired[list[list[str]]]
+    retryOf: NotRequired[str]
+
+
+class ResolveMembersRequest(TypedDict):
+    """``resolve_members``: one target as configured (vaultId, vms, select, exclude)."""
+
+    target: dict[str, Any]
+
+
+class ResolveMembersResult(TypedDict):
+    """``members`` and ``notProtected``: [VM id, how chosen] (backup_chain/membership.py)."""
+
+    ok: bool
+    vaultId: NotRequired[str]
+    members: NotRequired[list[list[str]]]
+    notProtected: NotRequired[list[list[str]]]
+    counts: NotRequired[dict[str, int]]
+    error: NotRequired[ErrorDict]
 
 
 class VmBackupInput(TypedDict):

@@ -16,6 +16,7 @@ from backup_chain.messages import ChainRunInput, RunJob, RunJobsRequest, VmBacku
 from backup_chain.polling import PollPlan
 from backup_chain.runs import gc_for_vm
 from orchestrators.common import AZURE_RETRY, after, decode_event_data, iso, kept_any, now, publish
+from orchestrators.membership import Membership, resolve_membership
 from orchestrators.notify import tell
 from orchestrators.vm_backup import vm_backup
 
@@ -40,6 +41,7 @@ class _ChainRunState:
         self.chain = spec["chain"]
         self.status: dict[str, Any] = {"phase": "starting", "chain": self.chain["name"], "runId": spec["runId"]}
         self.upstream: dict[str, Any] | None = None  # the whole signal (custom status shows it bounded)
+        self.membership: Membership | None = None
 
     def phase(self, phase: str, **fields: Any) -> None:
         self.status.update(phase=phase, updatedAt=iso(now(self.context)), **fields)
@@ -98,9 +100,15 @@ def chain_run(context: df.DurableOrchestrationContext):
     spec: ChainRunInput = context.get_input()
     run = _ChainRunState(context, spec)
     chain = run.chain
-    targets = [(t["vaultId"], vm) for t in chain["targets"] for vm in t["vms"]]
     run.phase("started", startedAt=iso(now(context)))
-    yield publish(context, [run.event("ChainStarted", startedBy=spec.get("startedBy"), vmCount=len(targets))])
+    membership = yield from resolve_membership(context, spec)
+    run.membership = membership
+    targets = membership.targets
+    run.status.update(membership.for_status())
+    started = {"membership": membership.record, **({"retryOf": spec["retryOf"]} if spec.get("retryOf") else {})}
+    yield publish(
+        context, [run.event("ChainStarted", startedBy=spec.get("startedBy"), vmCount=len(targets), **started)]
+    )
 
     # The signal as it came (a run's input, or the upstream event's JSON), then stamped below.
     told: Mapping[str, Any] | None = spec.get("upstream")
@@ -192,7 +200,9 @@ def chain_run(context: df.DurableOrchestrationContext):
         results.setdefault(vm_id, {"vmId": vm_id, "outcome": "cancelled"})
     if cancelled:
         results = yield from _jobs_left(context, items, results)
-    succeeded = all(r["outcome"] in SUCCEEDED for r in results.values())
+    results.update(membership.unprotected)  # chosen, not protected in the vault: reported, never triggered
+    # A target whose members could not be read leaves its VMs unbacked: never a plain "completed".
+    succeeded = all(r["outcome"] in SUCCEEDED for r in results.values()) and not membership.failed
     run_outcome = "cancelled" if cancelled else ("completed" if succeeded else "completedWithFailures")
     return (yield from _finish(run, run_outcome, results))
 
@@ -368,4 +378,9 @@ def _finish(run: _ChainRunState, outcome: str, results: dict[str, dict[str, Any]
         "vms": summary,
         **left,
         **({"upstream": run.upstream} if run.upstream is not None else {}),
+        **(
+            {"membership": run.membership.record, "members": run.membership.listed}
+            if run.membership is not None
+            else {}
+        ),
     }
