@@ -97,9 +97,9 @@ def vault_items(vault: VaultId) -> dict[str, str | None]:
     items: dict[str, str | None] = {}
     for item in client.backup_protected_items.list(vault.name, vault.resource_group, filter=ITEMS_FILTER):
         props = item.as_dict().get("properties") or {}
-        vm = props.get("virtual_machine_id") or props.get("source_resource_id")
+        vm = props.get("virtualMachineId") or props.get("sourceResourceId")
         if vm:
-            items[str(vm).lower()] = policy_name(props.get("policy_id")) or props.get("policy_name")
+            items[str(vm).lower()] = policy_name(props.get("policyId")) or props.get("policyName")
     return items
 
 
