@@ -42,8 +42,8 @@ class Membership:
     def for_status(self) -> dict[str, Any]:
         """The members for the run's custom status while they fit its budget."""
         if len(json.dumps(self.listed)) <= STATUS_MEMBERS_BYTES:
-            return {"members": self.listed}
-        return {"membersListed": False}
+            return {"membership": self.record, "members": self.listed}
+        return {"membership": self.record, "membersListed": False}
 
 
 def _explicit_counts(target: Mapping[str, Any]) -> dict[str, Any]:
