@@ -82,7 +82,8 @@ def resolve_membership(
             )
         except Exception as err:  # Azure kept failing beyond the retries
             result = {"ok": False, "error": retries_exhausted(str(err))}
-        counts: dict[str, Any] = {"vaultId": target["vaultId"], "selector": target["select"]}
+        selector = {k: v for k, v in target["select"].items() if v not in (None, False)}  # the criteria given
+        counts: dict[str, Any] = {"vaultId": target["vaultId"], "selector": selector}
         if not result.get("ok"):
             found.failed = True
             error: Mapping[str, Any] = result.get("error") or {}

@@ -103,7 +103,8 @@ def test_a_query_the_emulator_does_not_answer_is_a_400_naming_it(emulator: Emula
             QueryRequest(subscriptions=[SUB], query="Resources | where name contains 'web' | project id")
         )
     assert raised.value.status_code == 400
-    body: Any = raised.value.response.json()
+    response: Any = raised.value.response
+    body = response.json()
     assert body["error"]["code"] == "BadRequest"
     assert [d["code"] for d in body["error"]["details"]] == ["InvalidQuery", "UnsupportedQuery"]
 
@@ -122,7 +123,8 @@ def test_throttled_queries_wait_for_the_quota_and_then_give_up(emulator: Emulato
     with pytest.raises(HttpResponseError) as raised:
         graph_vms(SUB, {"tags": {"tier": "web"}})
     assert raised.value.status_code == 429
-    assert raised.value.response.headers["x-ms-user-quota-resets-after"] == "00:00:01"
+    throttled: Any = raised.value.response
+    assert throttled.headers["x-ms-user-quota-resets-after"] == "00:00:01"
 
 
 def test_vms_added_retagged_protected_and_unprotected_between_reads(emulator: Emulator) -> None:

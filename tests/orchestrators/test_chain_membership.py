@@ -28,12 +28,13 @@ def _selecting(name: str, vault: str, **select: Any) -> dict[str, Any]:
 
 def test_only_members_protected_in_the_vault_are_backed_up(tier: OrchestratorTier) -> None:
     chain = _selecting("m-sel", "m-sel-vault", tags={"env": "prod"})
+    counts = {"explicit": 0, "selected": 4, "excluded": 1, "notProtected": 1, "members": 2}
     resolved = {
         "ok": True,
         "vaultId": vault_id("m-sel-vault"),
         "members": [[vm_id("m-sel-a"), "selected"], [vm_id("m-sel-b"), "selected"]],
         "notProtected": [[vm_id("m-sel-loose"), "selected"]],
-        "counts": {"explicit": 0, "selected": 4, "excluded": 1, "notProtected": 1, "members": 2},
+        "counts": counts,
     }
     tier.script.on("resolve_members", "m-sel-vault", ok(resolved))
     for vm in ("m-sel-a", "m-sel-b"):
@@ -53,7 +54,7 @@ def test_only_members_protected_in_the_vault_are_backed_up(tier: OrchestratorTie
     started = tier.published("m-sel")[0]
     assert started["type"].endswith("ChainStarted") and started["data"]["vmCount"] == 2
     (target,) = started["data"]["membership"]["targets"]
-    assert target == {"vaultId": vault_id("m-sel-vault"), "selector": {"tags": {"env": "prod"}}, **resolved["counts"]}
+    assert target == {"vaultId": vault_id("m-sel-vault"), "selector": {"tags": {"env": "prod"}}, **counts}
     completed = tier.published("m-sel")[-1]["data"]
     assert {v["vmId"] for v in completed["vms"]} == {vm_id("m-sel-a"), vm_id("m-sel-b"), vm_id("m-sel-loose")}
 
