@@ -475,8 +475,16 @@ class ChainConfig(_Model):
     def chain(self, name: str) -> Chain | None:
         return next((c for c in self.chains if c.name.lower() == name.lower()), None)
 
+    def gc_selections(self) -> list[dict[str, Any]]:
+        """The chain targets with a ``select`` whose members GC covers at each check or window
+        (every target's, unless ``gc.vms`` lists GC's VMs explicitly)."""
+        if self.gc is None or self.gc.vms is not None:
+            return []
+        return [t.model_dump(mode="json") for chain in self.chains for t in chain.targets if t.select is not None]
+
     def gc_targets(self) -> list[tuple[str, str]]:
-        """(vault id, VM id) of every VM under GC enforcement (default: every VM of any chain)."""
+        """(vault id, VM id) of every explicitly listed VM under GC enforcement (default: every VM
+        of any chain); the members of ``gc_selections`` are added when GC runs."""
         seen: dict[str, tuple[str, str]] = {}
         for chain in self.chains:
             for vault, vm in chain.vm_ids():

@@ -334,6 +334,7 @@ class GcInput(TypedDict):
     prefix: str
     source: str
     fingerprint: str
+    selections: NotRequired[list[dict[str, Any]]]  # chain targets with a select: resolved at each run
 
 
 class ReclaimInput(TypedDict):
@@ -502,6 +503,7 @@ class GcCheckOutput(TypedDict):
     kind: Literal["check"]
     at: str
     vms: list[dict[str, Any]]
+    selectionsFailed: NotRequired[list[dict[str, Any]]]
 
 
 class GcWindowOutput(TypedDict):
@@ -513,6 +515,7 @@ class GcWindowOutput(TypedDict):
     stopped: list[str]
     keptOn: list[str]
     stopFailed: list[dict[str, Any]]
+    selectionsFailed: NotRequired[list[dict[str, Any]]]
 
 
 class ReclaimOutput(TypedDict):

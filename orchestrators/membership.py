@@ -98,3 +98,33 @@ def resolve_membership(
         per_target.append({**counts, **result.get("counts", {})})
     found.record = {"how": "configured", "members": len(found.targets), "targets": per_target}
     return found
+
+
+def gc_members(
+    context: df.DurableOrchestrationContext, spec: Mapping[str, Any]
+) -> Generator[Any, Any, tuple[list[tuple[str, str]], list[dict[str, Any]]]]:
+    """GC's VMs for one check or window, resolved at its start as a chain run resolves them: the
+    explicit ``targets`` and the members of every ``selections`` target (a chain target with a
+    ``select``; VMs not in the vault are not GC's). Also each selection that could not be read
+    ([{vaultId, errorCode, message}])."""
+    targets = [(str(vault), str(vm)) for vault, vm in spec["targets"]]
+    seen = {vm.lower() for _, vm in targets}
+    failed: list[dict[str, Any]] = []
+    for target in spec.get("selections") or []:
+        try:
+            result: ResolveMembersResult = yield context.call_activity_with_retry(
+                resolve_members, AZURE_RETRY, {"target": dict(target)}
+            )
+        except Exception as err:  # Azure kept failing beyond the retries
+            result = {"ok": False, "error": retries_exhausted(str(err))}
+        if not result.get("ok"):
+            error: Mapping[str, Any] = result.get("error") or {}
+            failed.append(
+                {"vaultId": target["vaultId"], "errorCode": error.get("code"), "message": error.get("message")}
+            )
+            continue
+        for vm_id, _ in result.get("members", []):
+            if vm_id.lower() not in seen:
+                seen.add(vm_id.lower())
+                targets.append((target["vaultId"], vm_id))
+    return targets, failed
