@@ -105,10 +105,14 @@ def chain_run(context: df.DurableOrchestrationContext):
     run.membership = membership
     targets = membership.targets
     run.status.update(membership.for_status())
-    started = {"membership": membership.record, **({"retryOf": spec["retryOf"]} if spec.get("retryOf") else {})}
-    yield publish(
-        context, [run.event("ChainStarted", startedBy=spec.get("startedBy"), vmCount=len(targets), **started)]
+    started = run.event(
+        "ChainStarted",
+        startedBy=spec.get("startedBy"),
+        vmCount=len(targets),
+        membership=membership.record,
+        **({"retryOf": spec["retryOf"]} if spec.get("retryOf") else {}),
     )
+    yield publish(context, [started])
 
     # The signal as it came (a run's input, or the upstream event's JSON), then stamped below.
     told: Mapping[str, Any] | None = spec.get("upstream")
