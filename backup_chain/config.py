@@ -224,8 +224,9 @@ class Target(_Model):
     def _chooses_vms(self) -> Target:
         if self.vms is None and self.select is None:
             raise CheckError(
-                "needs 'vms' (VM resource ids) or 'select' (VMs chosen at run start), or both",
+                "is required: list the VM resource ids, or give 'select' (VMs chosen at each run's start)",
                 about=("vms", "select"),
+                at=("vms",),
             )
         if self.exclude is not None and self.select is None:
             raise CheckError(

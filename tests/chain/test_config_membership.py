@@ -26,7 +26,7 @@ def _problems(*targets: dict[str, Any]) -> list[str]:
 @pytest.mark.parametrize(
     ("target", "expected"),
     [
-        ({}, "chains[0].targets[0]: needs 'vms' (VM resource ids) or 'select'"),
+        ({}, "chains[0].targets[0].vms: is required: list the VM resource ids, or give 'select'"),
         ({"select": {}}, "chains[0].targets[0].select: chooses nothing"),
         (
             {"select": {"protectedInVault": False, "policies": ["weekly"]}},
@@ -126,9 +126,10 @@ def test_gc_settings_reach_a_chosen_vm_only_when_gc_covers_it() -> None:
     assert gc_for_vm(settings, vm("chosen")) == {"mode": "weekly-policy", "policy": None, "overlap": "refuse"}
     assert every.gc_selections() == [
         {
-            **target,
+            "vaultId": vault(),
+            "vms": [vm("a")],
             "exclude": None,
-            "select": {**target["select"], "protectedInVault": False, "policies": None, "resourceGroups": None},
+            "select": {"tags": {"env": "prod"}, "protectedInVault": False, "policies": None, "resourceGroups": None},
         }
     ]
     listed = parse_config(_config(target, gc={"mode": "weekly-policy", "vms": [vm("a")]}))
