@@ -2,15 +2,18 @@
 VMs by tag or by vault resolves them at each run's start through the real Resource Graph and
 Recovery Services SDK clients, so VMs added, retagged, protected or unprotected between two runs
 are seen by the second; a chosen VM not protected in the vault is reported, never triggered;
-exclusions hold; Resource Graph's answer is read across pages."""
+exclusions hold; Resource Graph's answer is read across pages; a run given its members (``vms``,
+``retryOf``: how a retry starts) backs up exactly those without resolving anything."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+from backup_chain.ids import chain_instance_id
 from demo.stack import Stack, vault_id, vm_id
-from harness.chain_stack import WEEKLY, jobs, kinds, one, run_to_end, running_stack, scenario, vm
+from harness.chain_stack import WEEKLY, durable_status, jobs, kinds, one, run_to_end, running_stack, scenario, vm
 
 DAILY = {"name": "daily", "frequency": "Daily", "time": "20:00", "timeZone": "UTC", "retentionDays": 7}
 
@@ -90,7 +93,7 @@ def test_tag_selection_sees_vms_added_and_removed_between_runs(tmp_path: Path) -
         assert len(jobs(stack, "app02")) == 1  # the first run's job only
 
 
-def test_vault_selection_by_policy_with_an_explicit_vm(tmp_path: Path) -> None:
+def test_vault_selection_by_policy_with_an_explicit_vm_then_a_run_given_its_vms(tmp_path: Path) -> None:
     vms = [vm("w01"), vm("w02"), {**vm("d01"), "policy": "daily"}, {**vm("x01"), "policy": "daily"}]
     body = scenario(vms)
     body["vaults"][0]["policies"] = [WEEKLY, DAILY]
@@ -103,3 +106,25 @@ def test_vault_selection_by_policy_with_an_explicit_vm(tmp_path: Path) -> None:
         assert (target["explicit"], target["selected"], target["members"], target["notProtected"]) == (1, 2, 3, 0)
         assert one(events, "ChainCompleted")["data"]["outcome"] == "completed"
         assert stack.admin("recoveryservices", "GET", "/admin/resource-graph")["queries"] == []  # vault only
+
+        # A run given its members (as a retry starts one): exactly those, nothing resolved.
+        stack.run_until(lambda: _all_jobs_done(stack, ["w01", "w02", "x01"]), step=300, what="first run's jobs")
+        reads = stack.admin("recoveryservices", "GET", "/admin/requests")["byOperation"]["BackupProtectedItems_List"]
+        spec = durable_status(stack, chain_instance_id("vaulted", "r1"))["input"]
+        spec = json.loads(spec) if isinstance(spec, str) else spec
+        retry = {**spec, "runId": "r2", "vms": [[vault_id("v1"), vm_id("w02")]], "retryOf": "r1"}
+        started = stack.session.post(
+            f"{stack.devhost.url}/runtime/webhooks/durabletask/orchestrators/chain_run/"
+            + chain_instance_id("vaulted", "r2"),
+            json=retry,
+            params={"code": stack.keys["durabletask_extension"]},
+            timeout=30,
+        )
+        assert started.status_code == 202, started.text
+        second = run_to_end(stack, "r2")
+        assert _triggered(second) == ["w02"]
+        data = one(second, "ChainStarted")["data"]
+        assert data["retryOf"] == "r1" and data["membership"] == {"how": "retry", "retryOf": "r1", "members": 1}
+        after = stack.admin("recoveryservices", "GET", "/admin/requests")["byOperation"]["BackupProtectedItems_List"]
+        assert after == reads  # the vault was not read again
+        assert [m["chosen"] for m in stack.api("GET", "chains/vaulted/runs/r2").json()["vms"]] == ["retry"]
