@@ -18,8 +18,10 @@ from backup_chain.messages import ResolveMembersResult
 from orchestrators.common import AZURE_RETRY
 
 # Members listed in the run's custom status while it runs (Azure caps custom status at 16 KB);
-# a larger run lists them in its output only.
+# a larger run lists them in its output only. The per-target counts get their own budget (a chain
+# of many targets with long selectors shows the totals only; ChainStarted has them all).
 STATUS_MEMBERS_BYTES = 8 * 1024
+STATUS_RECORD_BYTES = 4 * 1024
 
 
 @dataclass
@@ -41,9 +43,12 @@ class Membership:
 
     def for_status(self) -> dict[str, Any]:
         """The members for the run's custom status while they fit its budget."""
+        record = self.record
+        if len(json.dumps(record)) > STATUS_RECORD_BYTES:
+            record = {k: v for k, v in record.items() if k != "targets"}
         if len(json.dumps(self.listed)) <= STATUS_MEMBERS_BYTES:
-            return {"membership": self.record, "members": self.listed}
-        return {"membership": self.record, "membersListed": False}
+            return {"membership": record, "members": self.listed}
+        return {"membership": record, "membersListed": False}
 
 
 def _explicit_counts(target: Mapping[str, Any]) -> dict[str, Any]:

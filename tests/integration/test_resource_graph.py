@@ -18,6 +18,7 @@ from activities import clients
 from activities.membership import graph_vms, vault_items
 from backup_chain.membership import resource_graph_query
 from backup_chain.resource_ids import VaultId
+from emulators.recoveryservices.resource_graph import GraphError, parse_query
 from tests.integration.rs_support import (
     SUB,
     TOKEN,
@@ -140,3 +141,20 @@ def test_vms_added_retagged_protected_and_unprotected_between_reads(emulator: Em
     items = vault_items(vault)
     assert _vm("new01").lower() in items and _vm("web01").lower() not in items
     assert items[_vm("new01").lower()] == "daily"
+
+
+def test_the_emulator_parses_exactly_what_the_app_writes_and_refuses_the_rest() -> None:
+    # Pure: the emulator's parser against the app's own query builder (quotes and backslashes).
+    query = resource_graph_query({"resourceGroups": ["rg-(a)"], "tags": {"o'k": "a\\b", "any": "*"}})
+    parsed = parse_query(query)
+    assert (parsed.groups, parsed.has_tags, parsed.tag_values) == (("rg-(a)",), ("any",), (("o'k", "a\\b"),))
+    lines = query.split("\n")
+    for bad in (
+        "\n".join([lines[0], lines[2], lines[1], *lines[3:]]),  # out of order
+        "\n".join(lines[:-1]),  # no order by
+        query.replace("microsoft.compute/virtualmachines", "microsoft.network/networkinterfaces"),
+        query + "\n| limit 5",
+    ):
+        with pytest.raises(GraphError) as raised:
+            parse_query(bad)
+        assert raised.value.status == 400 and raised.value.body["error"]["details"][0]["code"] == "InvalidQuery"
