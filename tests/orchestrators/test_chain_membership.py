@@ -10,6 +10,7 @@ from typing import Any
 
 from tests.orchestrators.builders import accepted, job, no_job, operation_succeeded, read
 from tests.orchestrators.test_chain_run import _chain, _instance, _run_input
+from tests.orchestrators.test_gc import _inspection, _spec
 from tests.support.activity_script import fails, ok
 from tests.support.orchestrator_tier import OrchestratorTier, vault_id, vm_id
 
@@ -89,3 +90,39 @@ def test_a_run_given_its_vms_backs_up_exactly_those_without_resolving(tier: Orch
     started = tier.published("m-retry")[0]["data"]
     assert started["retryOf"] == "r0" and started["vmCount"] == 1
     assert started["membership"] == {"how": "retry", "retryOf": "r0", "members": 1}
+
+
+# --- GC (orchestrators/gc.py): selections resolved at each check -------------------------------------
+def test_a_gc_check_inspects_chosen_members_and_reports_a_selection_it_cannot_read(tier: OrchestratorTier) -> None:
+    spec = _gc_spec("m-gc-listed")
+    spec["selections"] = [
+        {"vaultId": vault_id("m-gc-vault"), "vms": None, "select": {"tags": {"env": "prod"}}, "exclude": None},
+        {"vaultId": vault_id("m-gc-down"), "vms": None, "select": {"protectedInVault": True}, "exclude": None},
+    ]
+    chosen = {
+        "ok": True,
+        "members": [[vm_id("m-gc-listed"), "selected"], [vm_id("m-gc-chosen"), "selected"]],
+        "notProtected": [[vm_id("m-gc-loose"), "selected"]],
+        "counts": {},
+    }
+    tier.script.on("resolve_members", "m-gc-vault", ok(chosen))
+    tier.script.on("resolve_members", "m-gc-down", fails("ServiceUnavailable", "vault unreadable"))
+    for vm in ("m-gc-listed", "m-gc-chosen"):
+        tier.script.on("inspect_protection", vm, ok(_fine(tier, vm)))
+    output = tier.run("gc_check", "gc:check:m-gc", spec)["output"]
+    # the listed VM once (also chosen), the chosen one, never the VM in no vault
+    assert [v["vmId"] for v in output["vms"]] == [vm_id("m-gc-listed"), vm_id("m-gc-chosen")]
+    assert tier.script.calls("inspect_protection", "m-gc-loose") == []
+    (failed,) = output["selectionsFailed"]
+    assert failed["vaultId"] == vault_id("m-gc-down") and failed["errorCode"] == "ServiceUnavailable"
+    (event,) = [e for e in tier.published("gc:check:m-gc") if e["type"].endswith("GcCheckFailed")]
+    assert event["data"]["finding"] == "MembershipUnreadable" and event["data"]["vmId"] is None
+    assert event["data"]["selectionsFailed"] == [failed] and "m-gc-down" in event["data"]["message"]
+
+
+def _gc_spec(*vms: str) -> dict[str, Any]:
+    return _spec("m-gc-vault", list(vms))
+
+
+def _fine(tier: OrchestratorTier, vm: str) -> dict[str, Any]:
+    return dict(_inspection(tier, vm, "m-gc-vault")["return"])
