@@ -9,6 +9,7 @@ import azure.functions as func
 from activities.backup import bp as backup_activities
 from activities.events import bp as event_activities
 from activities.job_poll import bp as poll_activity
+from activities.membership import bp as membership_activity
 from activities.notify import bp as notify_activity
 from activities.protection import bp as protection_activities
 from activities.run_jobs import bp as run_jobs_activity
@@ -68,5 +69,6 @@ for blueprint in (
     notify_activity,
     protection_activities,
     run_jobs_activity,
+    membership_activity,
 ):
     app.register_functions(blueprint)

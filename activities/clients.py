@@ -116,3 +116,21 @@ def publisher() -> Any:
     from azure.eventgrid import EventGridPublisherClient
 
     return EventGridPublisherClient(endpoint, credential())
+
+
+@lru_cache(maxsize=1)
+def resource_graph_client() -> Any:
+    """The Resource Graph client (tenant-wide: the subscription is each query's scope). Its own
+    retries are off: a throttled query waits as Resource Graph's quota headers say
+    (activities/membership.py), other failures are retried by the orchestrator."""
+    from azure.mgmt.resourcegraph import ResourceGraphClient
+
+    endpoint = arm_endpoint()
+    audience = DEFAULT_ARM_ENDPOINT if _is_loopback(endpoint) else endpoint.rstrip("/")
+    return ResourceGraphClient(
+        credential(),
+        base_url=endpoint,
+        credential_scopes=[f"{audience}/.default"],
+        transport=_pooled_transport(),
+        retry_total=0,
+    )

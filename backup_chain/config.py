@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -135,9 +136,90 @@ class Upstream(_Model):
         return subject == self.subject
 
 
+# learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules#microsoftresources
+RESOURCE_GROUP_NAME = re.compile(r"[-\w.()]{0,89}[-\w()]")
+TAG_ANY = "*"  # a tag criterion with this value (or null) matches any value of the tag
+
+
+class Select(_Model):
+    """Which VMs a target chooses at run start (backup_chain/membership.py): every VM protected
+    in the target's vault (``protectedInVault``, optionally only under ``policies``), and/or the
+    VMs of ``resourceGroups`` / carrying ``tags`` (Azure Resource Graph). A VM matches when it
+    matches every criterion given."""
+
+    protectedInVault: bool = False
+    policies: Annotated[list[Annotated[str, Field(min_length=1, max_length=150)]] | None, Field(min_length=1)] = None
+    resourceGroups: Annotated[list[str] | None, Field(min_length=1, max_length=100)] = None
+    tags: Annotated[dict[str, str | None] | None, Field(min_length=1, max_length=50)] = None
+
+    @field_validator("resourceGroups")
+    @classmethod
+    def _groups(cls, values: list[str] | None) -> list[str] | None:
+        for index, name in enumerate(values or []):
+            if not RESOURCE_GROUP_NAME.fullmatch(name):
+                raise ValueError(
+                    f"resourceGroups[{index}]: {name!r} is not a resource group name (1-90 letters, digits, "
+                    "'_', '-', '.', '(' or ')', not ending in '.')"
+                )
+        return values
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: dict[str, str | None] | None) -> dict[str, str | None] | None:
+        # Azure tag names: up to 512 characters, none of < > % & \ ? / (learn.microsoft.com/azure/
+        # azure-resource-manager/management/tag-resources#limitations); values up to 256.
+        for name, tag_value in (value or {}).items():
+            if not name or len(name) > 512 or any(c in name for c in "<>%&\\?/"):
+                raise ValueError(
+                    f"tag name {name!r} is not an Azure tag name (1-512 characters, none of < > % & \\ ? /)"
+                )
+            if tag_value is not None and len(tag_value) > 256:
+                raise ValueError(f"tag {name!r}: a value is at most 256 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _something_chosen(self) -> Select:
+        if not (self.protectedInVault or self.resourceGroups or self.tags):
+            raise CheckError(
+                "chooses nothing: set protectedInVault true, or give resourceGroups or tags",
+                about=("protectedInVault", "resourceGroups", "tags"),
+            )
+        if self.policies and not self.protectedInVault:
+            raise CheckError(
+                "'policies' narrows 'protectedInVault'; set protectedInVault true or remove policies",
+                about=("policies", "protectedInVault"),
+            )
+        return self
+
+    @property
+    def uses_resource_graph(self) -> bool:
+        return bool(self.resourceGroups or self.tags)
+
+
+def _vm_list(values: list[str], field: str) -> list[str]:
+    """Every id parsed (all bad ones reported at once), each listed once (case-insensitively)."""
+    parsed, bad = [], []
+    for index, value in enumerate(values):
+        try:
+            parsed.append(VmId.parse(value))
+        except ResourceIdError as err:
+            bad.append(f"{field}[{index}]: {err}")
+    if bad:  # every bad id at once, not only the first
+        raise ValueError("; ".join(bad))
+    seen: set[str] = set()
+    duplicates: set[str] = set()
+    for key in (v.key for v in parsed):  # a set, not list.count(): 5,000 VMs a target
+        (duplicates if key in seen else seen).add(key)
+    if duplicates:
+        raise ValueError(f"lists the same VM more than once: {min(duplicates)}; list each VM once")
+    return [v.id for v in parsed]
+
+
 class Target(_Model):
     vaultId: str
-    vms: Annotated[list[str], Field(min_length=1, max_length=5000)]
+    vms: Annotated[list[str] | None, Field(min_length=1, max_length=5000)] = None
+    select: Select | None = None
+    exclude: Annotated[list[str] | None, Field(min_length=1, max_length=5000)] = None
 
     @field_validator("vaultId")
     @classmethod
@@ -149,33 +231,43 @@ class Target(_Model):
 
     @field_validator("vms")
     @classmethod
-    def _vms(cls, values: list[str]) -> list[str]:
-        parsed, bad = [], []
-        for index, value in enumerate(values):
-            try:
-                parsed.append(VmId.parse(value))
-            except ResourceIdError as err:
-                bad.append(f"vms[{index}]: {err}")
-        if bad:  # every bad id at once, not only the first
-            raise ValueError("; ".join(bad))
-        seen: set[str] = set()
-        duplicates: set[str] = set()
-        for key in (v.key for v in parsed):  # a set, not list.count(): 5,000 VMs a target
-            (duplicates if key in seen else seen).add(key)
-        if duplicates:
-            raise ValueError(f"lists the same VM more than once: {min(duplicates)}; list each VM once")
-        return [v.id for v in parsed]
+    def _vms(cls, values: list[str] | None) -> list[str] | None:
+        return None if values is None else _vm_list(values, "vms")
+
+    @field_validator("exclude")
+    @classmethod
+    def _exclude(cls, values: list[str] | None) -> list[str] | None:
+        return None if values is None else _vm_list(values, "exclude")
+
+    @model_validator(mode="after")
+    def _chooses_vms(self) -> Target:
+        if self.vms is None and self.select is None:
+            raise CheckError(
+                "is required: list the VM resource ids, or give 'select' (VMs chosen at each run's start)",
+                about=("vms", "select"),
+                at=("vms",),
+            )
+        if self.exclude is not None and self.select is None:
+            raise CheckError(
+                "'exclude' removes VMs that 'select' chose; list fewer 'vms' instead, or add a 'select'",
+                about=("exclude", "select"),
+            )
+        return self
 
     @model_validator(mode="after")
     def _same_subscription(self) -> Target:
         vault = VaultId.parse(self.vaultId)
-        for vm in self.vms:
+        for vm in self.vms or []:
             if VmId.parse(vm).subscription != vault.subscription:
                 raise ValueError(
                     f"VM {vm} is in another subscription than vault {self.vaultId}; Azure Backup protects "
                     "VMs with a vault of the same subscription"
                 )
         return self
+
+    @property
+    def explicit_vms(self) -> list[str]:
+        return self.vms or []
 
 
 class Chain(_Model):
@@ -251,7 +343,7 @@ class Chain(_Model):
         # One VM in two targets would start two VM backups under the same instance id.
         seen: dict[str, int] = {}
         for index, target in enumerate(self.targets):
-            for vm in target.vms:
+            for vm in target.explicit_vms:
                 first = seen.setdefault(vm.lower(), index)
                 if first != index:
                     raise ValueError(
@@ -261,8 +353,14 @@ class Chain(_Model):
         return self
 
     def vm_ids(self) -> list[tuple[str, str]]:
-        """(vault id, VM id) for every target VM, in configuration order."""
-        return [(target.vaultId, vm) for target in self.targets for vm in target.vms]
+        """(vault id, VM id) for every VM the targets list explicitly, in configuration order
+        (VMs a ``select`` chooses are known only at run start: backup_chain/membership.py)."""
+        return [(target.vaultId, vm) for target in self.targets for vm in target.explicit_vms]
+
+    @property
+    def selects(self) -> bool:
+        """Whether any target chooses VMs at run start."""
+        return any(target.select is not None for target in self.targets)
 
     def vault_of(self, vm_id: str) -> str | None:
         key = vm_id.lower()
@@ -384,8 +482,8 @@ class ChainConfig(_Model):
         """Every configured vault, once (first spelling kept)."""
         seen: dict[str, str] = {}
         for chain in self.chains:
-            for vault, _ in chain.vm_ids():
-                seen.setdefault(vault.lower(), vault)
+            for target in chain.targets:  # a target that only selects has a vault too
+                seen.setdefault(target.vaultId.lower(), target.vaultId)
         return list(seen.values())
 
     def vault_reads_per_minute(self, vault_id: str) -> float:
@@ -410,8 +508,16 @@ class ChainConfig(_Model):
     def chain(self, name: str) -> Chain | None:
         return next((c for c in self.chains if c.name.lower() == name.lower()), None)
 
+    def gc_selections(self) -> list[dict[str, Any]]:
+        """The chain targets with a ``select`` whose members GC covers at each check or window
+        (every target's, unless ``gc.vms`` lists GC's VMs explicitly)."""
+        if self.gc is None or self.gc.vms is not None:
+            return []
+        return [t.model_dump(mode="json") for chain in self.chains for t in chain.targets if t.select is not None]
+
     def gc_targets(self) -> list[tuple[str, str]]:
-        """(vault id, VM id) of every VM under GC enforcement (default: every VM of any chain)."""
+        """(vault id, VM id) of every explicitly listed VM under GC enforcement (default: every VM
+        of any chain); the members of ``gc_selections`` are added when GC runs."""
         seen: dict[str, tuple[str, str]] = {}
         for chain in self.chains:
             for vault, vm in chain.vm_ids():

@@ -334,6 +334,7 @@ class GcInput(TypedDict):
     prefix: str
     source: str
     fingerprint: str
+    selections: NotRequired[list[dict[str, Any]]]  # chain targets with a select: resolved at each run
 
 
 class ReclaimInput(TypedDict):
@@ -396,7 +397,8 @@ class WakeNotice(TypedDict):
 
 class ChainRunInput(TypedDict):
     """``chain_run`` (``backup_chain.runs.run_input``): ``chain`` is the chain's configuration,
-    ``upstream`` the signal when already known."""
+    ``upstream`` the signal when already known. ``vms`` ([vault id, VM id] pairs): the run backs
+    up exactly these, resolving no membership (a retry of run ``retryOf``)."""
 
     chain: dict[str, Any]
     runId: str
@@ -409,6 +411,23 @@ class ChainRunInput(TypedDict):
     polling: dict[str, Any]
     vms: NotRequired[list[list[str]]]  # [vaultId, vmId] of the only VMs to back up (a retry)
     retryOf: NotRequired[str]  # the run this one retries
+
+
+class ResolveMembersRequest(TypedDict):
+    """``resolve_members``: one target as configured (vaultId, vms, select, exclude)."""
+
+    target: dict[str, Any]
+
+
+class ResolveMembersResult(TypedDict):
+    """``members`` and ``notProtected``: [VM id, how chosen] (backup_chain/membership.py)."""
+
+    ok: bool
+    vaultId: NotRequired[str]
+    members: NotRequired[list[list[str]]]
+    notProtected: NotRequired[list[list[str]]]
+    counts: NotRequired[dict[str, int]]
+    error: NotRequired[ErrorDict]
 
 
 class VmBackupInput(TypedDict):
@@ -489,6 +508,7 @@ class GcCheckOutput(TypedDict):
     kind: Literal["check"]
     at: str
     vms: list[dict[str, Any]]
+    selectionsFailed: NotRequired[list[dict[str, Any]]]
 
 
 class GcWindowOutput(TypedDict):
@@ -500,6 +520,7 @@ class GcWindowOutput(TypedDict):
     stopped: list[str]
     keptOn: list[str]
     stopFailed: list[dict[str, Any]]
+    selectionsFailed: NotRequired[list[dict[str, Any]]]
 
 
 class ReclaimOutput(TypedDict):

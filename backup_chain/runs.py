@@ -51,11 +51,13 @@ def gc_settings(config: ChainConfig, chain: Chain) -> GcSettings | None:
         return None
     covered = {vm.lower() for _, vm in config.gc_targets()}
     chain_vms = [vm.lower() for _, vm in chain.vm_ids()]
+    # Without gc.vms GC covers every member, chosen or listed; with it, only the VMs it lists.
+    every = config.gc.vms is None or (not chain.selects and all(vm in covered for vm in chain_vms))
     return {
         "mode": config.gc.mode,
         "policy": config.gc.policy,
         "overlap": config.gc.overlap,
-        "vms": None if all(vm in covered for vm in chain_vms) else [vm for vm in chain_vms if vm in covered],
+        "vms": None if every else [vm for vm in chain_vms if vm in covered],
     }
 
 

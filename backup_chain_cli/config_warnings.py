@@ -63,6 +63,13 @@ def gc_coverage(config: ChainConfig) -> list[ConfigWarning]:
         warnings.append(ConfigWarning("gc.enforce", f"false: no weekly GC window opens; {starve}"))
     covered = {vm.lower() for _, vm in config.gc_targets()}
     for index, chain in enumerate(config.chains):
+        if config.gc.vms is not None and chain.selects:
+            warnings.append(
+                ConfigWarning(
+                    f"chains[{index}].targets",
+                    f"VMs its 'select' chooses are not in gc.vms and get no weekly GC coverage; {starve}",
+                )
+            )
         outside = [vm for _, vm in chain.vm_ids() if vm.lower() not in covered]
         if outside:
             warnings.append(

@@ -91,7 +91,9 @@ class Preflight:
         self.results: list[Check] = []
         self._clients: dict[tuple[str, str], Any] = {}
         self._gc_covered = {vm.lower() for _, vm in config.gc_targets()}
-        self._gc_vaults = {vault.lower() for vault, _ in config.gc_targets()}
+        self._gc_vaults = {vault.lower() for vault, _ in config.gc_targets()} | {
+            str(target["vaultId"]).lower() for target in config.gc_selections()
+        }
         self._policies: dict[tuple[str, str], tuple[bool, str]] = {}  # (vault, policy) -> its verdict, read once
 
     def _client(self, kind: str, subscription: str) -> Any:
@@ -122,7 +124,7 @@ class Preflight:
             for vault, vm in chain.vm_ids():
                 vms_by_vault.setdefault(vault.lower(), []).append(vm)
         for vault_id in self.config.vault_ids():
-            vms = vms_by_vault[vault_id.lower()]
+            vms = vms_by_vault.get(vault_id.lower(), [])  # a vault whose targets only select: no listed VM
             self.output.progress(f"vault {vault_id} ({len(vms)} VM(s))")
             if self._vault(vault_id, len(vms)):
                 self._roles(vault_id)

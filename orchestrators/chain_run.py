@@ -18,6 +18,7 @@ from backup_chain.messages import ChainRunInput, RunJob, RunJobsRequest, VmBacku
 from backup_chain.polling import PollPlan
 from backup_chain.runs import gc_for_vm
 from orchestrators.common import AZURE_RETRY, after, decode_event_data, iso, kept_any, now, parse_time, publish
+from orchestrators.membership import Membership, resolve_membership
 from orchestrators.notify import tell
 from orchestrators.vm_backup import vm_backup
 
@@ -42,6 +43,7 @@ class _ChainRunState:
         self.chain = spec["chain"]
         self.status: dict[str, Any] = {"phase": "starting", "chain": self.chain["name"], "runId": spec["runId"]}
         self.upstream: dict[str, Any] | None = None  # the whole signal (custom status shows it bounded)
+        self.membership: Membership | None = None
 
     def phase(self, phase: str, **fields: Any) -> None:
         self.status.update(phase=phase, updatedAt=iso(now(self.context)), **fields)
@@ -102,14 +104,17 @@ def chain_run(context: df.DurableOrchestrationContext):
     spec: ChainRunInput = context.get_input()
     run = _ChainRunState(context, spec)
     chain = run.chain
-    chosen = [(vault_id, vm_id) for vault_id, vm_id in spec["vms"]] if spec.get("vms") else None
-    targets = chosen or [(t["vaultId"], vm) for t in chain["targets"] for vm in t["vms"]]
     retry_of = spec.get("retryOf")
     run.phase("started", startedAt=iso(now(context)), **({"retryOf": retry_of} if retry_of else {}))
+    membership = yield from resolve_membership(context, spec)
+    run.membership = membership
+    targets = membership.targets
+    run.status.update(membership.for_status())
     started = run.event(
         "ChainStarted",
         startedBy=spec.get("startedBy"),
         vmCount=len(targets),
+        membership=membership.record,
         **({"retryOf": retry_of} if retry_of else {}),  # a retry says which run it retries
     )
     yield publish(context, [started])
@@ -219,7 +224,9 @@ def chain_run(context: df.DurableOrchestrationContext):
         results.setdefault(vm_id, {"vmId": vm_id, "outcome": "cancelled"})
     if cancelled:
         results = yield from _jobs_left(context, items, results)
-    succeeded = all(r["outcome"] in SUCCEEDED for r in results.values())
+    results.update(membership.unprotected)  # chosen, not protected in the vault: reported, never triggered
+    # A target whose members could not be read leaves its VMs unbacked: never a plain "completed".
+    succeeded = all(r["outcome"] in SUCCEEDED for r in results.values()) and not membership.failed
     run_outcome = "cancelled" if cancelled else ("completed" if succeeded else "completedWithFailures")
     return (yield from _finish(run, run_outcome, results))
 
@@ -436,4 +443,9 @@ def _finish(run: _ChainRunState, outcome: str, results: dict[str, dict[str, Any]
         "vms": summary,
         **left,
         **({"upstream": run.upstream} if run.upstream is not None else {}),
+        **(
+            {"membership": run.membership.record, "members": run.membership.listed}
+            if run.membership is not None
+            else {}
+        ),
     }

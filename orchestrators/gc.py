@@ -24,6 +24,7 @@ from backup_chain.messages import (
 )
 from backup_chain.stop_findings import stop_finding
 from orchestrators.common import AZURE_RETRY, after, iso, now, publish
+from orchestrators.membership import gc_members
 from orchestrators.protection import acquire, release, set_protection
 
 bp = df.Blueprint()
@@ -82,7 +83,7 @@ def gc_check(context: df.DurableOrchestrationContext):
     RestorePointsNearLimit with what was found and what to do, optionally resume protection."""
     spec: GcInput = context.get_input()
     gc = spec["gc"]
-    targets = [tuple(t) for t in spec["targets"]]
+    targets, unread = yield from gc_members(context, spec)
     results: list[InspectionResult] = []
     stamp = iso(now(context))
     for start in range(0, len(targets), int(gc.get("maxParallel", 10))):
@@ -98,7 +99,7 @@ def gc_check(context: df.DurableOrchestrationContext):
                 except Exception as err:
                     inspections.append({"ok": False, "error": retries_exhausted(str(err))})
         results.extend(inspections)
-    events: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = _unread_selections(context, spec, unread)
     report: list[dict[str, Any]] = []
     for (vault, vm), inspection in zip(targets, results, strict=True):
         if not inspection["ok"]:
@@ -160,6 +161,8 @@ def gc_check(context: df.DurableOrchestrationContext):
         yield publish(context, events)
     context.set_custom_status({"phase": "completed", "checked": len(report), "findings": len(events)})
     output: GcCheckOutput = {"kind": "check", "at": stamp, "vms": report}
+    if unread:
+        output["selectionsFailed"] = unread
     return output
 
 
@@ -174,7 +177,7 @@ def gc_window(context: df.DurableOrchestrationContext):
     then give the leases back; protection stops only where no backup still holds it."""
     spec: GcInput = context.get_input()
     gc = spec["gc"]
-    targets = [tuple(t) for t in spec["targets"]]
+    targets, unread = yield from gc_members(context, spec)
     opened_at = now(context)
     closes = after(context, float(gc["windowHours"]) * 3600)
     context.set_custom_status({"phase": "opening", "closesAt": iso(closes)})
@@ -206,6 +209,7 @@ def gc_window(context: df.DurableOrchestrationContext):
                 _event(context, spec, "GcResumeFailed", f["vmId"], f["vaultId"], **_failure_data(f), window=True)
                 for f in failed
             ],
+            *_unread_selections(context, spec, unread),
         ],
     )
     context.set_custom_status({"phase": "open", "closesAt": iso(closes), "opened": len(opened), "failed": len(failed)})
@@ -251,7 +255,33 @@ def gc_window(context: df.DurableOrchestrationContext):
         "keptOn": kept_on,
         "stopFailed": stop_failed,
     }
+    if unread:
+        output["selectionsFailed"] = unread
     return output
+
+
+def _unread_selections(
+    context: df.DurableOrchestrationContext, spec: Mapping[str, Any], unread: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One GcCheckFailed for the selections whose members could not be read: GC did not cover
+    them this time (docs/gc.md)."""
+    if not unread:
+        return []
+    first = unread[0]
+    return [
+        _event(
+            context,
+            spec,
+            "GcCheckFailed",
+            None,
+            None,
+            finding="MembershipUnreadable",
+            errorCode=first["errorCode"],
+            message=f"the VMs of {len(unread)} selecting target(s) could not be read; GC did not cover them: "
+            + "; ".join(f"{u['vaultId']}: {u['errorCode']}: {u['message']}" for u in unread)[:2000],
+            selectionsFailed=unread,
+        )
+    ]
 
 
 def _stop_failed_event(

@@ -35,9 +35,12 @@ TERMINAL = (
 def gc_input(cfg: ChainConfig) -> GcInput:
     assert cfg.gc is not None
     gc, targets, src = cfg.gc.model_dump(mode="json"), [list(t) for t in cfg.gc_targets()], source()
-    body = {"gc": gc, "targets": targets, "prefix": cfg.eventTypePrefix, "source": src}
+    body: dict[str, Any] = {"gc": gc, "targets": targets, "prefix": cfg.eventTypePrefix, "source": src}
+    selections = cfg.gc_selections()
+    if selections:  # VMs chosen at run time: each check or window resolves them (orchestrators/membership.py)
+        body["selections"] = selections
     fingerprint = config_fingerprint(body)
-    return {"gc": gc, "targets": targets, "prefix": cfg.eventTypePrefix, "source": src, "fingerprint": fingerprint}
+    return {**body, "fingerprint": fingerprint}  # type: ignore[typeddict-item]
 
 
 async def _sweep_leases(client: df.DurableOrchestrationClient, cfg: ChainConfig) -> int:
@@ -98,7 +101,11 @@ async def gc_status(req: func.HttpRequest, client: df.DurableOrchestrationClient
     latest: dict[str, Any] = {}
     done = [c for c in checks if c.runtime_status == df.OrchestrationRuntimeStatus.Completed and c.output]
     if done:
-        newest = max(done, key=lambda c: c.created_time or UNKNOWN_CREATED)
+        # Two checks created in the same instant: the one that checked later, else started later
+        # (manual instance ids carry the wall-clock start), is the newest.
+        newest = max(
+            done, key=lambda c: (c.created_time or UNKNOWN_CREATED, str(c.output.get("at")), str(c.instance_id))
+        )
         latest = {v["vmId"].lower(): {**v, "checkedAt": newest.output.get("at")} for v in newest.output.get("vms", [])}
     windows = await list_instances(client, instance_id_prefix=gc_prefix("window"))
     last_window: dict[str, Any] = {}
@@ -119,7 +126,12 @@ async def gc_status(req: func.HttpRequest, client: df.DurableOrchestrationClient
                 "stopFailed": stop_failed.get(vm_key),
             }
     vms = []
-    for vault, vm in cfg.gc_targets():
+    # Listed VMs, then the members selecting targets had at the latest check or window.
+    listed = {vm.lower(): (vault, vm) for vault, vm in cfg.gc_targets()}
+    for entry in [*latest.values(), *((newest_window.output.get("vms") or []) if opened else [])]:
+        if entry.get("vmId") and entry.get("vaultId"):
+            listed.setdefault(str(entry["vmId"]).lower(), (str(entry["vaultId"]), str(entry["vmId"])))
+    for vault, vm in listed.values():
         lease = await client.read_entity_state(lease_entity(vm))
         lease_state = lease.entity_state if lease.entity_exists and isinstance(lease.entity_state, dict) else {}
         vms.append(

@@ -151,9 +151,23 @@ def _input_of(status: Any) -> dict[str, Any]:
     return spec if isinstance(spec, dict) else {}
 
 
+def run_members(status: Any) -> list[list[str]] | None:
+    """[vault id, VM id, how chosen] of each member the run resolved at its start (orchestrators/
+    membership.py): from its output once it ended, else from its custom status while they fit
+    there; None when neither has them (a run of thousands of chosen VMs still running)."""
+    for source in (status.output, status.custom_status):
+        if isinstance(source, dict) and isinstance(source.get("members"), list):
+            return [list(member) for member in source["members"]]
+    return None
+
+
 def run_vms(chain: Chain, status: Any) -> list[tuple[str, str]]:
-    """(vault id, VM id) of the run's own VMs, from its input: a run started with ``vms`` backs up
-    only those, and a run keeps the targets it started with when the configuration changes."""
+    """(vault id, VM id) of the run's own VMs: its resolved members, else from its input (a run
+    started with ``vms`` backs up only those, and a run keeps the targets it started with when
+    the configuration changes)."""
+    members = run_members(status)
+    if members is not None:
+        return [(vault_id, vm_id) for vault_id, vm_id, _ in members]
     spec = status.input_
     if isinstance(spec, str):
         try:
@@ -161,8 +175,10 @@ def run_vms(chain: Chain, status: Any) -> list[tuple[str, str]]:
         except ValueError:
             spec = None
     try:
-        return [(t["vaultId"], vm) for t in spec["chain"]["targets"] for vm in t["vms"]]
-    except (TypeError, KeyError):
+        if isinstance(spec.get("vms"), list):
+            return [(vault_id, vm_id) for vault_id, vm_id in spec["vms"]]
+        return [(t["vaultId"], vm) for t in spec["chain"]["targets"] for vm in t.get("vms") or []]
+    except (AttributeError, TypeError, KeyError, ValueError):
         return chain.vm_ids()
 
 
@@ -198,11 +214,13 @@ async def get_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationCl
     except RequestError as err:
         return refusal(err)
     vms = []
+    chosen = {vm_id.lower(): how for _, vm_id, how in run_members(status) or []}
     for vault_id, vm_id, vm_status, custom in await run_vm_statuses(client, chain, run_id, status):
         vms.append(
             {
                 "vmId": vm_id,
                 "vaultId": vault_id,
+                **({"chosen": chosen[vm_id.lower()]} if vm_id.lower() in chosen else {}),
                 "runtimeStatus": vm_status.runtime_status.value if vm_status and vm_status.runtime_status else None,
                 **{k: v for k, v in custom.items() if k != "vmId"},
                 **_failure_detail(custom, vm_status.output if vm_status else None),

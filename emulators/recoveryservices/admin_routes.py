@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from emulators.recoveryservices import shapes
+from emulators.recoveryservices.admin_vms import add_vm_routes
 from emulators.recoveryservices.faults import FaultConfigError
 from emulators.recoveryservices.model import Item, Job
 from emulators.recoveryservices.runtime import Runtime
@@ -233,4 +234,5 @@ def add_admin_routes(app: web.Application, rt: Runtime) -> None:
     app.router.add_put("/admin/throttling", set_throttling)
     app.router.add_delete("/admin/throttling", clear_throttling)
     app.router.add_post("/admin/reset", reset)
+    add_vm_routes(app, rt)
     add_clock_routes(app, rt.clock, on_advance=on_advance)

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.recoveryservices import API_VERSION, authorization, errors, resource_guard, shapes
+from emulators.recoveryservices import API_VERSION, authorization, errors, resource_graph, resource_guard, shapes
 from emulators.recoveryservices.odata import parse_filter, parse_time
 from emulators.recoveryservices.runtime import Runtime
 
@@ -386,6 +386,20 @@ async def list_permissions(rt: Runtime, request: web.Request, m: dict[str, str])
     return web.json_response({"value": authorization.caller_permissions(rt.scenario.authorization, scope)})
 
 
+# --- Azure Resource Graph (resource_graph.py) -------------------------------------------------------
+@route("POST", r"^/providers/Microsoft\.ResourceGraph/resources", "Resources")
+async def graph_resources(rt: Runtime, request: web.Request, m: dict[str, str]) -> web.StreamResponse:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    try:
+        answer, headers = rt.graph.answer(body, rt.engine.machines, rt.now())
+    except resource_graph.GraphError as err:
+        return err.response()
+    return web.json_response(answer, headers=headers)
+
+
 # --- dispatch ------------------------------------------------------------------------------------
 def _check_auth(rt: Runtime, request: web.Request) -> None:
     header = request.headers.get("Authorization", "")
@@ -415,6 +429,15 @@ def _check_api_version(request: web.Request, operation: str) -> None:
             )
         return
     if operation == "Vaults_Get" and version in VAULT_API_VERSIONS:
+        return
+    if operation == "Resources":
+        if version not in resource_graph.API_VERSIONS:
+            raise errors.ArmError(
+                400,
+                errors.NO_PROVIDER,
+                f"No registered resource provider found for API version '{version}' and type 'resources'. The "
+                f"supported api-versions are '{', '.join(resource_graph.API_VERSIONS)}'.",
+            )
         return
     if version not in SUPPORTED_API_VERSIONS:
         raise errors.ArmError(

@@ -25,7 +25,7 @@ from emulators.recoveryservices.model import (
     RecoveryPoint,
     Vault,
 )
-from emulators.recoveryservices.scenario import PolicySpec, Scenario
+from emulators.recoveryservices.scenario import MachineSpec, PolicySpec, Scenario, VmSpec
 from emulators.recoveryservices.scheduler import next_policy_time, start_delay_seconds
 
 ON_DEMAND_DEFAULT_RETENTION = 30 * DAY  # portal default retain-until for "Backup now"
@@ -38,6 +38,7 @@ class Engine:
         self.vaults: dict[str, Vault] = {}
         self.items: dict[tuple[str, str], Item] = {}
         self.by_vm: dict[str, list[Item]] = {}
+        self.machines: dict[str, MachineSpec] = {}  # lower-case VM id → VM, as Resource Graph lists it
         self.jobs: dict[str, Job] = {}
         self.operations: dict[str, Operation] = {}
         self.trigger_posts: Counter[str] = Counter()  # Backups_Trigger POSTs per VM name (lower case)
@@ -65,27 +66,44 @@ class Engine:
             vault = Vault(spec, vid, {p.name.lower(): p for p in spec.policies})
             self.vaults[vid.lower()] = vault
             for vm in spec.vms:
-                rg, name = vm.resource_group.lower(), vm.name.lower()
-                rng = self.rng("item", vid.lower(), rg, name)
-                item = Item(
-                    vault=vault,
-                    vm=vm,
-                    container=f"iaasvmcontainer;iaasvmcontainerv2;{rg};{name}",
-                    name=f"VM;iaasvmcontainerv2;{rg};{name}",
-                    policy=vm.policy,
-                    protected=vm.protected and vm.policy is not None,
-                    data_id=str(rng.randrange(10**17, 10**18)),
-                    gc_offset=rng.uniform(0, DAY),
-                )
-                self.items[item.key] = item
-                self.by_vm.setdefault(name, []).append(item)
-                self._seed_history(item, now)
-                if vm.running_scheduled_minutes_ago is not None:
-                    self._start_job(item, now - vm.running_scheduled_minutes_ago * 60, user_triggered=False)
-                self._schedule_next(item, now)
-                item.next_gc = next_gc_time(item, now)
-                self._push(item.next_gc, "gc", item, 0)
+                self.add_item(vault, vm, now)
+                machine = MachineSpec(spec.subscription_id, vm.resource_group, vm.name, spec.location, vm.tags)
+                self.machines.setdefault(machine.id.lower(), machine)
+        for machine in self.scenario.unprotected_vms:
+            self.machines.setdefault(machine.id.lower(), machine)
         self._push(now + HOUSEKEEPING_EVERY, "housekeeping", None, 0)
+
+    def add_item(self, vault: Vault, vm: VmSpec, now: float) -> Item:
+        """Protect ``vm`` in ``vault``: its protected item, seeded history and schedules."""
+        rg, name = vm.resource_group.lower(), vm.name.lower()
+        rng = self.rng("item", vault.id.lower(), rg, name)
+        item = Item(
+            vault=vault,
+            vm=vm,
+            container=f"iaasvmcontainer;iaasvmcontainerv2;{rg};{name}",
+            name=f"VM;iaasvmcontainerv2;{rg};{name}",
+            policy=vm.policy,
+            protected=vm.protected and vm.policy is not None,
+            data_id=str(rng.randrange(10**17, 10**18)),
+            gc_offset=rng.uniform(0, DAY),
+        )
+        self.items[item.key] = item
+        self.by_vm.setdefault(name, []).append(item)
+        self._seed_history(item, now)
+        if vm.running_scheduled_minutes_ago is not None:
+            self._start_job(item, now - vm.running_scheduled_minutes_ago * 60, user_triggered=False)
+        self._schedule_next(item, now)
+        item.next_gc = next_gc_time(item, now)
+        self._push(item.next_gc, "gc", item, 0)
+        return item
+
+    def remove_item(self, item: Item) -> None:
+        """Stop protection and delete the backup data: the vault no longer lists the VM (its
+        past jobs stay in the job list, as Azure keeps them)."""
+        del self.items[item.key]
+        self.by_vm[item.vm.name.lower()].remove(item)
+        item.protected = False  # its pending schedule and GC events find nothing to do
+        item.sched_version += 1
 
     def _seed_history(self, item: Item, now: float) -> None:
         for entry in sorted(item.vm.history, key=lambda h: -h.hours_ago):

@@ -8,6 +8,7 @@ from pathlib import Path
 from emulators.recoveryservices.engine import Engine
 from emulators.recoveryservices.faults import FaultConfig, FaultInjector
 from emulators.recoveryservices.model import Vault
+from emulators.recoveryservices.resource_graph import ResourceGraph
 from emulators.recoveryservices.scenario import Scenario, load
 from emulators.recoveryservices.throttling import Throttler
 from localclock.clock import Clock
@@ -28,6 +29,7 @@ class Runtime:
         self.faults = FaultInjector(FaultConfig.from_json(self.scenario.faults), self.scenario.seed)
         self.throttler = Throttler(self.scenario.throttling)
         self.bearer_token = self.scenario.bearer_token
+        self.graph = ResourceGraph(page_size=self.scenario.graph_page_size)
         self.async_retry_after = int(self.scenario.faults.get("asyncRetryAfterSeconds", 0))
         self.requests.clear()
         self.statuses.clear()

@@ -110,6 +110,25 @@ class VmSpec:
     faults: VmFaults
     running_scheduled_minutes_ago: float | None
     history: tuple[HistoryEntry, ...]
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    """A VM as Resource Graph lists it (resource_graph.py)."""
+
+    subscription_id: str
+    resource_group: str
+    name: str
+    location: str
+    tags: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.Compute/virtualMachines/{self.name}"
+        )
 
 
 @dataclass(frozen=True)
@@ -136,6 +155,8 @@ class Scenario:
     throttling: ThrottlingConfig = field(default_factory=ThrottlingConfig)
     trigger_rules: trigger_rules.TriggerRules = field(default_factory=lambda: trigger_rules.TriggerRules())
     authorization: authorization.Authorization = field(default_factory=lambda: authorization.parse(None))
+    unprotected_vms: tuple[MachineSpec, ...] = ()
+    graph_page_size: int | None = None  # resourceGraph.maxPageSize
 
 
 def _pair(raw: Any, default: tuple[float, float], what: str) -> tuple[float, float]:
@@ -204,6 +225,11 @@ def _policy(raw: dict[str, Any], where: str) -> PolicySpec:
     )
 
 
+def vm_spec(raw: dict[str, Any], vault_rg: str) -> VmSpec:
+    """One VM entry (no ``count``) as the scenario's parser reads it."""
+    return _vm({**raw, "count": 1}, vault_rg)[0]
+
+
 def _vm(raw: dict[str, Any], vault_rg: str) -> list[VmSpec]:
     name = str(raw["name"])
     faults_raw = raw.get("faults") or {}
@@ -241,6 +267,7 @@ def _vm(raw: dict[str, Any], vault_rg: str) -> list[VmSpec]:
             float(running.get("startedMinutesAgo", 0)) if isinstance(running, dict) else None
         ),
         history=history,
+        tags=tuple(sorted((str(k), str(v)) for k, v in (raw.get("tags") or {}).items())),
     )
     count = int(raw.get("count", 1))
     if count <= 1:
@@ -296,7 +323,24 @@ def parse(raw: dict[str, Any]) -> Scenario:
         throttling=throttling,
         trigger_rules=trigger_rules.parse(raw.get("backupTrigger")),
         authorization=_authorization(raw.get(authorization.KEY)),
+        unprotected_vms=tuple(
+            MachineSpec(
+                str(m.get("subscriptionId") or subscription),
+                str(m.get("resourceGroup", "rg")),
+                str(m["name"]),
+                str(m.get("location", "japaneast")),
+                tuple(sorted((str(k), str(v)) for k, v in (m.get("tags") or {}).items())),
+            )
+            for m in raw.get("unprotectedVms") or []
+        ),
+        graph_page_size=_page_size((raw.get("resourceGraph") or {}).get("maxPageSize")),
     )
+
+
+def _page_size(value: Any) -> int | None:
+    if value is not None and not 1 <= int(value) <= 1000:
+        raise ScenarioError(f"resourceGraph.maxPageSize: must be 1..1000 (Resource Graph's largest $top), got {value}")
+    return None if value is None else int(value)
 
 
 def _authorization(raw: dict[str, Any] | None) -> authorization.Authorization:

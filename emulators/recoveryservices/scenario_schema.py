@@ -65,6 +65,23 @@ class VmModel(_Strict):
     history: list[HistoryModel] | None = None
     jobs: list[HistoryModel] | None = None  # older name of history
     count: int = 1
+    tags: dict[str, str] = {}  # Azure Resource Graph's ``tags`` of the VM
+
+
+class MachineModel(_Strict):
+    """A VM protected in no vault: Resource Graph finds it, Recovery Services has no item for it."""
+
+    name: str
+    resourceGroup: str = "rg"
+    subscriptionId: str | None = None  # default: the scenario's subscriptionId
+    location: str = "japaneast"
+    tags: dict[str, str] = {}
+
+
+class ResourceGraphModel(_Strict):
+    """Resource Graph (resource_graph.py): ``maxPageSize`` caps a page below the query's $top."""
+
+    maxPageSize: int | None = None
 
 
 class VaultModel(_Strict):
@@ -130,6 +147,8 @@ class ScenarioModel(_Strict):
     # Validated by trigger_rules.py (how Backups_Trigger answers).
     backupTrigger: dict[str, Any] | None = None
     authorization: AuthorizationModel | None = None
+    unprotectedVms: list[MachineModel] = []
+    resourceGraph: ResourceGraphModel | None = None
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

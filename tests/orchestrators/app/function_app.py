@@ -52,7 +52,7 @@ def _answer(activity: str, request: Any, default: Any = None) -> Any:
 
 
 # The activities' names and JSON shapes are those of activities/backup.py, protection.py,
-# events.py, job_poll.py and run_jobs.py.
+# events.py, job_poll.py, run_jobs.py and membership.py.
 @app.activity_trigger(input_name="request")
 def trigger_backup(request: dict[str, Any]) -> Any:
     return _answer("trigger_backup", request)
@@ -135,3 +135,8 @@ async def tell_parent(notice: dict[str, Any], client: df.DurableOrchestrationCli
 async def start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     instance_id = await client.start_new(req.route_params["name"], req.route_params["instance_id"], req.get_json())
     return client.create_check_status_response(req, instance_id)
+
+
+@app.activity_trigger(input_name="request")
+def resolve_members(request: dict[str, Any]) -> Any:
+    return _answer("resolve_members", request)
