@@ -56,8 +56,8 @@ def ts(epoch: float) -> str:
     """A history timestamp as the extension sends it: the context's history goes through
     Json.NET (OrchestrationContextToString: JArray.FromObject(History)), whose ISO format writes
     the 7-digit tick fraction without trailing zeros, and no fraction at all on a whole second
-    (Newtonsoft.Json DateTimeUtils.WriteDefaultIsoDate). The SDK parses every one of them on every
-    replay, and shorter ones parse faster."""
+    (Newtonsoft.Json DateTimeUtils.WriteDefaultIsoDate). The SDK parses every one on every replay;
+    the shorter form saves only a few percent of that (measured), so this is for fidelity."""
     moment = datetime.fromtimestamp(epoch, tz=timezone.utc)
     fraction = f".{moment.microsecond:06d}".rstrip("0") if moment.microsecond else ""
     return f"{moment:%Y-%m-%dT%H:%M:%S}{fraction}Z"
