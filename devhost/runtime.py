@@ -77,7 +77,13 @@ class Runtime:
 
     # --- lifecycle ----------------------------------------------------------------------------
     def wake(self) -> None:
-        if self._wake is not None and self.loop is not None:
+        if self._wake is None or self.loop is None:
+            return
+        if _on_loop(self.loop):
+            # The dispatcher wakes itself after every episode and activity: setting the event
+            # directly spares a write to the loop's self-pipe and a trip through its callbacks.
+            self._wake.set()
+        else:
             self.loop.call_soon_threadsafe(self._wake.set)
 
     async def run(self) -> None:
@@ -573,6 +579,13 @@ class Runtime:
             visible_at=now,
             execution_id=request.get("parentExecution"),
         )
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:  # a thread with no running loop
+        return False
 
 
 def _json_datum(value: str | None) -> meta.Datum:

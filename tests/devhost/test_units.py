@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from devhost import actions as act
+from devhost import history as h
 from devhost.http_triggers import RouteError, compile_route
 from devhost.indexing import FunctionSpec
 from devhost.orchestration import parse_sdk_result
@@ -174,3 +175,46 @@ def test_sdk_failure_payload_is_split_into_message_and_state() -> None:
     assert message == "boom" and parsed["customStatus"] == {"p": 1}
     parsed, message = parse_sdk_result(KeyError("x"))
     assert message == "KeyError: 'x'" and parsed["actions"] == []
+
+
+@pytest.mark.parametrize(
+    ("epoch", "text"),
+    [
+        (1_767_614_400.0, "2026-01-05T12:00:00Z"),
+        (1_767_614_400.5, "2026-01-05T12:00:00.5Z"),
+        (1_767_614_400.000125, "2026-01-05T12:00:00.000125Z"),
+    ],
+)
+def test_history_timestamps_are_written_as_json_net_writes_them(epoch: float, text: str) -> None:
+    """No trailing zeros in the fraction, no fraction on a whole second; the SDK reads the same
+    instant back."""
+    from azure.durable_functions.models.history import HistoryEvent
+
+    assert h.ts(epoch) == text
+    parsed = HistoryEvent(**h.event(h.ORCHESTRATOR_STARTED, epoch)).timestamp
+    assert parsed == datetime.fromtimestamp(epoch, tz=timezone.utc)
+
+
+def test_wake_reaches_the_dispatcher_from_its_loop_and_from_other_threads() -> None:
+    """The dispatcher's own callbacks set its wake event directly; episode threads go through
+    the loop. Either way the event is set once the loop has run."""
+    import asyncio
+    import threading
+
+    from devhost.runtime import Runtime
+
+    async def woken_by(wake_from_thread: bool) -> bool:
+        runtime = Runtime.__new__(Runtime)
+        runtime.loop = asyncio.get_running_loop()
+        runtime._wake = asyncio.Event()
+        if wake_from_thread:
+            thread = threading.Thread(target=runtime.wake)
+            thread.start()
+            thread.join()
+        else:
+            runtime.wake()
+        await asyncio.wait_for(runtime._wake.wait(), 30)
+        return runtime._wake.is_set()
+
+    assert asyncio.run(woken_by(False))
+    assert asyncio.run(woken_by(True))
