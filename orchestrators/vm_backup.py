@@ -323,11 +323,10 @@ def vm_backup(context: df.DurableOrchestrationContext):
 def _vm_backup(run: _VmBackupState, spec: VmBackupInput) -> Generator[Any, Any, dict[str, Any]]:
     context = run.context
     if spec.get("delaySeconds"):
+        # A stagger past the window is waited out to the window's end (then notStarted): freeing
+        # the slot at once would start queued VMs together, the burst the stagger is there to avoid.
         wake = after(context, float(spec["delaySeconds"]))
-        too_late = run.window_closes_first("its stagger delay", wake)
-        if too_late is not None:
-            return run.not_started(too_late)
-        yield context.create_timer(wake)
+        yield context.create_timer(min(wake, run.start_by) if run.start_by is not None else wake)
     if run.window_closed():
         return run.not_started()
     gc = spec.get("gc")  # set only for VMs GC covers (backup_chain.runs.gc_for_vm)
