@@ -13,14 +13,17 @@ NOT_STARTED = "notStarted"  # a VM outcome: the start window closed before its b
 START_WINDOW_CLOSED = "StartWindowClosed"  # its errorCode
 
 
-def not_started(vm_id: str, start_by: str) -> dict[str, Any]:
-    """A VM's result when the start window closed (at ``start_by``) before its backup was triggered."""
-    return {
-        "vmId": vm_id,
-        "outcome": NOT_STARTED,
-        "errorCode": START_WINDOW_CLOSED,
-        "message": f"the run's start window closed at {start_by} before this VM's backup was triggered",
-    }
+def not_started(vm_id: str, start_by: str, message: str | None = None) -> dict[str, Any]:
+    """A VM's result when the start window closed (at ``start_by``) before its backup was
+    triggered; ``message`` when it says more (``closes_first``)."""
+    message = message or f"the run's start window closed at {start_by} before this VM's backup was triggered"
+    return {"vmId": vm_id, "outcome": NOT_STARTED, "errorCode": START_WINDOW_CLOSED, "message": message}
+
+
+def closes_first(start_by: str, waiting_for: str, until: str) -> str:
+    """Why a VM is not started before its window closes: it would wait for ``waiting_for`` until
+    ``until``, at or after the window's end, holding a parallelism slot another VM could use."""
+    return f"the run's start window closes at {start_by}, before {waiting_for} ends at {until}: not triggered"
 
 
 def window_closed(start_by: datetime | None, at: datetime) -> bool:

@@ -12,7 +12,14 @@ import azure.durable_functions as df
 from activities.backup import backup_operation, find_active_job, get_job, latest_recovery_point, trigger_backup
 from activities.protection import get_policy_schedule
 from backup_chain.custom_status import failure_for_status
-from backup_chain.deadlines import NOT_STARTED, START_WINDOW_CLOSED, not_started, snapshot_late, window_closed
+from backup_chain.deadlines import (
+    NOT_STARTED,
+    START_WINDOW_CLOSED,
+    closes_first,
+    not_started,
+    snapshot_late,
+    window_closed,
+)
 from backup_chain.errors import CONFLICT_CODES, ErrorDict, error_dict, retries_exhausted
 from backup_chain.gc import PolicySchedule, overlap_decision
 from backup_chain.ids import watcher_instance_id
@@ -104,14 +111,18 @@ class _VmBackupState:
     def window_closed(self) -> bool:
         return window_closed(self.start_by, now(self.context))
 
-    def until_window(self, when: datetime) -> datetime:
-        """``when``, or the start window's end if that comes first: a wait before the trigger
-        never outlasts the window."""
-        return min(when, self.start_by) if self.start_by is not None else when
+    def window_closes_first(self, waiting_for: str, until: datetime) -> str | None:
+        """Why this VM is not started now, when a wait for ``waiting_for`` until ``until`` would end
+        only once the start window has closed (None: it ends in time). Known in advance, it is
+        not waited out: the wait would hold the VM's parallelism slot from VMs that could start."""
+        if self.start_by is None or until < self.start_by:
+            return None
+        return closes_first(iso(self.start_by), waiting_for, iso(until))
 
-    def not_started(self) -> dict[str, Any]:
-        """The start window closed before this VM's backup was triggered: it never is."""
-        result = not_started(self.spec["vmId"], str(self.spec.get("startBy")))
+    def not_started(self, message: str | None = None) -> dict[str, Any]:
+        """The start window closed before this VM's backup was triggered (``message``: or will
+        before a wait it knows of ends): it never is."""
+        result = not_started(self.spec["vmId"], str(self.spec.get("startBy")), message)
         self.phase(NOT_STARTED, errorCode=START_WINDOW_CLOSED, message=result["message"])
         return self.summary(NOT_STARTED, errorCode=START_WINDOW_CLOSED, message=result["message"])
 
@@ -312,7 +323,10 @@ def vm_backup(context: df.DurableOrchestrationContext):
 def _vm_backup(run: _VmBackupState, spec: VmBackupInput) -> Generator[Any, Any, dict[str, Any]]:
     context = run.context
     if spec.get("delaySeconds"):
-        yield context.create_timer(run.until_window(after(context, float(spec["delaySeconds"]))))
+        # A stagger past the window is waited out to the window's end (then notStarted): freeing
+        # the slot at once would start queued VMs together, the burst the stagger is there to avoid.
+        wake = after(context, float(spec["delaySeconds"]))
+        yield context.create_timer(min(wake, run.start_by) if run.start_by is not None else wake)
     if run.window_closed():
         return run.not_started()
     gc = spec.get("gc")  # set only for VMs GC covers (backup_chain.runs.gc_for_vm)
@@ -321,6 +335,8 @@ def _vm_backup(run: _VmBackupState, spec: VmBackupInput) -> Generator[Any, Any, 
     # Either GC mode: never overlap the policy's scheduled backup, which garbage collection depends
     # on — refuse, or wait until it is clear (gc.overlap; docs/gc.md).
     conflict = yield from _clear_of_schedule(run, gc)
+    if conflict is not None and conflict["code"] == START_WINDOW_CLOSED:
+        return run.not_started(conflict["message"])
     if conflict is not None:
         return (yield from _failed(run, "trigger", conflict))
     if run.window_closed():  # while delayed for the scheduled backup
@@ -408,6 +424,9 @@ def _clear_of_schedule(run: _VmBackupState, gc: GcSettings) -> Generator[Any, An
             ],
         )
     clear_at = decision["clearAt"]
+    too_late = run.window_closes_first("the delay clear of the policy's scheduled backup", clear_at)
+    if too_late is not None:  # not started, rather than a BackupDelayed whose resumesAt never comes
+        return error_dict(START_WINDOW_CLOSED, too_late)
     run.phase("delayedForScheduledBackup", scheduledBackupAt=scheduled, resumesAt=iso(clear_at))
     yield publish(
         context,
@@ -420,7 +439,7 @@ def _clear_of_schedule(run: _VmBackupState, gc: GcSettings) -> Generator[Any, An
             )
         ],
     )
-    yield context.create_timer(run.until_window(clear_at))  # the caller checks the start window
+    yield context.create_timer(clear_at)
     return None
 
 

@@ -17,7 +17,7 @@ from app_runtime import ACTIVE, config, source
 from backup_chain.api_models import RequestError, parse_body
 from backup_chain.chain_control import EmptyBody, paused_refusal
 from backup_chain.config import Chain
-from backup_chain.ids import chain_instance_id, retry_run_id, vm_instance_id
+from backup_chain.ids import chain_instance_id, retry_run_id, run_id_of, vm_instance_id
 from backup_chain.runs import run_input, upstream_signal
 from entities.chain_control import read_control
 from orchestrators.chain_run import SUCCEEDED
@@ -41,18 +41,35 @@ def _old_targets(chain: Chain, spec: Any) -> list[tuple[str, str]]:
         return chain.vm_ids()
 
 
+def _input_of(status: Any) -> dict[str, Any]:
+    """A run's input (``show_input``), ``{}`` when absent or unreadable."""
+    spec = status.input_
+    if isinstance(spec, str):  # the status API may hand the input back as JSON text
+        try:
+            spec = json.loads(spec)
+        except ValueError:
+            spec = None
+    return spec if isinstance(spec, dict) else {}
+
+
+def _asked_again(chain: Chain, run_id: str, existing: Any) -> func.HttpResponse:
+    """The answer when the retry's instance already exists: that retry, not started again, or a
+    409 when the id is held by a run that is no retry of ``run_id`` (one started by hand with
+    that name): answering with it would pass an unrelated run off as the retry."""
+    if _input_of(existing).get("retryOf") != run_id:
+        taken = run_id_of(str(existing.instance_id))
+        why = f"run id {taken!r}, which a retry of {run_id!r} takes, is already a run that is not its retry"
+        return problem(409, "Conflict", why, "runId")
+    return ok({"chain": chain.name, "retryOf": run_id, "started": False, **run_view(existing)})
+
+
 async def _outcomes(
     client: df.DurableOrchestrationClient, chain: Chain, run_id: str, status: Any
 ) -> list[tuple[str, str, str]]:
     """(vault id, VM id, outcome) of each VM of the old run. A run that ended normally lists its
     VMs in its output (none when it never backed up: skipped, timed out); a terminated or failed
     run has no output, so each VM's own orchestration is asked."""
-    spec = status.input_
-    if isinstance(spec, str):  # the status API may hand the input back as JSON text
-        try:
-            spec = json.loads(spec)
-        except ValueError:
-            spec = {}
+    spec = _input_of(status)
     output = status.output if isinstance(status.output, dict) else None
     listed = {str(v.get("vmId", "")).lower(): v.get("outcome") for v in (output or {}).get("vms") or []}
     found = []
@@ -101,9 +118,9 @@ async def retry_chain_run(req: func.HttpRequest, client: df.DurableOrchestration
     if retry_id is None:
         return problem(409, "Conflict", f"run id {run_id!r} is too long to name a retry ({run_id}-r1)", "runId")
     retry_instance = chain_instance_id(chain.name, retry_id)
-    existing = await client.get_status(retry_instance)
+    existing = await client.get_status(retry_instance, show_input=True)
     if existing:  # asked again: the retry already started
-        return ok({"chain": chain.name, "retryOf": run_id, "started": False, **run_view(existing)})
+        return _asked_again(chain, run_id, existing)
     if status.runtime_status in ACTIVE:
         custom = status.custom_status if isinstance(status.custom_status, dict) else {}
         state = f"{status.runtime_status.value}, phase {custom.get('phase')}"
@@ -119,11 +136,19 @@ async def retry_chain_run(req: func.HttpRequest, client: df.DurableOrchestration
         why = f"{done} of {len(outcomes)} VMs of run {run_id!r} backed up"
         why += f", {len(left_out)} not protected in their vault" if left_out else ""
         return problem(409, "Conflict", f"nothing to retry: {why}", "runId")
+    # Asked again while the VMs' outcomes were read: that retry stands. Durable overwrites an
+    # instance that has ended (OverridableExistingInstanceStates, default NonRunningStates), so a
+    # start now would run a retry that already ended a second time.
+    existing = await client.get_status(retry_instance, show_input=True)
+    if existing:
+        return _asked_again(chain, run_id, existing)
     try:
         await client.start_new("chain_run", retry_instance, _retry_input(chain, run_id, retry_id, again))
     except Exception as err:
-        if not await client.get_status(retry_instance):  # not a concurrent retry of the same run
+        existing = await client.get_status(retry_instance, show_input=True)
+        if not existing:  # not a concurrent retry of the same run
             raise RuntimeError(f"could not start {retry_instance}: {err}") from err
+        return _asked_again(chain, run_id, existing)  # a concurrent ask started it: not this one
     log.info("retry %s of run %s started with %d VMs", retry_id, run_id, len(again), extra={"chain": chain.name})
     started = await client.get_status(retry_instance)
     return ok(

@@ -109,6 +109,22 @@ def test_retry_refuses_unknown_runs_and_runs_with_nothing_to_retry(stack: Stack)
     assert _json(stack.api("GET", "chains/retry/runs/t-ok-r1"), 404)["field"] == "runId"
 
 
+def test_retry_refuses_a_retry_id_held_by_a_run_that_is_not_its_retry(stack: Stack) -> None:
+    # A run started by hand under the name a retry would take is no retry: the retry route must
+    # not pass it off as one ("started": false) and leave the failed VM never retried.
+    _json(stack.api("POST", "chains/retry/runs", {"runId": "t-h", "vms": [vm_id("bad1")]}), 202)
+    _json(stack.api("POST", "chains/retry/runs", {"runId": "t-h-r1", "vms": [vm_id("ok1")]}), 202)
+    run_to_end(stack, "t-h")
+    run_to_end(stack, "t-h-r1")
+    bad1_jobs, ok1_jobs = len(jobs(stack, "bad1")), len(jobs(stack, "ok1"))
+    taken = _json(stack.api("POST", "chains/retry/runs/t-h/retry"), 409)
+    assert taken["field"] == "runId" and "'t-h-r1'" in taken["detail"] and "not its retry" in taken["detail"]
+    # Nothing changed: the hand-started run is still itself, and no Azure job was started.
+    view = _json(stack.api("GET", "chains/retry/runs/t-h-r1"), 200)
+    assert view["retryOf"] is None and [v["vmId"] for v in view["vms"]] == [vm_id("ok1")]
+    assert (len(jobs(stack, "bad1")), len(jobs(stack, "ok1"))) == (bad1_jobs, ok1_jobs)
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

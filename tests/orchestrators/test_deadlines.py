@@ -173,14 +173,50 @@ def test_a_vm_delayed_for_the_scheduled_backup_past_the_window_is_not_started(ti
     start_by = tier.now() + timedelta(minutes=30)  # the overlap delay lasts until 2 h after `at`
     gc = {"mode": "weekly-policy", "policy": "weekly", "overlap": "delay"}
     spec = vm_input(name, tier.at(-600), gc=gc, startBy=_iso(start_by))
+    started = tier.now()
     status = tier.run("vm_backup", vm_instance(name), spec)
     output = status["output"]
     _assert_not_started(output, start_by)
-    assert tier.types(name) == ["BackupDelayed"]  # no BackupTriggered, ever
+    # The delay would end 2 h after `at`, past the window: not started at once, with no
+    # BackupDelayed promising a resumesAt that never comes, and no wait holding the VM's slot.
+    assert _iso(at + timedelta(hours=2)) in output["message"]
+    assert tier.types(name) == []
     assert tier.script.calls("find_active_job", name) == [] and tier.script.calls("trigger_backup", name) == []
-    assert tier.timers(vm_instance(name)) == [start_by]  # woke at the window's end, not at resumesAt
-    assert moment(tier.published(name)[0]["data"]["resumesAt"]) == at + timedelta(hours=2)
+    assert tier.timers(vm_instance(name)) == [] and tier.now() == started
     assert custom(status, "phase") == "notStarted"
+
+
+def test_a_vm_delayed_past_the_window_frees_its_slot_for_a_vm_that_can_start(tier: OrchestratorTier) -> None:
+    # maxParallel 1: the first VM's overlap delay would outlast the window. Waiting it out would
+    # hold the only slot until the window closed and the second VM, which GC does not cover,
+    # would be notStarted too although nothing kept it from starting in time.
+    delayed, free = "dl-slot-a", "dl-slot-b"
+    at = (tier.now() + timedelta(minutes=30)).replace(second=0, microsecond=0)
+    schedule = {
+        "frequency": "Daily",
+        "days": [],
+        "times": [at.strftime("%H:%M")],
+        "time_zone": "UTC",
+        "interval_hours": 0,
+        "window_hours": 0,
+    }
+    tier.script.on("get_policy_schedule", delayed, ok({"ok": True, "schedule": schedule, "policy": "daily"}))
+    tier.script.on("find_active_job", free, no_job())
+    tier.script.on("trigger_backup", free, accepted(f"op-{free}", retry_after=5))
+    tier.script.on("backup_operation", f"op-{free}", operation_succeeded(job(f"job-{free}", start=tier.at(0))))
+    tier.script.on("get_job", f"job-{free}", read(job(f"job-{free}", start=tier.at(0), snapshot="Completed")))
+    run = _run_input(_chain("dl-slot", [delayed, free], maxParallel=1))
+    run["gc"] = {"mode": "weekly-policy", "policy": "weekly", "overlap": "delay", "vms": [vm_id(delayed).lower()]}
+    status = tier.run("chain_run", _instance("dl-slot"), run)
+    output = status["output"]
+    start_by = tier.started_at(_instance("dl-slot")) + timedelta(seconds=WINDOW_SECONDS)
+    assert output["counts"] == {"notStarted": 1, "snapshotCompleted": 1}, output
+    by_vm = {v["vmId"]: v for v in output["vms"]}
+    _assert_not_started(by_vm[vm_id(delayed)], start_by)
+    assert by_vm[vm_id(free)]["outcome"] == "snapshotCompleted"
+    assert len(tier.script.calls("trigger_backup", free)) == 1 and tier.script.calls("trigger_backup", delayed) == []
+    assert tier.now() < start_by  # the run did not wait for its window to close
+    assert tier.unscripted("dl-slot") == []
 
 
 def test_a_vm_waiting_for_the_protection_lease_past_the_window_is_not_started(tier: OrchestratorTier) -> None:
@@ -240,6 +276,7 @@ def test_a_vm_staggered_past_the_window_is_not_started(tier: OrchestratorTier) -
         "vm_backup", vm_instance(name), vm_input(name, tier.at(-600), delaySeconds=120, startBy=_iso(start_by))
     )
     _assert_not_started(status["output"], start_by)
+    # Waited to the window's end, not freed at once: the stagger keeps queued VMs from a burst.
     assert tier.timers(vm_instance(name)) == [start_by]
     assert tier.script.calls(when=name) == [] and tier.types(name) == []
 
