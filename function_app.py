@@ -24,6 +24,7 @@ from orchestrators.scheduler import bp as scheduler_orchestrator
 from orchestrators.vm_backup import bp as vm_orchestrator
 from orchestrators.watch_job import bp as watch_orchestrator
 from telemetry import configure as configure_telemetry
+from triggers.beacon import bp as beacon_trigger
 from triggers.chains import bp as chain_triggers
 from triggers.deliveries import bp as delivery_triggers
 from triggers.gc import bp as gc_triggers
@@ -40,6 +41,7 @@ for blueprint in (
     http_api,
     chain_triggers,
     upstream_trigger,
+    beacon_trigger,
     window_timer,
     poller_timer,
     gc_triggers,

@@ -449,6 +449,14 @@ class WatchTake(TypedDict):
     done: list[str]
 
 
+class WatchHint(TypedDict):
+    """``job_watch`` ``hint``: a snapshot beacon from ``vmId`` sent at ``at`` (epoch seconds)."""
+
+    vmId: str
+    at: float
+    beaconId: str
+
+
 class WatchTaken(TypedDict):
     watches: list[Watch]
     nextWake: float | None

@@ -2,7 +2,8 @@
 ``job_watch`` board the reads due at its next wake (within the vault's read budget), sleeps until
 then, and reads them all in one ``poll_jobs`` activity, which tells each waiting backup (and
 downstream, for snapshots) at once. Taking ahead keeps the path from the due time to downstream
-at one timer and one activity."""
+at one timer and one activity. A snapshot beacon (``triggers/beacon.py``) wakes a sleeping poller
+with the ``hint`` event: it takes the reads due now (the hinted watch first) at once."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import datetime, timezone
 import azure.durable_functions as df
 
 from activities.job_poll import poll_jobs
+from backup_chain.job_watch import POLLER_WAKE_EVENT
 from backup_chain.messages import PollerInput, PollRequest, PollResult, WatchTake, WatchTaken
 from entities.job_watch import watch_entity
 from orchestrators.common import iso, now
@@ -34,6 +36,8 @@ def job_poller(context: df.DurableOrchestrationContext):
     finished: list[str] = list(spec.get("finished") or [])
     wake = now(context).timestamp()
     context.set_custom_status({"phase": "starting", "vaultId": spec["vaultId"], "fingerprint": spec.get("fingerprint")})
+    # One wake task until it completes: a second waiter would leave the first to take the event.
+    woken = context.wait_for_external_event(POLLER_WAKE_EVENT)
     for _ in range(ROUNDS_PER_EXECUTION):
         # Finished watches go in the same operation as the next take, so they can never be read
         # (and announced) again, whatever order the entity sees other messages in.
@@ -41,7 +45,16 @@ def job_poller(context: df.DurableOrchestrationContext):
         taken: WatchTaken = yield context.call_entity(entity, "take", take)
         finished = []
         if wake > now(context).timestamp():
-            yield context.create_timer(datetime.fromtimestamp(wake, timezone.utc))
+            timer = context.create_timer(datetime.fromtimestamp(wake, timezone.utc))
+            winner = yield context.task_any([timer, woken])
+            if winner is woken:
+                # A beacon hinted the board: take what is due now too (the hinted watch comes first)
+                # and read it with what was taken for the planned wake, a little early.
+                woken = context.wait_for_external_event(POLLER_WAKE_EVENT)
+                at_once: WatchTaken = yield context.call_entity(
+                    entity, "take", {"at": now(context).timestamp(), "readsPerMinute": per_minute, "done": []}
+                )
+                taken = {**at_once, "watches": at_once["watches"] + taken["watches"]}
         if taken["watches"]:
             try:
                 request: PollRequest = {
