@@ -51,8 +51,9 @@ def job_poller(context: df.DurableOrchestrationContext):
                 # A beacon hinted the board: take what is due now too (the hinted watch comes first)
                 # and read it with what was taken for the planned wake, a little early.
                 woken = context.wait_for_external_event(POLLER_WAKE_EVENT)
+                wake = now(context).timestamp()  # the next wake follows from this round, not the planned one
                 at_once: WatchTaken = yield context.call_entity(
-                    entity, "take", {"at": now(context).timestamp(), "readsPerMinute": per_minute, "done": []}
+                    entity, "take", {"at": wake, "readsPerMinute": per_minute, "done": []}
                 )
                 taken = {**at_once, "watches": at_once["watches"] + taken["watches"]}
         if taken["watches"]:
