@@ -55,7 +55,9 @@ def job_poller(context: df.DurableOrchestrationContext):
                 at_once: WatchTaken = yield context.call_entity(
                     entity, "take", {"at": wake, "readsPerMinute": per_minute, "done": []}
                 )
-                taken = {**at_once, "watches": at_once["watches"] + taken["watches"]}
+                first = {w["key"] for w in at_once["watches"]}  # a hinted watch may be in both: read it once
+                planned = [w for w in taken["watches"] if w["key"] not in first]
+                taken = {**at_once, "watches": at_once["watches"] + planned}
         if taken["watches"]:
             try:
                 request: PollRequest = {

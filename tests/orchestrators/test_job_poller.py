@@ -12,9 +12,10 @@ from tests.support.activity_script import fails, ok
 from tests.support.orchestrator_tier import PLAN, OrchestratorTier, custom, moment, status_input, vault_id, vm_id
 
 
-def _watch(tier: OrchestratorTier, vault: str, key: str, vm: str | None = None) -> None:
+def _watch(tier: OrchestratorTier, vault: str, key: str, vm: str | None = None, ran: float = 0.0) -> None:
     """Register a snapshot watch as vm_backup does (its first read is due 270 s on, see PLAN);
-    with ``vm``, it announces SnapshotCompleted for that VM as vm_backup's snapshot watches do."""
+    with ``vm``, it announces SnapshotCompleted for that VM as vm_backup's snapshot watches do;
+    ``ran``: seconds the job has run already."""
     announce = None if vm is None else {"chain": "c", "runId": "r", "vmId": vm_id(vm), "vaultId": vault_id(vault)}
     watch = {
         "key": key,
@@ -23,7 +24,7 @@ def _watch(tier: OrchestratorTier, vault: str, key: str, vm: str | None = None) 
         "vaultId": vault_id(vault),
         "jobId": f"job-{key}",
         "until": "snapshot",
-        "anchor": tier.now().timestamp(),
+        "anchor": tier.now().timestamp() - ran,
         "plan": PLAN,
         "announce": announce,
     }
@@ -104,4 +105,19 @@ def test_a_beacon_for_a_vm_not_watched_changes_no_read(tier: OrchestratorTier) -
     polls = tier.script.requests("poll_jobs", vault)
     assert [[w["key"] for w in p["watches"]] for p in polls] == [["w-watched"]]
     assert moment(polls[0]["at"]) - registered == timedelta(seconds=270)  # on its plan, as without the beacon
+    tier.terminate(poller)
+
+
+def test_a_beacon_for_a_watch_already_taken_for_the_planned_wake_reads_it_once(tier: OrchestratorTier) -> None:
+    vault, poller = "vault-twice", "poller:t5"
+    _watch(tier, vault, "w-dense", vm="vm-dense", ran=400.0)  # in the dense window: read every 5 s
+    tier.script.on("poll_jobs", vault, ok({"finished": ["w-dense"], "read": 1}))
+    registered = tier.now()
+    tier.begin("job_poller", poller, {**_spec(vault), "readsPerMinute": 60})
+    tier.drive(poller, lambda s: custom(s, "watching") == 1)  # took it for the wake 5 s on, asleep
+    _beacon(tier, vault, poller, "vm-dense")
+    tier.drive(poller, lambda s: custom(s, "reads") == 1)
+    polls = tier.script.requests("poll_jobs", vault)
+    assert [[w["key"] for w in p["watches"]] for p in polls] == [["w-dense"]]
+    assert moment(polls[0]["at"]) == registered
     tier.terminate(poller)
