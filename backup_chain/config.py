@@ -169,6 +169,9 @@ class Chain(_Model):
     staggerSeconds: Annotated[float, Field(ge=0, le=600)] = 2.0
     monitorTransfer: bool = True
     snapshotMinutes: tuple[float, float] = (5.0, 15.0)
+    # The chain's Linux VMs send snapshot beacons (docs/beacon.md): with shared polling their
+    # snapshots are read only every BEACON_FALLBACK_SECONDS in the window, densely after a beacon.
+    beacons: bool = False
 
     @field_validator("window")
     @classmethod
