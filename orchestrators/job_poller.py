@@ -48,10 +48,14 @@ def job_poller(context: df.DurableOrchestrationContext):
             timer = context.create_timer(datetime.fromtimestamp(wake, timezone.utc))
             winner = yield context.task_any([timer, woken])
             if winner is woken:
-                # A beacon hinted the board: take what is due now too (the hinted watch comes first)
-                # and read it with what was taken for the planned wake, a little early.
+                # A beacon: hint the board from here, so the hint is in before the take (the
+                # trigger's own signal may reach the entity later), then take what is due now (the
+                # hinted watch first) and read it with what was taken for the planned wake.
+                hint = woken.result
                 woken = context.wait_for_external_event(POLLER_WAKE_EVENT)
                 wake = now(context).timestamp()  # the next wake follows from this round, not the planned one
+                if isinstance(hint, dict) and "vmId" in hint:
+                    yield context.call_entity(entity, "hint", hint)
                 at_once: WatchTaken = yield context.call_entity(
                     entity, "take", {"at": wake, "readsPerMinute": per_minute, "done": []}
                 )

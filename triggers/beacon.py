@@ -55,9 +55,11 @@ async def beacon_event(event: func.EventGridEvent, client: df.DurableOrchestrati
         return
     hint: WatchHint = {"vmId": beacon.vm_id, "at": beacon.at, "beaconId": beacon.event_id}
     for vault in vaults:
+        # The board gets the hint directly (it holds even if no poller runs now) and through the
+        # woken poller, which applies it before its take; the second one is a no-op ("repeated").
         await client.signal_entity(watch_entity(vault), "hint", hint)
         try:
-            await client.raise_event(poller_instance_id(vault), POLLER_WAKE_EVENT, {"beaconId": beacon.event_id})
+            await client.raise_event(poller_instance_id(vault), POLLER_WAKE_EVENT, hint)
         except Exception as err:  # no poller running: the hinted read waits for the next one
             log.info("beacon %s: poller of %s not woken (%s)", beacon.event_id, vault, err)
     log.info("beacon %s for %s hinted to %d vault board(s)", beacon.event_id, beacon.vm_id, len(vaults))

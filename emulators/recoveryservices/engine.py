@@ -61,6 +61,7 @@ class Engine:
             "gcRuns": 0,
             "snapshotsCollected": 0,
             "recoveryPointsExpired": 0,
+            "beaconsDue": 0,
             "beaconsSent": 0,
             "beaconsLost": 0,
         }
@@ -204,6 +205,7 @@ class Engine:
         script = job.item.vm.post_script
         if script is not None and job.cancelled_at is None:
             self.beacons.append(DueBeacon(vm_id(job.item), script.topic, when, job.id))
+            self.stats["beaconsDue"] += 1
 
     def _conflict_job(self, item: Item, when: float, user_triggered: bool) -> Job:
         job = self._new_job(item, when, user_triggered, None)

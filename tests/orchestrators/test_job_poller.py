@@ -72,7 +72,7 @@ def _beacon(tier: OrchestratorTier, vault: str, poller: str, vm: str) -> None:
     hint = {"vmId": vm_id(vm), "at": tier.now().timestamp(), "beaconId": f"b-{vm}"}
     tier.signal("job_watch", resource_hash(vault_id(vault)), "hint", hint)
     tier.settle()
-    tier.raise_event(poller, "hint", {"beaconId": f"b-{vm}"})
+    tier.raise_event(poller, "hint", hint)
 
 
 def test_a_beacon_wakes_the_poller_to_read_the_vm_s_job_at_once_then_densely(tier: OrchestratorTier) -> None:
