@@ -84,6 +84,7 @@ class Board:
     tokens: float | None = None  # None: a full bucket
     refilled_at: float | None = None
     polled_at: float | None = None  # the latest round the poller took reads for: it is alive
+    read_now: list[str] = field(default_factory=list)  # the last take's hinted watches due already (not state)
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> Board:
@@ -127,20 +128,29 @@ class Board:
         self.refilled_at = now if self.refilled_at is None else max(now, self.refilled_at)
         return tokens
 
-    def take(self, at: float, per_minute: float) -> list[Watch]:
+    def take(self, at: float, per_minute: float, now: float | None = None) -> list[Watch]:
         """The watches to read at ``at`` (due by then), at most what the budget allows, most
-        urgent first; each taken watch is rescheduled from ``at`` on its plan."""
+        urgent first; each taken watch is rescheduled from ``at`` on its plan. With the poller's
+        ``now``: hinted watches already due then are listed in ``read_now`` (read them now, not
+        at ``at``) and rescheduled from ``now``."""
+        urgent = self.hinted_due(now) if now is not None else set()
         tokens = self._refill(at, per_minute)
         due = sorted(
             (w for w in self.watches.values() if w.due <= at),
             key=lambda w: (not w.hinted(at), PRIORITY.get(w.until, 1), w.due),
         )
         taken = due[: max(0, int(tokens + 1e-9))]  # float refill may land a hair under a whole token
+        self.read_now = [w.key for w in taken if w.key in urgent]
         for entry in taken:
-            entry.due = entry.next_due(at)
+            entry.due = entry.next_due(now if now is not None and entry.key in urgent else at)
         self.tokens = tokens - len(taken)
         self.polled_at = at if self.polled_at is None else max(self.polled_at, at)
         return taken
+
+    def hinted_due(self, now: float) -> set[str]:
+        """Keys of hinted watches due by ``now``: a poller that took them for a later wake reads
+        them at once instead (the hint may have landed after it planned that wake)."""
+        return {w.key for w in self.watches.values() if w.hinted(now) and w.due <= now}
 
     def hint(self, vm_id: str, at: float) -> tuple[list[str], str]:
         """A beacon says ``vm_id`` took its snapshot at ``at``: make its snapshot watch due at

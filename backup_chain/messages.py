@@ -447,6 +447,7 @@ class WatchTake(TypedDict):
     at: float
     readsPerMinute: float
     done: list[str]
+    now: NotRequired[float]  # the poller's time: hinted watches due by then are flagged ``readNow``
 
 
 class WatchHint(TypedDict):
@@ -461,6 +462,7 @@ class WatchTaken(TypedDict):
     watches: list[Watch]
     nextWake: float | None
     watching: int
+    readNow: NotRequired[list[str]]  # hinted watches already due at the take's ``now``
 
 
 class OutboxTaken(TypedDict):

@@ -33,9 +33,10 @@ def job_watch(context: df.DurableEntityContext) -> None:
     elif operation == "take":
         board.done(list(args.get("done") or []))
         at, per_minute = float(args["at"]), float(args["readsPerMinute"])
-        taken = board.take(at, per_minute)
+        taken = board.take(at, per_minute, float(args["now"]) if "now" in args else None)
         result = {
             "watches": [w.to_dict() for w in taken],
+            "readNow": board.read_now,
             "nextWake": board.next_wake(at, per_minute),
             "watching": len(board.watches),
         }

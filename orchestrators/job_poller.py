@@ -36,23 +36,29 @@ def job_poller(context: df.DurableOrchestrationContext):
     finished: list[str] = list(spec.get("finished") or [])
     wake = now(context).timestamp()
     context.set_custom_status({"phase": "starting", "vaultId": spec["vaultId"], "fingerprint": spec.get("fingerprint")})
-    # One wake task until it completes: a second waiter would leave the first to take the event.
+    # One wake task per execution: once it fired, this round is the last (continue as new). The SDK
+    # completes every later waiter of the same name at once from a second event that came while
+    # it was busy, so a new waiter here would spin reads at one instant. A wake raised during the
+    # continue-as-new is dropped; the trigger's own hint signal and ``readNow`` cover it.
     woken = context.wait_for_external_event(POLLER_WAKE_EVENT)
-    for _ in range(ROUNDS_PER_EXECUTION):
+    woke = False
+    for round_ in range(ROUNDS_PER_EXECUTION):
         # Finished watches go in the same operation as the next take, so they can never be read
         # (and announced) again, whatever order the entity sees other messages in.
-        take: WatchTake = {"at": wake, "readsPerMinute": per_minute, "done": finished}
+        current = now(context).timestamp()
+        take: WatchTake = {"at": wake, "now": current, "readsPerMinute": per_minute, "done": finished}
         taken: WatchTaken = yield context.call_entity(entity, "take", take)
         finished = []
-        if wake > now(context).timestamp():
+        if taken.get("readNow"):
+            wake = current  # a hint landed since this wake was planned: read now, not at the wake
+        if wake > current:
             timer = context.create_timer(datetime.fromtimestamp(wake, timezone.utc))
             winner = yield context.task_any([timer, woken])
             if winner is woken:
                 # A beacon: hint the board from here, so the hint is in before the take (the
                 # trigger's own signal may reach the entity later), then take what is due now (the
                 # hinted watch first) and read it with what was taken for the planned wake.
-                hint = woken.result
-                woken = context.wait_for_external_event(POLLER_WAKE_EVENT)
+                hint, woke = woken.result, True
                 wake = now(context).timestamp()  # the next wake follows from this round, not the planned one
                 if isinstance(hint, dict) and "vmId" in hint:
                     yield context.call_entity(entity, "hint", hint)
@@ -88,6 +94,13 @@ def job_poller(context: df.DurableOrchestrationContext):
         current = now(context).timestamp()
         next_wake = taken["nextWake"]
         wake = current + IDLE_SECONDS if next_wake is None else min(current + IDLE_SECONDS, max(next_wake, wake + tick))
+        if round_ == 0:
+            # A wake event raised while the last execution continued as new is dropped with it, and
+            # the trigger's own hint signal may have reached the board after this first take: look
+            # again a tick later rather than sleep through a beacon until the planned wake.
+            wake = min(wake, current + tick)
         wake = max(wake, current)
+        if woke:
+            break
     context.continue_as_new({**spec, "reads": reads, "finished": finished})
     return None

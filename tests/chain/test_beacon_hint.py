@@ -159,3 +159,18 @@ def test_a_redelivered_beacon_is_no_new_hint() -> None:
     before = board.to_state()
     assert board.hint(vm("web-1"), at=100.0) == ([], "repeated")
     assert board.to_state() == before
+
+
+def test_a_take_ahead_flags_hinted_watches_already_due_to_be_read_now() -> None:
+    board = Board()
+    board.watch(watch("w1", "web-1"), now=0.0)
+    board.watch(watch("w2", "web-2"), now=0.0)
+    board.take(10.0, per_minute=600)
+    board.hint(vm("web-1"), at=100.0)  # landed after the poller planned its next wake at 330
+    taken = board.take(300.0, per_minute=600, now=101.0)  # the take ahead for the wake at 300
+    assert {w.key for w in taken} == {"w1"}
+    assert board.read_now == ["w1"]  # read at 101, not 300
+    assert board.watches["w1"].due == 101.0 + HINT_READ_SECONDS  # rescheduled from now
+    board.take(105.0, per_minute=600, now=100.0)  # taken again for 105, but not due yet at 100
+    assert board.read_now == []
+    assert "read_now" not in str(board.to_state())  # not state: a per-take answer
