@@ -27,6 +27,7 @@ from orchestrators.scheduler import bp as scheduler_orchestrator
 from orchestrators.vm_backup import bp as vm_orchestrator
 from orchestrators.watch_job import bp as watch_orchestrator
 from telemetry import configure as configure_telemetry
+from triggers.beacon import bp as beacon_trigger
 from triggers.chains import bp as chain_triggers
 from triggers.control import bp as control_triggers
 from triggers.deliveries import bp as delivery_triggers
@@ -47,6 +48,7 @@ for blueprint in (
     control_triggers,
     retry_trigger,
     upstream_trigger,
+    beacon_trigger,
     window_timer,
     poller_timer,
     gc_triggers,

@@ -5,7 +5,12 @@ subscription's ARM read budget (a token bucket), and reads them in one batch.
 ARM throttles reads per subscription, so thousands of per-VM pollers each on their own timer would
 overrun it together; the board makes the budget one number and decides who waits when it is
 short: snapshot watches first (downstream lag is decided there), then waits and transfers, each
-oldest-due first. Pure and JSON-serialisable: the ``job_watch`` entity keeps it as its state."""
+oldest-due first. Pure and JSON-serialisable: the ``job_watch`` entity keeps it as its state.
+
+A snapshot beacon (docs/beacon.md) hints that a VM's snapshot was just taken: its snapshot watch
+becomes due at once and is read every ``HINT_READ_SECONDS`` for ``HINT_WINDOW_SECONDS``, ahead of
+every unhinted watch, still within the budget. A hint is never truth: the watch ends only when a
+read shows Take Snapshot completed, and a stray or forged hint costs at most the window's reads."""
 
 from __future__ import annotations
 
@@ -16,6 +21,13 @@ from backup_chain.polling import PollPlan
 
 PRIORITY = {"snapshot": 0, "end": 1, "transfer": 2}
 BURST_SECONDS = 10.0  # the bucket holds this many seconds of budget, so an idle vault can catch up a little
+HINT_READ_SECONDS = 2.0  # a hinted watch is read this often (the poller's tick may space it more)...
+HINT_WINDOW_SECONDS = 60.0  # ...for this long after the beacon, then it is back on its plan
+# A beacon's time must lie within the watched phase as the Durable clock sees it: not before the
+# job began (an earlier backup's beacon), not ahead of the poller's latest round by more than this.
+HINT_FUTURE_SECONDS = 300.0
+CLOCK_SKEW_SECONDS = 30.0  # the VM's clock (NTP) against the job's start time Azure reports
+POLLER_WAKE_EVENT = "hint"  # raised into the vault's job_poller after a hint, so it reads at once
 
 
 @dataclass
@@ -34,19 +46,35 @@ class Watch:
     plan: dict[str, float]
     due: float
     announce: dict[str, Any] | None = None
+    hinted_until: float | None = None  # a beacon's dense reads last until then
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract (camelCase, as the orchestrators and the poll activity use it)."""
         body = dict(self.__dict__)
         body["vaultId"], body["jobId"] = body.pop("vault_id"), body.pop("job_id")
+        hinted_until = body.pop("hinted_until")
+        if hinted_until is not None:  # most watches are never hinted: keep the entity state small
+            body["hintedUntil"] = hinted_until
         return body
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Watch:
-        body = {k: v for k, v in raw.items() if k not in ("vaultId", "jobId")}
-        return cls(vault_id=raw["vaultId"], job_id=raw["jobId"], **body)
+        body = {k: v for k, v in raw.items() if k not in ("vaultId", "jobId", "hintedUntil")}
+        return cls(vault_id=raw["vaultId"], job_id=raw["jobId"], hinted_until=raw.get("hintedUntil"), **body)
+
+    @property
+    def vm_id(self) -> str | None:
+        """The VM of a snapshot watch (what its SnapshotCompleted names), lower-cased: ARM ids
+        compare case-insensitively."""
+        vm = (self.announce or {}).get("vmId")
+        return vm.lower() if isinstance(vm, str) and self.until == "snapshot" else None
+
+    def hinted(self, now: float) -> bool:
+        return self.hinted_until is not None and now < self.hinted_until
 
     def next_due(self, now: float) -> float:
+        if self.hinted(now):
+            return now + HINT_READ_SECONDS
         return now + PollPlan(**self.plan).delay(self.until, now - self.anchor)
 
 
@@ -56,6 +84,7 @@ class Board:
     tokens: float | None = None  # None: a full bucket
     refilled_at: float | None = None
     polled_at: float | None = None  # the latest round the poller took reads for: it is alive
+    read_now: list[str] = field(default_factory=list)  # the last take's hinted watches due already (not state)
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> Board:
@@ -99,20 +128,48 @@ class Board:
         self.refilled_at = now if self.refilled_at is None else max(now, self.refilled_at)
         return tokens
 
-    def take(self, at: float, per_minute: float) -> list[Watch]:
+    def take(self, at: float, per_minute: float, now: float | None = None) -> list[Watch]:
         """The watches to read at ``at`` (due by then), at most what the budget allows, most
-        urgent first; each taken watch is rescheduled from ``at`` on its plan."""
+        urgent first; each taken watch is rescheduled from ``at`` on its plan. With the poller's
+        ``now``: hinted watches already due then are listed in ``read_now`` (read them now, not
+        at ``at``) and rescheduled from ``now``."""
+        urgent = self.hinted_due(now) if now is not None else set()
         tokens = self._refill(at, per_minute)
         due = sorted(
             (w for w in self.watches.values() if w.due <= at),
-            key=lambda w: (PRIORITY.get(w.until, 1), w.due),
+            key=lambda w: (not w.hinted(at), PRIORITY.get(w.until, 1), w.due),
         )
         taken = due[: max(0, int(tokens + 1e-9))]  # float refill may land a hair under a whole token
+        self.read_now = [w.key for w in taken if w.key in urgent]
         for entry in taken:
-            entry.due = entry.next_due(at)
+            entry.due = entry.next_due(now if now is not None and entry.key in urgent else at)
         self.tokens = tokens - len(taken)
         self.polled_at = at if self.polled_at is None else max(self.polled_at, at)
         return taken
+
+    def hinted_due(self, now: float) -> set[str]:
+        """Keys of hinted watches due by ``now``: a poller that took them for a later wake reads
+        them at once instead (the hint may have landed after it planned that wake)."""
+        return {w.key for w in self.watches.values() if w.hinted(now) and w.due <= now}
+
+    def hint(self, vm_id: str, at: float) -> tuple[list[str], str]:
+        """A beacon says ``vm_id`` took its snapshot at ``at``: make its snapshot watch due at
+        once and read densely for a while. Returns the watch keys hinted and, when none, why:
+        ``unwatched`` (no snapshot watch for that VM), ``implausible`` (``at`` lies outside the
+        watched phase on the board's clock) or ``repeated`` (already hinted: a redelivery)."""
+        wanted = vm_id.lower()
+        watches = [w for w in self.watches.values() if w.vm_id == wanted]
+        if not watches:
+            return [], "unwatched"
+        horizon = self.polled_at + HINT_FUTURE_SECONDS if self.polled_at is not None else None
+        plausible = [w for w in watches if at >= w.anchor - CLOCK_SKEW_SECONDS and (horizon is None or at <= horizon)]
+        if not plausible:
+            return [], "implausible"
+        fresh = [w for w in plausible if not w.hinted(at)]
+        for entry in fresh:
+            entry.hinted_until = at + HINT_WINDOW_SECONDS
+            entry.due = min(entry.due, at)
+        return [w.key for w in fresh], "" if fresh else "repeated"
 
     def fallback(self, key: str, now: float, silent_seconds: float) -> str:
         """A waiter heard nothing for long: may it read its job itself? ``finished`` — the poller

@@ -473,12 +473,22 @@ class WatchTake(TypedDict):
     at: float
     readsPerMinute: float
     done: list[str]
+    now: NotRequired[float]  # the poller's time: hinted watches due by then are flagged ``readNow``
+
+
+class WatchHint(TypedDict):
+    """``job_watch`` ``hint``: a snapshot beacon from ``vmId`` sent at ``at`` (epoch seconds)."""
+
+    vmId: str
+    at: float
+    beaconId: str
 
 
 class WatchTaken(TypedDict):
     watches: list[Watch]
     nextWake: float | None
     watching: int
+    readNow: NotRequired[list[str]]  # hinted watches already due at the take's ``now``
 
 
 class OutboxTaken(TypedDict):

@@ -23,7 +23,7 @@ DEFAULT_GC_MODE = "weekly-policy"
 # this mode or with gcRemediate; GC needs it for weekend-window and for gc.remediate (preflight.required_actions).
 PROTECTION_WRITE_GC_MODE = "weekend-window"
 ARM_MAX_RESOURCES = 800
-MAIN_MODULES = 12  # main.bicep's modules besides the per-vault and per-VM loops (tests/infra counts them)
+MAIN_MODULES = 14  # main.bicep's modules besides the per-vault and per-VM loops (tests/infra counts them)
 _PLACEHOLDER = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:=(?P<default>[^}]*))?\}$")
 
 

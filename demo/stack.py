@@ -20,6 +20,7 @@ from localclock.clock import Clock
 REPO = Path(__file__).resolve().parent.parent
 SUBSCRIPTION = "00000000-0000-0000-0000-0000000000aa"
 UPSTREAM_TOPIC = "upstream"
+BEACON_TOPIC = "beacon"  # the Linux post-scripts' snapshot beacons (docs/beacon.md)
 DOWNSTREAM_TOPIC = "downstream"
 DOWNSTREAM_LISTENER = "downstream-listener"  # subscription of the optional downstream webhook
 
@@ -88,6 +89,7 @@ class Stack:
         }
         stack = cls(base, clock, keys)
         stack.devhost_port = free_port()
+        stack.eventgrid_port = free_port()  # known before the RS emulator starts: its beacons go there
         try:
             stack._start_emulators(scenario, clock_flag, downstream_webhook)
             stack._start_devhost(chains, clock_flag, extra_env or {})
@@ -97,7 +99,13 @@ class Stack:
         return stack
 
     def _start_emulators(self, scenario: dict[str, Any], clock_flag: list[str], downstream_webhook: str | None) -> None:
-        env = self.clock.to_env()
+        # The RS emulator sends post-script beacons to the Event Grid emulator (started next, on a
+        # port chosen already; its CA is read when the first beacon is sent).
+        env = {
+            **self.clock.to_env(),
+            "EVENTGRID_EMULATOR_URL": f"https://127.0.0.1:{self.eventgrid_port}",
+            "EVENTGRID_EMULATOR_CA": str(self.base / "eg" / "ca.pem"),
+        }
         (self.base / "scenario.json").write_text(json.dumps(scenario))
         self.services["recoveryservices"] = start_service(
             "recoveryservices",
@@ -123,12 +131,20 @@ class Stack:
             "topics": [
                 {"name": DOWNSTREAM_TOPIC, "inputSchema": "CloudEventSchemaV1_0"},
                 {"name": UPSTREAM_TOPIC, "inputSchema": "CloudEventSchemaV1_0"},
+                {"name": BEACON_TOPIC, "inputSchema": "CloudEventSchemaV1_0", "disableLocalAuth": True},
             ],
             "subscriptions": [
                 {
                     "name": "upstream-to-app",
                     "topic": UPSTREAM_TOPIC,
                     "endpointUrl": webhook,
+                    "deliverySchema": "CloudEventSchemaV1_0",
+                    "retryPolicy": {"maxDeliveryAttempts": 30},
+                },
+                {
+                    "name": "beacon-to-app",
+                    "topic": BEACON_TOPIC,
+                    "endpointUrl": webhook.replace("functionName=upstream_event", "functionName=beacon_event"),
                     "deliverySchema": "CloudEventSchemaV1_0",
                     "retryPolicy": {"maxDeliveryAttempts": 30},
                 },

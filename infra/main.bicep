@@ -44,8 +44,11 @@ param upstreamPublisherPrincipalIds array = []
 @description('Optional server-side filter on upstream CloudEvents types.')
 param upstreamEventTypes array = []
 
-@description('Create the upstream Event Grid subscription. Needs the code deployed first (function upstream_event must exist): azd does it in its postdeploy hook; with az CLI run this template again with true.')
+@description('Create the upstream and beacon Event Grid subscriptions. Needs the code deployed first (functions upstream_event and beacon_event must exist): azd does it in its postdeploy hook; with az CLI run this template again with true.')
 param deployUpstreamSubscription bool = false
+
+@description('Principal ids of the Linux VMs\' managed identities that send snapshot beacons (docs/beacon.md): EventGrid Data Sender on the beacon topic only.')
+param beaconSenderPrincipalIds array = []
 
 @description('Use the Durable Task Scheduler backend instead of Azure Storage (also switch host.json storageProvider to azureManaged).')
 param useDurableTaskScheduler bool = false
@@ -140,6 +143,17 @@ module upstreamTopic 'modules/topic.bicep' = if (createUpstreamTopic) {
     tags: tags
     topicName: 'evgt-up-${resourceToken}'
     publisherPrincipalIds: upstreamPublisherPrincipalIds
+  }
+}
+
+// Snapshot beacons from the Linux VMs' post-script (docs/beacon.md): Entra-only, the VMs' identities send.
+module beaconTopic 'modules/topic.bicep' = {
+  name: 'beacon-topic'
+  params: {
+    location: location
+    tags: tags
+    topicName: 'evgt-beacon-${resourceToken}'
+    publisherPrincipalIds: beaconSenderPrincipalIds
   }
 }
 
@@ -239,6 +253,23 @@ module upstreamSubscription 'modules/upstream-subscription.bicep' = if (deployUp
   ]
 }
 
+// Same module, the beacon topic to the app's beacon_event function (created with the upstream one).
+module beaconSubscription 'modules/upstream-subscription.bicep' = if (deployUpstreamSubscription) {
+  name: 'beacon-subscription'
+  params: {
+    upstreamTopicName: beaconTopic.outputs.topicName
+    functionAppId: functionApp.outputs.functionAppId
+    functionName: 'beacon_event'
+    subscriptionName: 'backupchain-beacon'
+    includedEventTypes: [
+      'BackupChain.Beacon.SnapshotTaken'
+    ]
+  }
+  dependsOn: [
+    appAccess
+  ]
+}
+
 output AZURE_LOCATION string = location
 output AZURE_RESOURCE_GROUP string = resourceGroup().name
 output FUNCTION_APP_NAME string = functionApp.outputs.functionAppName
@@ -253,5 +284,7 @@ output UPSTREAM_TOPIC_ENDPOINT string = createUpstreamTopic ? upstreamTopic.outp
 output UPSTREAM_TOPIC_SUBSCRIPTION_ID string = upstreamTopicParts[2]
 output UPSTREAM_TOPIC_RESOURCE_GROUP string = upstreamTopicParts[4]
 output UPSTREAM_TOPIC_NAME string = upstreamTopicParts[8]
+output BEACON_TOPIC_NAME string = beaconTopic.outputs.topicName
+output BEACON_TOPIC_ENDPOINT string = beaconTopic.outputs.endpoint
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output WORKBOOK_ID string = workbook.outputs.workbookId

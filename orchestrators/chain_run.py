@@ -76,6 +76,7 @@ class _ChainRunState:
     def vm_input(self, vault_id: str, vm_id: str, upstream_at: str, index: int, start_by: str | None) -> VmBackupInput:
         chain = self.chain
         low, high = chain.get("snapshotMinutes") or (5, 15)
+        shared = bool((self.spec.get("polling") or {}).get("shared"))
         return {
             "chain": chain["name"],
             "runId": self.spec["runId"],
@@ -85,7 +86,8 @@ class _ChainRunState:
             "monitorTransfer": chain["monitorTransfer"],
             "upstreamAt": upstream_at,
             "prefix": self.spec["prefix"],
-            "plan": PollPlan.for_minutes(low, high).__dict__,
+            # Beacons hint the shared board only: per-VM polling keeps its dense plan (docs/beacon.md).
+            "plan": PollPlan.for_chain(low, high, bool(chain.get("beacons")) and shared).__dict__,
             "gc": gc_for_vm(self.spec.get("gc"), vm_id),
             "polling": self.spec.get("polling"),
             # Only the first wave is staggered; later VMs start as earlier ones finish.

@@ -2,7 +2,8 @@
 ``job_watch`` board the reads due at its next wake (within the vault's read budget), sleeps until
 then, and reads them all in one ``poll_jobs`` activity, which tells each waiting backup (and
 downstream, for snapshots) at once. Taking ahead keeps the path from the due time to downstream
-at one timer and one activity."""
+at one timer and one activity. A snapshot beacon (``triggers/beacon.py``) wakes a sleeping poller
+with the ``hint`` event: it takes the reads due now (the hinted watch first) at once."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import datetime, timezone
 import azure.durable_functions as df
 
 from activities.job_poll import poll_jobs
+from backup_chain.job_watch import POLLER_WAKE_EVENT
 from backup_chain.messages import PollerInput, PollRequest, PollResult, WatchTake, WatchTaken
 from entities.job_watch import watch_entity
 from orchestrators.common import iso, now
@@ -34,14 +36,38 @@ def job_poller(context: df.DurableOrchestrationContext):
     finished: list[str] = list(spec.get("finished") or [])
     wake = now(context).timestamp()
     context.set_custom_status({"phase": "starting", "vaultId": spec["vaultId"], "fingerprint": spec.get("fingerprint")})
-    for _ in range(ROUNDS_PER_EXECUTION):
+    # One wake task per execution: once it fired, this round is the last (continue as new). The SDK
+    # completes every later waiter of the same name at once from a second event that came while
+    # it was busy, so a new waiter here would spin reads at one instant. A wake raised during the
+    # continue-as-new is dropped; the trigger's own hint signal and ``readNow`` cover it.
+    woken = context.wait_for_external_event(POLLER_WAKE_EVENT)
+    woke = False
+    for round_ in range(ROUNDS_PER_EXECUTION):
         # Finished watches go in the same operation as the next take, so they can never be read
         # (and announced) again, whatever order the entity sees other messages in.
-        take: WatchTake = {"at": wake, "readsPerMinute": per_minute, "done": finished}
+        current = now(context).timestamp()
+        take: WatchTake = {"at": wake, "now": current, "readsPerMinute": per_minute, "done": finished}
         taken: WatchTaken = yield context.call_entity(entity, "take", take)
         finished = []
-        if wake > now(context).timestamp():
-            yield context.create_timer(datetime.fromtimestamp(wake, timezone.utc))
+        if taken.get("readNow"):
+            wake = current  # a hint landed since this wake was planned: read now, not at the wake
+        if wake > current:
+            timer = context.create_timer(datetime.fromtimestamp(wake, timezone.utc))
+            winner = yield context.task_any([timer, woken])
+            if winner is woken:
+                # A beacon: hint the board from here, so the hint is in before the take (the
+                # trigger's own signal may reach the entity later), then take what is due now (the
+                # hinted watch first) and read it with what was taken for the planned wake.
+                hint, woke = woken.result, True
+                wake = now(context).timestamp()  # the next wake follows from this round, not the planned one
+                if isinstance(hint, dict) and "vmId" in hint:
+                    yield context.call_entity(entity, "hint", hint)
+                at_once: WatchTaken = yield context.call_entity(
+                    entity, "take", {"at": wake, "readsPerMinute": per_minute, "done": []}
+                )
+                first = {w["key"] for w in at_once["watches"]}  # a hinted watch may be in both: read it once
+                planned = [w for w in taken["watches"] if w["key"] not in first]
+                taken = {**at_once, "watches": at_once["watches"] + planned}
         if taken["watches"]:
             try:
                 request: PollRequest = {
@@ -68,6 +94,13 @@ def job_poller(context: df.DurableOrchestrationContext):
         current = now(context).timestamp()
         next_wake = taken["nextWake"]
         wake = current + IDLE_SECONDS if next_wake is None else min(current + IDLE_SECONDS, max(next_wake, wake + tick))
+        if round_ == 0:
+            # A wake event raised while the last execution continued as new is dropped with it, and
+            # the trigger's own hint signal may have reached the board after this first take: look
+            # again a tick later rather than sleep through a beacon until the planned wake.
+            wake = min(wake, current + tick)
         wake = max(wake, current)
+        if woke:
+            break
     context.continue_as_new({**spec, "reads": reads, "finished": finished})
     return None

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from emulators.recoveryservices import shapes
 from emulators.recoveryservices.admin_vms import add_vm_routes
+from emulators.recoveryservices.beacons import send_due
 from emulators.recoveryservices.faults import FaultConfigError
 from emulators.recoveryservices.model import Item, Job
 from emulators.recoveryservices.runtime import Runtime
@@ -219,6 +220,8 @@ def add_admin_routes(app: web.Application, rt: Runtime) -> None:
 
     async def on_advance() -> None:
         rt.settle()
+        if rt.engine.beacons:  # sent before the advance answers, so a test sees them in order
+            await send_due(rt.engine)
 
     app.router.add_get("/admin/state", state)
     app.router.add_get("/admin/items", items)

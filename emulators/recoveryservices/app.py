@@ -1,5 +1,6 @@
 """The aiohttp application: admin routes first, every other path goes to the ARM dispatcher; a coarse
-tick settles due events so state moves even when nobody asks (one task in total, not one per job)."""
+tick settles due events so state moves even when nobody asks (one task in total, not one per job)
+and sends the post-scripts' snapshot beacons that came due."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from aiohttp import web
 
 from emulators.recoveryservices.admin_routes import add_admin_routes
 from emulators.recoveryservices.arm_routes import make_arm_handler
+from emulators.recoveryservices.beacons import send_due
 from emulators.recoveryservices.runtime import Runtime
 
 TICK_SECONDS = 1.0
@@ -26,6 +28,8 @@ def build_app(rt: Runtime) -> web.Application:
             while True:
                 await asyncio.sleep(TICK_SECONDS)
                 rt.settle()
+                if rt.engine.beacons:
+                    await send_due(rt.engine)
 
         task = asyncio.create_task(loop())
         yield

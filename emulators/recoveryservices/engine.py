@@ -12,6 +12,7 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from emulators.recoveryservices import errors
@@ -27,9 +28,20 @@ from emulators.recoveryservices.model import (
 )
 from emulators.recoveryservices.scenario import MachineSpec, PolicySpec, Scenario, VmSpec
 from emulators.recoveryservices.scheduler import next_policy_time, start_delay_seconds
+from emulators.recoveryservices.shapes import vm_id
 
 ON_DEMAND_DEFAULT_RETENTION = 30 * DAY  # portal default retain-until for "Backup now"
 HOUSEKEEPING_EVERY = 6 * 3600.0
+
+
+@dataclass(frozen=True)
+class DueBeacon:
+    """A post-script's beacon to send: the VM, its topic and the in-guest snapshot moment."""
+
+    vm_id: str
+    topic: str
+    at: float
+    job_id: str
 
 
 class Engine:
@@ -45,7 +57,16 @@ class Engine:
         self._heap: list[tuple[float, int, str, Any, int]] = []
         self._counter = 0
         self.settled_to = now
-        self.stats = {"events": 0, "gcRuns": 0, "snapshotsCollected": 0, "recoveryPointsExpired": 0}
+        self.stats = {
+            "events": 0,
+            "gcRuns": 0,
+            "snapshotsCollected": 0,
+            "recoveryPointsExpired": 0,
+            "beaconsDue": 0,
+            "beaconsSent": 0,
+            "beaconsLost": 0,
+        }
+        self.beacons: list[DueBeacon] = []  # due post-script beacons, sent by beacons.py
         self._load(now)
 
     # --- deterministic randomness -------------------------------------------------------------
@@ -143,6 +164,9 @@ class Engine:
             elif kind == "sched":
                 if version == obj.sched_version:
                     self._on_schedule(obj, when)
+            elif kind == "beacon":
+                if version == obj.version and not obj.done:
+                    self._on_beacon(obj, when)
             elif kind == "gc":
                 self._on_gc(obj, when)
             elif kind == "housekeeping":
@@ -188,7 +212,18 @@ class Engine:
         self._push(job.snap_end, "snap", job, job.version)
         if job.outcome != "snapshot_fail":
             self._push(job.transfer_end, "end", job, job.version)
+            script = item.vm.post_script
+            if script is not None:
+                # The post-script runs "immediately after" the snapshot, before the job's task shows
+                # Completed (learn.microsoft.com/azure/backup/backup-azure-linux-app-consistent).
+                self._push(max(start, job.snap_end - script.gap_seconds), "beacon", job, job.version)
         return job
+
+    def _on_beacon(self, job: Job, when: float) -> None:
+        script = job.item.vm.post_script
+        if script is not None and job.cancelled_at is None:
+            self.beacons.append(DueBeacon(vm_id(job.item), script.topic, when, job.id))
+            self.stats["beaconsDue"] += 1
 
     def _conflict_job(self, item: Item, when: float, user_triggered: bool) -> Job:
         job = self._new_job(item, when, user_triggered, None)

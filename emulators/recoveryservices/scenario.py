@@ -96,6 +96,18 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
+class PostScript:
+    """The snapshot beacon post-script: sends to ``topic`` at the in-guest snapshot moment,
+    ``gap_seconds`` before the job shows Take Snapshot Completed."""
+
+    topic: str
+    gap_seconds: float
+
+
+MAX_BEACON_GAP_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
 class VmSpec:
     name: str
     resource_group: str
@@ -111,6 +123,7 @@ class VmSpec:
     running_scheduled_minutes_ago: float | None
     history: tuple[HistoryEntry, ...]
     tags: tuple[tuple[str, str], ...] = ()
+    post_script: PostScript | None = None
 
 
 @dataclass(frozen=True)
@@ -230,6 +243,20 @@ def vm_spec(raw: dict[str, Any], vault_rg: str) -> VmSpec:
     return _vm({**raw, "count": 1}, vault_rg)[0]
 
 
+def _post_script(raw: Any, name: str, os_name: str) -> PostScript | None:
+    if raw is None:
+        return None
+    if os_name != "Linux":
+        # learn.microsoft.com/azure/backup/backup-azure-linux-app-consistent: Linux VMs only.
+        raise ScenarioError(f"vm {name}: postScript needs os Linux (the pre/post-script framework is Linux-only)")
+    topic, gap = str(raw.get("topic") or ""), float(raw.get("gapSeconds", 5.0))
+    if not topic.strip():
+        raise ScenarioError(f"vm {name}: postScript.topic must name an Event Grid topic")
+    if not 0.0 <= gap <= MAX_BEACON_GAP_SECONDS:
+        raise ScenarioError(f"vm {name}: postScript.gapSeconds must be within 0-{MAX_BEACON_GAP_SECONDS:g}")
+    return PostScript(topic.strip(), gap)
+
+
 def _vm(raw: dict[str, Any], vault_rg: str) -> list[VmSpec]:
     name = str(raw["name"])
     faults_raw = raw.get("faults") or {}
@@ -252,7 +279,9 @@ def _vm(raw: dict[str, Any], vault_rg: str) -> list[VmSpec]:
     os_name = str(raw.get("os", "Linux")).capitalize()
     if os_name not in ("Linux", "Windows"):
         raise ScenarioError(f"vm {name}: os must be Linux or Windows")
+    post_script = _post_script(raw.get("postScript"), name, os_name)
     base = dict(
+        post_script=post_script,
         resource_group=str(raw.get("resourceGroup") or vault_rg),
         os=os_name,
         power_state=str(raw.get("powerState", "running")).lower(),

@@ -37,6 +37,13 @@ class VmFaultsModel(_Strict):
     vssWriterFailureRate: float = 0.0
 
 
+class PostScriptModel(_Strict):
+    """A Linux VM's VMSnapshot post-script sending the snapshot beacon (docs/beacon.md)."""
+
+    topic: str  # an Event Grid emulator topic name, or a full https publish URL
+    gapSeconds: float = 5.0  # from the in-guest snapshot moment to Take Snapshot Completed
+
+
 class RunningJobModel(_Strict):
     startedMinutesAgo: float = 0.0
 
@@ -57,6 +64,7 @@ class VmModel(_Strict):
     policy: str | None = None
     protected: bool = True
     preScripts: bool = False
+    postScript: PostScriptModel | None = None
     agentStatus: str = "Ready"
     snapshotMinutes: list[float] | None = None
     transferMinutes: list[float] | None = None

@@ -1,4 +1,5 @@
-// Event Grid subscription on the upstream topic delivering to the app's `upstream_event` function.
+// Event Grid subscription on the upstream topic delivering to the app's `upstream_event` function
+// (main.bicep also uses it for the beacon topic and the `beacon_event` function).
 //
 // Endpoint type 'AzureFunction' (documented for Event Grid triggers): Event Grid resolves the
 // function by resource id and delivers with the function's eventgrid_extension system key itself,

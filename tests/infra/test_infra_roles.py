@@ -161,6 +161,20 @@ def test_topic_publishers_are_never_the_app(bicep: dict) -> None:
     assert up_condition == "createUpstreamTopic"
 
 
+def test_beacon_topic_senders_are_the_vm_identities_and_it_feeds_the_beacon_function(bicep: dict) -> None:
+    """The beacon topic (docs/beacon.md) gets EventGrid Data Sender for the VM identities listed in
+    beaconSenderPrincipalIds only, and its subscription delivers the beacon type to beacon_event."""
+    modules = bicep["main.bicep"]["modules"]
+    topic, topic_condition, _ = unwrap(modules["beaconTopic"]["config"])
+    assert topic["params"]["publisherPrincipalIds"] == "beaconSenderPrincipalIds"
+    assert topic_condition is None
+    subscription, condition, _ = unwrap(modules["beaconSubscription"]["config"])
+    assert modules["beaconSubscription"]["detail"]["path"] == "modules/upstream-subscription.bicep"
+    assert subscription["params"]["functionName"] == "beacon_event"
+    assert subscription["params"]["includedEventTypes"] == ["BackupChain.Beacon.SnapshotTaken"]
+    assert condition == "deployUpstreamSubscription"
+
+
 def test_vault_role_actions_are_exactly_least_privilege(bicep: dict) -> None:
     parsed = bicep["modules/vault-role.bicep"]
     variables = parsed["variables"]

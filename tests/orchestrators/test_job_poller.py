@@ -9,11 +9,14 @@ from typing import Any
 
 from backup_chain.ids import resource_hash
 from tests.support.activity_script import fails, ok
-from tests.support.orchestrator_tier import PLAN, OrchestratorTier, custom, moment, status_input, vault_id
+from tests.support.orchestrator_tier import PLAN, OrchestratorTier, custom, moment, status_input, vault_id, vm_id
 
 
-def _watch(tier: OrchestratorTier, vault: str, key: str) -> None:
-    """Register a snapshot watch as vm_backup does (its first read is due 270 s on, see PLAN)."""
+def _watch(tier: OrchestratorTier, vault: str, key: str, vm: str | None = None, ran: float = 0.0) -> None:
+    """Register a snapshot watch as vm_backup does (its first read is due 270 s on, see PLAN);
+    with ``vm``, it announces SnapshotCompleted for that VM as vm_backup's snapshot watches do;
+    ``ran``: seconds the job has run already."""
+    announce = None if vm is None else {"chain": "c", "runId": "r", "vmId": vm_id(vm), "vaultId": vault_id(vault)}
     watch = {
         "key": key,
         "owner": f"vm:{key}",
@@ -21,9 +24,9 @@ def _watch(tier: OrchestratorTier, vault: str, key: str) -> None:
         "vaultId": vault_id(vault),
         "jobId": f"job-{key}",
         "until": "snapshot",
-        "anchor": tier.now().timestamp(),
+        "anchor": tier.now().timestamp() - ran,
         "plan": PLAN,
-        "announce": None,
+        "announce": announce,
     }
     tier.signal("job_watch", resource_hash(vault_id(vault)), "watch", {"watch": watch, "now": tier.now().timestamp()})
     tier.settle()
@@ -61,4 +64,60 @@ def test_a_failed_read_round_is_tried_again_on_the_next_due_read(tier: Orchestra
     status = tier.drive(poller, lambda s: custom(s, "reads") == 1)
     assert status["runtimeStatus"] == "Running"  # a failed round does not end the poller
     assert [[w["key"] for w in p["watches"]] for p in tier.script.requests("poll_jobs", vault)] == [["w-fail"]] * 2
+    tier.terminate(poller)
+
+
+def _beacon(tier: OrchestratorTier, vault: str, poller: str, vm: str) -> None:
+    """What triggers/beacon.py does for a valid beacon: hint the vault's board, wake its poller."""
+    hint = {"vmId": vm_id(vm), "at": tier.now().timestamp(), "beaconId": f"b-{vm}"}
+    tier.signal("job_watch", resource_hash(vault_id(vault)), "hint", hint)
+    tier.settle()
+    tier.raise_event(poller, "hint", hint)
+
+
+def test_a_beacon_wakes_the_poller_to_read_the_vm_s_job_at_once_then_densely(tier: OrchestratorTier) -> None:
+    vault, poller = "vault-beacon", "poller:t3"
+    _watch(tier, vault, "w-linux", vm="vm-linux")
+    _watch(tier, vault, "w-other", vm="vm-other")
+    tier.script.on("poll_jobs", vault, ok({"finished": [], "read": 1}), ok({"finished": ["w-linux"], "read": 1}))
+    registered = tier.now()
+    tier.begin("job_poller", poller, {**_spec(vault), "readsPerMinute": 60})
+    tier.drive(poller, lambda s: custom(s, "watching") == 2)  # asleep until its next planned wake
+    _beacon(tier, vault, poller, "vm-linux")
+    tier.drive(poller, lambda s: custom(s, "reads") == 2)
+    polls = tier.script.requests("poll_jobs", vault)
+    assert [[w["key"] for w in p["watches"]] for p in polls] == [["w-linux"], ["w-linux"]]
+    at = [moment(p["at"]) for p in polls]
+    assert at[0] == registered  # at once, not 270 s on as planned (the clock did not move)
+    assert at[1] - at[0] == timedelta(seconds=5)  # densely: the hint's 2 s, spaced by the 5 s tick
+    tier.terminate(poller)
+
+
+def test_a_beacon_for_a_vm_not_watched_changes_no_read(tier: OrchestratorTier) -> None:
+    vault, poller = "vault-forged", "poller:t4"
+    _watch(tier, vault, "w-watched", vm="vm-watched")
+    tier.script.on("poll_jobs", vault, ok({"finished": ["w-watched"], "read": 1}))
+    registered = tier.now()
+    tier.begin("job_poller", poller, {**_spec(vault), "readsPerMinute": 60})
+    tier.drive(poller, lambda s: custom(s, "watching") == 1)
+    _beacon(tier, vault, poller, "vm-stranger")
+    tier.drive(poller, lambda s: custom(s, "reads") == 1)
+    polls = tier.script.requests("poll_jobs", vault)
+    assert [[w["key"] for w in p["watches"]] for p in polls] == [["w-watched"]]
+    assert moment(polls[0]["at"]) - registered == timedelta(seconds=270)  # on its plan, as without the beacon
+    tier.terminate(poller)
+
+
+def test_a_beacon_for_a_watch_already_taken_for_the_planned_wake_reads_it_once(tier: OrchestratorTier) -> None:
+    vault, poller = "vault-twice", "poller:t5"
+    _watch(tier, vault, "w-dense", vm="vm-dense", ran=400.0)  # in the dense window: read every 5 s
+    tier.script.on("poll_jobs", vault, ok({"finished": ["w-dense"], "read": 1}))
+    registered = tier.now()
+    tier.begin("job_poller", poller, {**_spec(vault), "readsPerMinute": 60})
+    tier.drive(poller, lambda s: custom(s, "watching") == 1)  # took it for the wake 5 s on, asleep
+    _beacon(tier, vault, poller, "vm-dense")
+    tier.drive(poller, lambda s: custom(s, "reads") == 1)
+    polls = tier.script.requests("poll_jobs", vault)
+    assert [[w["key"] for w in p["watches"]] for p in polls] == [["w-dense"]]
+    assert moment(polls[0]["at"]) == registered
     tier.terminate(poller)
