@@ -293,6 +293,7 @@ class Chain(_Model):
     @classmethod
     def _snapshot_deadline(cls, value: Any) -> timedelta | None:
         return None if value is None else _bounded_duration(value, SNAPSHOT_DEADLINE_BOUNDS, "snapshot deadline")
+
     # The chain's Linux VMs send snapshot beacons (docs/beacon.md): with shared polling their
     # snapshots are read only every BEACON_FALLBACK_SECONDS in the window, densely after a beacon.
     beacons: bool = False
