@@ -535,6 +535,25 @@ class ChainConfig(_Model):
                     raise CheckError(f"{vm} is in no chain; GC covers VMs that chains back up", at=("gc", "vms", index))
         return self
 
+    @model_validator(mode="after")
+    def _gc_keeps_policy_selections(self) -> ChainConfig:
+        # GC (and a chain backup in weekend-window mode) resumes protection with gc.policy: a VM
+        # chosen by another policy would leave the selection at its first resume, and no later
+        # window would resume it again (GC stopped protection on a VM it no longer covers).
+        gc = self.gc
+        if gc is None or gc.vms is not None or not gc.policy or not (gc.mode == "weekend-window" or gc.remediate):
+            return self
+        for ci, chain in enumerate(self.chains):
+            for ti, target in enumerate(chain.targets):
+                policies = (target.select.policies if target.select else None) or []
+                if policies and gc.policy.lower() not in {p.lower() for p in policies}:
+                    raise CheckError(
+                        f"GC resumes protection with policy {gc.policy!r}, which this selection does not choose; "
+                        f"add {gc.policy!r} to policies, or list GC's VMs in gc.vms",
+                        at=("chains", ci, "targets", ti, "select", "policies"),
+                    )
+        return self
+
 
 def _path(loc: tuple[Any, ...], key: bool = False) -> str:
     """The field path of a pydantic error location; with ``key`` its last part is a key the

@@ -136,3 +136,19 @@ def test_gc_settings_reach_a_chosen_vm_only_when_gc_covers_it() -> None:
     settings = gc_settings(listed, listed.chains[0])
     assert gc_for_vm(settings, vm("chosen")) is None  # gc.vms lists GC's VMs: a chosen one is not GC's
     assert gc_for_vm(settings, vm("a")) is not None and listed.gc_selections() == []
+
+
+@pytest.mark.parametrize(
+    "gc", [{"mode": "weekend-window", "policy": "gc-weekly"}, {"remediate": True, "policy": "gc-weekly"}]
+)
+def test_a_policy_selection_gc_resumes_with_another_policy_is_refused(gc: dict[str, Any]) -> None:
+    # GC resumes protection with gc.policy: a VM chosen by another policy would leave the
+    # selection at its first resume, and a weekend window would never resume it again.
+    target = {"vaultId": vault(), "select": {"protectedInVault": True, "policies": ["daily"]}}
+    problems = [str(p) for p in config_problems(_config(target, gc=gc))]
+    assert problems == [
+        "chains[0].targets[0].select.policies: GC resumes protection with policy 'gc-weekly', which this "
+        "selection does not choose; add 'gc-weekly' to policies, or list GC's VMs in gc.vms"
+    ]
+    fine = {**target, "select": {"protectedInVault": True, "policies": ["daily", "GC-Weekly"]}}
+    assert config_problems(_config(fine, gc=gc)) == []
