@@ -152,3 +152,15 @@ def test_a_policy_selection_gc_resumes_with_another_policy_is_refused(gc: dict[s
     ]
     fine = {**target, "select": {"protectedInVault": True, "policies": ["daily", "GC-Weekly"]}}
     assert config_problems(_config(fine, gc=gc)) == []
+
+
+def test_a_vm_gc_lists_gets_gc_settings_when_another_chain_chooses_it() -> None:
+    # gc.vms lists a VM another chain names explicitly; a selecting chain that chooses it backs it
+    # up under GC's settings too (in weekend-window its protection is stopped between windows).
+    listed = {"name": "listed", "targets": [{"vaultId": vault(), "vms": [vm("a")]}]}
+    chosen = {"name": "chosen", "targets": [{"vaultId": vault(), "select": {"tags": {"env": "prod"}}}]}
+    gc = {"mode": "weekend-window", "policy": "weekly", "vms": [vm("a")]}
+    cfg = parse_config({"chains": [listed, chosen], "gc": gc})
+    settings = gc_settings(cfg, cfg.chains[1])
+    assert gc_for_vm(settings, vm("a")) == {"mode": "weekend-window", "policy": "weekly", "overlap": "refuse"}
+    assert gc_for_vm(settings, vm("other")) is None
