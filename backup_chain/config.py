@@ -175,6 +175,9 @@ class Select(_Model):
                 )
             if tag_value is not None and len(tag_value) > 256:
                 raise ValueError(f"tag {name!r}: a value is at most 256 characters")
+            # A line break would end the KQL string literal of the Resource Graph query mid-value.
+            if any(not c.isprintable() for c in name + (tag_value or "")):
+                raise ValueError(f"tag {name!r}: names and values cannot hold control characters (line breaks, tabs)")
         return value
 
     @model_validator(mode="after")

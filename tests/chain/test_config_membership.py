@@ -39,6 +39,7 @@ def _problems(*targets: dict[str, Any]) -> list[str]:
         ({"select": {"tags": {}}}, "chains[0].targets[0].select.tags: Dictionary should have at least 1 item"),
         ({"select": {"tags": {"a/b": "x"}}}, "select.tags: tag name 'a/b' is not an Azure tag name"),
         ({"select": {"tags": {"env": "x" * 257}}}, "select.tags: tag 'env': a value is at most 256 characters"),
+        ({"select": {"tags": {"env": "a\n| take 1"}}}, "select.tags: tag 'env': names and values cannot hold control"),
         ({"select": {"tags": {"env": 3}}}, "chains[0].targets[0].select.tags.env"),
         ({"select": {"resourceGroups": ["ok", "bad rg"]}}, "select.resourceGroups: resourceGroups[1]: 'bad rg' is not"),
         ({"select": {"resourceGroups": []}}, "chains[0].targets[0].select.resourceGroups: List should have at least 1"),
