@@ -175,6 +175,9 @@ class Select(_Model):
                 )
             if tag_value is not None and len(tag_value) > 256:
                 raise ValueError(f"tag {name!r}: a value is at most 256 characters")
+            # A line break would end the KQL string literal of the Resource Graph query mid-value.
+            if any(not c.isprintable() for c in name + (tag_value or "")):
+                raise ValueError(f"tag {name!r}: names and values cannot hold control characters (line breaks, tabs)")
         return value
 
     @model_validator(mode="after")
@@ -537,6 +540,25 @@ class ChainConfig(_Model):
             for index, vm in enumerate(self.gc.vms):
                 if vm.lower() not in known:
                     raise CheckError(f"{vm} is in no chain; GC covers VMs that chains back up", at=("gc", "vms", index))
+        return self
+
+    @model_validator(mode="after")
+    def _gc_keeps_policy_selections(self) -> ChainConfig:
+        # GC (and a chain backup in weekend-window mode) resumes protection with gc.policy: a VM
+        # chosen by another policy would leave the selection at its first resume, and no later
+        # window would resume it again (GC stopped protection on a VM it no longer covers).
+        gc = self.gc
+        if gc is None or gc.vms is not None or not gc.policy or not (gc.mode == "weekend-window" or gc.remediate):
+            return self
+        for ci, chain in enumerate(self.chains):
+            for ti, target in enumerate(chain.targets):
+                policies = (target.select.policies if target.select else None) or []
+                if policies and gc.policy.lower() not in {p.lower() for p in policies}:
+                    raise CheckError(
+                        f"GC resumes protection with policy {gc.policy!r}, which this selection does not choose; "
+                        f"add {gc.policy!r} to policies, or list GC's VMs in gc.vms",
+                        at=("chains", ci, "targets", ti, "select", "policies"),
+                    )
         return self
 
 

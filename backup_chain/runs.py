@@ -57,7 +57,8 @@ def gc_settings(config: ChainConfig, chain: Chain) -> GcSettings | None:
         "mode": config.gc.mode,
         "policy": config.gc.policy,
         "overlap": config.gc.overlap,
-        "vms": None if every else [vm for vm in chain_vms if vm in covered],
+        # A selecting chain may choose any VM gc.vms lists (even one another chain names).
+        "vms": None if every else sorted(covered) if chain.selects else [vm for vm in chain_vms if vm in covered],
     }
 
 

@@ -192,9 +192,11 @@ def parameter_problems(config: ChainConfig, parameters: dict[str, Any], env: dic
     for vm in vms if isinstance(vms, list) else []:
         if str(vm).lower() not in known:
             problems.append(ConfigProblem(field("vmResourceIds"), f"lists {vm}, which no chain backs up: remove it"))
-    # main.bicep deploys one module per vault and per VM of vmResourceIds, beside ~10 others; ARM allows
-    # 800 resources in a template (learn.microsoft.com/azure/azure-resource-manager/templates/error-job-size-exceeded).
-    modules = len(vaults if isinstance(vaults, list) else []) + len(vms if isinstance(vms, list) else []) + MAIN_MODULES
+    # main.bicep deploys one module per vault, per VM of vmResourceIds and per vmReaderResourceGroupIds
+    # group, beside ~10 others; ARM allows 800 resources in a template
+    # (learn.microsoft.com/azure/azure-resource-manager/templates/error-job-size-exceeded).
+    groups = values.get("vmReaderResourceGroupIds") or []  # one Reader module each (Resource Graph selections)
+    modules = sum(len(v) for v in (vaults, vms, groups) if isinstance(v, list)) + MAIN_MODULES
     if modules > ARM_MAX_RESOURCES:
         problems.append(
             ConfigProblem(

@@ -2,7 +2,8 @@
 operator's credential. Each configured vault exists; each VM is protected in its vault (not
 protection-stopped, unless weekend-window GC stops it on purpose) with a policy that schedules at
 least a weekly backup (read as GC reads it: backup_chain.gc.PolicySchedule); the app's identity
-holds on each vault the actions its GC mode needs (infra/modules/vault-role.bicep)."""
+holds on each vault the actions its GC mode needs (infra/modules/vault-role.bicep), and may read the
+VMs of each resource group a target selects (Resource Graph leaves out what it cannot read)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ READ_AND_TRIGGER_ACTIONS = (
     "Microsoft.RecoveryServices/Vaults/backupOperationResults/read",
 )
 PROTECTION_ACTIONS = (_ITEMS + "write",)
+# Resource Graph answers only the resources its caller can read (infra/modules/vm-reader-access.bicep).
+VM_READ_ACTION = "Microsoft.Compute/virtualMachines/read"
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,49 @@ class Preflight:
                 for vm in vms:
                     self.output.progress(f"  VM {vm}")
                     self._vm(vault_id, vm)
+        for group in self._selected_groups():
+            self.output.progress(f"resource group {group}")
+            self._graph_reader(group)
         return self.results
+
+    def _selected_groups(self) -> list[str]:
+        """Each resource group a target's ``select.resourceGroups`` names, in its vault's
+        subscription (the query's scope), once."""
+        groups: dict[str, str] = {}
+        for chain in self.config.chains:
+            for target in chain.targets:
+                subscription = VaultId.parse(target.vaultId).subscription
+                for name in (target.select.resourceGroups if target.select else None) or []:
+                    scope = f"/subscriptions/{subscription}/resourceGroups/{name}"
+                    groups.setdefault(scope.lower(), scope)
+        return list(groups.values())
+
+    def _graph_reader(self, scope: str) -> None:
+        subscription, group = scope.split("/")[2], scope.split("/")[4]
+        client = self._client("authorization", subscription)
+        if self.principal:
+            permissions, error = self._call(
+                lambda: azure_access.principal_permissions(client, scope, str(self.principal))
+            )
+        else:
+            permissions, error = self._call(
+                lambda: [
+                    azure_access.Permission(tuple(p.actions or ()), tuple(p.not_actions or ()))
+                    for p in client.permissions.list_for_resource_group(group)
+                ]
+            )
+        if error is not None:
+            self.add("role", scope, False, f"cannot read the role assignments: {error}")
+        elif azure_access.allowed(permissions, VM_READ_ACTION):
+            self.add("role", scope, True, "may read its VMs (Resource Graph selections)")
+        else:
+            self.add(
+                "role",
+                scope,
+                False,
+                f"{VM_READ_ACTION} not held: Resource Graph would leave its VMs out of every selection "
+                "(deploy with vmReaderResourceGroupIds)",
+            )
 
     def _vault(self, vault_id: str, vm_count: int) -> bool:
         vault = VaultId.parse(vault_id)

@@ -18,6 +18,9 @@ param vaultResourceIds array
 @description('Resource ids of the VMs the chains back up (used for the optional VM resume role).')
 param vmResourceIds array = []
 
+@description('Resource ids of the resource groups whose VMs chain targets select by resourceGroups or tags (`select`): the app reads them through Azure Resource Graph, which silently leaves out what it cannot read, so the app gets Reader on each. Empty when no target selects by resource group or tag.')
+param vmReaderResourceGroupIds array = []
+
 // The chain configuration ships in the deployment package as a file, not as an app setting: Linux
 // refuses one environment variable over 128 KiB (about 950 VMs). `backup-chain validate`
 // (the azd preprovision/predeploy hooks) validates it and checks vaultResourceIds/gcMode against it.
@@ -236,6 +239,14 @@ module vmAccess 'modules/vm-access.bicep' = [for (vmId, i) in (grantVmRole ? vmR
     vmName: last(split(vmId, '/'))
     principalId: functionApp.outputs.principalId
     roleDefinitionGuid: grantVmRole ? vmRole.outputs.roleDefinitionGuid : ''
+  }
+}]
+
+module vmReaderAccess 'modules/vm-reader-access.bicep' = [for (groupId, i) in vmReaderResourceGroupIds: {
+  name: 'vm-reader-access-${i}'
+  scope: resourceGroup(split(groupId, '/')[2], split(groupId, '/')[4])
+  params: {
+    principalId: functionApp.outputs.principalId
   }
 }]
 

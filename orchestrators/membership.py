@@ -77,8 +77,9 @@ def resolve_membership(
     for target in spec["chain"]["targets"]:
         if not target.get("select"):
             for vm_id in target["vms"]:
-                seen.add(vm_id.lower())
-                found.add(target["vaultId"], vm_id, EXPLICIT)
+                if vm_id.lower() not in seen:  # an earlier target chose it: one VM backup per instance id
+                    seen.add(vm_id.lower())
+                    found.add(target["vaultId"], vm_id, EXPLICIT)
             per_target.append(_explicit_counts(target))
             continue
         try:
@@ -101,6 +102,9 @@ def resolve_membership(
         for vm_id, _ in result.get("notProtected", []):
             found.unprotected.setdefault(vm_id, not_protected_result(vm_id, target["vaultId"]))
         per_target.append({**counts, **result.get("counts", {})})
+    # Not protected in one target's vault but a member through another's (two vaults selecting
+    # the same tag or group): backed up, so never reported notProtected.
+    found.unprotected = {vm: r for vm, r in found.unprotected.items() if vm.lower() not in seen}
     found.record = {"how": "configured", "members": len(found.targets), "targets": per_target}
     return found
 

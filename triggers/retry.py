@@ -30,13 +30,33 @@ NOT_RETRIED = ("notProtected",)  # outcomes a retry could not change
 NEVER_REACHED = "notStarted"  # the outcome reported for a VM the old run did not reach
 
 
-def _old_targets(chain: Chain, spec: Any) -> list[tuple[str, str]]:
-    """(vault id, VM id) the old run was started with (its input), in its order."""
+class MembersUnknown(Exception):
+    """The old run chose its VMs at its start and recorded them nowhere a retry can read."""
+
+
+def _old_targets(chain: Chain, spec: Any, records: list[Any]) -> list[tuple[str, str]]:
+    """(vault id, VM id) the old run backed up, in its order: the members its output (or, while
+    they fit, its custom status) lists (orchestrators/membership.py: VMs a ``select`` chose are
+    known only there), else its input's."""
+    for record in records:
+        if isinstance(record, str):  # the status API may hand a custom status back as JSON text
+            try:
+                record = json.loads(record)
+            except ValueError:
+                continue
+        members = record.get("members") if isinstance(record, dict) else None
+        if isinstance(members, list) and members:
+            return [(str(member[0]), str(member[1])) for member in members]
     try:
         chosen = spec.get("vms")
         if chosen:
             return [(str(vault), str(vm)) for vault, vm in chosen]
-        return [(t["vaultId"], vm) for t in spec["chain"]["targets"] for vm in t["vms"]]
+        if any(t.get("select") for t in spec["chain"]["targets"]):
+            raise MembersUnknown(
+                "its VMs were chosen at its start and it recorded no member list (it ended before choosing "
+                "them, or they were too many for its status); start a new run instead"
+            )
+        return [(t["vaultId"], vm) for t in spec["chain"]["targets"] for vm in t["vms"] or []]
     except (AttributeError, TypeError, KeyError, ValueError):
         return chain.vm_ids()
 
@@ -73,7 +93,7 @@ async def _outcomes(
     output = status.output if isinstance(status.output, dict) else None
     listed = {str(v.get("vmId", "")).lower(): v.get("outcome") for v in (output or {}).get("vms") or []}
     found = []
-    for vault_id, vm_id in _old_targets(chain, spec):
+    for vault_id, vm_id in _old_targets(chain, spec, [output, status.custom_status]):
         outcome = listed.get(vm_id.lower())
         if outcome is None and output is None:
             vm_status = await client.get_status(vm_instance_id(run_id, chain.name, vm_id))
@@ -128,7 +148,10 @@ async def retry_chain_run(req: func.HttpRequest, client: df.DurableOrchestration
     paused = paused_refusal(chain.name, await read_control(client, chain.name))
     if paused is not None:
         return problem(409, "Conflict", paused, "chain")
-    outcomes = await _outcomes(client, chain, run_id, status)
+    try:
+        outcomes = await _outcomes(client, chain, run_id, status)
+    except MembersUnknown as err:
+        return problem(409, "Conflict", f"cannot retry run {run_id!r}: {err}", "runId")
     again = [(vault, vm) for vault, vm, outcome in outcomes if outcome not in SUCCEEDED + NOT_RETRIED]
     left_out = [{"vmId": vm, "outcome": outcome} for _, vm, outcome in outcomes if outcome in NOT_RETRIED]
     if not again:

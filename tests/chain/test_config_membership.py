@@ -39,6 +39,7 @@ def _problems(*targets: dict[str, Any]) -> list[str]:
         ({"select": {"tags": {}}}, "chains[0].targets[0].select.tags: Dictionary should have at least 1 item"),
         ({"select": {"tags": {"a/b": "x"}}}, "select.tags: tag name 'a/b' is not an Azure tag name"),
         ({"select": {"tags": {"env": "x" * 257}}}, "select.tags: tag 'env': a value is at most 256 characters"),
+        ({"select": {"tags": {"env": "a\n| take 1"}}}, "select.tags: tag 'env': names and values cannot hold control"),
         ({"select": {"tags": {"env": 3}}}, "chains[0].targets[0].select.tags.env"),
         ({"select": {"resourceGroups": ["ok", "bad rg"]}}, "select.resourceGroups: resourceGroups[1]: 'bad rg' is not"),
         ({"select": {"resourceGroups": []}}, "chains[0].targets[0].select.resourceGroups: List should have at least 1"),
@@ -136,3 +137,31 @@ def test_gc_settings_reach_a_chosen_vm_only_when_gc_covers_it() -> None:
     settings = gc_settings(listed, listed.chains[0])
     assert gc_for_vm(settings, vm("chosen")) is None  # gc.vms lists GC's VMs: a chosen one is not GC's
     assert gc_for_vm(settings, vm("a")) is not None and listed.gc_selections() == []
+
+
+@pytest.mark.parametrize(
+    "gc", [{"mode": "weekend-window", "policy": "gc-weekly"}, {"remediate": True, "policy": "gc-weekly"}]
+)
+def test_a_policy_selection_gc_resumes_with_another_policy_is_refused(gc: dict[str, Any]) -> None:
+    # GC resumes protection with gc.policy: a VM chosen by another policy would leave the
+    # selection at its first resume, and a weekend window would never resume it again.
+    target = {"vaultId": vault(), "select": {"protectedInVault": True, "policies": ["daily"]}}
+    problems = [str(p) for p in config_problems(_config(target, gc=gc))]
+    assert problems == [
+        "chains[0].targets[0].select.policies: GC resumes protection with policy 'gc-weekly', which this "
+        "selection does not choose; add 'gc-weekly' to policies, or list GC's VMs in gc.vms"
+    ]
+    fine = {**target, "select": {"protectedInVault": True, "policies": ["daily", "GC-Weekly"]}}
+    assert config_problems(_config(fine, gc=gc)) == []
+
+
+def test_a_vm_gc_lists_gets_gc_settings_when_another_chain_chooses_it() -> None:
+    # gc.vms lists a VM another chain names explicitly; a selecting chain that chooses it backs it
+    # up under GC's settings too (in weekend-window its protection is stopped between windows).
+    listed = {"name": "listed", "targets": [{"vaultId": vault(), "vms": [vm("a")]}]}
+    chosen = {"name": "chosen", "targets": [{"vaultId": vault(), "select": {"tags": {"env": "prod"}}}]}
+    gc = {"mode": "weekend-window", "policy": "weekly", "vms": [vm("a")]}
+    cfg = parse_config({"chains": [listed, chosen], "gc": gc})
+    settings = gc_settings(cfg, cfg.chains[1])
+    assert gc_for_vm(settings, vm("a")) == {"mode": "weekend-window", "policy": "weekly", "overlap": "refuse"}
+    assert gc_for_vm(settings, vm("other")) is None

@@ -341,3 +341,20 @@ def test_the_emulator_answers_the_authorization_sdk_at_vault_and_resource_group_
     assert [p.actions for p in client.permissions.list_for_resource_group(RG)] == [["*/read"]]
     on_vault = client.permissions.list_for_resource(RG, "Microsoft.RecoveryServices", "", "vaults", VAULT)
     assert [p.actions for p in on_vault] == [["*/read"]]
+
+
+def test_a_resource_group_a_target_selects_needs_vm_read(emu: Emulator, tmp_path: Path) -> None:
+    # Resource Graph leaves out what the app cannot read: a selection would silently find nothing.
+    body = {"chains": [{"name": "c", "targets": [{"vaultId": VAULT_ID, "select": {"resourceGroups": ["rg-app", RG]}}]}]}
+    code, result, err = preflight(emu, tmp_path, body, "--principal-id", APP)
+    assert code == 1 and "resource group" in err
+    app_rg = f"/subscriptions/{SUB}/resourceGroups/rg-app"
+    assert failed(result) == {
+        ("role", app_rg): "Microsoft.Compute/virtualMachines/read not held: Resource Graph would leave its VMs "
+        "out of every selection (deploy with vmReaderResourceGroupIds)",
+        ("role", f"/subscriptions/{SUB}/resourceGroups/{RG}"): "Microsoft.Compute/virtualMachines/read not held: "
+        "Resource Graph would leave its VMs out of every selection (deploy with vmReaderResourceGroupIds)",
+    }
+    code, result, _ = preflight(emu, tmp_path, body)  # the caller holds Reader on the subscription
+    assert ("role", app_rg) not in failed(result)
+    assert ("role", app_rg) in {(c["check"], c["subject"]) for c in result["checks"] if c["ok"]}

@@ -128,3 +128,19 @@ def test_vault_selection_by_policy_with_an_explicit_vm_then_a_run_given_its_vms(
         after = stack.admin("recoveryservices", "GET", "/admin/requests")["byOperation"]["BackupProtectedItems_List"]
         assert after == reads  # the vault was not read again
         assert [m["chosen"] for m in stack.api("GET", "chains/vaulted/runs/r2").json()["vms"]] == ["retry"]
+
+
+def test_a_retry_of_a_selecting_run_backs_up_its_failed_chosen_vms(tmp_path: Path) -> None:
+    # The retry reads the old run's members (its output): the chosen VMs are in no configured list.
+    fails = {"snapshotFailureRate": 1.0, "snapshotErrorCode": "ExtensionFailedVssWriterInBadState"}
+    vms = [vm("good01", tags={"env": "prod"}), vm("bad01", tags={"env": "prod"}, faults=fails)]
+    chain = _chain("picked", {"select": {"tags": {"env": "prod"}}})
+    with running_stack(tmp_path, scenario(vms), [chain]) as stack:
+        first = _start(stack, "picked", "r1")
+        assert one(first, "ChainCompleted")["data"]["outcome"] == "completedWithFailures"
+        retry = stack.api("POST", "chains/picked/runs/r1/retry")
+        assert retry.status_code == 202, retry.text
+        assert retry.json()["vms"] == [vm_id("bad01")]
+        again = run_to_end(stack, "r1-r1")
+        assert _triggered(again) == ["bad01"]
+        assert (len(jobs(stack, "good01")), len(jobs(stack, "bad01"))) == (1, 2)  # Azure's record

@@ -112,7 +112,7 @@ def test_the_hook_commands_pass_on_the_repository() -> None:
 
 def test_main_bicep_has_the_module_count_validate_assumes(bicep: dict) -> None:
     """validate refuses vmResourceIds that would make main.bicep exceed ARM's 800 resources, counting
-    MAIN_MODULES besides the per-vault and per-VM loops."""
+    MAIN_MODULES besides the per-vault, per-VM and per-resource-group (Reader) loops."""
     modules = bicep["main.bicep"]["modules"]
-    loops = {"vaultAccess", "vmAccess"}
+    loops = {"vaultAccess", "vmAccess", "vmReaderAccess"}
     assert loops <= set(modules) and len(set(modules) - loops) <= MAIN_MODULES

@@ -8,7 +8,8 @@ Expected set (docs/deploy.md):
 - Storage Blob Data Owner (+ Queue/Table Data Contributor with the Azure Storage Durable backend) on the
   app's own storage account; Monitoring Metrics Publisher on its Application Insights component;
   Durable Task Data Contributor on the task hub only with the Durable Task Scheduler backend;
-- optionally (weekend-window + grantVmWriteForResume) VM read/write on the configured VMs.
+- optionally (weekend-window + grantVmWriteForResume) VM read/write on the configured VMs;
+- Reader on each resource group listed in vmReaderResourceGroupIds (Resource Graph selections), none by default.
 
 The alert rules' own identity (modules/alerts.bicep) reads the Application Insights component only.
 """
@@ -88,6 +89,7 @@ def test_only_expected_files_assign_roles(bicep: dict) -> None:
         "modules/app-access.bicep",
         "modules/vault-access.bicep",
         "modules/vm-access.bicep",
+        "modules/vm-reader-access.bicep",
         "modules/topic.bicep",
         "modules/alerts.bicep",
     }
@@ -296,3 +298,16 @@ def test_alert_rules_query_as_their_own_identity_with_reader_on_the_component_on
     assert loop is not None
     assert rules["identity"]["type"] == "UserAssigned"
     assert rules["dependsOn"] == [name]  # granted before a rule's query is validated
+
+
+def test_reader_for_resource_graph_only_on_the_listed_resource_groups(bicep: dict) -> None:
+    main = bicep["main.bicep"]
+    assert main["parameters"]["vmReaderResourceGroupIds"]["default"] == []
+    module, condition, loop = unwrap(main["modules"]["vmReaderAccess"]["config"])
+    assert condition is None and loop["detail"]["array_name"] == "vmReaderResourceGroupIds"
+    assert "functionApp" in repr(module["params"]["principalId"])
+    parsed = bicep["modules/vm-reader-access.bicep"]
+    ((_, (body, condition, loop)),) = role_assignments(parsed).items()
+    assert condition is None and loop is None and "scope" not in body  # the module's resource group
+    assert role_id_of(body, parsed["variables"]) == ROLE["reader"]
+    assert body["properties"]["principalType"] == "ServicePrincipal"

@@ -126,3 +126,42 @@ def _gc_spec(*vms: str) -> dict[str, Any]:
 
 def _fine(tier: OrchestratorTier, vm: str) -> dict[str, Any]:
     return dict(_inspection(tier, vm, "m-gc-vault")["return"])
+
+
+def test_two_targets_choosing_one_vm_back_it_up_once_and_never_call_it_not_protected(
+    tier: OrchestratorTier,
+) -> None:
+    # Two vaults select the same tag: each sees the other's VM as "not protected here"; a VM
+    # protected in one of the vaults is a member, not a notProtected failure of the run. A VM a
+    # later target lists by hand that an earlier target already chose is backed up once.
+    chain = _chain(
+        "m-two",
+        [],
+        targets=[
+            {"vaultId": vault_id("m-two-v1"), "vms": None, "select": {"tags": {"env": "prod"}}, "exclude": None},
+            {"vaultId": vault_id("m-two-v2"), "vms": None, "select": {"tags": {"env": "prod"}}, "exclude": None},
+            {"vaultId": vault_id("m-two-v1"), "vms": [vm_id("m-two-a")]},
+        ],
+    )
+
+    def resolved(vault: str, member: str, other: str) -> dict[str, Any]:
+        counts = {"explicit": 0, "selected": 2, "excluded": 0, "notProtected": 1, "members": 1}
+        return {
+            "ok": True,
+            "vaultId": vault_id(vault),
+            "members": [[vm_id(member), "selected"]],
+            "notProtected": [[vm_id(other), "selected"]],
+            "counts": counts,
+        }
+
+    tier.script.on("resolve_members", "m-two-v1", ok(resolved("m-two-v1", "m-two-a", "m-two-b")))
+    tier.script.on("resolve_members", "m-two-v2", ok(resolved("m-two-v2", "m-two-b", "m-two-a")))
+    for vm in ("m-two-a", "m-two-b"):
+        _backs_up(tier, vm)
+    output = tier.run("chain_run", _instance("m-two"), _run_input(chain, wait=False))["output"]
+    assert output["outcome"] == "completed" and output["counts"] == {"snapshotCompleted": 2}
+    assert output["members"] == [
+        [vault_id("m-two-v1"), vm_id("m-two-a"), "selected"],
+        [vault_id("m-two-v2"), vm_id("m-two-b"), "selected"],
+    ]
+    assert len(tier.script.calls("trigger_backup", "m-two-a")) == 1
