@@ -29,6 +29,7 @@ from triggers.deliveries import bp as delivery_triggers
 from triggers.gc import bp as gc_triggers
 from triggers.http_api import bp as http_api
 from triggers.pollers import bp as poller_timer
+from triggers.schemas import bp as schema_route
 from triggers.upstream import bp as upstream_trigger
 from triggers.windows import bp as window_timer
 
@@ -44,6 +45,7 @@ for blueprint in (
     poller_timer,
     gc_triggers,
     delivery_triggers,
+    schema_route,
     chain_orchestrator,
     scheduler_orchestrator,
     vm_orchestrator,
