@@ -50,7 +50,7 @@ def violations(event: Mapping[str, Any], prefix: str | None = DEFAULT_PREFIX) ->
         return [f"{where}: not a type the app publishes (backup_chain.events.EVENT_TYPES)"]
     found = validator(event_type)
     if found is None:
-        return [f"{where}: no schema for {event_type}: add {schema_path(event_type).relative_to(REPO)}"]
+        return [f"{where}: no schema for {event_type}: add docs/events/schemas/{schema_path(event_type).name}"]
     problems = [
         f"{where}: at {error.json_path}: {error.message}"
         for error in sorted(found.iter_errors(dict(event)), key=lambda e: list(e.absolute_path))
@@ -111,3 +111,68 @@ def stack_prefix(base: Path) -> str:
     path = base / STACK_CONFIG
     config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     return str(config.get("eventTypePrefix", DEFAULT_PREFIX)) if isinstance(config, dict) else DEFAULT_PREFIX
+
+
+# --- versioning (docs/events.md, "Versioning") --------------------------------------------------
+RECORD = SCHEMAS / "majors.json"  # each type's data fields as each major version promised them
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
+
+
+def _resolve(schema: Mapping[str, Any], node: Mapping[str, Any]) -> Mapping[str, Any]:
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return _resolve(schema, schema["$defs"][ref.removeprefix("#/$defs/")])
+    return node
+
+
+def field_shape(schema: Mapping[str, Any], node: Mapping[str, Any]) -> dict[str, Any]:
+    """A data field's JSON types and, where the schema closes them, its values."""
+    node = _resolve(schema, node)
+    types: set[str] = set()
+    values: set[Any] | None = None
+    if "anyOf" in node or "oneOf" in node:
+        for part in node.get("anyOf", node.get("oneOf", [])):
+            shape = field_shape(schema, part)
+            types |= set(shape["types"])
+            if "enum" in shape:
+                values = (values or set()) | set(shape["enum"])
+    elif "const" in node or "enum" in node:
+        values = {node["const"]} if "const" in node else set(node["enum"])
+        types = {_JSON_TYPES[type(v)] for v in values}
+    elif "type" in node:
+        types = {node["type"]} if isinstance(node["type"], str) else set(node["type"])
+    else:
+        types = {"any"}
+    shape: dict[str, Any] = {"types": sorted(types)}
+    if values is not None:
+        shape["enum"] = sorted(values, key=str)
+    return shape
+
+
+def data_fields(schema: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each data field's shape and whether it is required: what a major version promises."""
+    data = schema["properties"]["data"]
+    required = set(data.get("required", []))
+    return {
+        name: {**field_shape(schema, node), "required": name in required} for name, node in data["properties"].items()
+    }
+
+
+def breaking_changes(promised: Mapping[str, Mapping[str, Any]], schema: Mapping[str, Any]) -> list[str]:
+    """How ``schema`` breaks what its major version promised: a field removed or renamed, no
+    longer required, of other JSON types, or without a value it had."""
+    now = data_fields(schema)
+    problems = []
+    for name, was in promised.items():
+        found = now.get(name)
+        if found is None:
+            problems.append(f"data.{name}: removed or renamed")
+            continue
+        if was["required"] and not found["required"]:
+            problems.append(f"data.{name}: no longer required")
+        if found["types"] != was["types"]:
+            problems.append(f"data.{name}: JSON types {was['types']} became {found['types']}")
+        dropped = [v for v in was.get("enum", []) if v not in found.get("enum", was.get("enum", []))]
+        if dropped:
+            problems.append(f"data.{name}: values {dropped} dropped")
+    return problems
