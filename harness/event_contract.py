@@ -132,10 +132,10 @@ def field_shape(schema: Mapping[str, Any], node: Mapping[str, Any]) -> dict[str,
     values: set[Any] | None = None
     if "anyOf" in node or "oneOf" in node:
         for part in node.get("anyOf", node.get("oneOf", [])):
-            shape = field_shape(schema, part)
-            types |= set(shape["types"])
-            if "enum" in shape:
-                values = (values or set()) | set(shape["enum"])
+            part_shape = field_shape(schema, part)
+            types |= set(part_shape["types"])
+            if "enum" in part_shape:
+                values = (values or set()) | set(part_shape["enum"])
     elif "const" in node or "enum" in node:
         values = {node["const"]} if "const" in node else set(node["enum"])
         types = {_JSON_TYPES[type(v)] for v in values}
