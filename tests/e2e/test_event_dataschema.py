@@ -10,15 +10,21 @@ import requests
 
 from backup_chain.events import SCHEMA_MAJORS, schema_type
 from harness.chain_stack import chain, running_stack, scenario, types_for, vm
-from harness.event_contract import assert_contract, schema_path
+from harness.event_contract import TopicLogWatch, assert_contract, schema_path
 
 
-def test_each_events_dataschema_is_served_anonymously_and_is_its_schema(tmp_path: Path) -> None:
+def test_each_events_dataschema_is_served_anonymously_and_is_its_schema(
+    tmp_path: Path, published_event_watch: TopicLogWatch
+) -> None:
+    checked = published_event_watch.checked
     with running_stack(tmp_path, scenario([vm("ds01")]), [chain("schemas", ["ds01"])]) as stack:
         assert stack.api("POST", "chains/schemas/runs", {"runId": "s1"}).status_code == 202
         stack.run_until(lambda: "ChainCompleted" in types_for(stack.downstream()), step=30, what="the run to end")
         events = stack.downstream()
         assert assert_contract(events) == 6
+        # The session's check (tests/conftest.py) sees this stack's topic log: the same six events.
+        assert published_event_watch.new_violations() == []
+        assert published_event_watch.checked - checked == 6
         base = f"{stack.devhost.url}/api/schemas/events"
         for event in events:
             name = schema_type(event["type"])
