@@ -12,6 +12,7 @@ import logging
 import os
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import azure.durable_functions as df
 
@@ -49,7 +50,16 @@ def schema_base_url() -> str | None:
     ``<app>.azurewebsites.net``: learn.microsoft.com/azure/app-service/reference-app-settings)."""
     configured = os.environ.get(SCHEMA_BASE_SETTING, "").strip()
     if configured:
-        return configured
+        parsed = urlsplit(configured)
+        if parsed.scheme in ("http", "https") and parsed.netloc and not parsed.query and not parsed.fragment:
+            return configured
+        # Events still flow (dataschema is optional in CloudEvents 1.0); the setting is named loudly.
+        log.error(
+            "%s=%r is not an absolute http(s) URL: downstream events carry no dataschema",
+            SCHEMA_BASE_SETTING,
+            configured,
+        )
+        return None
     host = os.environ.get("WEBSITE_HOSTNAME", "").strip()
     if host:
         return f"https://{host}/api/{SCHEMA_ROUTE}"
