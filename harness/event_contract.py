@@ -85,9 +85,11 @@ class TopicLogWatch:
     checked: int = 0
 
     def logs(self) -> list[Path]:
-        found: list[Path] = []
+        found: set[Path] = set()
         for depth in range(1, STACK_DEPTHS + 1):
-            found.extend(self.root.glob("/".join(["*"] * depth) + "/" + TOPIC_LOG.as_posix()))
+            pattern = "/".join(["*"] * depth) + "/" + TOPIC_LOG.as_posix()
+            # resolved: pytest links "<name>current" to a test's directory, so one log has two paths
+            found.update(path.resolve() for path in self.root.glob(pattern))
         return sorted(found)
 
     def new_violations(self) -> list[str]:
