@@ -101,7 +101,9 @@ class TopicLogWatch:
                 chunk = handle.read()
             complete = chunk[: chunk.rfind(b"\n") + 1]  # a line being written is read next time
             self.offsets[log] = self.offsets.get(log, 0) + len(complete)
-            events = [json.loads(line)["event"] for line in complete.decode("utf-8").splitlines() if line.strip()]
+            # One record per b"\n": str.splitlines would also split at U+2028 and the like, which
+            # an event's data may hold raw (the emulator writes JSON with ensure_ascii=False).
+            events = [json.loads(line)["event"] for line in complete.split(b"\n") if line.strip()]
             self.checked += len(events)
             prefix = stack_prefix(base)
             problems.extend(f"{problem} (stack {base.name})" for problem in all_violations(events, prefix))

@@ -223,3 +223,22 @@ def test_breaking_changes_are_named_and_compatible_ones_pass() -> None:
         "data.azureErrorCode: JSON types ['integer', 'null'] became ['string']",
         "data.message: no longer required",
     ]
+
+
+def test_the_watch_reads_whole_records_only_and_keeps_raw_line_separators_in_data(tmp_path: Path) -> None:
+    """A record is one b"\\n"-ended line of the emulator's log (JSON with ensure_ascii=False): an
+    upstream detail holding U+2028 stays one record, and a line still being written waits."""
+    event = _example("UpstreamReceived")
+    event["data"]["detail"] = {"note": "line\u2028separator\u0085next"}
+    log = tmp_path / "stack" / TOPIC_LOG
+    log.parent.mkdir(parents=True)
+    line = json.dumps({"receivedAt": event["time"], "event": event}, ensure_ascii=False).encode()
+    log.write_bytes(line + b"\n" + line[:40])
+    watch = TopicLogWatch(tmp_path)
+    try:
+        assert (watch.new_violations(), watch.checked) == ([], 1)
+        with open(log, "ab") as handle:
+            handle.write(line[40:] + b"\n")
+        assert (watch.new_violations(), watch.checked) == ([], 2)
+    finally:
+        log.unlink()
