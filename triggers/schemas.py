@@ -7,6 +7,7 @@ functions-bindings-http-webhook-trigger, "HTTP auth levels")."""
 
 from __future__ import annotations
 
+import logging
 import re
 
 import azure.durable_functions as df
@@ -17,6 +18,7 @@ from backup_chain.events import SCHEMA_MAJORS, SCHEMA_ROUTE
 from triggers.http_api import problem
 
 bp = df.Blueprint()
+log = logging.getLogger("backup_chain")
 SCHEMA_DIR = APP_DIR / "docs" / "events" / "schemas"  # shipped with the app (.funcignore)
 _VERSION = re.compile(r"v([1-9][0-9]{0,3})")
 
@@ -32,5 +34,6 @@ def event_schema(req: func.HttpRequest) -> func.HttpResponse:
         return problem(404, "Not Found", f"{event_type} has no schema {version!r}; it is at {current}", "version")
     path = SCHEMA_DIR / f"{event_type}.schema.json"
     if not path.is_file():  # a type added without its schema: say so, do not pretend
+        log.error("event schema %s is missing from the app (%s)", event_type, path)
         return problem(500, "Internal Server Error", f"the schema of {event_type} is missing from the app", "type")
     return func.HttpResponse(path.read_text(encoding="utf-8"), status_code=200, mimetype="application/schema+json")
