@@ -35,6 +35,7 @@ from triggers.gc import bp as gc_triggers
 from triggers.http_api import bp as http_api
 from triggers.pollers import bp as poller_timer
 from triggers.retry import bp as retry_trigger
+from triggers.schemas import bp as schema_route
 from triggers.upstream import bp as upstream_trigger
 from triggers.windows import bp as window_timer
 
@@ -53,6 +54,7 @@ for blueprint in (
     poller_timer,
     gc_triggers,
     delivery_triggers,
+    schema_route,
     chain_orchestrator,
     scheduler_orchestrator,
     vm_orchestrator,

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import azure.durable_functions as df
 
@@ -17,7 +20,7 @@ from activities.azure_errors import from_exception
 from activities.clients import SettingsError, publisher
 from app_runtime import ACTIVE, config
 from backup_chain.delivery import WAKE_EVENT, Outbox, outbox_key, reason_of
-from backup_chain.events import parse_time
+from backup_chain.events import SCHEMA_ROUTE, data_schema_uri, parse_time
 from backup_chain.ids import deliverer_instance_id
 from backup_chain.messages import (
     CloudEvent,
@@ -36,15 +39,42 @@ from telemetry import record_event, record_undelivered
 bp = df.Blueprint()
 log = logging.getLogger("backup_chain")
 WAKE_AFTER_SECONDS = 60.0  # a deliverer in backoff is woken by a new event at most this often
+SCHEMA_BASE_SETTING = "EVENT_SCHEMA_BASE_URL"
 _NO_HOST = ("Name or service not known", "nodename nor servname", "getaddrinfo failed", "No address associated")
+
+
+@lru_cache(maxsize=1)
+def schema_base_url() -> str | None:
+    """Where the app's event schemas are served: ``EVENT_SCHEMA_BASE_URL``, else the app's own
+    route on its default host name (App Service sets ``WEBSITE_HOSTNAME``, e.g.
+    ``<app>.azurewebsites.net``: learn.microsoft.com/azure/app-service/reference-app-settings)."""
+    configured = os.environ.get(SCHEMA_BASE_SETTING, "").strip()
+    if configured:
+        parsed = urlsplit(configured)
+        if parsed.scheme in ("http", "https") and parsed.netloc and not parsed.query and not parsed.fragment:
+            return configured
+        # Events still flow (dataschema is optional in CloudEvents 1.0); the setting is named loudly.
+        log.error(
+            "%s=%r is not an absolute http(s) URL: downstream events carry no dataschema",
+            SCHEMA_BASE_SETTING,
+            configured,
+        )
+        return None
+    host = os.environ.get("WEBSITE_HOSTNAME", "").strip()
+    if host:
+        return f"https://{host}/api/{SCHEMA_ROUTE}"
+    log.warning("downstream events carry no dataschema: neither %s nor WEBSITE_HOSTNAME is set", SCHEMA_BASE_SETTING)
+    return None
 
 
 def send_events(events: list[dict[str, Any]]) -> None:
     """Send a batch of CloudEvents (raises the SDK's error); ids are deterministic, so a retried
-    publish is a duplicate subscribers can drop."""
+    publish is a duplicate subscribers can drop. ``dataschema`` is set here, at send time: it names
+    where this app serves the schema, a setting no orchestration input needs to carry."""
     from azure.core.messaging import CloudEvent
     from dateutil.parser import isoparse
 
+    base = schema_base_url()
     batch = [
         CloudEvent(
             source=e["source"],
@@ -54,6 +84,7 @@ def send_events(events: list[dict[str, Any]]) -> None:
             id=e["id"],
             time=isoparse(e["time"]),
             datacontenttype="application/json",
+            dataschema=data_schema_uri(base, e["type"]) if base else None,
         )
         for e in events
     ]

@@ -36,6 +36,10 @@ EVENT_TYPES = (
     "ChainResumed",
 )
 _NAMESPACE = uuid.UUID("6f1c2a57-7c1e-4d53-9a55-0b3f5f8e2b10")
+# The major version of each type's data schema (docs/events.md, Versioning): a breaking change to a
+# type's data bumps its major; docs/events/schemas/<Type>.schema.json is that version's schema.
+SCHEMA_MAJORS: dict[str, int] = {event_type: 1 for event_type in EVENT_TYPES}
+SCHEMA_ROUTE = "schemas/events"  # under the app's HTTP route prefix (triggers/schemas.py)
 
 
 def event_id(run_id: str, scope: str, event_type: str, *, chain: str | None = None, detail: str | None = None) -> str:
@@ -75,6 +79,33 @@ def cloud_event(
         "datacontenttype": "application/json",
         "data": data,
     }
+
+
+def schema_type(cloud_type: str) -> str:
+    """The event type a CloudEvents ``type`` (``eventTypePrefix`` + type) names: the longest known
+    type it ends with, so no prefix is needed (a kept event may predate a prefix change)."""
+    found = max((t for t in EVENT_TYPES if cloud_type.endswith(t)), key=len, default=None)
+    if found is None:
+        raise ValueError(f"unknown event type {cloud_type!r}")
+    return found
+
+
+def data_schema_uri(base_url: str, cloud_type: str) -> str:
+    """The CloudEvents ``dataschema`` of an event: ``{base}/{Type}/v{major}``, where the schema of
+    that type's major version is served (docs/events.md, Versioning)."""
+    name = schema_type(cloud_type)
+    return f"{base_url.rstrip('/')}/{name}/v{SCHEMA_MAJORS[name]}"
+
+
+def with_data_schema(event: Mapping[str, Any], base_url: str) -> dict[str, Any]:
+    """The event with its ``dataschema`` (after ``datacontenttype``, as the examples show it)."""
+    out: dict[str, Any] = {}
+    for key, value in event.items():
+        if key != "dataschema":
+            out[key] = value
+        if key == "datacontenttype":
+            out["dataschema"] = data_schema_uri(base_url, str(event["type"]))
+    return out
 
 
 def chain_subject(chain: str, run_id: str) -> str:

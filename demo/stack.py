@@ -190,6 +190,8 @@ class Stack:
             "BACKUPCHAIN_CREDENTIAL": "local",
             "BACKUPCHAIN_CONFIG": str(self.base / "chains.json"),
             "REQUESTS_CA_BUNDLE": str(self.base / "ca-bundle.pem"),
+            # Events name their schema on this app's own route (as WEBSITE_HOSTNAME does in Azure).
+            "EVENT_SCHEMA_BASE_URL": f"http://127.0.0.1:{self.devhost_port}/api/schemas/events",
             "APP_RESOURCE_ID": "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg-app/"
             "providers/Microsoft.Web/sites/backup-chain-local",
             **extra_env,

@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 
-from backup_chain.events import EVENT_TYPES, chain_cloud_event, gc_cloud_event, vm_cloud_event
+from backup_chain.events import EVENT_TYPES, chain_cloud_event, gc_cloud_event, vm_cloud_event, with_data_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 EXAMPLES = DOCS / "events"
 PREFIX = "BackupChain."  # the configuration's default eventTypePrefix, as the examples use
+# Where the examples' app (source .../sites/backup-chain-local) serves its schemas in Azure.
+SCHEMA_BASE = "https://backup-chain-local.azurewebsites.net/api/schemas/events"
 PUBLISHERS = ("backup_chain", "orchestrators", "activities")  # where events are built
 COMMON_KEYS = {"chain", "runId", "vmId", "vaultId"}  # in every event's data
 BUILDER_KEYS = COMMON_KEYS | {"jobId", "finding"}  # set by the builders, not by the call sites
@@ -78,7 +80,7 @@ def test_every_published_event_type_has_one_example() -> None:
 def test_example_is_what_the_publisher_builds(path: Path) -> None:
     example = json.loads(path.read_text(encoding="utf-8"))
     assert example["type"] == PREFIX + path.stem
-    rebuilt = _rebuild(example)
+    rebuilt = with_data_schema(_rebuild(example), SCHEMA_BASE)  # the publishing activity adds dataschema
     assert list(example) == list(rebuilt)  # envelope keys, in the publisher's order
     assert _types(example) == _types(rebuilt)
     assert example == rebuilt  # id (UUIDv5 of chain, run, scope, type, finding), source, subject, data

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.event_contract import assert_contract
 from tests.support.main_job import run_main_job
 
 
@@ -41,6 +42,7 @@ def test_main_job_runs_the_sample_chain_and_passes_its_checks(tmp_path: Path) ->
     assert len(lines) < 120, "output stays modest"
 
     events = json.loads(events_file.read_text())
+    assert assert_contract(events) == 20  # its stack lives outside the test session's temporary root
     kinds = [str(e["type"]).removeprefix("BackupChain.") for e in events]
     for name in ("web01", "web02", "app01", "sql01", "etl01"):
         mine = [k for k, e in zip(kinds, events, strict=True) if str(e["subject"]).endswith("/" + name)]

@@ -16,6 +16,8 @@ from tests.structure.import_graph import REPO_ROOT, imports_of, tracked_python_f
 # What the Functions host reads besides Python code: the app's entry point, host settings, the
 # packages Azure installs and the chain configuration the app loads by default.
 APP_FILES = ("function_app.py", "host.json", "requirements.txt", DEFAULT_CONFIG_FILE)
+# What the app reads from a folder otherwise left out: the event schemas it serves (triggers/schemas.py).
+APP_DATA = ("docs/events/schemas/",)
 UNANCHORED_ALLOWED = ("__pycache__",)  # bytecode is never deployed, at whatever depth
 
 
@@ -59,10 +61,21 @@ def test_every_pattern_is_anchored() -> None:
     assert [rule for rule in _rules() if not rule.lstrip("!").startswith("/") and rule not in UNANCHORED_ALLOWED] == []
 
 
+def _tracked_files() -> list[str]:
+    listed = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+    return listed.split()
+
+
 def unaccounted(rules: list[str], entries: set[str], app: set[str]) -> list[str]:
-    """Top-level entries neither part of the app nor excluded by ``rules``."""
+    """Top-level entries neither part of the app nor excluded by ``rules`` (but for app data)."""
     spec = pathspec.GitIgnoreSpec.from_lines(rules)
-    return sorted(entry for entry in entries - app if not spec.match_file(entry))
+    files = _tracked_files()
+
+    def excluded(entry: str) -> bool:
+        inside = [f for f in files if f == entry or f.startswith(entry + "/")]
+        return all(spec.match_file(f) or f.startswith(APP_DATA) for f in inside)
+
+    return sorted(entry for entry in entries - app if not excluded(entry))
 
 
 def test_every_top_level_entry_is_the_app_or_excluded() -> None:
@@ -85,6 +98,9 @@ def test_nothing_the_app_needs_is_excluded() -> None:
     app = app_entries()
     excluded = [path for path in listed.split() if path.split("/", 1)[0] in app and spec.match_file(path)]
     assert excluded == []
+    data = [path for path in listed.split() if path.startswith(APP_DATA)]
+    assert data, f"no files under {APP_DATA}"
+    assert [path for path in data if spec.match_file(path)] == []
 
 
 def test_local_tooling_is_not_part_of_the_app() -> None:
