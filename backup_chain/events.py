@@ -34,6 +34,7 @@ EVENT_TYPES = (
     "SnapshotLate",
     "ChainPaused",
     "ChainResumed",
+    "GcMembershipUnreadable",
 )
 _NAMESPACE = uuid.UUID("6f1c2a57-7c1e-4d53-9a55-0b3f5f8e2b10")
 # The major version of each type's data schema (docs/events.md, Versioning): a breaking change to a

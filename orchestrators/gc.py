@@ -263,8 +263,9 @@ def gc_window(context: df.DurableOrchestrationContext):
 def _unread_selections(
     context: df.DurableOrchestrationContext, spec: Mapping[str, Any], unread: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """One GcCheckFailed for the selections whose members could not be read: GC did not cover
-    them this time (docs/gc.md)."""
+    """One GcMembershipUnreadable for the selections whose members could not be read: GC did not
+    cover them this time (docs/gc.md). Its own type: GcCheckFailed v1 promises a VM (docs/events.md,
+    Versioning)."""
     if not unread:
         return []
     first = unread[0]
@@ -272,10 +273,9 @@ def _unread_selections(
         _event(
             context,
             spec,
-            "GcCheckFailed",
+            "GcMembershipUnreadable",
             None,
             None,
-            finding="MembershipUnreadable",
             errorCode=first["errorCode"],
             message=f"the VMs of {len(unread)} selecting target(s) could not be read; GC did not cover them: "
             + "; ".join(f"{u['vaultId']}: {u['errorCode']}: {u['message']}" for u in unread)[:2000],

@@ -123,9 +123,9 @@ def test_a_prefix_other_than_the_configured_one_is_reported() -> None:
 def test_a_type_the_app_does_not_publish_or_without_schema_fails_loudly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    unknown = {**_example("ChainStarted"), "type": "BackupChain.ChainPaused"}
+    unknown = {**_example("ChainStarted"), "type": "BackupChain.ChainExploded"}
     assert violations(unknown) == [
-        f"BackupChain.ChainPaused {unknown['id']}: not a type the app publishes (backup_chain.events.EVENT_TYPES)"
+        f"BackupChain.ChainExploded {unknown['id']}: not a type the app publishes (backup_chain.events.EVENT_TYPES)"
     ]
     # A type added to EVENT_TYPES before its schema (another change's new type): named, not skipped.
     monkeypatch.setattr(event_contract, "SCHEMAS", tmp_path)

@@ -115,8 +115,8 @@ def test_a_gc_check_inspects_chosen_members_and_reports_a_selection_it_cannot_re
     assert tier.script.calls("inspect_protection", "m-gc-loose") == []
     (failed,) = output["selectionsFailed"]
     assert failed["vaultId"] == vault_id("m-gc-down") and failed["errorCode"] == "ServiceUnavailable"
-    (event,) = [e for e in tier.published("gc:check:m-gc") if e["type"].endswith("GcCheckFailed")]
-    assert event["data"]["finding"] == "MembershipUnreadable" and event["data"]["vmId"] is None
+    (event,) = [e for e in tier.published("gc:check:m-gc") if e["type"].endswith("GcMembershipUnreadable")]
+    assert event["subject"] == "/gc/gc:check:m-gc" and event["data"]["vmId"] is None
     assert event["data"]["selectionsFailed"] == [failed] and "m-gc-down" in event["data"]["message"]
 
 
