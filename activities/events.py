@@ -51,7 +51,8 @@ def schema_base_url() -> str | None:
     configured = os.environ.get(SCHEMA_BASE_SETTING, "").strip()
     if configured:
         parsed = urlsplit(configured)
-        if parsed.scheme in ("http", "https") and parsed.netloc and not parsed.query and not parsed.fragment:
+        whole = parsed.scheme in ("http", "https") and parsed.netloc and not parsed.query and not parsed.fragment
+        if whole and not any(c.isspace() for c in configured):  # a URI has no white space (RFC 3986)
             return configured
         # Events still flow (dataschema is optional in CloudEvents 1.0); the setting is named loudly.
         log.error(

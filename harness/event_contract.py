@@ -39,9 +39,13 @@ def validator(event_type: str) -> Draft202012Validator | None:
     return Draft202012Validator(schema, format_checker=FormatChecker())
 
 
-def violations(event: Mapping[str, Any], prefix: str | None = DEFAULT_PREFIX) -> list[str]:
+def violations(
+    event: Mapping[str, Any], prefix: str | None = DEFAULT_PREFIX, *, names_schema: bool = False
+) -> list[str]:
     """What is wrong with one event, one line each naming its type, id and the error's path in
-    the event; ``prefix`` (the app's eventTypePrefix) is checked when given."""
+    the event; ``prefix`` (the app's eventTypePrefix) is checked when given. ``names_schema``: the
+    sender had a schema base URL (every local stack sets one), so ``dataschema``, optional in the
+    schemas (an app without a base URL sends none), must be there."""
     cloud_type, event_id = str(event.get("type")), str(event.get("id"))
     where = f"{cloud_type} {event_id}"
     try:
@@ -57,17 +61,27 @@ def violations(event: Mapping[str, Any], prefix: str | None = DEFAULT_PREFIX) ->
     ]
     if prefix is not None and cloud_type != prefix + event_type:
         problems.append(f"{where}: at $.type: expected the configured prefix {prefix!r} + {event_type!r}")
+    if names_schema and "dataschema" not in event:
+        problems.append(f"{where}: at $: no dataschema, though the sender was given a schema base URL")
     return problems
 
 
-def all_violations(events: Iterable[Mapping[str, Any]], prefix: str | None = DEFAULT_PREFIX) -> list[str]:
-    return [problem for event in events for problem in violations(event, prefix)]
+def all_violations(
+    events: Iterable[Mapping[str, Any]], prefix: str | None = DEFAULT_PREFIX, *, names_schema: bool = False
+) -> list[str]:
+    return [problem for event in events for problem in violations(event, prefix, names_schema=names_schema)]
 
 
-def assert_contract(events: Iterable[Mapping[str, Any]], prefix: str | None = DEFAULT_PREFIX, what: str = "") -> int:
+def assert_contract(
+    events: Iterable[Mapping[str, Any]],
+    prefix: str | None = DEFAULT_PREFIX,
+    what: str = "",
+    *,
+    names_schema: bool = False,
+) -> int:
     """Fail naming every violation; the number of events checked otherwise."""
     listed = list(events)
-    problems = all_violations(listed, prefix)
+    problems = all_violations(listed, prefix, names_schema=names_schema)
     if problems:
         raise AssertionError(
             f"{len(problems)} contract violations in published events{what}:\n" + "\n".join(problems[:50])
@@ -106,7 +120,8 @@ class TopicLogWatch:
             events = [json.loads(line)["event"] for line in complete.split(b"\n") if line.strip()]
             self.checked += len(events)
             prefix = stack_prefix(base)
-            problems.extend(f"{problem} (stack {base.name})" for problem in all_violations(events, prefix))
+            found = all_violations(events, prefix, names_schema=True)  # demo/stack.py sets EVENT_SCHEMA_BASE_URL
+            problems.extend(f"{problem} (stack {base.name})" for problem in found)
         return problems
 
 

@@ -21,17 +21,23 @@ bp = df.Blueprint()
 log = logging.getLogger("backup_chain")
 SCHEMA_DIR = APP_DIR / "docs" / "events" / "schemas"  # shipped with the app (.funcignore)
 _VERSION = re.compile(r"v([1-9][0-9]{0,3})")
+ECHO_CHARS = 80  # of the caller's path segment said back: anyone may call this route
+
+
+def _echo(text: str) -> str:
+    return repr(text[:ECHO_CHARS] + ("…" if len(text) > ECHO_CHARS else ""))
 
 
 @bp.route(route=SCHEMA_ROUTE + "/{event_type}/{version}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def event_schema(req: func.HttpRequest) -> func.HttpResponse:
     event_type, version = req.route_params.get("event_type", ""), req.route_params.get("version", "")
     if event_type not in SCHEMA_MAJORS:
-        return problem(404, "Not Found", f"no event type {event_type!r}; types: {', '.join(SCHEMA_MAJORS)}", "type")
+        known = ", ".join(SCHEMA_MAJORS)
+        return problem(404, "Not Found", f"no event type {_echo(event_type)}; types: {known}", "type")
     match = _VERSION.fullmatch(version)
     if match is None or int(match.group(1)) != SCHEMA_MAJORS[event_type]:
         current = f"v{SCHEMA_MAJORS[event_type]}"
-        return problem(404, "Not Found", f"{event_type} has no schema {version!r}; it is at {current}", "version")
+        return problem(404, "Not Found", f"{event_type} has no schema {_echo(version)}; it is at {current}", "version")
     path = SCHEMA_DIR / f"{event_type}.schema.json"
     if not path.is_file():  # a type added without its schema: say so, do not pretend
         log.error("event schema %s is missing from the app (%s)", event_type, path)

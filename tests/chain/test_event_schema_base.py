@@ -35,7 +35,14 @@ def test_in_azure_the_apps_own_route_on_its_host_name(monkeypatch: pytest.Monkey
 
 
 @pytest.mark.parametrize(
-    "bad", ["events.contoso.com/schemas", "ftp://events.contoso.com", "https://x/s?v=1", "/schemas"]
+    "bad",
+    [
+        "events.contoso.com/schemas",
+        "ftp://events.contoso.com",
+        "https://x/s?v=1",
+        "/schemas",
+        "https://events contoso.com/schemas",  # not a URI: dataschema would break its schema's pattern
+    ],
 )
 def test_a_bad_setting_is_named_in_an_error_and_no_dataschema_is_sent(
     bad: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
