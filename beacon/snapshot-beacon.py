@@ -8,8 +8,8 @@ Event Grid topic given as the first postScriptParams entry, authenticated with t
 identity (a token from IMDS). It is a hint to the backup chain app, which reads the backup job at
 once instead of waiting for its next poll.
 
-It must never delay or fail the backup: every request has a short timeout, a hard alarm bounds
-the whole run, it always exits 0 and it writes one line to syslog and stderr. No secrets on disk:
+It must never delay or fail the backup: every request has a short timeout, a bounded thread join
+bounds the whole run, it always exits 0 and it writes one line to syslog and stderr. No secrets on disk:
 the token comes from IMDS at run time and is never written anywhere.
 
 Python 3 standard library only (3.6+, f-strings): the Azure Linux VM agent and the VMSnapshot extension
@@ -21,8 +21,9 @@ Usage (postScriptParams): snapshot-beacon.py TOPIC_ENDPOINT [IMDS_BASE]
 """
 
 import json
-import signal
+import os
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -40,7 +41,7 @@ TOKEN_PATH = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" 
     "https://eventgrid.azure.net", safe=""
 )
 REQUEST_TIMEOUT_SECONDS = 2.0  # per request
-TOTAL_SECONDS = 5  # hard bound on the whole run (SIGALRM), far below the plugin's timeoutInSeconds
+TOTAL_SECONDS = 5  # hard bound on the whole run (a thread join), far below the plugin's timeoutInSeconds
 MAX_READ_BYTES = 64 * 1024
 
 # Never through a proxy: IMDS must be reached directly, and the topic is reached the same way.
@@ -49,10 +50,6 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 class BeaconError(Exception):
     """A step failed; the message says which step and why (no secret in it)."""
-
-
-class _OutOfTime(BaseException):
-    pass
 
 
 def _log(message):
@@ -133,26 +130,26 @@ def run(argv):
     return f"beacon {event['id']} sent for {resource_id}"
 
 
-def _out_of_time(signum, frame):
-    raise _OutOfTime()
+def _attempt(argv, outcome):
+    try:
+        outcome.append(run(argv))
+    except BeaconError as error:
+        outcome.append(f"no beacon: {error}")
+    except BaseException as error:  # never fail the backup, whatever happened
+        outcome.append(f"no beacon: unexpected {type(error).__name__}")
 
 
 def main(argv):
+    """Run the beacon in a daemon thread and wait for it at most TOTAL_SECONDS. A signal alarm
+    cannot bound it: a name lookup blocks in libc's resolver, which retries its poll on EINTR, so
+    the Python handler would only run once the resolver gave up (resolv.conf timeout x attempts x
+    nameservers); a thread join is bounded whatever the work blocks in."""
     started = time.time()
-    try:
-        if hasattr(signal, "SIGALRM"):
-            signal.signal(signal.SIGALRM, _out_of_time)
-            signal.alarm(TOTAL_SECONDS)
-        message = run(argv)
-    except _OutOfTime:
-        message = f"no beacon: out of time after {TOTAL_SECONDS} s"
-    except BeaconError as error:
-        message = f"no beacon: {error}"
-    except BaseException as error:  # never fail the backup, whatever happened
-        message = f"no beacon: unexpected {type(error).__name__}"
-    finally:
-        if hasattr(signal, "SIGALRM"):
-            signal.alarm(0)
+    outcome = []
+    worker = threading.Thread(target=_attempt, args=(argv, outcome), daemon=True)
+    worker.start()
+    worker.join(TOTAL_SECONDS)
+    message = outcome[0] if outcome else f"no beacon: out of time after {TOTAL_SECONDS} s"
     _log(f"{message} ({time.time() - started:.1f} s)")
     return 0
 
@@ -161,4 +158,6 @@ if __name__ == "__main__":
     try:
         main(sys.argv[1:])
     finally:
-        sys.exit(0)
+        # os._exit: no wait for a worker still blocked (a daemon thread may hold the interpreter's
+        # shutdown), no exception can turn into another exit code.
+        os._exit(0)

@@ -6,6 +6,7 @@ backstop, not a measurement)."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -54,6 +55,16 @@ def _serve(fake: Fake) -> ThreadingHTTPServer:
             )
             if fake.mode == "slow":
                 fake.release.wait(BACKSTOP_SECONDS)  # never answers while the script waits
+                return
+            if fake.mode == "trickle":
+                # A byte at a time, each well within the per-request socket timeout: only the
+                # script's bound on the whole run ends it.
+                self.send_response(200)
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                while not fake.release.wait(0.5):
+                    self.wfile.write(b"/")
+                    self.wfile.flush()
                 return
             if fake.mode == "401":
                 self.send_response(401)
@@ -112,9 +123,17 @@ def _refused_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, alarm_blocked: bool = False) -> subprocess.CompletedProcess[str]:
+    # SIGALRM blocked in the child (the mask survives exec) stands for a call no alarm can
+    # interrupt, such as libc's resolver, which retries its poll on EINTR.
+    block = (lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})) if alarm_blocked else None
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=BACKSTOP_SECONDS, check=False
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=BACKSTOP_SECONDS,
+        check=False,
+        preexec_fn=block,
     )
 
 
@@ -184,3 +203,11 @@ def test_an_imds_error_answer_sends_nothing(imds: Fake, topic: Fake) -> None:
     assert done.returncode == 0
     assert topic.requests == []
     assert "no beacon: IMDS metadata answered HTTP 404" in done.stderr
+
+
+def test_a_call_no_alarm_can_interrupt_is_still_bounded_and_exits_0(imds: Fake, topic: Fake) -> None:
+    imds.mode = "trickle"
+    done = _run(topic.url, imds.url, alarm_blocked=True)
+    assert done.returncode == 0
+    assert "no beacon: out of time after 5 s" in done.stderr
+    assert topic.requests == []
