@@ -161,6 +161,20 @@ def test_a_redelivered_beacon_is_no_new_hint() -> None:
     assert board.to_state() == before
 
 
+def test_a_watch_is_hinted_once_so_beacons_spaced_past_the_window_cannot_keep_it_dense() -> None:
+    board = Board()
+    board.watch(watch("w1", "web-1"), now=0.0)
+    board.take(10.0, per_minute=600)
+    board.hint(vm("web-1"), at=100.0)
+    board.take(100.0, per_minute=600)
+    later = 100.0 + HINT_WINDOW_SECONDS + 1  # a new beacon id and time each, still plausible
+    board.take(later, per_minute=600)
+    before = board.to_state()
+    assert board.hint(vm("web-1"), at=later) == ([], "repeated")
+    assert board.to_state() == before
+    assert board.watches["w1"].due == later + PollPlan(**PLAN).snapshot_delay(later)  # on its plan
+
+
 def test_a_take_ahead_flags_hinted_watches_already_due_to_be_read_now() -> None:
     board = Board()
     board.watch(watch("w1", "web-1"), now=0.0)
