@@ -44,8 +44,18 @@ REQUEST_TIMEOUT_SECONDS = 2.0  # per request
 TOTAL_SECONDS = 5  # hard bound on the whole run (a thread join), far below the plugin's timeoutInSeconds
 MAX_READ_BYTES = 64 * 1024
 
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib follows a POST's 301/302/303 as a GET carrying every header but the content ones,
+    Authorization included: refused, so the token only ever goes to the endpoint configured."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
 # Never through a proxy: IMDS must be reached directly, and the topic is reached the same way.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 class BeaconError(Exception):
@@ -122,6 +132,9 @@ def run(argv):
     if not argv or not argv[0].startswith(("https://", "http://")):
         raise BeaconError("postScriptParams[0] must be the topic endpoint URL")
     topic = argv[0]
+    if topic.startswith("http://") and urllib.parse.urlsplit(topic).netloc.rsplit(":", 1)[0] not in LOOPBACK_HOSTS:
+        # The bearer token must never cross the network in clear; plain http is for loopback tests.
+        raise BeaconError("postScriptParams[0] must be an https:// endpoint")
     imds = (argv[1] if len(argv) > 1 and argv[1] else IMDS_BASE).rstrip("/")
     resource_id = vm_resource_id(imds)
     token = eventgrid_token(imds)

@@ -66,6 +66,12 @@ def _serve(fake: Fake) -> ThreadingHTTPServer:
                     self.wfile.write(b"/")
                     self.wfile.flush()
                 return
+            if fake.mode.startswith("redirect "):
+                self.send_response(302)
+                self.send_header("Location", fake.mode.split(" ", 1)[1])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if fake.mode == "401":
                 self.send_response(401)
                 self.end_headers()
@@ -211,3 +217,25 @@ def test_a_call_no_alarm_can_interrupt_is_still_bounded_and_exits_0(imds: Fake, 
     assert done.returncode == 0
     assert "no beacon: out of time after 5 s" in done.stderr
     assert topic.requests == []
+
+
+def test_a_redirecting_topic_never_gets_the_token_forwarded(imds: Fake, topic: Fake) -> None:
+    elsewhere = Fake()
+    server = _serve(elsewhere)
+    try:
+        topic.mode = f"redirect http://127.0.0.1:{server.server_address[1]}/collect"
+        done = _run(topic.url, imds.url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 0
+    assert len(topic.requests) == 1
+    assert elsewhere.requests == []
+    assert "no beacon: topic answered HTTP 302" in done.stderr
+
+
+def test_a_plain_http_topic_off_loopback_is_refused_before_any_token(imds: Fake) -> None:
+    done = _run("http://beacon-topic.example/api/events", imds.url)
+    assert done.returncode == 0
+    assert imds.requests == []
+    assert "no beacon: postScriptParams[0] must be an https:// endpoint" in done.stderr
