@@ -15,9 +15,12 @@ the token comes from IMDS at run time and is never written anywhere.
 Python 3 standard library only (3.6+, f-strings): the Azure Linux VM agent and the VMSnapshot extension
 themselves run on the VM's Python, so no package is installed for this script.
 
-Usage (postScriptParams): snapshot-beacon.py TOPIC_ENDPOINT [IMDS_BASE]
+Usage (postScriptParams): snapshot-beacon.py TOPIC_ENDPOINT [IMDS_BASE [CLIENT_ID]]
   TOPIC_ENDPOINT  https://<topic>.<region>-1.eventgrid.azure.net/api/events
-  IMDS_BASE       http://169.254.169.254 (default; another value only for testing)
+  IMDS_BASE       http://169.254.169.254 (default, also when ""; another value only for testing)
+  CLIENT_ID       the client id of the user-assigned identity to use: IMDS refuses a token
+                  request without one when the VM has several user-assigned identities and no
+                  system-assigned one
 """
 
 import json
@@ -98,8 +101,9 @@ def vm_resource_id(imds):
     return text
 
 
-def eventgrid_token(imds):
-    raw = _request("IMDS token", imds + TOKEN_PATH, {"Metadata": "true"})
+def eventgrid_token(imds, client_id=""):
+    path = TOKEN_PATH + ("&client_id=" + urllib.parse.quote(client_id, safe="") if client_id else "")
+    raw = _request("IMDS token", imds + path, {"Metadata": "true"})
     try:
         token = json.loads(raw.decode("utf-8"))["access_token"]
     except (ValueError, KeyError, TypeError):
@@ -137,7 +141,7 @@ def run(argv):
         raise BeaconError("postScriptParams[0] must be an https:// endpoint")
     imds = (argv[1] if len(argv) > 1 and argv[1] else IMDS_BASE).rstrip("/")
     resource_id = vm_resource_id(imds)
-    token = eventgrid_token(imds)
+    token = eventgrid_token(imds, argv[2] if len(argv) > 2 else "")
     event = beacon_event(resource_id, time.time())
     publish(topic, event, token)
     return f"beacon {event['id']} sent for {resource_id}"

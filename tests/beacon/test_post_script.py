@@ -239,3 +239,12 @@ def test_a_plain_http_topic_off_loopback_is_refused_before_any_token(imds: Fake)
     assert done.returncode == 0
     assert imds.requests == []
     assert "no beacon: postScriptParams[0] must be an https:// endpoint" in done.stderr
+
+
+def test_a_client_id_names_the_user_assigned_identity_to_ask_imds_for(imds: Fake, topic: Fake) -> None:
+    done = _run(topic.url, imds.url, "11111111-2222-3333-4444-555555555555")
+    assert done.returncode == 0
+    assert len(topic.requests) == 1
+    token_request = imds.requests[1]["path"]
+    assert token_request.startswith("/metadata/identity/oauth2/token?")
+    assert "&client_id=11111111-2222-3333-4444-555555555555" in token_request
