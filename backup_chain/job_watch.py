@@ -70,7 +70,10 @@ class Watch:
         return vm.lower() if isinstance(vm, str) and self.until == "snapshot" else None
 
     def hinted(self, now: float) -> bool:
-        return self.hinted_until is not None and now < self.hinted_until
+        """Within the beacon's window, which opens at the beacon's time: a beacon dated ahead
+        (up to HINT_FUTURE_SECONDS) must not make the watch dense from now until then as well."""
+        until = self.hinted_until
+        return until is not None and until - HINT_WINDOW_SECONDS <= now < until
 
     def next_due(self, now: float) -> float:
         if self.hinted(now):
