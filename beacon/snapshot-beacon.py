@@ -162,7 +162,7 @@ def main(argv):
     the Python handler would only run once the resolver gave up (resolv.conf timeout x attempts x
     nameservers); a thread join is bounded whatever the work blocks in."""
     started = time.time()
-    outcome = []
+    outcome = []  # type: list[str]
     worker = threading.Thread(target=_attempt, args=(argv, outcome), daemon=True)
     worker.start()
     worker.join(TOTAL_SECONDS)
