@@ -10,7 +10,7 @@ oldest-due first. Pure and JSON-serialisable: the ``job_watch`` entity keeps it 
 A snapshot beacon (docs/beacon.md) hints that a VM's snapshot was just taken: its snapshot watch
 becomes due at once and is read every ``HINT_READ_SECONDS`` for ``HINT_WINDOW_SECONDS``, ahead of
 every unhinted watch, still within the budget. A hint is never truth: the watch ends only when a
-read shows Take Snapshot completed, and a stray or forged hint costs at most the window's reads."""
+read shows Take Snapshot completed, and a stray or forged hint costs at most one window's reads per watch."""
 
 from __future__ import annotations
 
@@ -70,7 +70,10 @@ class Watch:
         return vm.lower() if isinstance(vm, str) and self.until == "snapshot" else None
 
     def hinted(self, now: float) -> bool:
-        return self.hinted_until is not None and now < self.hinted_until
+        """Within the beacon's window, which opens at the beacon's time: a beacon dated ahead
+        (up to HINT_FUTURE_SECONDS) must not make the watch dense from now until then as well."""
+        until = self.hinted_until
+        return until is not None and until - HINT_WINDOW_SECONDS <= now < until
 
     def next_due(self, now: float) -> float:
         if self.hinted(now):
@@ -156,7 +159,8 @@ class Board:
         """A beacon says ``vm_id`` took its snapshot at ``at``: make its snapshot watch due at
         once and read densely for a while. Returns the watch keys hinted and, when none, why:
         ``unwatched`` (no snapshot watch for that VM), ``implausible`` (``at`` lies outside the
-        watched phase on the board's clock) or ``repeated`` (already hinted: a redelivery)."""
+        watched phase on the board's clock) or ``repeated`` (already hinted once: a redelivery or
+        forged)."""
         wanted = vm_id.lower()
         watches = [w for w in self.watches.values() if w.vm_id == wanted]
         if not watches:
@@ -165,7 +169,9 @@ class Board:
         plausible = [w for w in watches if at >= w.anchor - CLOCK_SKEW_SECONDS and (horizon is None or at <= horizon)]
         if not plausible:
             return [], "implausible"
-        fresh = [w for w in plausible if not w.hinted(at)]
+        # Once per watch: a snapshot has one post-script run, so a second beacon is a redelivery or
+        # forged; re-arming from each beacon's own time would let a sender keep a watch dense forever.
+        fresh = [w for w in plausible if w.hinted_until is None]
         for entry in fresh:
             entry.hinted_until = at + HINT_WINDOW_SECONDS
             entry.due = min(entry.due, at)

@@ -6,6 +6,7 @@ backstop, not a measurement)."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -54,6 +55,22 @@ def _serve(fake: Fake) -> ThreadingHTTPServer:
             )
             if fake.mode == "slow":
                 fake.release.wait(BACKSTOP_SECONDS)  # never answers while the script waits
+                return
+            if fake.mode == "trickle":
+                # A byte at a time, each well within the per-request socket timeout: only the
+                # script's bound on the whole run ends it.
+                self.send_response(200)
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                while not fake.release.wait(0.5):
+                    self.wfile.write(b"/")
+                    self.wfile.flush()
+                return
+            if fake.mode.startswith("redirect "):
+                self.send_response(302)
+                self.send_header("Location", fake.mode.split(" ", 1)[1])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             if fake.mode == "401":
                 self.send_response(401)
@@ -112,9 +129,17 @@ def _refused_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, alarm_blocked: bool = False) -> subprocess.CompletedProcess[str]:
+    # SIGALRM blocked in the child (the mask survives exec) stands for a call no alarm can
+    # interrupt, such as libc's resolver, which retries its poll on EINTR.
+    block = (lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})) if alarm_blocked else None
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=BACKSTOP_SECONDS, check=False
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=BACKSTOP_SECONDS,
+        check=False,
+        preexec_fn=block,
     )
 
 
@@ -184,3 +209,42 @@ def test_an_imds_error_answer_sends_nothing(imds: Fake, topic: Fake) -> None:
     assert done.returncode == 0
     assert topic.requests == []
     assert "no beacon: IMDS metadata answered HTTP 404" in done.stderr
+
+
+def test_a_call_no_alarm_can_interrupt_is_still_bounded_and_exits_0(imds: Fake, topic: Fake) -> None:
+    imds.mode = "trickle"
+    done = _run(topic.url, imds.url, alarm_blocked=True)
+    assert done.returncode == 0
+    assert "no beacon: out of time after 5 s" in done.stderr
+    assert topic.requests == []
+
+
+def test_a_redirecting_topic_never_gets_the_token_forwarded(imds: Fake, topic: Fake) -> None:
+    elsewhere = Fake()
+    server = _serve(elsewhere)
+    try:
+        topic.mode = f"redirect http://127.0.0.1:{server.server_address[1]}/collect"
+        done = _run(topic.url, imds.url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 0
+    assert len(topic.requests) == 1
+    assert elsewhere.requests == []
+    assert "no beacon: topic answered HTTP 302" in done.stderr
+
+
+def test_a_plain_http_topic_off_loopback_is_refused_before_any_token(imds: Fake) -> None:
+    done = _run("http://beacon-topic.example/api/events", imds.url)
+    assert done.returncode == 0
+    assert imds.requests == []
+    assert "no beacon: postScriptParams[0] must be an https:// endpoint" in done.stderr
+
+
+def test_a_client_id_names_the_user_assigned_identity_to_ask_imds_for(imds: Fake, topic: Fake) -> None:
+    done = _run(topic.url, imds.url, "11111111-2222-3333-4444-555555555555")
+    assert done.returncode == 0
+    assert len(topic.requests) == 1
+    token_request = imds.requests[1]["path"]
+    assert token_request.startswith("/metadata/identity/oauth2/token?")
+    assert "&client_id=11111111-2222-3333-4444-555555555555" in token_request

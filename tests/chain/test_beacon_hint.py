@@ -161,6 +161,33 @@ def test_a_redelivered_beacon_is_no_new_hint() -> None:
     assert board.to_state() == before
 
 
+def test_a_watch_is_hinted_once_so_beacons_spaced_past_the_window_cannot_keep_it_dense() -> None:
+    board = Board()
+    board.watch(watch("w1", "web-1"), now=0.0)
+    board.take(10.0, per_minute=600)
+    board.hint(vm("web-1"), at=100.0)
+    board.take(100.0, per_minute=600)
+    later = 100.0 + HINT_WINDOW_SECONDS + 1  # a new beacon id and time each, still plausible
+    board.take(later, per_minute=600)
+    before = board.to_state()
+    assert board.hint(vm("web-1"), at=later) == ([], "repeated")
+    assert board.to_state() == before
+    assert board.watches["w1"].due == later + PollPlan(**PLAN).snapshot_delay(later)  # on its plan
+
+
+def test_a_beacon_dated_ahead_is_dense_only_in_its_own_window() -> None:
+    board = Board()
+    board.watch(watch("w1", "web-1", anchor=-400.0), now=0.0)  # in its dense window: due at 5 s
+    board.take(1.0, per_minute=600)
+    ahead = 1.0 + HINT_FUTURE_SECONDS  # still plausible, a forged or skewed time
+    assert board.hint(vm("web-1"), at=ahead) == (["w1"], "")
+    assert [w.key for w in board.take(5.0, per_minute=600)] == ["w1"]
+    assert board.watches["w1"].due == 5.0 + PollPlan(**PLAN).snapshot_delay(405.0)  # its plan, not 2 s
+    assert board.hinted_due(5.0) == set()
+    board.take(ahead, per_minute=600)
+    assert board.watches["w1"].due == ahead + HINT_READ_SECONDS  # dense from the beacon's time
+
+
 def test_a_take_ahead_flags_hinted_watches_already_due_to_be_read_now() -> None:
     board = Board()
     board.watch(watch("w1", "web-1"), now=0.0)
