@@ -35,7 +35,7 @@ def test_each_events_dataschema_is_served_anonymously_and_is_its_schema(
             assert served.json() == json.loads(schema_path(name).read_text(encoding="utf-8"))
 
         # A type the app does not publish, or a major it does not serve: 404 naming the field.
-        unknown = requests.get(f"{base}/ChainPaused/v1", timeout=30)
+        unknown = requests.get(f"{base}/ChainExploded/v1", timeout=30)
         assert (unknown.status_code, unknown.json()["field"]) == (404, "type")
         old = requests.get(f"{base}/ChainStarted/v2", timeout=30)
         assert (old.status_code, old.json()["field"]) == (404, "version")
