@@ -31,7 +31,7 @@ from backup_chain.runs import upstream_signal
 from entities.chain_control import read_control
 from triggers.instance_query import list_instances
 from triggers.kept import kept_keys, outbox_summary
-from triggers.runs import awaits_upstream, run_view, start_run, utcnow
+from triggers.runs import awaits_upstream, input_of, run_view, start_run, utcnow
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("backup_chain")
@@ -140,17 +140,6 @@ async def report_upstream(req: func.HttpRequest, client: df.DurableOrchestration
     return ok({"chain": chain.name, "runId": run_id, "accepted": True}, 202)
 
 
-def _input_of(status: Any) -> dict[str, Any]:
-    """The run's input (``show_input``), ``{}`` when absent or unreadable."""
-    spec = status.input_
-    if isinstance(spec, str):
-        try:
-            spec = json.loads(spec)
-        except ValueError:
-            spec = None
-    return spec if isinstance(spec, dict) else {}
-
-
 def run_members(status: Any) -> list[list[str]] | None:
     """[vault id, VM id, how chosen] of each member the run resolved at its start (orchestrators/
     membership.py): from its output once it ended, else from its custom status while they fit
@@ -168,12 +157,7 @@ def run_vms(chain: Chain, status: Any) -> list[tuple[str, str]]:
     members = run_members(status)
     if members is not None:
         return [(vault_id, vm_id) for vault_id, vm_id, _ in members]
-    spec = status.input_
-    if isinstance(spec, str):
-        try:
-            spec = json.loads(spec)
-        except ValueError:
-            spec = None
+    spec = input_of(status)
     try:
         if isinstance(spec.get("vms"), list):
             return [(vault_id, vm_id) for vault_id, vm_id in spec["vms"]]
@@ -243,7 +227,7 @@ async def get_chain_run(req: func.HttpRequest, client: df.DurableOrchestrationCl
             "delivery": delivery,
             "undelivered": undelivered,
             "pendingDelivery": [{k: e[k] for k in ("id", "type", "subject", "reason")} for e in kept["pending"]],
-            "retryOf": _input_of(status).get("retryOf"),
+            "retryOf": input_of(status).get("retryOf"),
             "custom": status.custom_status,
             "output": output,
             "vms": vms,

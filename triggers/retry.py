@@ -22,7 +22,7 @@ from backup_chain.runs import run_input, upstream_signal
 from entities.chain_control import read_control
 from orchestrators.chain_run import SUCCEEDED
 from triggers.http_api import existing_run, ok, problem, refusal
-from triggers.runs import run_view
+from triggers.runs import input_of, run_view
 
 bp = df.Blueprint(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("backup_chain")
@@ -61,22 +61,11 @@ def _old_targets(chain: Chain, spec: Any, records: list[Any]) -> list[tuple[str,
         return chain.vm_ids()
 
 
-def _input_of(status: Any) -> dict[str, Any]:
-    """A run's input (``show_input``), ``{}`` when absent or unreadable."""
-    spec = status.input_
-    if isinstance(spec, str):  # the status API may hand the input back as JSON text
-        try:
-            spec = json.loads(spec)
-        except ValueError:
-            spec = None
-    return spec if isinstance(spec, dict) else {}
-
-
 def _asked_again(chain: Chain, run_id: str, existing: Any) -> func.HttpResponse:
     """The answer when the retry's instance already exists: that retry, not started again, or a
     409 when the id is held by a run that is no retry of ``run_id`` (one started by hand with
     that name): answering with it would pass an unrelated run off as the retry."""
-    if _input_of(existing).get("retryOf") != run_id:
+    if input_of(existing).get("retryOf") != run_id:
         taken = run_id_of(str(existing.instance_id))
         why = f"run id {taken!r}, which a retry of {run_id!r} takes, is already a run that is not its retry"
         return problem(409, "Conflict", why, "runId")
@@ -89,7 +78,7 @@ async def _outcomes(
     """(vault id, VM id, outcome) of each VM of the old run. A run that ended normally lists its
     VMs in its output (none when it never backed up: skipped, timed out); a terminated or failed
     run has no output, so each VM's own orchestration is asked."""
-    spec = _input_of(status)
+    spec = input_of(status)
     output = status.output if isinstance(status.output, dict) else None
     listed = {str(v.get("vmId", "")).lower(): v.get("outcome") for v in (output or {}).get("vms") or []}
     found = []

@@ -31,6 +31,17 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def input_of(status: Any) -> dict[str, Any]:
+    """A run's input (``show_input``), ``{}`` when absent or unreadable."""
+    spec = status.input_
+    if isinstance(spec, str):  # the status API may hand the input back as JSON text
+        try:
+            spec = json.loads(spec)
+        except ValueError:
+            spec = None
+    return spec if isinstance(spec, dict) else {}
+
+
 async def start_run(
     client: df.DurableOrchestrationClient,
     chain: Chain,
