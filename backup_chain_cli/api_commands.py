@@ -224,6 +224,13 @@ def runs_start(args: argparse.Namespace, output: Output) -> int:
         f"run {run_id} of {started.get('chain')} "
         + ("started" if started.get("started") else f"already exists ({started.get('runtimeStatus')})")
     )
+    return _started_or_followed(client, started, args, output)
+
+
+def _started_or_followed(client: ApiClient, started: dict[str, Any], args: argparse.Namespace, output: Output) -> int:
+    """A run just started (or found existing): its answer, or with ``--wait`` the run followed to
+    its end (exit 0 only when it completed with every VM backed up)."""
+    run_id = str(started.get("runId"))
     if not args.wait:
         output.data(started)
         output.text(f"{'started' if started.get('started') else 'exists'}: {run_id} ({started.get('runtimeStatus')})")
@@ -271,14 +278,7 @@ def runs_retry(args: argparse.Namespace, output: Output) -> int:
         output.progress(f"retry {run_id} of run {args.run_id} already exists ({retry.get('runtimeStatus')})")
     for vm in retry.get("notRetried") or []:
         output.warning(f"{_name(vm.get('vmId'))} not retried: {vm.get('outcome')}")
-    if not args.wait:
-        output.data(retry)
-        output.text(f"{'started' if retry.get('started') else 'exists'}: {run_id} ({retry.get('runtimeStatus')})")
-        return EXIT_OK
-    run = _follow(client, str(retry.get("chain")), run_id, args.wait_timeout, args.poll_seconds, output)
-    output.data(run)
-    _show_run(run, output)
-    return EXIT_OK if run.get("outcome") == SUCCESS and run.get("runtimeStatus") == "Completed" else EXIT_PROBLEM
+    return _started_or_followed(client, retry, args, output)
 
 
 def runs_cancel(args: argparse.Namespace, output: Output) -> int:
