@@ -307,7 +307,9 @@ def _job(rt: Runtime, m: dict[str, str]) -> Any:
 
 @route("GET", _BASE + r"/backupJobs/(?P<job>[^/]+)", "JobDetails_Get")
 async def get_job(rt: Runtime, request: web.Request, m: dict[str, str]) -> web.StreamResponse:
-    return web.json_response(shapes.job(_job(rt, m), rt.now(), details=True))
+    job, now = _job(rt, m), rt.now()
+    job.count_read(now)
+    return web.json_response(shapes.job(job, now, details=True))
 
 
 @route("POST", _BASE + r"/backupJobs/(?P<job>[^/]+)/cancel", "JobCancellations_Trigger")

@@ -97,6 +97,17 @@ class Job:
     version: int = 0
     done: bool = False
     activity_id: str = ""
+    # GetJobDetails answers before / after Take Snapshot completed: benchmarks compare what each
+    # way of watching a job spends (bench/chain_bench.py), per arm of the same run.
+    reads_to_snapshot: int = 0
+    reads_after_snapshot: int = 0
+
+    def count_read(self, now: float) -> None:
+        done = self.snapshot_completed_at()
+        if done is not None and done <= now:
+            self.reads_after_snapshot += 1
+        else:
+            self.reads_to_snapshot += 1
 
     def finished_at(self) -> float:
         if self.cancelled_at is not None:

@@ -34,7 +34,7 @@ SHORT = {"snapshotMinutes": [1, 1], "transferMinutes": [60, 60]}
 
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    names = ["latency01", "opfail01", "jobfail01", "lock01", "limit01", "lag01", "cancel01"]
+    names = ["latency01", "opfail01", "jobfail01", "lock01", "limit01", "lag01", "cancel01", "reads01"]
     rules = {
         "retryAfterSeconds": 60,
         "operationSeconds": OPERATION_SECONDS,
@@ -178,3 +178,14 @@ def test_defaults_are_azure_like() -> None:
     assert trigger_rules.parse({"vms": {"App01": {"conflictForm": "failedJob"}}}).conflict_form_for("app01") == (
         "failedJob"
     )
+
+
+def test_job_reads_are_counted_per_job_before_and_after_take_snapshot_completes(emu: Emulator, client: Any) -> None:
+    job_id = _started(emu, client, "reads01")  # Take Snapshot lasts SHORT's 1 minute from the job's start
+    for _ in range(2):
+        client.job_details.get(VAULT, RG, job_id)
+    emu.advance(60)
+    client.job_details.get(VAULT, RG, job_id)
+    record = next(j for j in emu.admin("GET", "/admin/jobs") if j["id"] == job_id)
+    assert record["snapshotCompletedAt"] is not None
+    assert record["reads"] == {"toSnapshot": 2, "afterSnapshot": 1}
