@@ -10,6 +10,11 @@ with its app worker processes). Figures, not assertions.
     python -m bench.load_bench                                  # 5,000 VMs, 20 vaults, 50 chains
     python -m bench.load_bench --vms 500 --vaults 4 --chains 10  # quick check
     python -m bench.load_bench --polling per-job                 # without the shared read budget
+    python -m bench.load_bench --scale 5 --beacons               # Linux VMs send snapshot beacons
+
+With ``--beacons`` every Linux VM (half of them) has the snapshot post-script (docs/beacon.md) and
+every chain sets ``beacons: true``: lag and job reads are printed for beaconed and polled (Windows)
+VMs apart.
 """
 
 from __future__ import annotations
@@ -33,10 +38,14 @@ from bench.chain_bench import (
     subscription_figures,
     throttling_line,
 )
-from demo.stack import DOWNSTREAM_TOPIC, SUBSCRIPTION, Stack, vault_id, vm_id
+from demo.stack import BEACON_TOPIC, DOWNSTREAM_TOPIC, SUBSCRIPTION, Stack, vault_id, vm_id
 
 PREFIX = "BackupChain."
 VM_RG, VAULT_RG = "rg-app", "rg-backup"
+
+
+def linux(index: int) -> bool:
+    return index % 2 == 0
 
 
 def build(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
@@ -60,12 +69,17 @@ def build(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], lis
                     {
                         "name": n,
                         "resourceGroup": VM_RG,
-                        "os": "Windows" if i % 2 else "Linux",
+                        "os": "Linux" if linux(i) else "Windows",
                         "powerState": "running",
                         "policy": "weekly",
                         "protected": True,
                         "snapshotMinutes": list(args.snapshot_minutes),
                         "transferMinutes": list(args.transfer_minutes),
+                        **(
+                            {"postScript": {"topic": BEACON_TOPIC, "gapSeconds": args.beacon_gap}}
+                            if args.beacons and linux(i)
+                            else {}
+                        ),
                     }
                     for i, n in enumerate(names)
                     if vault_of[n] == f"load-{v:02d}"
@@ -90,6 +104,7 @@ def build(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], lis
                 "staggerSeconds": args.stagger,
                 "monitorTransfer": True,
                 "retainDays": 30,
+                **({"beacons": True} if args.beacons else {}),
             }
         )
     polling = {"shared": args.polling == "shared", "readsPerMinute": args.reads_per_minute}
@@ -156,6 +171,8 @@ def run(args: argparse.Namespace, base: Path) -> int:
     finally:
         stack.stop()
     lags, _, missing = collect_lags(records, jobs, PREFIX + "SnapshotCompleted", set(names))
+    beaconed = {n for i, n in enumerate(names) if args.beacons and linux(i)}
+    groups = {"beaconed": beaconed, "polled": set(names) - beaconed} if beaconed else {}
     types = Counter(str(r["event"].get("type", "")).removeprefix(PREFIX) for r in records)
     total_calls = sum(requests["byOperation"].values())
     sub = subscription_figures(throttling)
@@ -175,6 +192,21 @@ def run(args: argparse.Namespace, base: Path) -> int:
         print(
             f"Snapshot lag (truth -> downstream topic): mean {statistics.fmean(lags):.1f} s, p95 "
             f"{percentile(lags, 0.95):.1f} s, p99 {percentile(lags, 0.99):.1f} s, max {max(lags):.1f} s (n={len(lags)})"
+        )
+    for label, members in groups.items():
+        part, _, part_missing = collect_lags(records, jobs, PREFIX + "SnapshotCompleted", members)
+        reads = [j["reads"] for j in jobs if j.get("userTriggered") and j["vm"] in members]
+        to_snapshot = sum(int(r["toSnapshot"]) for r in reads) / max(1, len(members))
+        after = sum(int(r["afterSnapshot"]) for r in reads) / max(1, len(members))
+        lag = (
+            f"mean {statistics.fmean(part):.1f} s, p95 {percentile(part, 0.95):.1f} s, "
+            f"p99 {percentile(part, 0.99):.1f} s"
+            if part
+            else "n/a"
+        )
+        print(
+            f"  {label} ({len(members)} VMs): lag {lag}; job reads/VM {to_snapshot + after:.2f} (to the snapshot "
+            f"{to_snapshot:.2f}, after it {after:.2f}); no event {part_missing}"
         )
     if missing:
         print(f"  snapshot completed but no SnapshotCompleted: {missing}")
@@ -206,6 +238,8 @@ def main() -> int:
     parser.add_argument("--snapshot-minutes", type=float, nargs=2, default=(6.0, 9.0), metavar=("LOW", "HIGH"))
     parser.add_argument("--transfer-minutes", type=float, nargs=2, default=(15.0, 25.0), metavar=("LOW", "HIGH"))
     parser.add_argument("--polling", choices=("shared", "per-job"), default="shared")
+    parser.add_argument("--beacons", action="store_true", help="Linux VMs send snapshot beacons; chains use them")
+    parser.add_argument("--beacon-gap", type=float, default=5.0, help="beacon -> job shows the snapshot (s)")
     parser.add_argument("--reads-per-minute", type=int, default=1000, help="the app's job-read budget per subscription")
     parser.add_argument("--no-arm-throttling", action="store_true", help="the RS emulator does not throttle")
     parser.add_argument(
