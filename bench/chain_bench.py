@@ -232,24 +232,6 @@ def collect_lags(
     return to_topic, to_time, sum(1 for n in truth if n not in received)
 
 
-def watch_polls(stack: Stack) -> tuple[list[int], list[int]]:
-    """Per-job polling only: job GETs per VM of the chain, split at the snapshot, from each
-    watch_job's custom status (with shared polling the vault pollers read for everyone)."""
-    rows = stack.admin(
-        "devhost", "GET", "/runtime/webhooks/durabletask/instances", params={"instanceIdPrefix": f"vm:{RUN_ID}:"}
-    )
-    snap, transfer = [], []
-    for row in rows:
-        status = row.get("customStatus") or {}
-        if row.get("name") != "watch_job" or not isinstance(status, dict):
-            continue
-        if row["instanceId"].endswith(":snapshot"):
-            snap.append(int(status.get("polls", 0)))
-        elif row["instanceId"].endswith(":transfer"):
-            transfer.append(int(status.get("polls", 0)))
-    return snap, transfer
-
-
 def subscription_figures(throttling: dict[str, Any]) -> dict[str, Any]:
     """The bench subscription's entry in the RS emulator's ``/admin/throttling``."""
     return dict((throttling.get("subscriptions") or {}).get(SUBSCRIPTION.lower()) or {})
@@ -317,19 +299,167 @@ def arms_line(events: list[dict[str, Any]], arms: list[Arm]) -> str:
     return " | ".join(f"{arm.label}: snapshot {seen[arm.label]}/{len(arm.names)}" for arm in arms if arm.names)
 
 
+@dataclass
+class Round:
+    """One run of both chains beside one run of the 60 s polling scripts."""
+
+    number: int
+    arms: list[Arm]
+    chain_ops: Counter[str]
+    baseline_ops: Counter[str]
+    types: Counter[str]
+    wall_chain: float
+    wall_base: float
+    virtual_span: float
+    timed_out: bool
+    script_errors: Counter[str]
+
+
+def run_round(
+    stack: Stack, args: argparse.Namespace, number: int, chains: list[dict[str, Any]], arms: list[Arm], baseline: Names
+) -> Round:
+    """Start both chains' runs and the polling scripts at once; wait until every chain run and
+    script ended; measure each arm on this round's jobs and events only."""
+    topic = stack.topic(DOWNSTREAM_TOPIC)
+    scripts = [
+        VmScript(f"bench-{v}", VAULT_RG, n, vm_id(n, VM_RG), VM_RG, i)
+        for v, names in baseline.items()
+        for i, n in enumerate(names)
+    ]
+    scripts.sort(key=lambda s: (s.index, s.vault))  # interleave vaults, as a chain walks its targets
+    poller = ScriptPoller(
+        clock=stack.clock,
+        arm_url=stack.services["recoveryservices"].url,
+        ca_bundle=str(stack.base / "ca-bundle.pem"),
+        subscription=SUBSCRIPTION,
+        topic_endpoint=topic["endpoint"],
+        topic_key=topic["key"],
+        scripts=scripts,
+        interval_s=args.interval,
+        max_parallel=args.max_parallel,
+        stagger_s=args.stagger,
+        workers=args.workers,
+    )
+    before: Counter[str] = Counter(stack.admin("recoveryservices", "GET", "/admin/requests")["byOperation"])
+    completed_before = sum(1 for e in stack.downstream() if e.get("type") == PREFIX + "ChainCompleted")
+    started_real, virtual_start = time.monotonic(), stack.clock.timestamp()
+    if scripts:
+        poller.start()
+    for chain in chains:
+        run_id = f"{RUN_ID}-{number}" if chain["name"] == CHAIN else f"{RUN_ID}-beacon-{number}"
+        response = stack.api("POST", f"chains/{chain['name']}/runs", {"runId": run_id})
+        if response.status_code != 202:
+            raise SystemExit(f"starting {chain['name']} failed: {response.status_code} {response.text}")
+    chain_done_at: float | None = None
+    deadline, last_print, timed_out = started_real + args.timeout, 0.0, False
+    while True:
+        events = stack.downstream()
+        completed = sum(1 for e in events if e.get("type") == PREFIX + "ChainCompleted") - completed_before
+        if completed >= len(chains) and chain_done_at is None:
+            chain_done_at = time.monotonic()
+        if chain_done_at is not None and (not scripts or poller.done()):
+            break
+        if time.monotonic() > deadline:
+            timed_out = True
+            break
+        if time.monotonic() - last_print > args.progress:
+            last_print = time.monotonic()
+            host = stack.admin("devhost", "GET", "/admin/host/status")
+            fresh = [e for e in events if (ts(str(e.get("time") or "")) or 0.0) >= virtual_start]
+            print(
+                f"  [run {number}: {time.monotonic() - started_real:6.0f} s real, "
+                f"{(stack.clock.timestamp() - virtual_start) / 60:6.1f} min virtual] {arms_line(fresh, arms)} | "
+                f"chain runs ended {completed}/{len(chains)}, scripts ended {sum(1 for s in scripts if s.ended_at)} | "
+                f"devhost ready {host['readyMessages']} activities {host['pendingActivities']} "
+                f"busy {host['inProgress']}",
+                flush=True,
+            )
+        time.sleep(2.0)
+    wall_chain = (chain_done_at or time.monotonic()) - started_real
+    poller.stop()
+    wall_base = (poller.finished_at - (poller.started_at or 0.0)) / args.scale if poller.finished_at else float("nan")
+    records = [
+        r
+        for r in stack.admin("eventgrid", "GET", "/admin/events", params={"topic": DOWNSTREAM_TOPIC})["events"]
+        if (ts(r.get("receivedAt")) or 0.0) >= virtual_start
+    ]
+    jobs = [
+        j
+        for j in stack.admin("recoveryservices", "GET", "/admin/jobs", params={"limit": "1000000"})
+        if (ts(j.get("startTime")) or 0.0) >= virtual_start
+    ]
+    after: Counter[str] = Counter(stack.admin("recoveryservices", "GET", "/admin/requests")["byOperation"])
+    for arm in arms:
+        arm.measure(records, jobs)
+    return Round(
+        number=number,
+        arms=arms,
+        chain_ops=after - before - poller.requests,
+        baseline_ops=Counter(poller.requests),
+        types=Counter(str(r["event"].get("type", "")) for r in records),
+        wall_chain=wall_chain,
+        wall_base=wall_base,
+        virtual_span=stack.clock.timestamp() - virtual_start,
+        timed_out=timed_out,
+        script_errors=Counter(s.error for s in scripts if s.error),
+    )
+
+
+def print_round(args: argparse.Namespace, result: Round, chain_vms: int, base_vms: int) -> None:
+    fixed, shared, beacons = result.arms
+    print()
+    print(
+        f"Run {result.number}: {'TIMED OUT, figures are partial' if result.timed_out else 'complete'}; chain runs "
+        f"{result.wall_chain:.0f} s, scripts {result.wall_base:.0f} s real (clock x{args.scale:g}; "
+        f"{result.virtual_span / 3600:.2f} h virtual); events "
+        f"{dict((k.rsplit('.', 1)[-1], v) for k, v in sorted(result.types.items()) if k.startswith(PREFIX + 'Backup'))}"
+    )
+    if result.script_errors:
+        print(f"  baseline script errors: {dict(result.script_errors)}")
+    print("  Lag, Take Snapshot completed (emulator truth) -> SnapshotCompleted accepted by the downstream topic;")
+    print("  job reads: GetJobDetails answers per VM (RS emulator, per job, split at the snapshot's completion)")
+    for arm in result.arms:
+        if arm.names:
+            print(arm.line())
+    missing = {arm.label: arm.missing for arm in result.arms if arm.missing}
+    if missing:
+        print(f"  snapshot completed but no event: {missing}")
+    calls_chains = sum(result.chain_ops.values()) / max(1, chain_vms)
+    calls_base = sum(result.baseline_ops.values()) / max(1, base_vms)
+    print(
+        f"  ARM calls/VM: chains {calls_chains:.2f} {dict(sorted(result.chain_ops.items()))}; 60 s scripts "
+        f"{calls_base:.2f} {dict(sorted(result.baseline_ops.items()))}"
+    )
+    print(target_line("shared polling: mean lag < 1/3 of fixed polling's", shared, fixed, 3, 0, result.timed_out))
+    print(
+        target_line(
+            "beacons: mean lag <= 1/10 of fixed polling's, at <= 1/4 of its job reads per VM",
+            beacons,
+            fixed,
+            10,
+            4,
+            result.timed_out,
+        )
+    )
+
+
 def run(args: argparse.Namespace, base: Path) -> int:
     scenario, chains, ours, beaconed, baseline = build(args)
-    shared = Arm(f"{args.polling} polling", names_of(ours), PREFIX + "SnapshotCompleted")
-    beacons = Arm("beacons", names_of(beaconed), PREFIX + "SnapshotCompleted")
-    fixed = Arm(f"{args.interval:g} s polling", names_of(baseline), BASELINE_EVENT)
-    arms = [fixed, shared, beacons]
+
+    def arms() -> list[Arm]:
+        return [
+            Arm(f"{args.interval:g} s polling", names_of(baseline), BASELINE_EVENT),
+            Arm(f"{args.polling} polling", names_of(ours), PREFIX + "SnapshotCompleted"),
+            Arm("beacons", names_of(beaconed), PREFIX + "SnapshotCompleted"),
+        ]
+
     plan = PollPlan.for_minutes(*(args.chain_snapshot_minutes or args.snapshot_minutes))
     print(
-        f"chains: {len(shared.names)} VMs ({args.polling} polling) and {len(beacons.names)} beaconed Linux VMs "
-        f"(beacon {args.beacon_gap:g} s before the job shows the snapshot) in {args.vaults} vaults, maxParallel "
+        f"chains: {args.vms} VMs ({args.polling} polling) and {args.beacon_vms} beaconed Linux VMs (beacon "
+        f"{args.beacon_gap:g} s before the job shows the snapshot) in {args.vaults} vaults, maxParallel "
         f"{args.max_parallel}, stagger {args.stagger:g} s, snapshotMinutes "
         f"{list(args.chain_snapshot_minutes or args.snapshot_minutes)} (dense poll {plan.dense_s:g} s from "
-        f"{plan.snapshot_low_s - plan.lead_s:g} s to {plan.snapshot_high_s + plan.lead_s:g} s)"
+        f"{plan.snapshot_low_s - plan.lead_s:g} s to {plan.snapshot_high_s + plan.lead_s:g} s); {args.runs} run(s)"
     )
     print(
         f"polling: {args.polling}"
@@ -337,150 +467,40 @@ def run(args: argparse.Namespace, base: Path) -> int:
         + f"; RS emulator ARM throttling {'on' if args.arm_throttling else 'off'}"
     )
     print(
-        f"baseline: {len(fixed.names)} VMs, fixed {args.interval:g} s polling, same parallelism; scenario snapshot "
+        f"baseline: {args.baseline_vms} VMs, fixed {args.interval:g} s polling, same parallelism; scenario snapshot "
         f"{args.snapshot_minutes} min, transfer {args.transfer_minutes} min; clock x{args.scale:g}",
         flush=True,
     )
     t0 = time.monotonic()
     stack = Stack.start(base, scenario, chains, time_scale=args.scale, clock_start=CLOCK_START)
+    rounds: list[Round] = []
     try:
-        started_real = time.monotonic()
-        topic = stack.topic(DOWNSTREAM_TOPIC)
-        scripts = [
-            VmScript(f"bench-{v}", VAULT_RG, n, vm_id(n, VM_RG), VM_RG, i)
-            for v, names in baseline.items()
-            for i, n in enumerate(names)
-        ]
-        # interleave vaults, as the chain's targets are walked vault by vault per index
-        scripts.sort(key=lambda s: (s.index, s.vault))
-        poller = ScriptPoller(
-            clock=stack.clock,
-            arm_url=stack.services["recoveryservices"].url,
-            ca_bundle=str(base / "ca-bundle.pem"),
-            subscription=SUBSCRIPTION,
-            topic_endpoint=topic["endpoint"],
-            topic_key=topic["key"],
-            scripts=scripts,
-            interval_s=args.interval,
-            max_parallel=args.max_parallel,
-            stagger_s=args.stagger,
-            workers=args.workers,
-        )
-        virtual_start = stack.clock.timestamp()
-        if scripts:
-            poller.start()
-        for chain in chains["chains"]:
-            run_id = RUN_ID if chain["name"] == CHAIN else f"{RUN_ID}-beacon"
-            response = stack.api("POST", f"chains/{chain['name']}/runs", {"runId": run_id})
-            if response.status_code != 202:
-                print(f"starting {chain['name']} failed: {response.status_code} {response.text}", file=sys.stderr)
-                return 1
-        chain_done_at: float | None = None
-        deadline = started_real + args.timeout
-        last_print = 0.0
-        timed_out = False
-        while True:
-            events = stack.downstream()
-            completed = [e for e in events if e.get("type") == PREFIX + "ChainCompleted"]
-            if len(completed) >= len(chains["chains"]) and chain_done_at is None:
-                chain_done_at = time.monotonic()
-            if chain_done_at is not None and (not scripts or poller.done()):
+        setup = time.monotonic() - t0
+        for number in range(1, args.runs + 1):
+            rounds.append(run_round(stack, args, number, chains["chains"], arms(), baseline))
+            if rounds[-1].timed_out:
                 break
-            if time.monotonic() > deadline:
-                timed_out = True
-                break
-            if time.monotonic() - last_print > args.progress:
-                last_print = time.monotonic()
-                counts = Counter(str(e.get("type", "")) for e in events)
-                ended = counts[PREFIX + "BackupCompleted"] + counts[PREFIX + "BackupFailed"]
-                host = stack.admin("devhost", "GET", "/admin/host/status")
-                elapsed_v = stack.clock.timestamp() - virtual_start
-                print(
-                    f"  [{time.monotonic() - started_real:6.0f} s real, {elapsed_v / 60:6.1f} min virtual] "
-                    f"{arms_line(events, arms)} | chains ended {ended}, "
-                    f"baseline ended {sum(1 for s in scripts if s.ended_at)} | devhost ready {host['readyMessages']} "
-                    f"activities {host['pendingActivities']} busy {host['inProgress']}",
-                    flush=True,
-                )
-            time.sleep(2.0)
-        wall_chain = (chain_done_at or time.monotonic()) - started_real
-        poller.stop()
-        wall_base = (
-            (poller.finished_at - (poller.started_at or 0.0)) / args.scale if poller.finished_at else float("nan")
-        )
-        virtual_span = stack.clock.timestamp() - virtual_start
-
-        # --- gather ---------------------------------------------------------------------------------
-        records = stack.admin("eventgrid", "GET", "/admin/events", params={"topic": DOWNSTREAM_TOPIC})["events"]
-        jobs = stack.admin("recoveryservices", "GET", "/admin/jobs", params={"limit": "1000000"})
-        counts = stack.admin("recoveryservices", "GET", "/admin/requests")
         rs_stats = stack.admin("recoveryservices", "GET", "/admin/state")["stats"]
-        by_op: Counter[str] = Counter(counts["byOperation"])
-        chain_ops = by_op - poller.requests
-        for arm in arms:
-            arm.measure(records, jobs)
-        types = Counter(str(r["event"].get("type", "")) for r in records)
-        snap_polls, transfer_polls = watch_polls(stack)
+        errors = stack.admin("recoveryservices", "GET", "/admin/requests").get("errors") or {}
         arm_line = throttling_line(stack.admin("recoveryservices", "GET", "/admin/throttling"))
         rss = {name: peak_rss_mib(svc.process.pid) for name, svc in stack.services.items()}
         cpu = {name: cpu_seconds(svc.process.pid) for name, svc in stack.services.items()}
     finally:
         stack.stop()
-    setup = started_real - t0
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     self_cpu = resource.getrusage(resource.RUSAGE_SELF)
-
-    n_chains, n_base = max(1, len(shared.names) + len(beacons.names)), max(1, len(fixed.names))
+    for result in rounds:
+        print_round(args, result, args.vms + args.beacon_vms, args.baseline_vms)
     print()
-    print(f"Run: {'TIMED OUT after ' + str(args.timeout) + ' s, figures are partial' if timed_out else 'complete'}")
-    print(
-        f"  stack start {setup:.1f} s; virtual time covered {virtual_span / 3600:.2f} h; "
-        f"chain events: {dict((k.rsplit('.', 1)[-1], v) for k, v in sorted(types.items()) if k.startswith('Backup'))}"
-    )
-    if beacons.names:
+    print(f"Stack start {setup:.1f} s")
+    if args.beacon_vms:
         print(
-            f"  beacons: due {rs_stats.get('beaconsDue')}, sent {rs_stats.get('beaconsSent')}, lost "
-            f"{rs_stats.get('beaconsLost')}"
+            f"Beacons: due {rs_stats.get('beaconsDue')}, sent {rs_stats.get('beaconsSent')}, "
+            f"lost {rs_stats.get('beaconsLost')}"
         )
-    failures = Counter(s.error for s in scripts if s.error)
-    if failures:
-        print(f"  baseline script errors: {dict(failures)}")
-    errors = counts.get("errors") or {}
     if errors:
-        print(f"  RS emulator error responses: {errors}")
-    print()
-    print("Lag, Take Snapshot completed (emulator truth) -> SnapshotCompleted accepted by the downstream topic;")
-    print("job reads: GetJobDetails answers per VM (RS emulator, per job, split at the snapshot's completion)")
-    for arm in arms:
-        if arm.names:
-            print(arm.line())
-    print("  (lag to the event's own 'time', i.e. when the snapshot was seen, before publishing)")
-    for arm in arms:
-        if arm.names:
-            print(lag_line(arm.label, arm.lag_time))
-    missing = {arm.label: arm.missing for arm in arms if arm.missing}
-    if missing:
-        print(f"  snapshot completed but no event: {missing}")
-    print()
-    print("ARM calls (Recovery Services emulator request counts; baseline counted client-side, chains = rest)")
-    calls_chains = sum(chain_ops.values()) / n_chains
-    calls_base = sum(poller.requests.values()) / n_base
-    print(f"  chains:   ARM calls/VM {calls_chains:6.2f}   total {sum(chain_ops.values())}")
-    print(f"            by operation {dict(sorted(chain_ops.items()))}")
-    if snap_polls:
-        print(
-            f"            per-job watches' own count: job GETs/VM in the snapshot phase "
-            f"{statistics.fmean(snap_polls):.2f}, "
-            f"in the transfer phase {statistics.fmean(transfer_polls) if transfer_polls else 0:.2f}"
-        )
-    print(f"  baseline: ARM calls/VM {calls_base:6.2f}   total {sum(poller.requests.values())}")
-    print(f"            by operation {dict(sorted(poller.requests.items()))}")
+        print(f"RS emulator error responses: {errors}")
     print(arm_line)
-    print()
-    print(
-        f"Wall time: chain runs {wall_chain:.1f} s, baseline {wall_base:.1f} s (real; clock x{args.scale:g}, "
-        f"i.e. {wall_chain * args.scale / 3600:.2f} h / {wall_base * args.scale / 3600:.2f} h virtual)"
-    )
     print(
         "Peak RSS (VmHWM): "
         + ", ".join(f"{k} {v:.0f} MiB" for k, v in rss.items() if v is not None)
@@ -491,41 +511,25 @@ def run(args: argparse.Namespace, base: Path) -> int:
         + ", ".join(f"{k} {v:.0f}" for k, v in cpu.items() if v is not None)
         + f", benchmark+baseline poller {self_cpu.ru_utime + self_cpu.ru_stime:.0f}"
     )
-    print()
-    print(
-        target_line(
-            "shared polling: mean lag < 1/3 of fixed polling's, at no more job reads per VM",
-            shared,
-            fixed,
-            3,
-            1,
-            timed_out,
-        )
-    )
-    print(
-        target_line(
-            "beacons: mean lag <= 1/10 of fixed polling's, at <= 1/4 of its job reads per VM",
-            beacons,
-            fixed,
-            10,
-            4,
-            timed_out,
-        )
-    )
-    return 0
+    return 0 if rounds and not rounds[-1].timed_out else 2
 
 
 def target_line(what: str, arm: Arm, fixed: Arm, lag_factor: float, reads_factor: float, timed_out: bool) -> str:
     if not arm.lag or not fixed.lag:
-        return f"Target ({what}): cannot be judged (no lag figures)"
+        return f"  Target ({what}): cannot be judged (no lag figures)"
     mean, mean_fixed = statistics.fmean(arm.lag), statistics.fmean(fixed.lag)
     lag_ok = mean <= mean_fixed / lag_factor
-    reads_ok = arm.reads <= fixed.reads / reads_factor
+    reads_ok = not reads_factor or arm.reads <= fixed.reads / reads_factor
     verdict = "MET" if lag_ok and reads_ok and not timed_out and not arm.missing else "NOT MET"
+    reads = (
+        f"; job reads/VM {arm.reads:.2f} vs {fixed.reads:.2f} / {reads_factor:g} = {fixed.reads / reads_factor:.2f} "
+        f"({'ok' if reads_ok else 'missed'})"
+        if reads_factor
+        else f"; job reads/VM {arm.reads:.2f} vs {fixed.reads:.2f}"
+    )
     return (
-        f"Target ({what}): {verdict} - mean lag {mean:.1f} s vs {mean_fixed:.1f} s / {lag_factor:g} = "
-        f"{mean_fixed / lag_factor:.1f} s ({'ok' if lag_ok else 'missed'}); job reads/VM {arm.reads:.2f} vs "
-        f"{fixed.reads:.2f} / {reads_factor:g} = {fixed.reads / reads_factor:.2f} ({'ok' if reads_ok else 'missed'})"
+        f"  Target ({what}): {verdict} - mean lag {mean:.1f} s vs {mean_fixed:.1f} s / {lag_factor:g} = "
+        f"{mean_fixed / lag_factor:.1f} s ({'ok' if lag_ok else 'missed'}){reads}"
     )
 
 
@@ -558,6 +562,13 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=60.0, help="baseline polling interval (virtual s)")
     parser.add_argument("--workers", type=int, default=16, help="baseline poller threads")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="run the chains (and the scripts) this many times on one stack: what the app learns about each "
+        "VM's snapshots (docs/beacon.md) changes its reads from the third run on",
+    )
     parser.add_argument(
         "--polling", choices=("shared", "per-job"), default="shared", help="the app's polling.shared setting"
     )
