@@ -17,6 +17,7 @@ from backup_chain.events import iso, parse_time, snapshot_completed_event
 from backup_chain.jobs import JobView
 from backup_chain.messages import CloudEvent, PollRequest, PollResult, Watch, WatchOutcome
 from backup_chain.resource_ids import VaultId
+from backup_chain.snapshot_history import plausible_seconds
 
 bp = df.Blueprint()
 log = logging.getLogger("backup_chain")
@@ -62,11 +63,23 @@ def _observed_at(at: str, job: JobView) -> str:
     return iso(end)
 
 
+def _snapshot_seconds(watch: Watch, at: str, job: JobView) -> float | None:
+    """Seconds from the job's start (the watch's ``anchor``) to Take Snapshot's completion, for
+    the board to learn: the task's ``endTime`` (AzureIaaSVMJobTaskDetails, bms.json; a task still
+    in progress has none, GetJobDetails.json), else the read that saw it completed."""
+    if watch["until"] != "snapshot" or not job.snapshot_done:
+        return None
+    end = parse_time(job.snapshot_end) or parse_time(at)
+    seconds = end.timestamp() - float(watch["anchor"]) if end is not None else None
+    return seconds if plausible_seconds(seconds) else None
+
+
 @bp.activity_trigger(input_name="request")
 @bp.durable_client_input(client_name="client")
 async def poll_jobs(request: PollRequest, client: df.DurableOrchestrationClient) -> PollResult:
     """Input: ``vaultId``, ``at`` (the poller's time, stamped on events) and ``watches`` (board
-    entries). Output: ``finished`` watch keys and the number of ``read`` calls made."""
+    entries). Output: ``finished`` watch keys, the number of ``read`` calls made and the snapshot
+    durations ``learned`` from finished snapshot watches."""
     vault = VaultId.parse(request["vaultId"])
     gate = asyncio.Semaphore(CONCURRENT_READS)
 
@@ -113,4 +126,9 @@ async def poll_jobs(request: PollRequest, client: df.DurableOrchestrationClient)
         except Exception as err:  # the waiter just ended: nothing to tell
             log.info("watch %s: could not tell %s (%s)", watch["key"], watch["owner"], err)
     done = sorted(orphans | quiet | {w["key"] for w, _ in finished})
-    return {"finished": done, "read": len(watches)}
+    learned = {
+        w["key"]: seconds
+        for w, n in ended
+        if n["ok"] and (seconds := _snapshot_seconds(w, request["at"], JobView.from_dict(n["job"]))) is not None
+    }
+    return {"finished": done, "read": len(watches), "learned": learned}

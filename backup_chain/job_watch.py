@@ -10,7 +10,13 @@ oldest-due first. Pure and JSON-serialisable: the ``job_watch`` entity keeps it 
 A snapshot beacon (docs/beacon.md) hints that a VM's snapshot was just taken: its snapshot watch
 becomes due at once and is read every ``HINT_READ_SECONDS`` for ``HINT_WINDOW_SECONDS``, ahead of
 every unhinted watch, still within the budget. A hint is never truth: the watch ends only when a
-read shows Take Snapshot completed, and a stray or forged hint costs at most one window's reads per watch."""
+read shows Take Snapshot completed, and a stray or forged hint costs at most one window's reads per watch.
+
+The board learns each VM's snapshot durations and whether a beacon covered its last snapshot
+(``backup_chain.snapshot_history``, from what the poller hands back with finished watches): a
+learned VM's next snapshot watch is dense across the VM's own window, a beaconed one is not read
+before that window ends (polling is only the lost-beacon fallback), and when the budget is short
+the due snapshot watches most likely to have completed are read first."""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backup_chain.polling import PollPlan
+from backup_chain.snapshot_history import SnapshotHistory
 
 PRIORITY = {"snapshot": 0, "end": 1, "transfer": 2}
 BURST_SECONDS = 10.0  # the bucket holds this many seconds of budget, so an idle vault can catch up a little
@@ -43,7 +50,7 @@ class Watch:
     job_id: str
     until: str
     anchor: float  # epoch seconds the watched phase began
-    plan: dict[str, float]
+    plan: dict[str, Any]  # PollPlan fields
     due: float
     announce: dict[str, Any] | None = None
     hinted_until: float | None = None  # a beacon's dense reads last until then
@@ -75,6 +82,13 @@ class Watch:
         until = self.hinted_until
         return until is not None and until - HINT_WINDOW_SECONDS <= now < until
 
+    def covered_by_hint(self, completed_at: float) -> bool:
+        """Whether the snapshot, completed at ``completed_at``, fell within this watch's beacon
+        window: the beacon came before completion and its dense reads would have found it. A
+        forged beacon at another time does not count, so it cannot make the VM's next watch quiet."""
+        until = self.hinted_until
+        return until is not None and until - HINT_WINDOW_SECONDS - CLOCK_SKEW_SECONDS <= completed_at <= until
+
     def next_due(self, now: float) -> float:
         if self.hinted(now):
             return now + HINT_READ_SECONDS
@@ -88,6 +102,7 @@ class Board:
     refilled_at: float | None = None
     polled_at: float | None = None  # the latest round the poller took reads for: it is alive
     read_now: list[str] = field(default_factory=list)  # the last take's hinted watches due already (not state)
+    history: SnapshotHistory = field(default_factory=SnapshotHistory)
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> Board:
@@ -98,6 +113,7 @@ class Board:
             tokens=state.get("tokens"),
             refilled_at=state.get("refilledAt"),
             polled_at=state.get("polledAt"),
+            history=SnapshotHistory.from_state(state.get("learned")),
         )
 
     def to_state(self) -> dict[str, Any]:
@@ -106,21 +122,31 @@ class Board:
             "tokens": self.tokens,
             "refilledAt": self.refilled_at,
             "polledAt": self.polled_at,
+            "learned": self.history.to_state(),
         }
 
     def watch(self, raw: dict[str, Any], now: float) -> None:
         """Add a watch; a repeated registration (a waiter's fallback, a replayed signal) keeps the
-        existing schedule, so nothing is read twice for it."""
+        existing schedule, so nothing is read twice for it. A snapshot watch of a VM the board has
+        learned gets the VM's own plan."""
         key = str(raw["key"])
         if key in self.watches:
             return
         entry = Watch.from_dict({**raw, "due": 0.0})
+        if entry.until == "snapshot":
+            entry.plan = dict(self.history.plan_for(entry.vm_id, PollPlan(**entry.plan)).__dict__)
         entry.due = entry.next_due(now)
         self.watches[key] = entry
 
-    def done(self, keys: list[str]) -> None:
+    def done(self, keys: list[str], learned: dict[str, float] | None = None) -> None:
+        """Remove finished watches; ``learned`` gives, per finished snapshot watch, the seconds
+        from its job's start (``anchor``) to Take Snapshot's completion, which the board keeps
+        for the VM with whether a beacon covered that completion."""
         for key in keys:
-            self.watches.pop(key, None)
+            entry = self.watches.pop(key, None)
+            seconds = (learned or {}).get(key)
+            if entry is not None and entry.vm_id is not None and seconds is not None:
+                self.history.record(entry.vm_id, seconds, entry.covered_by_hint(entry.anchor + seconds))
 
     def _refill(self, now: float, per_minute: float) -> float:
         rate = per_minute / 60.0
@@ -140,7 +166,7 @@ class Board:
         tokens = self._refill(at, per_minute)
         due = sorted(
             (w for w in self.watches.values() if w.due <= at),
-            key=lambda w: (not w.hinted(at), PRIORITY.get(w.until, 1), w.due),
+            key=lambda w: (not w.hinted(at), PRIORITY.get(w.until, 1), -self._completed_share(w, at), w.due),
         )
         taken = due[: max(0, int(tokens + 1e-9))]  # float refill may land a hair under a whole token
         self.read_now = [w.key for w in taken if w.key in urgent]
@@ -149,6 +175,13 @@ class Board:
         self.tokens = tokens - len(taken)
         self.polled_at = at if self.polled_at is None else max(self.polled_at, at)
         return taken
+
+    def _completed_share(self, watch: Watch, at: float) -> float:
+        """For a snapshot watch, how likely its snapshot completed by ``at`` (learned durations,
+        else the plan's window); 0 for other watches, which keep oldest-due order."""
+        if watch.until != "snapshot":
+            return 0.0
+        return self.history.completed_share(watch.vm_id, PollPlan(**watch.plan), at - watch.anchor)
 
     def hinted_due(self, now: float) -> set[str]:
         """Keys of hinted watches due by ``now``: a poller that took them for a later wake reads

@@ -191,8 +191,13 @@ class PollRequest(TypedDict):
 
 
 class PollResult(TypedDict):
+    """``finished`` watch keys, ``read`` calls made and, per finished snapshot watch whose job
+    shows Take Snapshot completed, the seconds from its ``anchor`` to that completion (``learned``;
+    absent from results recorded before the board learned)."""
+
     finished: list[str]
     read: int
+    learned: NotRequired[dict[str, float]]
 
 
 class WatchOutcome(AzureResult):
@@ -303,7 +308,8 @@ class WatchJobInput(TypedDict):
 
 
 class PollerInput(TypedDict):
-    """``job_poller``; ``reads`` and ``finished`` are carried across continue-as-new."""
+    """``job_poller``; ``reads``, ``finished`` and their ``learned`` durations are carried across
+    continue-as-new."""
 
     vaultId: str
     readsPerMinute: float
@@ -311,6 +317,7 @@ class PollerInput(TypedDict):
     fingerprint: NotRequired[str]
     reads: NotRequired[int]
     finished: NotRequired[list[str]]
+    learned: NotRequired[dict[str, float]]
 
 
 class DelivererInput(TypedDict):
@@ -468,11 +475,12 @@ class LeaseReleased(TypedDict):
 
 class WatchTake(TypedDict):
     """``job_watch`` ``take``: the reads due at ``at`` within the budget; ``done`` are the watch
-    keys that finished since the last take."""
+    keys that finished since the last take, ``learned`` their snapshot durations (PollResult)."""
 
     at: float
     readsPerMinute: float
     done: list[str]
+    learned: NotRequired[dict[str, float]]
     now: NotRequired[float]  # the poller's time: hinted watches due by then are flagged ``readNow``
 
 

@@ -7,7 +7,7 @@ Transfer data to vault takes hours (usually 1–3, up to 8+), so it is watched s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # A chain whose VMs send snapshot beacons (docs/beacon.md) polls its snapshot window this sparsely:
 # the beacon makes the reads dense; this is only the fallback for a lost beacon (a mean lag of
@@ -25,6 +25,8 @@ class PollPlan:
     overdue_max_s: float = 300.0
     transfer_first_s: float = 600.0
     transfer_max_s: float = 1800.0
+    beacons: bool = False  # the chain's VMs send snapshot beacons (shared polling only)
+    quiet_until_s: float = 0.0  # no snapshot read before this (a beacon is expected to cover it)
 
     @classmethod
     def for_minutes(cls, low: float, high: float, dense_s: float = 5.0) -> PollPlan:
@@ -32,13 +34,24 @@ class PollPlan:
 
     @classmethod
     def for_chain(cls, low: float, high: float, beacons: bool) -> PollPlan:
-        return cls.for_minutes(low, high, BEACON_FALLBACK_SECONDS) if beacons else cls.for_minutes(low, high)
+        if beacons:
+            return replace(cls.for_minutes(low, high, BEACON_FALLBACK_SECONDS), beacons=True)
+        return cls.for_minutes(low, high)
+
+    def dense_between(self, low_s: float, high_s: float) -> PollPlan:
+        """This plan with its dense snapshot window moved to ``[low_s, high_s]`` (a VM's learned
+        snapshot durations, ``backup_chain.snapshot_history``)."""
+        return replace(self, snapshot_low_s=low_s, snapshot_high_s=high_s)
+
+    def quiet_until(self, seconds: float) -> PollPlan:
+        """This plan with no snapshot read before ``seconds`` after the job started."""
+        return replace(self, quiet_until_s=seconds)
 
     def snapshot_delay(self, elapsed_s: float) -> float:
         """Seconds to wait before the next job read, ``elapsed_s`` after the job started."""
         elapsed = max(0.0, elapsed_s)
-        dense_from = max(0.0, self.snapshot_low_s - self.lead_s)
-        dense_until = self.snapshot_high_s + self.lead_s
+        dense_from = max(0.0, self.snapshot_low_s - self.lead_s, self.quiet_until_s)
+        dense_until = max(dense_from, self.snapshot_high_s + self.lead_s)
         if elapsed < dense_from:
             return dense_from - elapsed
         if elapsed < dense_until:

@@ -28,12 +28,14 @@ IDLE_SECONDS = 60.0  # with nothing due, look at the board again this often (new
 def job_poller(context: df.DurableOrchestrationContext):
     """Input: ``vaultId``, ``readsPerMinute`` (this vault's share), ``tickSeconds``,
     ``fingerprint`` (of this input; a changed configuration restarts the poller), and, carried
-    across continue-as-new, ``reads`` so far and the watch keys ``finished`` in the last round."""
+    across continue-as-new, ``reads`` so far, the watch keys ``finished`` in the last round and
+    the snapshot durations ``learned`` from them (the board keeps them per VM)."""
     spec: PollerInput = context.get_input()
     entity = watch_entity(spec["vaultId"])
     per_minute, tick = float(spec["readsPerMinute"]), float(spec["tickSeconds"])
     reads = int(spec.get("reads", 0))
     finished: list[str] = list(spec.get("finished") or [])
+    learned: dict[str, float] = dict(spec.get("learned") or {})
     wake = now(context).timestamp()
     context.set_custom_status({"phase": "starting", "vaultId": spec["vaultId"], "fingerprint": spec.get("fingerprint")})
     # One wake task per execution: once it fired, this round is the last (continue as new). The SDK
@@ -46,9 +48,15 @@ def job_poller(context: df.DurableOrchestrationContext):
         # Finished watches go in the same operation as the next take, so they can never be read
         # (and announced) again, whatever order the entity sees other messages in.
         current = now(context).timestamp()
-        take: WatchTake = {"at": wake, "now": current, "readsPerMinute": per_minute, "done": finished}
+        take: WatchTake = {
+            "at": wake,
+            "now": current,
+            "readsPerMinute": per_minute,
+            "done": finished,
+            "learned": learned,
+        }
         taken: WatchTaken = yield context.call_entity(entity, "take", take)
-        finished = []
+        finished, learned = [], {}
         if taken.get("readNow"):
             wake = current  # a hint landed since this wake was planned: read now, not at the wake
         if wake > current:
@@ -81,6 +89,7 @@ def job_poller(context: df.DurableOrchestrationContext):
                 result = {"finished": [], "read": 0}
             reads += int(result.get("read", 0))
             finished = list(result["finished"])
+            learned = dict(result.get("learned") or {})  # a result recorded before learning has none
         context.set_custom_status(
             {
                 "phase": "polling",
@@ -102,5 +111,5 @@ def job_poller(context: df.DurableOrchestrationContext):
         wake = max(wake, current)
         if woke:
             break
-    context.continue_as_new({**spec, "reads": reads, "finished": finished})
+    context.continue_as_new({**spec, "reads": reads, "finished": finished, "learned": learned})
     return None

@@ -1,6 +1,7 @@
 """``job_poller``: the vault's eternal poller takes due reads from its ``job_watch`` board within
 the read budget, reads them in one ``poll_jobs`` call, hands finished watches back with the next
-take, survives a failed round, and continues as new carrying its count."""
+take (with the snapshot durations the reads showed, which plan the VM's next watch), survives a
+failed round, and continues as new carrying its count."""
 
 from __future__ import annotations
 
@@ -120,4 +121,28 @@ def test_a_beacon_for_a_watch_already_taken_for_the_planned_wake_reads_it_once(t
     polls = tier.script.requests("poll_jobs", vault)
     assert [[w["key"] for w in p["watches"]] for p in polls] == [["w-dense"]]
     assert moment(polls[0]["at"]) == registered
+    tier.terminate(poller)
+
+
+def test_snapshot_durations_the_reads_show_plan_the_vm_s_next_watch(tier: OrchestratorTier) -> None:
+    vault, poller = "vault-learn", "poller:t6"
+    _watch(tier, vault, "w-first", vm="vm-learn")
+    _watch(tier, vault, "w-second", vm="vm-learn")
+    tier.script.on(
+        "poll_jobs",
+        vault,
+        ok({"finished": ["w-first"], "read": 1, "learned": {"w-first": 100.0}}),
+        ok({"finished": ["w-second"], "read": 1, "learned": {"w-second": 120.0}}),
+        ok({"finished": ["w-third"], "read": 1}),
+    )
+    tier.begin("job_poller", poller, _spec(vault))
+    tier.drive(poller, lambda s: custom(s, "reads") == 2)
+    tier.drive(poller, lambda s: custom(s, "watching") == 0)  # handed back, with their durations
+    _watch(tier, vault, "w-third", vm="vm-learn")
+    registered = tier.now()
+    tier.drive(poller, lambda s: custom(s, "reads") == 3)
+    third = tier.script.requests("poll_jobs", vault)[2]
+    assert [w["key"] for w in third["watches"]] == ["w-third"]
+    # The VM's own window (90-132 s, less the 30 s lead), not the chain's 5-15 minutes (270 s on).
+    assert moment(third["at"]) - registered == timedelta(seconds=60)
     tier.terminate(poller)

@@ -1,0 +1,114 @@
+"""What a vault's job-watch board learns about each VM's snapshots, to spend reads where they
+matter: the last few Take Snapshot durations (job start to the task's completion) and whether the
+last snapshot was covered by a beacon. Pure and JSON-serialisable; part of the ``job_watch``
+entity's state (docs/beacon.md, "What the board learns").
+
+Bounded: ``MAX_DURATIONS`` per VM and ``MAX_VMS`` per vault, the least recently learned VM
+dropped first. State layout, ~52 bytes per VM in JSON: ``{vm key: [beaconed 0|1, seconds...]}``,
+the key a 64-bit hash of the lower-cased VM id (an ARM id is ~150 bytes; 5,000 VMs would collide
+with odds of about 1 in 10^12, which costs one VM a plan from another's history, never a read's
+truth), durations in whole seconds, oldest first. Python dicts and JSON objects keep insertion
+order, so the order of the keys is the recency order."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from backup_chain.polling import PollPlan
+
+MAX_DURATIONS = 5  # per VM: recent enough to follow a VM that changed, enough for a range
+MAX_VMS = 5000  # per vault board
+MIN_LEARNED = 2  # durations before a VM's own window replaces the chain's
+PADDING = 0.1  # the learned window is [min * 0.9, max * 1.1] (plus the plan's lead on each side)
+MAX_SNAPSHOT_SECONDS = 86400.0  # the longest configurable snapshot window (snapshotMinutes <= 1440)
+
+
+def vm_key(vm_id: str) -> str:
+    return hashlib.sha256(vm_id.lower().encode()).hexdigest()[:16]
+
+
+def plausible_seconds(seconds: Any) -> bool:
+    """A snapshot duration the board can learn from: a number in (0, one day]."""
+    return (
+        isinstance(seconds, (int, float))
+        and not isinstance(seconds, bool)
+        and math.isfinite(seconds)
+        and 0 < seconds <= MAX_SNAPSHOT_SECONDS
+    )
+
+
+@dataclass(frozen=True)
+class VmSnapshots:
+    durations: tuple[int, ...]  # seconds, oldest first
+    beaconed: bool  # the last snapshot's completion fell within a beacon's hint window
+
+    @property
+    def learned(self) -> bool:
+        return len(self.durations) >= MIN_LEARNED
+
+    @property
+    def window(self) -> tuple[float, float]:
+        return min(self.durations) * (1 - PADDING), max(self.durations) * (1 + PADDING)
+
+
+class SnapshotHistory:
+    def __init__(self, vms: dict[str, list[int]] | None = None) -> None:
+        self._vms: dict[str, list[int]] = dict(vms or {})
+
+    @classmethod
+    def from_state(cls, raw: Any) -> SnapshotHistory:
+        """The board's ``learned`` state; None (a board from before learning) is empty. Only this
+        module writes it; an entry of another shape is dropped (it costs that VM its learning, not
+        the vault its board)."""
+        if not isinstance(raw, dict):
+            return cls()
+        return cls({k: v for k, v in raw.items() if isinstance(v, list) and len(v) >= 2})
+
+    def to_state(self) -> dict[str, list[int]]:
+        return self._vms
+
+    def __len__(self) -> int:
+        return len(self._vms)
+
+    def of(self, vm_id: str) -> VmSnapshots | None:
+        entry = self._vms.get(vm_key(vm_id))
+        return None if entry is None else VmSnapshots(tuple(entry[1:]), bool(entry[0]))
+
+    def record(self, vm_id: str, seconds: float, beaconed: bool) -> None:
+        """Learn one completed snapshot of ``vm_id``; implausible durations are not learned."""
+        if not plausible_seconds(seconds):
+            return
+        key = vm_key(vm_id)
+        entry = self._vms.pop(key, [0])  # re-inserted last: the most recently learned
+        durations = [*entry[1:], max(1, round(seconds))][-MAX_DURATIONS:]
+        self._vms[key] = [int(beaconed), *durations]
+        while len(self._vms) > MAX_VMS:
+            del self._vms[next(iter(self._vms))]
+
+    def plan_for(self, vm_id: str | None, plan: PollPlan) -> PollPlan:
+        """The plan for a new snapshot watch of ``vm_id``: with a learned VM, dense across its own
+        window instead of the chain's; for a beacon chain's VM whose last snapshot a beacon covered,
+        no read at all before the window's end plus the lead (the beacon will come: polling is only
+        the lost-beacon fallback). Without history, the chain's plan."""
+        known = self.of(vm_id) if vm_id is not None else None
+        if known is None or not known.learned:
+            return plan
+        low, high = known.window
+        learned = plan.dense_between(low, high)
+        if plan.beacons and known.beaconed:
+            return learned.quiet_until(high + plan.lead_s)
+        return learned
+
+    def completed_share(self, vm_id: str | None, plan: PollPlan, elapsed_s: float) -> float:
+        """How likely a snapshot that started ``elapsed_s`` ago has completed: the share of the
+        VM's learned durations at most that, else where ``elapsed_s`` lies in the plan's window."""
+        known = self.of(vm_id) if vm_id is not None else None
+        if known is not None and known.learned:
+            return sum(1 for d in known.durations if d <= elapsed_s) / len(known.durations)
+        low, high = plan.snapshot_low_s, plan.snapshot_high_s
+        if elapsed_s >= high:
+            return 1.0
+        return max(0.0, (elapsed_s - low) / (high - low)) if high > low else 0.0
