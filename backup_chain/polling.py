@@ -13,13 +13,14 @@ from dataclasses import dataclass, replace
 # the beacon makes the reads dense; this is only the fallback for a lost beacon (a mean lag of
 # half of it), at a twelfth of the reads of the default 5 s.
 BEACON_FALLBACK_SECONDS = 60.0
+DENSE_SECONDS = 5.0  # a snapshot window's read spacing without beacons
 
 
 @dataclass(frozen=True)
 class PollPlan:
     snapshot_low_s: float = 5 * 60
     snapshot_high_s: float = 15 * 60
-    dense_s: float = 5.0  # mean lag ~ dense_s / 2 inside the expected window
+    dense_s: float = DENSE_SECONDS  # mean lag ~ dense_s / 2 inside the expected window
     lead_s: float = 30.0  # start dense polling this much before the window
     overdue_min_s: float = 60.0
     overdue_max_s: float = 300.0
@@ -29,7 +30,7 @@ class PollPlan:
     quiet_until_s: float = 0.0  # no snapshot read before this (a beacon is expected to cover it)
 
     @classmethod
-    def for_minutes(cls, low: float, high: float, dense_s: float = 5.0) -> PollPlan:
+    def for_minutes(cls, low: float, high: float, dense_s: float = DENSE_SECONDS) -> PollPlan:
         return cls(snapshot_low_s=low * 60, snapshot_high_s=high * 60, dense_s=dense_s)
 
     @classmethod

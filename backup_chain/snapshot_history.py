@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from backup_chain.polling import PollPlan
+from backup_chain.polling import DENSE_SECONDS, PollPlan
 
 MAX_DURATIONS = 5  # per VM: recent enough to follow a VM that changed, enough for a range
 MAX_VMS = 5000  # per vault board
@@ -94,7 +94,15 @@ class SnapshotHistory:
         no read at all before the window's end plus the lead (the beacon will come: polling is only
         the lost-beacon fallback). Without history, the chain's plan."""
         known = self.of(vm_id) if vm_id is not None else None
-        if known is None or not known.learned:
+        if known is None:
+            return plan
+        if plan.beacons and not known.beaconed:
+            # No beacon covered its last snapshot: a Windows VM (the framework is Linux-only), a VM
+            # without the post-script, or a lost beacon. Polled at the beacon fallback's 60 s it
+            # would lag ~30 s; read it densely, as a chain without beacons would, until a beacon
+            # covers one of its snapshots again.
+            plan = replace(plan, dense_s=DENSE_SECONDS)
+        if not known.learned:
             return plan
         low, high = known.window
         learned = plan.dense_between(low, high)

@@ -12,9 +12,9 @@ with its app worker processes). Figures, not assertions.
     python -m bench.load_bench --polling per-job                 # without the shared read budget
     python -m bench.load_bench --scale 5 --beacons               # Linux VMs send snapshot beacons
 
-With ``--beacons`` every Linux VM (half of them) has the snapshot post-script (docs/beacon.md) and
-every chain sets ``beacons: true``: lag and job reads are printed for beaconed and polled (Windows)
-VMs apart.
+With ``--beacons`` every Linux VM (half of them) has the snapshot post-script (docs/beacon.md); the
+Linux VMs fill the first chains, which set ``beacons: true``, the Windows VMs the others. Lag and job
+reads are printed for beaconed and polled (Windows) VMs apart.
 """
 
 from __future__ import annotations
@@ -89,9 +89,13 @@ def build(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], lis
         ],
     }
     per_chain = math.ceil(args.vms / args.chains)
+    # With beacons, the Linux VMs fill the first chains (beacons: true) and the Windows VMs the rest,
+    # as docs/configuration.md asks: a Windows VM has no beacon to wait for.
+    beaconed = {n for i, n in enumerate(names) if args.beacons and linux(i)}
+    ordered = sorted(names, key=lambda n: n not in beaconed)
     chains = []
     for c in range(args.chains):
-        mine = names[c * per_chain : (c + 1) * per_chain]
+        mine = ordered[c * per_chain : (c + 1) * per_chain]
         by_vault: dict[str, list[str]] = {}
         for n in mine:
             by_vault.setdefault(vault_of[n], []).append(vm_id(n, VM_RG))
@@ -104,7 +108,7 @@ def build(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], lis
                 "staggerSeconds": args.stagger,
                 "monitorTransfer": True,
                 "retainDays": 30,
-                **({"beacons": True} if args.beacons else {}),
+                **({"beacons": True} if mine and all(n in beaconed for n in mine) else {}),
             }
         )
     polling = {"shared": args.polling == "shared", "readsPerMinute": args.reads_per_minute}

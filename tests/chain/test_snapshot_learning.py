@@ -142,10 +142,29 @@ def test_a_beaconed_vm_of_a_beacon_chain_is_not_read_in_its_window_and_a_lost_be
     # This time the beacon is lost: the fallback read at the learned max + lead, then every 60 s.
     times = reads(board, "w", until=fallback + 120.0)
     assert times[0] == pytest.approx(fallback) and times[1] - times[0] == BEACON_PLAN.dense_s
-    # The snapshot completed unbeaconed: the VM's next watch is read across its window (every 60 s).
+    # The snapshot completed unbeaconed: the VM's next watch is read densely across its window.
     board.done(["w"], {"w": 330.0})
     board.watch(watch("w2", "linux", anchor=50_000.0, plan=BEACON_PLAN), now=50_000.0)
     assert board.watches["w2"].due == pytest.approx(50_000.0 + 300.0 * 0.9 - LEAD)
+    assert board.watches["w2"].plan["dense_s"] == PLAN.dense_s
+
+
+def test_a_vm_no_beacon_covered_in_a_beacon_chain_is_read_densely_from_its_next_snapshot() -> None:
+    # A Windows VM in a beacon chain (the post-script framework is Linux-only): its first snapshot
+    # is read at the 60 s fallback; once the board saw one complete with no beacon, the next one is
+    # read every 5 s across the chain's window, as a chain without beacons would.
+    board = Board()
+    board.watch(watch("first", "win", plan=BEACON_PLAN), now=0.0)
+    assert board.watches["first"].plan["dense_s"] == BEACON_PLAN.dense_s == 60.0
+    board.done(["first"], {"first": 400.0})
+    board.watch(watch("w", "win", anchor=0.0, plan=BEACON_PLAN), now=0.0)
+    times = reads(board, "w", until=PLAN.snapshot_high_s)
+    assert times[0] == PLAN.snapshot_low_s - LEAD
+    assert all(b - a == PLAN.dense_s for a, b in pairwise(times))
+    # A Linux VM whose beacon covered its one snapshot so far stays on the 60 s fallback.
+    learn(board, "linux", 400.0, plan=BEACON_PLAN, beacon_after=398.0)
+    board.watch(watch("l", "linux", plan=BEACON_PLAN), now=0.0)
+    assert board.watches["l"].plan["dense_s"] == 60.0
 
 
 def test_the_beacon_still_reads_a_beaconed_vm_at_once() -> None:
