@@ -82,12 +82,18 @@ class Watch:
         until = self.hinted_until
         return until is not None and until - HINT_WINDOW_SECONDS <= now < until
 
-    def covered_by_hint(self, completed_at: float) -> bool:
-        """Whether the snapshot, completed at ``completed_at``, fell within this watch's beacon
-        window: the beacon came before completion and its dense reads would have found it. A
-        forged beacon at another time does not count, so it cannot make the VM's next watch quiet."""
+    def beacon_gap(self, completed_at: float) -> float | None:
+        """Seconds from this watch's beacon to the snapshot's completion at ``completed_at``, when
+        it fell within the beacon's window (the beacon came first and its dense reads would have
+        found it); None otherwise. A forged beacon at another time does not count, so it cannot
+        make the VM's next watch quiet."""
         until = self.hinted_until
-        return until is not None and until - HINT_WINDOW_SECONDS - CLOCK_SKEW_SECONDS <= completed_at <= until
+        if until is None:
+            return None
+        beacon_at = until - HINT_WINDOW_SECONDS
+        if not beacon_at - CLOCK_SKEW_SECONDS <= completed_at <= until:
+            return None
+        return max(0.0, completed_at - beacon_at)
 
     def next_due(self, now: float) -> float:
         if self.hinted(now):
@@ -146,7 +152,7 @@ class Board:
             entry = self.watches.pop(key, None)
             seconds = (learned or {}).get(key)
             if entry is not None and entry.vm_id is not None and seconds is not None:
-                self.history.record(entry.vm_id, seconds, entry.covered_by_hint(entry.anchor + seconds))
+                self.history.record(entry.vm_id, seconds, entry.beacon_gap(entry.anchor + seconds))
 
     def _refill(self, now: float, per_minute: float) -> float:
         rate = per_minute / 60.0
@@ -207,7 +213,9 @@ class Board:
         fresh = [w for w in plausible if w.hinted_until is None]
         for entry in fresh:
             entry.hinted_until = at + HINT_WINDOW_SECONDS
-            entry.due = min(entry.due, at)
+            # First read when the job should show the snapshot: the gap the VM's last beacon showed
+            # (learned), else at once.
+            entry.due = min(entry.due, at + self.history.beacon_gap(entry.vm_id))
         return [w.key for w in fresh], "" if fresh else "repeated"
 
     def fallback(self, key: str, now: float, silent_seconds: float) -> str:

@@ -4,7 +4,9 @@ last snapshot was covered by a beacon. Pure and JSON-serialisable; part of the `
 entity's state (docs/beacon.md, "What the board learns").
 
 Bounded: ``MAX_DURATIONS`` per VM and ``MAX_VMS`` per vault, the least recently learned VM
-dropped first. State layout, ~52 bytes per VM in JSON: ``{vm key: [beaconed 0|1, seconds...]}``,
+dropped first. State layout, ~52 bytes per VM in JSON: ``{vm key: [beacon, seconds...]}``, where
+``beacon`` is 0 when no beacon covered the last snapshot, else 1 + the whole seconds from that
+beacon to the job showing the snapshot (``beacon_gap``),
 the key a 64-bit hash of the lower-cased VM id (an ARM id is ~150 bytes; 5,000 VMs would collide
 with odds of about 1 in 10^12, which costs one VM a plan from another's history, never a read's
 truth), durations in whole seconds, oldest first. Python dicts and JSON objects keep insertion
@@ -23,6 +25,9 @@ MAX_DURATIONS = 5  # per VM: recent enough to follow a VM that changed, enough f
 MAX_VMS = 5000  # per vault board
 MIN_LEARNED = 2  # durations before a VM's own window replaces the chain's
 PADDING = 0.1  # the learned window is [min * 0.9, max * 1.1] (plus the plan's lead on each side)
+# A beaconed VM's next beacon is first read this long after it at most: the gap is learned from
+# the VM's last beacon, and a gap that shrank by more delays SnapshotCompleted by the difference.
+MAX_BEACON_GAP_SECONDS = 30
 MAX_SNAPSHOT_SECONDS = 86400.0  # the longest configurable snapshot window (snapshotMinutes <= 1440)
 
 
@@ -44,6 +49,7 @@ def plausible_seconds(seconds: Any) -> bool:
 class VmSnapshots:
     durations: tuple[int, ...]  # seconds, oldest first
     beaconed: bool  # the last snapshot's completion fell within a beacon's hint window
+    beacon_gap: float = 0.0  # seconds from that beacon to the job showing the snapshot completed
 
     @property
     def learned(self) -> bool:
@@ -75,16 +81,21 @@ class SnapshotHistory:
 
     def of(self, vm_id: str) -> VmSnapshots | None:
         entry = self._vms.get(vm_key(vm_id))
-        return None if entry is None else VmSnapshots(tuple(entry[1:]), bool(entry[0]))
+        if entry is None:
+            return None
+        return VmSnapshots(tuple(entry[1:]), entry[0] > 0, float(max(0, entry[0] - 1)))
 
-    def record(self, vm_id: str, seconds: float, beaconed: bool) -> None:
-        """Learn one completed snapshot of ``vm_id``; implausible durations are not learned."""
+    def record(self, vm_id: str, seconds: float, beacon_gap: float | None) -> None:
+        """Learn one completed snapshot of ``vm_id`` and, when a beacon covered it, how long after
+        the beacon the job showed it (``beacon_gap``; None: no beacon covered it). Implausible
+        durations are not learned."""
         if not plausible_seconds(seconds):
             return
         key = vm_key(vm_id)
         entry = self._vms.pop(key, [0])  # re-inserted last: the most recently learned
         durations = [*entry[1:], max(1, round(seconds))][-MAX_DURATIONS:]
-        self._vms[key] = [int(beaconed), *durations]
+        beacon = 0 if beacon_gap is None else 1 + int(min(MAX_BEACON_GAP_SECONDS, max(0.0, beacon_gap)))
+        self._vms[key] = [beacon, *durations]
         while len(self._vms) > MAX_VMS:
             del self._vms[next(iter(self._vms))]
 
@@ -120,3 +131,10 @@ class SnapshotHistory:
         if elapsed_s >= high:
             return 1.0
         return max(0.0, (elapsed_s - low) / (high - low)) if high > low else 0.0
+
+    def beacon_gap(self, vm_id: str | None) -> float:
+        """Seconds after a beacon to read the VM's job first: the gap its last beacon showed
+        (the job shows the snapshot a few seconds after the post-script ran), 0 when unknown.
+        Reading at once would see the snapshot still running."""
+        known = self.of(vm_id) if vm_id is not None else None
+        return known.beacon_gap if known is not None and known.beaconed else 0.0

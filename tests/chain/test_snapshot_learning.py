@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from activities.job_poll import _snapshot_seconds
-from backup_chain.job_watch import HINT_WINDOW_SECONDS, Board
+from backup_chain.job_watch import HINT_READ_SECONDS, HINT_WINDOW_SECONDS, Board
 from backup_chain.jobs import JobView
 from backup_chain.messages import Watch
 from backup_chain.polling import PollPlan
-from backup_chain.snapshot_history import MAX_DURATIONS, MAX_VMS, SnapshotHistory
+from backup_chain.snapshot_history import MAX_BEACON_GAP_SECONDS, MAX_DURATIONS, MAX_VMS, SnapshotHistory, vm_key
 from entities.job_watch import _learned
 from tests.support.resource_ids import vm
 
@@ -88,15 +88,15 @@ def test_only_the_last_few_durations_are_kept() -> None:
 def test_the_least_recently_learned_vm_is_dropped_beyond_the_cap_and_each_costs_few_bytes() -> None:
     history = SnapshotHistory()
     for n in range(MAX_VMS):
-        history.record(vm(f"vm-{n}"), 400.0, beaconed=False)
-    history.record(vm("vm-0"), 410.0, beaconed=True)  # learned again: now the most recent
-    history.record(vm("vm-new"), 400.0, beaconed=False)  # one over the cap
+        history.record(vm(f"vm-{n}"), 400.0, beacon_gap=None)
+    history.record(vm("vm-0"), 410.0, beacon_gap=5.0)  # learned again: now the most recent
+    history.record(vm("vm-new"), 400.0, beacon_gap=None)  # one over the cap
     assert len(history) == MAX_VMS
     assert history.of(vm("vm-1")) is None  # the least recently learned went
     assert history.of(vm("vm-0")) is not None and history.of(vm("vm-new")) is not None
     for n in range(MAX_VMS):  # every VM with a full history, as a vault's board holds it
         for seconds in (395.0, 401.0, 412.0, 399.0, 1404.0):
-            history.record(vm(f"vm-{n}"), seconds, beaconed=True)
+            history.record(vm(f"vm-{n}"), seconds, beacon_gap=5.0)
     size = len(json.dumps(Board(history=history).to_state()["learned"]))
     assert size / MAX_VMS <= 56  # measured 51: ~255 KB for a full vault of 5,000 VMs
 
@@ -167,13 +167,35 @@ def test_a_vm_no_beacon_covered_in_a_beacon_chain_is_read_densely_from_its_next_
     assert board.watches["l"].plan["dense_s"] == 60.0
 
 
-def test_the_beacon_still_reads_a_beaconed_vm_at_once() -> None:
+def test_a_beaconed_vm_is_read_its_learned_gap_after_the_beacon_not_at_the_fallback() -> None:
     board = Board()
     learn(board, "linux", 300.0, 320.0, plan=BEACON_PLAN, beacon_after=298.0)
+    known = board.history.of(vm("linux"))
+    assert known is not None and known.beacon_gap == 320.0 - 298.0  # its last beacon came 22 s early
     board.watch(watch("w", "linux", anchor=0.0, plan=BEACON_PLAN), now=0.0)
     board.polled_at = 290.0
     assert board.hint(vm("linux"), 305.0) == (["w"], "")
-    assert [w.key for w in board.take(305.0, per_minute=6000)] == ["w"]  # at the beacon, not at the fallback
+    assert board.take(305.0, per_minute=6000) == []  # at the beacon the job would still show it running
+    assert [w.key for w in board.take(327.0, per_minute=6000)] == ["w"]  # its gap later, not at the fallback
+    assert board.watches["w"].due == 327.0 + HINT_READ_SECONDS  # then densely, as any hinted watch
+
+
+def test_a_vm_with_no_learned_gap_is_read_at_the_beacon() -> None:
+    board = Board()
+    board.watch(watch("w", "fresh", anchor=0.0, plan=BEACON_PLAN), now=0.0)
+    board.polled_at = 290.0
+    assert board.hint(vm("fresh"), 305.0) == (["w"], "")
+    assert [w.key for w in board.take(305.0, per_minute=6000)] == ["w"]
+
+
+def test_a_learned_gap_is_capped_and_a_board_saved_with_a_beaconed_flag_reads_at_the_beacon() -> None:
+    history = SnapshotHistory()
+    history.record(vm("slow-agent"), 400.0, beacon_gap=55.0)  # within the hint window, but long
+    assert history.beacon_gap(vm("slow-agent")) == MAX_BEACON_GAP_SECONDS
+    # The first layout stored 1 for "beaconed" without a gap: read as a gap of 0 (at the beacon).
+    saved = SnapshotHistory.from_state({vm_key(vm("old")): [1, 300, 320]})
+    known = saved.of(vm("old"))
+    assert known is not None and known.beaconed and saved.beacon_gap(vm("old")) == 0.0
 
 
 def test_a_beacon_far_from_the_completion_does_not_make_the_vm_quiet() -> None:
