@@ -12,11 +12,13 @@ azure_functions_worker/dispatcher.py and loader.py). So three figures:
 - of that, the app's own modules: the same after the Durable SDK is imported too.
 
 Each is taken on the deployed package (the repository minus ``.funcignore``, copied to a temporary
-directory) twice: from source, as Azure runs it (``.funcignore`` leaves ``__pycache__`` out and a
-Flex Consumption app runs read-only from its package, so the app's modules are compiled at every
-start; site-packages keep the bytecode pip wrote), and with the app's bytecode compiled beforehand.
-Then what the first requests add: the Azure SDKs the first activities import, and what the app
-defers off the import path (see DEFERRED).
+directory): from source, as Azure runs it (``.funcignore`` leaves ``__pycache__`` out and a Flex
+Consumption app runs read-only from its package, learn.microsoft.com/azure/azure-functions/
+run-functions-from-deployment-package, so the app's modules are compiled at every start;
+site-packages keep the bytecode pip wrote); with the app's bytecode compiled beforehand; and from
+source with Application Insights configured, as infra deploys the app (telemetry.configure() then
+loads the Azure Monitor distro at import). Then what the first requests add: the modules the app
+keeps off its import path (DEFERRED) that are not loaded yet.
 
     python -m bench.cold_start_bench [--runs 7]
 """
@@ -44,6 +46,16 @@ CONFIG = json.dumps({"chains": [{"name": "c1", "targets": [{"vaultId": vault_id(
 # at worker init); grpc and protobuf are timed only where installed (not in this repository's venv).
 WORKER_MODULES = ("asyncio", "concurrent.futures", "logging", "platform", "queue", "threading", "azure.functions")
 WORKER_OPTIONAL = ("grpc", "google.protobuf")
+# Application Insights as infra configures it (telemetry.configure() runs at import), kept on
+# loopback: ingestion and live metrics at a closed local port, no statsbeat; the host's
+# FUNCTIONS_WORKER_RUNTIME tells the distro's resource detectors not to probe a VM's IMDS.
+APP_INSIGHTS_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+APP_INSIGHTS = {
+    APP_INSIGHTS_SETTING: "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+    "IngestionEndpoint=https://127.0.0.1:9/;LiveEndpoint=https://127.0.0.1:9/",
+    "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+    "FUNCTIONS_WORKER_RUNTIME": "python",
+}
 # Modules the app keeps off its import path and the first request that loads them (tests/structure/
 # test_cold_start.py guards that importing function_app leaves them out).
 DEFERRED = {
@@ -56,7 +68,7 @@ DEFERRED = {
 # too (which the app cannot leave out: DFApp registers every function), so the app's own modules.
 MODES = ("cold", "app", "code")
 PROBE = """
-import importlib.util, json, resource, sys, time
+import importlib.util, json, os, resource, sys, time
 mode, worker, optional, deferred = sys.argv[1], sys.argv[2].split(","), sys.argv[3].split(","), sys.argv[4].split(",")
 worker += [m for m in optional if importlib.util.find_spec(m.split(".")[0]) is not None]
 t = time.perf_counter()
@@ -77,7 +89,8 @@ first_requests = time.perf_counter() - t
 print(json.dumps({"preloaded": preloaded, "indexed": indexed, "functions": len(functions), "rss_kb": rss,
                   "first_requests": first_requests, "imported_early": left_out,
                   "rss_after_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                  "app_file": function_app.__file__}))
+                  "app_file": function_app.__file__}), flush=True)
+os._exit(0)  # no exit-time telemetry flush to a closed port
 """
 
 
@@ -110,17 +123,29 @@ class Probe:
     imported_early: list[str]
 
 
-def measure(mode: str, app_dir: Path) -> Probe:
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    app_dir: Path
+    env: dict[str, str]
+
+
+def measure(mode: str, variant: Variant) -> Probe:
     env = {**os.environ, "BACKUPCHAIN_CONFIG_JSON": CONFIG, "PYTHONDONTWRITEBYTECODE": "1"}
-    for name in ("APPLICATIONINSIGHTS_CONNECTION_STRING", "BACKUPCHAIN_CONFIG", "PYTHONPATH", "PYTHONPYCACHEPREFIX"):
+    for name in (APP_INSIGHTS_SETTING, "BACKUPCHAIN_CONFIG", "PYTHONPATH", "PYTHONPYCACHEPREFIX"):
         env.pop(name, None)
     args = [mode, ",".join(WORKER_MODULES), ",".join(WORKER_OPTIONAL), ",".join(DEFERRED)]
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], cwd=app_dir, env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", PROBE, *args],
+        cwd=variant.app_dir,
+        env={**env, **variant.env},
+        capture_output=True,
+        text=True,
+        check=True,
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    if not str(result.pop("app_file")).startswith(str(app_dir)):  # the editable install points elsewhere
-        raise SystemExit(f"the probe imported another function_app than the copy in {app_dir}")
+    if not str(result.pop("app_file")).startswith(str(variant.app_dir)):  # the editable install points elsewhere
+        raise SystemExit(f"the probe imported another function_app than the copy in {variant.app_dir}")
     result.pop("preloaded")
     return Probe(**result)
 
@@ -136,6 +161,26 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.0f} ms ({min(values):.0f}-{max(values):.0f})"
 
 
+def report(variant: Variant, runs: dict[str, list[Probe]]) -> None:
+    cold, app, code = (runs[mode] for mode in MODES)
+    rss = statistics.median(r.rss_kb for r in cold) / 1024
+    rss_after = statistics.median(r.rss_after_kb for r in app) / 1024
+    print(f"{variant.name}:")
+    print(
+        f"  cold import + index function_app {spread([r.indexed * 1000 for r in cold])} "
+        f"({cold[0].functions} functions, peak RSS {rss:.1f} MiB)"
+    )
+    print(f"  app's own share (after the worker's imports) {spread([r.indexed * 1000 for r in app])}")
+    print(f"  of it the app's own modules (Durable SDK imported too) {spread([r.indexed * 1000 for r in code])}")
+    print(
+        f"  first requests' deferred imports (any still missing of {', '.join(DEFERRED)}) "
+        f"+{spread([r.first_requests * 1000 for r in app])}, peak RSS then {rss_after:.1f} MiB"
+    )
+    early = sorted({m for probes in runs.values() for r in probes for m in r.imported_early})
+    if early:
+        print(f"  already imported by function_app: {', '.join(early)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7)
@@ -144,34 +189,22 @@ def main() -> None:
         source = deployed_copy(Path(tmp) / "source")
         compiled = deployed_copy(Path(tmp) / "compiled")
         compileall.compile_dir(compiled, quiet=1)
-        variants = {"from source": source, "bytecode": compiled}
-        runs: dict[tuple[str, str], list[Probe]] = {(v, m): [] for v in variants for m in MODES}
+        variants = (
+            Variant("from source, Application Insights off", source, {}),
+            Variant("bytecode compiled beforehand, Application Insights off", compiled, {}),
+            Variant("from source, Application Insights on (as infra deploys it)", source, APP_INSIGHTS),
+        )
+        runs: dict[str, dict[str, list[Probe]]] = {v.name: {m: [] for m in MODES} for v in variants}
         worker: list[float] = []
         for _ in range(args.runs):  # interleaved, so load on the machine spreads over every figure alike
             worker.append(worker_import_ms())
-            for variant, app_dir in variants.items():
+            for variant in variants:
                 for mode in MODES:
-                    runs[variant, mode].append(measure(mode, app_dir))
+                    runs[variant.name][mode].append(measure(mode, variant))
     print(f"{args.runs} fresh interpreters each; median (min-max)")
     print(f"worker's own imports before indexing ({', '.join(WORKER_MODULES)}): {spread(worker)}")
     for variant in variants:
-        cold, app, code = (runs[variant, mode] for mode in MODES)
-        rss = statistics.median(r.rss_kb for r in cold) / 1024
-        print(
-            f"{variant}: cold import + index function_app {spread([r.indexed * 1000 for r in cold])}, "
-            f"{cold[0].functions} functions, peak RSS {rss:.1f} MiB; app's own share "
-            f"{spread([r.indexed * 1000 for r in app])}, of it the app's own modules (Durable SDK "
-            f"imported first) {spread([r.indexed * 1000 for r in code])}"
-        )
-    after = runs["bytecode", "app"]
-    rss_after = statistics.median(r.rss_after_kb for r in after) / 1024
-    print(
-        f"deferred to the first requests ({', '.join(DEFERRED)}): "
-        f"+{spread([r.first_requests * 1000 for r in after])}, peak RSS then {rss_after:.1f} MiB"
-    )
-    early = sorted({m for probes in runs.values() for r in probes for m in r.imported_early})
-    if early:
-        print(f"NOT deferred (function_app's import loads them): {', '.join(early)}")
+        report(variant, runs[variant.name])
 
 
 if __name__ == "__main__":
