@@ -13,9 +13,9 @@ azure_functions_worker/dispatcher.py and loader.py). So three figures:
 
 Each is taken on the deployed package (the repository minus ``.funcignore``, copied to a temporary
 directory): from source, as Azure runs it (``.funcignore`` leaves ``__pycache__`` out and a Flex
-Consumption app runs read-only from its package, learn.microsoft.com/azure/azure-functions/
-run-functions-from-deployment-package, so the app's modules are compiled at every start;
-site-packages keep the bytecode pip wrote); with the app's bytecode compiled beforehand; and from
+Consumption app runs read-only from its package, so the app's modules are compiled at every start;
+site-packages keep the bytecode pip wrote; learn.microsoft.com/azure/azure-functions/run-functions-
+from-deployment-package); with the app's bytecode compiled beforehand; and from
 source with Application Insights configured, as infra deploys the app (telemetry.configure() then
 loads the Azure Monitor distro at import). Then what the first requests add: the modules the app
 keeps off its import path (DEFERRED) that are not loaded yet.
@@ -56,14 +56,14 @@ APP_INSIGHTS = {
     "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
     "FUNCTIONS_WORKER_RUNTIME": "python",
 }
-# Modules the app keeps off its import path and the first request that loads them (tests/structure/
-# test_cold_start.py guards that importing function_app leaves them out).
-DEFERRED = {
-    "azure.mgmt.recoveryservicesbackup": "first backup / job activity",
-    "azure.eventgrid": "first event delivery",
-    "azure.identity": "first activity with an Azure client",
-    "croniter": "first window or daily-limit computation",
-}
+# Modules the app keeps off its import path, each loaded by its first request that needs it
+# (tests/structure/test_cold_start.py guards that importing function_app leaves them out).
+DEFERRED = (
+    "azure.mgmt.recoveryservicesbackup",  # the first backup / job read
+    "azure.eventgrid",  # the first event delivery
+    "azure.identity",  # the first activity with an Azure client
+    "croniter",  # the scheduler's first window; a configuration with a window loads it at start
+)
 # cold: a bare interpreter; app: after the worker's imports; code: after those and the Durable SDK
 # too (which the app cannot leave out: DFApp registers every function), so the app's own modules.
 MODES = ("cold", "app", "code")
@@ -71,23 +71,21 @@ PROBE = """
 import importlib.util, json, os, resource, sys, time
 mode, worker, optional, deferred = sys.argv[1], sys.argv[2].split(","), sys.argv[3].split(","), sys.argv[4].split(",")
 worker += [m for m in optional if importlib.util.find_spec(m.split(".")[0]) is not None]
-t = time.perf_counter()
 if mode in ("app", "code"):
     for name in worker + (["azure.durable_functions"] if mode == "code" else []):
         __import__(name)
-preloaded = time.perf_counter() - t
 t = time.perf_counter()
 import function_app
 functions = function_app.app.get_functions()
 indexed = time.perf_counter() - t
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-left_out = [m for m in deferred if m in sys.modules]
+imported_early = [m for m in deferred if m in sys.modules]
 t = time.perf_counter()
 for name in deferred:
     __import__(name)
 first_requests = time.perf_counter() - t
-print(json.dumps({"preloaded": preloaded, "indexed": indexed, "functions": len(functions), "rss_kb": rss,
-                  "first_requests": first_requests, "imported_early": left_out,
+print(json.dumps({"indexed": indexed, "functions": len(functions), "rss_kb": rss,
+                  "first_requests": first_requests, "imported_early": imported_early,
                   "rss_after_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "app_file": function_app.__file__}), flush=True)
 os._exit(0)  # no exit-time telemetry flush to a closed port
@@ -146,7 +144,6 @@ def measure(mode: str, variant: Variant) -> Probe:
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if not str(result.pop("app_file")).startswith(str(variant.app_dir)):  # the editable install points elsewhere
         raise SystemExit(f"the probe imported another function_app than the copy in {variant.app_dir}")
-    result.pop("preloaded")
     return Probe(**result)
 
 
