@@ -31,7 +31,7 @@ def _small(value: Any) -> Any:
 
 class UpstreamReport(BaseModel):
     # strict: a JSON API takes JSON types as they are ("yes" or 1 is not a boolean).
-    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", strict=True)
     status: Literal["Succeeded", "Failed"]
     detail: Any = None
 
@@ -42,7 +42,7 @@ class UpstreamReport(BaseModel):
 
 
 class StartRun(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", strict=True)
     runId: Annotated[str | None, Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")] = None
     waitForUpstream: bool = False
     upstream: UpstreamReport | None = None

@@ -18,14 +18,14 @@ SKIPPED_REASON = "paused"  # ChainSkipped ``reason`` when a paused chain skips a
 class PauseRequest(BaseModel):
     """``POST /api/chains/{chain}/pause``: an optional reason (strict: a number is no reason)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", strict=True)
     reason: Annotated[str | None, Field(default=None, min_length=1, max_length=MAX_REASON_CHARS)] = None
 
 
 class EmptyBody(BaseModel):
     """A request that takes no fields (resume, retry): an empty body or ``{}``."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 @dataclass
