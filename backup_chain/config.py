@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import isodate
-from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from backup_chain.ids import CHAIN_NAME_PATTERN
@@ -306,6 +305,8 @@ class Chain(_Model):
     def _window(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        from croniter import CroniterBadDateError, croniter  # only a chain with a window needs it
+
         if len(value.split()) != 6 or not croniter.is_valid(value, second_at_beginning=True):
             raise ValueError(
                 f"{value!r} is not a six-field NCRONTAB expression "
