@@ -34,6 +34,11 @@ HINT_WINDOW_SECONDS = 60.0  # ...for this long after the beacon, then it is back
 # job began (an earlier backup's beacon), not ahead of the poller's latest round by more than this.
 HINT_FUTURE_SECONDS = 300.0
 CLOCK_SKEW_SECONDS = 30.0  # the VM's clock (NTP) against the job's start time Azure reports
+# A genuine beacon is dated about now; the poller takes a round at least every minute while it
+# watches anything (job_poller IDLE_SECONDS), so one dated further ahead of the latest round than
+# that plus the skew is still hinted but not learned from (docs/beacon.md).
+HINT_TRUSTED_AHEAD_SECONDS = 60.0 + CLOCK_SKEW_SECONDS
+STARVED_SECONDS = 30.0  # a due snapshot read kept waiting this long by a short budget goes first
 POLLER_WAKE_EVENT = "hint"  # raised into the vault's job_poller after a hint, so it reads at once
 
 
@@ -54,20 +59,29 @@ class Watch:
     due: float
     announce: dict[str, Any] | None = None
     hinted_until: float | None = None  # a beacon's dense reads last until then
+    hint_ahead: bool = False  # that beacon was dated ahead of the board's clock: not learned from
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract (camelCase, as the orchestrators and the poll activity use it)."""
         body = dict(self.__dict__)
         body["vaultId"], body["jobId"] = body.pop("vault_id"), body.pop("job_id")
-        hinted_until = body.pop("hinted_until")
+        hinted_until, ahead = body.pop("hinted_until"), body.pop("hint_ahead")
         if hinted_until is not None:  # most watches are never hinted: keep the entity state small
             body["hintedUntil"] = hinted_until
+        if ahead:
+            body["hintAhead"] = True
         return body
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Watch:
-        body = {k: v for k, v in raw.items() if k not in ("vaultId", "jobId", "hintedUntil")}
-        return cls(vault_id=raw["vaultId"], job_id=raw["jobId"], hinted_until=raw.get("hintedUntil"), **body)
+        body = {k: v for k, v in raw.items() if k not in ("vaultId", "jobId", "hintedUntil", "hintAhead")}
+        return cls(
+            vault_id=raw["vaultId"],
+            job_id=raw["jobId"],
+            hinted_until=raw.get("hintedUntil"),
+            hint_ahead=bool(raw.get("hintAhead")),
+            **body,
+        )
 
     @property
     def vm_id(self) -> str | None:
@@ -82,23 +96,33 @@ class Watch:
         until = self.hinted_until
         return until is not None and until - HINT_WINDOW_SECONDS <= now < until
 
+    @property
+    def beacon_seen(self) -> bool:
+        """A beacon, not dated ahead of the board's clock, arrived for this watch."""
+        return self.hinted_until is not None and not self.hint_ahead
+
     def beacon_gap(self, completed_at: float) -> float | None:
         """Seconds from this watch's beacon to the snapshot's completion at ``completed_at``, when
         it fell within the beacon's window (the beacon came first and its dense reads would have
-        found it); None otherwise. A forged beacon at another time does not count, so it cannot
-        make the VM's next watch quiet."""
-        until = self.hinted_until
-        if until is None:
+        found it); None otherwise. A beacon at another time, or dated ahead of the board's clock
+        (a sender could date it to just before a guessed completion), does not count, so a forged
+        one cannot make the VM's next watch quiet."""
+        if self.hinted_until is None or self.hint_ahead:
             return None
-        beacon_at = until - HINT_WINDOW_SECONDS
-        if not beacon_at - CLOCK_SKEW_SECONDS <= completed_at <= until:
+        beacon_at = self.hinted_until - HINT_WINDOW_SECONDS
+        if not beacon_at - CLOCK_SKEW_SECONDS <= completed_at <= self.hinted_until:
             return None
         return max(0.0, completed_at - beacon_at)
 
     def next_due(self, now: float) -> float:
         if self.hinted(now):
             return now + HINT_READ_SECONDS
-        return now + PollPlan(**self.plan).delay(self.until, now - self.anchor)
+        plan = PollPlan.from_dict(self.plan)
+        if self.hinted_until is not None and plan.quiet_until_s:
+            # The beacon this watch was quiet for came (or one forged ahead of it) and its dense
+            # reads are over: read as the lost-beacon fallback from now on, not quietly on.
+            plan = plan.quiet_until(0.0)
+        return now + plan.delay(self.until, now - self.anchor)
 
 
 @dataclass
@@ -140,7 +164,8 @@ class Board:
             return
         entry = Watch.from_dict({**raw, "due": 0.0})
         if entry.until == "snapshot":
-            entry.plan = dict(self.history.plan_for(entry.vm_id, PollPlan(**entry.plan)).__dict__)
+            plan = self.history.plan_for(entry.vm_id, PollPlan.from_dict(entry.plan), now - entry.anchor)
+            entry.plan = plan.to_dict()
         entry.due = entry.next_due(now)
         self.watches[key] = entry
 
@@ -152,7 +177,8 @@ class Board:
             entry = self.watches.pop(key, None)
             seconds = (learned or {}).get(key)
             if entry is not None and entry.vm_id is not None and seconds is not None:
-                self.history.record(entry.vm_id, seconds, entry.beacon_gap(entry.anchor + seconds))
+                gap = entry.beacon_gap(entry.anchor + seconds)
+                self.history.record(entry.vm_id, seconds, gap, entry.beacon_seen)
 
     def _refill(self, now: float, per_minute: float) -> float:
         rate = per_minute / 60.0
@@ -172,7 +198,7 @@ class Board:
         tokens = self._refill(at, per_minute)
         due = sorted(
             (w for w in self.watches.values() if w.due <= at),
-            key=lambda w: (not w.hinted(at), PRIORITY.get(w.until, 1), -self._completed_share(w, at), w.due),
+            key=lambda w: (not w.hinted(at), PRIORITY.get(w.until, 1), -self._urgency(w, at), w.due),
         )
         taken = due[: max(0, int(tokens + 1e-9))]  # float refill may land a hair under a whole token
         self.read_now = [w.key for w in taken if w.key in urgent]
@@ -182,12 +208,16 @@ class Board:
         self.polled_at = at if self.polled_at is None else max(self.polled_at, at)
         return taken
 
-    def _completed_share(self, watch: Watch, at: float) -> float:
+    def _urgency(self, watch: Watch, at: float) -> float:
         """For a snapshot watch, how likely its snapshot completed by ``at`` (learned durations,
-        else the plan's window); 0 for other watches, which keep oldest-due order."""
+        else the plan's window), 0..1; a watch kept waiting past ``STARVED_SECONDS`` ranks above
+        every likelihood (then oldest due first), so a short budget cannot starve the unlikely
+        ones. Other watches keep oldest-due order."""
         if watch.until != "snapshot":
             return 0.0
-        return self.history.completed_share(watch.vm_id, PollPlan(**watch.plan), at - watch.anchor)
+        if at - watch.due > STARVED_SECONDS:
+            return 2.0
+        return self.history.completed_share(watch.vm_id, PollPlan.from_dict(watch.plan), at - watch.anchor)
 
     def hinted_due(self, now: float) -> set[str]:
         """Keys of hinted watches due by ``now``: a poller that took them for a later wake reads
@@ -211,8 +241,10 @@ class Board:
         # Once per watch: a snapshot has one post-script run, so a second beacon is a redelivery or
         # forged; re-arming from each beacon's own time would let a sender keep a watch dense forever.
         fresh = [w for w in plausible if w.hinted_until is None]
+        ahead = self.polled_at is not None and at > self.polled_at + HINT_TRUSTED_AHEAD_SECONDS
         for entry in fresh:
             entry.hinted_until = at + HINT_WINDOW_SECONDS
+            entry.hint_ahead = ahead
             # First read when the job should show the snapshot: the gap the VM's last beacon showed
             # (learned), else at once.
             entry.due = min(entry.due, at + self.history.beacon_gap(entry.vm_id))

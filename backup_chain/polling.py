@@ -7,7 +7,8 @@ Transfer data to vault takes hours (usually 1–3, up to 8+), so it is watched s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 # A chain whose VMs send snapshot beacons (docs/beacon.md) polls its snapshot window this sparsely:
 # the beacon makes the reads dense; this is only the fallback for a lost beacon (a mean lag of
@@ -26,8 +27,27 @@ class PollPlan:
     overdue_max_s: float = 300.0
     transfer_first_s: float = 600.0
     transfer_max_s: float = 1800.0
-    beacons: bool = False  # the chain's VMs send snapshot beacons (shared polling only)
     quiet_until_s: float = 0.0  # no snapshot read before this (a beacon is expected to cover it)
+
+    @property
+    def beacons(self) -> bool:
+        """A beacon chain's plan (``for_chain``): read at the lost-beacon fallback's spacing. Not
+        a field, so plans stored in histories and entity state keep the fields older code reads."""
+        return self.dense_s >= BEACON_FALLBACK_SECONDS
+
+    def to_dict(self) -> dict[str, float]:
+        """As stored in orchestration inputs and the board: a field at its default is left out when
+        older code would not know it (a rollback must still read plans written by this one)."""
+        body = dict(self.__dict__)
+        if not body["quiet_until_s"]:
+            del body["quiet_until_s"]
+        return body
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> PollPlan:
+        """A stored plan; fields a newer version added and this one does not know are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: float(v) for k, v in raw.items() if k in known})
 
     @classmethod
     def for_minutes(cls, low: float, high: float, dense_s: float = DENSE_SECONDS) -> PollPlan:
@@ -35,9 +55,7 @@ class PollPlan:
 
     @classmethod
     def for_chain(cls, low: float, high: float, beacons: bool) -> PollPlan:
-        if beacons:
-            return replace(cls.for_minutes(low, high, BEACON_FALLBACK_SECONDS), beacons=True)
-        return cls.for_minutes(low, high)
+        return cls.for_minutes(low, high, BEACON_FALLBACK_SECONDS) if beacons else cls.for_minutes(low, high)
 
     def dense_between(self, low_s: float, high_s: float) -> PollPlan:
         """This plan with its dense snapshot window moved to ``[low_s, high_s]`` (a VM's learned

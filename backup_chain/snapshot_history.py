@@ -5,8 +5,8 @@ entity's state (docs/beacon.md, "What the board learns").
 
 Bounded: ``MAX_DURATIONS`` per VM and ``MAX_VMS`` per vault, the least recently learned VM
 dropped first. State layout, ~52 bytes per VM in JSON: ``{vm key: [beacon, seconds...]}``, where
-``beacon`` is 0 when no beacon covered the last snapshot, else 1 + the whole seconds from that
-beacon to the job showing the snapshot (``beacon_gap``),
+``beacon`` says what the last snapshot's beacon did: 0 none arrived, 1 one arrived but did not
+cover the completion, 2 + g one covered it and the job showed the snapshot g whole seconds later,
 the key a 64-bit hash of the lower-cased VM id (an ARM id is ~150 bytes; 5,000 VMs would collide
 with odds of about 1 in 10^12, which costs one VM a plan from another's history, never a read's
 truth), durations in whole seconds, oldest first. Python dicts and JSON objects keep insertion
@@ -50,6 +50,7 @@ class VmSnapshots:
     durations: tuple[int, ...]  # seconds, oldest first
     beaconed: bool  # the last snapshot's completion fell within a beacon's hint window
     beacon_gap: float = 0.0  # seconds from that beacon to the job showing the snapshot completed
+    beacon_seen: bool = False  # a (not future-dated) beacon arrived for the last snapshot
 
     @property
     def learned(self) -> bool:
@@ -83,42 +84,48 @@ class SnapshotHistory:
         entry = self._vms.get(vm_key(vm_id))
         if entry is None:
             return None
-        return VmSnapshots(tuple(entry[1:]), entry[0] > 0, float(max(0, entry[0] - 1)))
+        return VmSnapshots(tuple(entry[1:]), entry[0] >= 2, float(max(0, entry[0] - 2)), entry[0] >= 1)
 
-    def record(self, vm_id: str, seconds: float, beacon_gap: float | None) -> None:
-        """Learn one completed snapshot of ``vm_id`` and, when a beacon covered it, how long after
-        the beacon the job showed it (``beacon_gap``; None: no beacon covered it). Implausible
-        durations are not learned."""
+    def record(self, vm_id: str, seconds: float, beacon_gap: float | None, beacon_seen: bool = False) -> None:
+        """Learn one completed snapshot of ``vm_id``: whether a beacon arrived for it and, when one
+        covered it, how long after the beacon the job showed it (``beacon_gap``; None: no beacon
+        covered it). Implausible durations are not learned."""
         if not plausible_seconds(seconds):
             return
         key = vm_key(vm_id)
         entry = self._vms.pop(key, [0])  # re-inserted last: the most recently learned
         durations = [*entry[1:], max(1, round(seconds))][-MAX_DURATIONS:]
-        beacon = 0 if beacon_gap is None else 1 + int(min(MAX_BEACON_GAP_SECONDS, max(0.0, beacon_gap)))
+        if beacon_gap is not None:
+            beacon = 2 + int(min(MAX_BEACON_GAP_SECONDS, max(0.0, beacon_gap)))
+        else:
+            beacon = 1 if beacon_seen else 0
         self._vms[key] = [beacon, *durations]
         while len(self._vms) > MAX_VMS:
             del self._vms[next(iter(self._vms))]
 
-    def plan_for(self, vm_id: str | None, plan: PollPlan) -> PollPlan:
-        """The plan for a new snapshot watch of ``vm_id``: with a learned VM, dense across its own
-        window instead of the chain's; for a beacon chain's VM whose last snapshot a beacon covered,
-        no read at all before the window's end plus the lead (the beacon will come: polling is only
-        the lost-beacon fallback). Without history, the chain's plan."""
+    def plan_for(self, vm_id: str | None, plan: PollPlan, elapsed_s: float = 0.0) -> PollPlan:
+        """The plan for a new snapshot watch of ``vm_id``, registered ``elapsed_s`` after its job
+        started. With a learned VM, dense from the VM's own shortest snapshot (not the chain's) to
+        the later of its longest and the chain's window end, so a slower run than usual is never
+        read less than the chain would. On a beacon chain: a VM no beacon reached last time (a
+        Windows VM, no post-script, a lost beacon) is read at the dense 5 s, not the 60 s fallback;
+        a VM whose last snapshot a beacon covered is not read at all before the earlier of its
+        window's end and the chain's (plus the lead), unless its watch began inside that window
+        (an adopted job whose beacon came before the watch). Without history, the chain's plan."""
         known = self.of(vm_id) if vm_id is not None else None
         if known is None:
             return plan
-        if plan.beacons and not known.beaconed:
-            # No beacon covered its last snapshot: a Windows VM (the framework is Linux-only), a VM
-            # without the post-script, or a lost beacon. Polled at the beacon fallback's 60 s it
-            # would lag ~30 s; read it densely, as a chain without beacons would, until a beacon
-            # covers one of its snapshots again.
+        beacon_chain = plan.beacons
+        if beacon_chain and not known.beacon_seen:
+            # Polled at the fallback's 60 s it would lag ~30 s: read it as a chain without beacons
+            # would, until a beacon arrives for one of its snapshots again.
             plan = replace(plan, dense_s=DENSE_SECONDS)
         if not known.learned:
             return plan
         low, high = known.window
-        learned = plan.dense_between(low, high)
-        if plan.beacons and known.beaconed:
-            return learned.quiet_until(high + plan.lead_s)
+        learned = plan.dense_between(low, max(high, plan.snapshot_high_s))
+        if beacon_chain and known.beaconed and elapsed_s <= max(0.0, low - plan.lead_s):
+            return learned.quiet_until(min(high, plan.snapshot_high_s) + plan.lead_s)
         return learned
 
     def completed_share(self, vm_id: str | None, plan: PollPlan, elapsed_s: float) -> float:

@@ -87,7 +87,7 @@ class _ChainRunState:
             "upstreamAt": upstream_at,
             "prefix": self.spec["prefix"],
             # Beacons hint the shared board only: per-VM polling keeps its dense plan (docs/beacon.md).
-            "plan": PollPlan.for_chain(low, high, bool(chain.get("beacons")) and shared).__dict__,
+            "plan": PollPlan.for_chain(low, high, bool(chain.get("beacons")) and shared).to_dict(),
             "gc": gc_for_vm(self.spec.get("gc"), vm_id),
             "polling": self.spec.get("polling"),
             # Only the first wave is staggered; later VMs start as earlier ones finish.

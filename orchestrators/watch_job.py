@@ -33,7 +33,7 @@ def watch_job(context: df.DurableOrchestrationContext):
     Output: ``{"ok": True, "job": JobView}`` or ``{"ok": False, "error": ...}``."""
     spec: WatchJobInput = context.get_input()
     follow(context, spec)
-    plan = PollPlan(**spec["plan"])
+    plan = PollPlan.from_dict(spec["plan"])
     polls = int(spec.get("polls", 0))
     for _ in range(POLLS_PER_EXECUTION):
         yield context.create_timer(after(context, _delay(plan, spec, now(context))))

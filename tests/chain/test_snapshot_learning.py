@@ -13,11 +13,17 @@ from typing import Any
 import pytest
 
 from activities.job_poll import _snapshot_seconds
-from backup_chain.job_watch import HINT_READ_SECONDS, HINT_WINDOW_SECONDS, Board
+from backup_chain.job_watch import (
+    HINT_READ_SECONDS,
+    HINT_TRUSTED_AHEAD_SECONDS,
+    HINT_WINDOW_SECONDS,
+    STARVED_SECONDS,
+    Board,
+)
 from backup_chain.jobs import JobView
 from backup_chain.messages import Watch
 from backup_chain.polling import PollPlan
-from backup_chain.snapshot_history import MAX_BEACON_GAP_SECONDS, MAX_DURATIONS, MAX_VMS, SnapshotHistory, vm_key
+from backup_chain.snapshot_history import MAX_BEACON_GAP_SECONDS, MAX_DURATIONS, MAX_VMS, SnapshotHistory
 from entities.job_watch import _learned
 from tests.support.resource_ids import vm
 
@@ -36,7 +42,7 @@ def watch(key: str, vm_name: str | None, anchor: float = 0.0, plan: PollPlan = P
         "jobId": f"job-{key}",
         "until": until,
         "anchor": anchor,
-        "plan": dict(plan.__dict__),
+        "plan": plan.to_dict(),
         "announce": announce,
     }
 
@@ -106,23 +112,23 @@ def test_a_vm_without_enough_history_keeps_the_chain_s_plan() -> None:
     learn(board, "web-1", 200.0)  # one snapshot is no range yet
     board.watch(watch("w", "web-1"), now=0.0)
     board.watch(watch("fresh", "web-2"), now=0.0)
-    assert board.watches["w"].plan == PLAN.__dict__ == board.watches["fresh"].plan
+    assert board.watches["w"].plan == PLAN.to_dict() == board.watches["fresh"].plan
     assert board.watches["w"].due == PLAN.snapshot_low_s - LEAD
 
 
-def test_a_learned_vm_is_read_densely_across_its_own_window_not_the_chain_s() -> None:
+def test_a_learned_vm_is_read_from_its_own_window_and_never_less_than_the_chain_would() -> None:
     board = Board()
     learn(board, "fast", 200.0, 240.0, 220.0)  # far below the chain's 6-8 minutes
     board.watch(watch("w", "fast", anchor=0.0), now=0.0)
-    times = reads(board, "w", until=400.0)
-    low, high = 200.0 * 0.9, 240.0 * 1.1
-    assert times[0] == low - LEAD  # nothing before the VM's own shortest snapshot
-    past = [t for t in times if t >= high + LEAD]
-    dense = times[: times.index(past[0]) + 1]
-    assert all(b - a == PLAN.dense_s for a, b in pairwise(dense))
-    assert past[0] - (high + LEAD) < PLAN.dense_s  # dense to the end of its window...
-    assert past[1] - past[0] >= PLAN.overdue_min_s  # ...then overdue backoff, well before the chain's 330 s
-    assert len(times) < len(reads_of_a_fresh_vm(until=400.0 + 600.0))
+    times = reads(board, "w", until=PLAN.snapshot_high_s + LEAD)
+    assert times[0] == 200.0 * 0.9 - LEAD  # nothing before the VM's own shortest snapshot
+    # A run slower than the VM's usual is read densely to the chain's window end, as before learning.
+    assert all(b - a == PLAN.dense_s for a, b in pairwise(times))
+    assert times[-1] > PLAN.snapshot_high_s
+    # A VM slower than the chain's window: no read before its own window (the saving).
+    learn(board, "slow", 900.0, 960.0)
+    board.watch(watch("s", "slow", anchor=0.0), now=0.0)
+    assert board.watches["s"].due == 900.0 * 0.9 - LEAD > PLAN.snapshot_low_s - LEAD
 
 
 def reads_of_a_fresh_vm(until: float) -> list[float]:
@@ -188,14 +194,67 @@ def test_a_vm_with_no_learned_gap_is_read_at_the_beacon() -> None:
     assert [w.key for w in board.take(305.0, per_minute=6000)] == ["w"]
 
 
-def test_a_learned_gap_is_capped_and_a_board_saved_with_a_beaconed_flag_reads_at_the_beacon() -> None:
+def test_a_learned_gap_is_capped_and_what_the_beacon_did_round_trips() -> None:
     history = SnapshotHistory()
     history.record(vm("slow-agent"), 400.0, beacon_gap=55.0)  # within the hint window, but long
     assert history.beacon_gap(vm("slow-agent")) == MAX_BEACON_GAP_SECONDS
-    # The first layout stored 1 for "beaconed" without a gap: read as a gap of 0 (at the beacon).
-    saved = SnapshotHistory.from_state({vm_key(vm("old")): [1, 300, 320]})
-    known = saved.of(vm("old"))
-    assert known is not None and known.beaconed and saved.beacon_gap(vm("old")) == 0.0
+    history.record(vm("seen"), 400.0, beacon_gap=None, beacon_seen=True)
+    history.record(vm("none"), 400.0, beacon_gap=None)
+    saved = SnapshotHistory.from_state(json.loads(json.dumps(history.to_state())))
+    for name, seen, covered in (("slow-agent", True, True), ("seen", True, False), ("none", False, False)):
+        known = saved.of(vm(name))
+        assert known is not None and (known.beacon_seen, known.beaconed) == (seen, covered), name
+    assert saved.beacon_gap(vm("seen")) == 0.0
+
+
+def test_one_slow_snapshot_cannot_keep_a_beaconed_vm_quiet_past_the_chain_s_window() -> None:
+    board = Board()
+    learn(board, "linux", 300.0, 3600.0, plan=BEACON_PLAN, beacon_after=3595.0)
+    board.watch(watch("w", "linux", anchor=0.0, plan=BEACON_PLAN), now=0.0)
+    assert board.watches["w"].due == BEACON_PLAN.snapshot_high_s + LEAD  # not 3600 * 1.1 + 30
+
+
+def test_a_beacon_dated_ahead_of_the_board_is_hinted_but_not_learned_from() -> None:
+    # A forger sends at the job's start, dated to just before a guessed completion: the watch is
+    # read densely for a minute, but the VM is not learned as beaconed.
+    board = Board()
+    board.watch(watch("w", "win", anchor=0.0, plan=BEACON_PLAN), now=0.0)
+    board.polled_at = 5.0
+    assert board.hint(vm("win"), 5.0 + HINT_TRUSTED_AHEAD_SECONDS + 200.0)[0] == ["w"]
+    board.done(["w"], {"w": 5.0 + HINT_TRUSTED_AHEAD_SECONDS + 230.0})
+    known = board.history.of(vm("win"))
+    assert known is not None and not known.beacon_seen and not known.beaconed
+
+
+def test_once_its_hint_is_spent_a_quiet_watch_falls_back_to_polling() -> None:
+    # A forged early beacon uses up the watch's one hint; the real one is then 'repeated'. After
+    # the hint's minute the watch is read at the fallback spacing, not left quiet to its window end.
+    board = Board()
+    learn(board, "linux", 400.0, 420.0, plan=BEACON_PLAN, beacon_after=398.0)
+    board.watch(watch("w", "linux", anchor=0.0, plan=BEACON_PLAN), now=0.0)
+    quiet_end = board.watches["w"].due
+    board.polled_at = 30.0
+    assert board.hint(vm("linux"), 30.0)[0] == ["w"]
+    times = reads(board, "w", until=30.0 + HINT_WINDOW_SECONDS + 130.0)
+    after = [t for t in times if t >= 30.0 + HINT_WINDOW_SECONDS]
+    assert after and after[0] < quiet_end and after[0] - 30.0 - HINT_WINDOW_SECONDS <= BEACON_PLAN.dense_s
+    board.polled_at = 390.0
+    assert board.hint(vm("linux"), 398.0) == ([], "repeated")  # the real beacon, too late to help
+
+
+def test_an_adopted_job_inside_its_learned_window_is_not_kept_quiet() -> None:
+    # vm_backup adopts a job already running: its beacon came before the watch existed (unwatched).
+    board = Board()
+    learn(board, "linux", 400.0, 420.0, plan=BEACON_PLAN, beacon_after=398.0)
+    board.watch(watch("w", "linux", anchor=0.0, plan=BEACON_PLAN), now=400.0)
+    assert board.watches["w"].due == 400.0 + BEACON_PLAN.dense_s
+
+
+def test_stored_plans_keep_the_fields_older_code_reads_and_newer_fields_are_ignored() -> None:
+    assert set(BEACON_PLAN.to_dict()) == set(PLAN.to_dict()) and "quiet_until_s" not in PLAN.to_dict()
+    assert BEACON_PLAN.beacons and not PLAN.beacons
+    assert PollPlan.from_dict({**PLAN.to_dict(), "added_later": 1.0}) == PLAN
+    assert PollPlan.from_dict(PLAN.quiet_until(90.0).to_dict()).quiet_until_s == 90.0
 
 
 def test_a_beacon_far_from_the_completion_does_not_make_the_vm_quiet() -> None:
@@ -225,11 +284,23 @@ def test_a_short_budget_reads_first_the_snapshots_most_likely_completed() -> Non
     board.watch(watch("quick-w", "quick", anchor=at - 330.0), now=at - 330.0)  # all 3 <= 330 s
     board.watch(watch("fresh-w", "fresh", anchor=at - 420.0), now=at - 420.0)  # half the chain's 6-8 min
     for key in ("slow-w", "quick-w", "fresh-w"):
-        board.watches[key].due = at - 1.0 if key != "slow-w" else at - 60.0  # the slow one is oldest due
+        board.watches[key].due = at - 1.0 if key != "slow-w" else at - 20.0  # the slow one is oldest due
     board.tokens, board.refilled_at = 1.0, at
     assert [w.key for w in board.take(at, per_minute=6)] == ["quick-w"]
     board.tokens = 2.0
     assert [w.key for w in board.take(at, per_minute=6)] == ["fresh-w", "slow-w"]
+
+
+def test_a_short_budget_cannot_starve_an_unlikely_snapshot_watch() -> None:
+    board = Board()
+    learn(board, "quick", 300.0, 310.0, 320.0)
+    at = 100_000.0
+    board.watch(watch("quick-w", "quick", anchor=at - 330.0), now=at - 330.0)  # all its durations passed
+    board.watch(watch("fresh-w", "fresh", anchor=at - 340.0), now=at - 340.0)  # barely into the chain's window
+    board.watches["quick-w"].due = at - 1.0
+    board.watches["fresh-w"].due = at - STARVED_SECONDS - 1.0  # kept waiting by the short budget
+    board.tokens, board.refilled_at = 1.0, at
+    assert [w.key for w in board.take(at, per_minute=6)] == ["fresh-w"]
 
 
 def test_a_hinted_watch_still_goes_before_a_likely_completed_one() -> None:
