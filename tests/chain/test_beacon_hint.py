@@ -18,26 +18,14 @@ from backup_chain.job_watch import (
     HINT_WINDOW_SECONDS,
     Board,
 )
-from backup_chain.polling import PollPlan
 from tests.support.resource_ids import OTHER_SUB, vault, vm
+from tests.support.watches import PLAN, board_watch
 
-PLAN = PollPlan.for_minutes(6, 8).__dict__
 T0 = datetime(2027, 1, 4, 3, 0, tzinfo=timezone.utc)
 
 
 def watch(key: str, vm_name: str | None, until: str = "snapshot", anchor: float = 0.0) -> dict[str, Any]:
-    announce = None if vm_name is None else {"chain": "c", "runId": "r", "vmId": vm(vm_name), "vaultId": "/v"}
-    return {
-        "key": key,
-        "owner": f"vm:{key}",
-        "event": f"job:{until}",
-        "vaultId": "/v",
-        "jobId": f"job-{key}",
-        "until": until,
-        "anchor": anchor,
-        "plan": PLAN,
-        "announce": announce,
-    }
+    return board_watch(key, vm_name, until, anchor)
 
 
 def valid(**over: Any) -> dict[str, Any]:
@@ -116,7 +104,7 @@ def test_a_hint_makes_the_snapshot_watch_due_at_once_then_dense_for_a_window() -
     # After the window the watch is back on its plan (a forged beacon costs a bounded number of reads).
     late = 100.0 + HINT_WINDOW_SECONDS + 1
     board.take(late, per_minute=600)
-    assert board.watches["w1"].due == late + PollPlan(**PLAN).snapshot_delay(late)
+    assert board.watches["w1"].due == late + PLAN.snapshot_delay(late)
     assert board.watches["w1"].to_dict()["hintedUntil"] == 100.0 + HINT_WINDOW_SECONDS
     assert Board.from_state(board.to_state()).to_state() == board.to_state()  # survives the entity state
 
@@ -172,7 +160,7 @@ def test_a_watch_is_hinted_once_so_beacons_spaced_past_the_window_cannot_keep_it
     before = board.to_state()
     assert board.hint(vm("web-1"), at=later) == ([], "repeated")
     assert board.to_state() == before
-    assert board.watches["w1"].due == later + PollPlan(**PLAN).snapshot_delay(later)  # on its plan
+    assert board.watches["w1"].due == later + PLAN.snapshot_delay(later)  # on its plan
 
 
 def test_a_beacon_dated_ahead_is_dense_only_in_its_own_window() -> None:
@@ -182,7 +170,7 @@ def test_a_beacon_dated_ahead_is_dense_only_in_its_own_window() -> None:
     ahead = 1.0 + HINT_FUTURE_SECONDS  # still plausible, a forged or skewed time
     assert board.hint(vm("web-1"), at=ahead) == (["w1"], "")
     assert [w.key for w in board.take(5.0, per_minute=600)] == ["w1"]
-    assert board.watches["w1"].due == 5.0 + PollPlan(**PLAN).snapshot_delay(405.0)  # its plan, not 2 s
+    assert board.watches["w1"].due == 5.0 + PLAN.snapshot_delay(405.0)  # its plan, not 2 s
     assert board.hinted_due(5.0) == set()
     board.take(ahead, per_minute=600)
     assert board.watches["w1"].due == ahead + HINT_READ_SECONDS  # dense from the beacon's time

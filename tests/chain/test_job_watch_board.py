@@ -11,31 +11,19 @@ from hypothesis import strategies as st
 
 from backup_chain.config import parse_config
 from backup_chain.job_watch import BURST_SECONDS, Board
-from backup_chain.polling import PollPlan
 from tests.support.resource_ids import OTHER_SUB, vault, vm
-
-PLAN = PollPlan.for_minutes(6, 8).__dict__
+from tests.support.watches import PLAN, board_watch
 
 
 def watch(key: str, until: str = "snapshot", anchor: float = 0.0) -> dict[str, Any]:
-    return {
-        "key": key,
-        "owner": f"vm:{key}",
-        "event": f"job:{until}",
-        "vaultId": "/v",
-        "jobId": f"job-{key}",
-        "until": until,
-        "anchor": anchor,
-        "plan": PLAN,
-        "announce": None,
-    }
+    return board_watch(key, None, until, anchor)
 
 
 def test_first_read_follows_the_plan_and_registration_is_idempotent() -> None:
     board = Board()
     board.watch(watch("a"), now=0.0)
     due = board.watches["a"].due
-    assert due == PollPlan(**PLAN).snapshot_delay(0.0)  # nothing before the shortest snapshot time
+    assert due == PLAN.snapshot_delay(0.0)  # nothing before the shortest snapshot time
     board.take(due, per_minute=600)
     rescheduled = board.watches["a"].due
     board.watch(watch("a"), now=due)  # a waiter's fallback registers again

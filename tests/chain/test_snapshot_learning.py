@@ -26,25 +26,14 @@ from backup_chain.polling import PollPlan
 from backup_chain.snapshot_history import MAX_BEACON_GAP_SECONDS, MAX_DURATIONS, MAX_VMS, SnapshotHistory
 from entities.job_watch import _learned
 from tests.support.resource_ids import vm
+from tests.support.watches import PLAN, board_watch
 
-PLAN = PollPlan.for_minutes(6, 8)  # dense from 330 s to 510 s, every 5 s
 BEACON_PLAN = PollPlan.for_chain(6, 8, beacons=True)  # the same window read every 60 s
 LEAD = PLAN.lead_s
 
 
 def watch(key: str, vm_name: str | None, anchor: float = 0.0, plan: PollPlan = PLAN, until: str = "snapshot") -> Any:
-    announce = None if vm_name is None else {"chain": "c", "runId": "r", "vmId": vm(vm_name), "vaultId": "/v"}
-    return {
-        "key": key,
-        "owner": f"vm:{key}",
-        "event": f"job:{until}",
-        "vaultId": "/v",
-        "jobId": f"job-{key}",
-        "until": until,
-        "anchor": anchor,
-        "plan": plan.to_dict(),
-        "announce": announce,
-    }
+    return board_watch(key, vm_name, until, anchor, plan)
 
 
 def learn(
