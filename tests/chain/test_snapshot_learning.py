@@ -183,8 +183,12 @@ def test_a_vm_with_no_learned_gap_is_read_at_the_beacon() -> None:
     assert [w.key for w in board.take(305.0, per_minute=6000)] == ["w"]
 
 
-def test_a_learned_gap_is_capped_and_what_the_beacon_did_round_trips() -> None:
+def test_a_learned_gap_is_rounded_up_capped_and_what_the_beacon_did_round_trips() -> None:
     history = SnapshotHistory()
+    # The post-script's time has whole seconds: a 5 s gap reads as 5.4 s from a truncated time, and
+    # the first read must not come before the job shows the snapshot.
+    history.record(vm("whole-seconds"), 400.0, beacon_gap=5.4)
+    assert history.beacon_gap(vm("whole-seconds")) == 6.0
     history.record(vm("slow-agent"), 400.0, beacon_gap=55.0)  # within the hint window, but long
     assert history.beacon_gap(vm("slow-agent")) == MAX_BEACON_GAP_SECONDS
     history.record(vm("seen"), 400.0, beacon_gap=None, beacon_seen=True)
