@@ -321,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"./dev serve: --timeline {args.timeline}: cannot create it ({err.strerror})", file=sys.stderr)
             return 2
     signal.signal(signal.SIGTERM, interrupt)
+    # A process started in the background by a shell (or by a parent that ignores SIGINT) inherits
+    # SIGINT ignored, and Python then installs no Ctrl-C handler: Ctrl-C must still stop the stack.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     stack: Stack | None = None
     listener = DownstreamListener().start() if args.timeline is not None else None
     code = 1
