@@ -20,6 +20,7 @@ the due snapshot watches most likely to have completed are read first."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,13 @@ CLOCK_SKEW_SECONDS = 30.0  # the VM's clock (NTP) against the job's start time A
 HINT_TRUSTED_AHEAD_SECONDS = 60.0 + CLOCK_SKEW_SECONDS
 STARVED_SECONDS = 30.0  # a due snapshot read kept waiting this long by a short budget goes first
 POLLER_WAKE_EVENT = "hint"  # raised into the vault's job_poller after a hint, so it reads at once
+
+
+def poller_awaits_wake(custom_status: object) -> bool:
+    """Whether a beacon should raise the wake into the vault's poller, given the poller's custom
+    status. Not once this execution was woken: it looks at the board every tick until it continues
+    as new, and a wake nobody awaits still costs the poller a replay. Unknown status: raise."""
+    return not (isinstance(custom_status, Mapping) and custom_status.get("woken") is True)
 
 
 @dataclass

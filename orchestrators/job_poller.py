@@ -3,7 +3,8 @@
 then, and reads them all in one ``poll_jobs`` activity, which tells each waiting backup (and
 downstream, for snapshots) at once. Taking ahead keeps the path from the due time to downstream
 at one timer and one activity. A snapshot beacon (``triggers/beacon.py``) wakes a sleeping poller
-with the ``hint`` event: it takes the reads due now (the hinted watch first) at once."""
+with the ``hint`` event: it takes the reads due now (the hinted watch first) at once, then looks at
+the board every tick until the execution ends, so later beacons need no wake (docs/beacon.md)."""
 
 from __future__ import annotations
 
@@ -38,10 +39,11 @@ def job_poller(context: df.DurableOrchestrationContext):
     learned: dict[str, float] = dict(spec.get("learned") or {})
     wake = now(context).timestamp()
     context.set_custom_status({"phase": "starting", "vaultId": spec["vaultId"], "fingerprint": spec.get("fingerprint")})
-    # One wake task per execution: once it fired, this round is the last (continue as new). The SDK
-    # completes every later waiter of the same name at once from a second event that came while
-    # it was busy, so a new waiter here would spin reads at one instant. A wake raised during the
-    # continue-as-new is dropped; the trigger's own hint signal and ``readNow`` cover it.
+    # One wake task per execution: the SDK completes every later waiter of the same name at once
+    # from a second event that came while it was busy, so a new waiter would spin reads at one
+    # instant. Once it fired, the rest of the execution looks at the board every tick instead, and
+    # says so (``woken`` in the custom status) so the trigger raises no wake that nobody awaits
+    # (each costs a replay); its hint signal reaches the board, which the next take applies.
     woken = context.wait_for_external_event(POLLER_WAKE_EVENT)
     woke = False
     for round_ in range(ROUNDS_PER_EXECUTION):
@@ -59,7 +61,9 @@ def job_poller(context: df.DurableOrchestrationContext):
         finished, learned = [], {}
         if taken.get("readNow"):
             wake = current  # a hint landed since this wake was planned: read now, not at the wake
-        if wake > current:
+        if wake > current and woke:
+            yield context.create_timer(datetime.fromtimestamp(wake, timezone.utc))
+        elif wake > current:
             timer = context.create_timer(datetime.fromtimestamp(wake, timezone.utc))
             winner = yield context.task_any([timer, woken])
             if winner is woken:
@@ -90,6 +94,16 @@ def job_poller(context: df.DurableOrchestrationContext):
             reads += int(result.get("read", 0))
             finished = list(result["finished"])
             learned = dict(result.get("learned") or {})  # a result recorded before learning has none
+        current = now(context).timestamp()
+        next_wake = taken["nextWake"]
+        wake = current + IDLE_SECONDS if next_wake is None else min(current + IDLE_SECONDS, max(next_wake, wake + tick))
+        if round_ == 0 or woke:
+            # A wake event raised while the last execution continued as new is dropped with it, and
+            # the trigger's own hint signal may have reached the board after this first take; once
+            # woken, no waiter is left and beacons raise none: look again a tick later rather than
+            # sleep through a beacon until the planned wake.
+            wake = min(wake, current + tick)
+        wake = max(wake, current)
         context.set_custom_status(
             {
                 "phase": "polling",
@@ -97,19 +111,10 @@ def job_poller(context: df.DurableOrchestrationContext):
                 "watching": taken["watching"],
                 "reads": reads,
                 "at": iso(now(context)),
+                "wake": iso(datetime.fromtimestamp(wake, timezone.utc)),
+                "woken": woke,
                 "fingerprint": spec.get("fingerprint"),
             }
         )
-        current = now(context).timestamp()
-        next_wake = taken["nextWake"]
-        wake = current + IDLE_SECONDS if next_wake is None else min(current + IDLE_SECONDS, max(next_wake, wake + tick))
-        if round_ == 0:
-            # A wake event raised while the last execution continued as new is dropped with it, and
-            # the trigger's own hint signal may have reached the board after this first take: look
-            # again a tick later rather than sleep through a beacon until the planned wake.
-            wake = min(wake, current + tick)
-        wake = max(wake, current)
-        if woke:
-            break
     context.continue_as_new({**spec, "reads": reads, "finished": finished, "learned": learned})
     return None

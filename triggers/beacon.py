@@ -1,9 +1,10 @@
 """``beacon_event``: the Event Grid trigger for snapshot beacons (docs/beacon.md).
 
 A beacon is a hint, never truth. A valid one is signalled as ``hint`` to the ``job_watch`` board of
-each vault that may watch the VM, and the vault's poller is woken so the job is read at once; the
-board ignores a VM it does not watch, or a time outside the watched phase. SnapshotCompleted still
-comes only from the job's own state. A malformed beacon is logged at ERROR naming the field and
+each vault that may watch the VM, and the vault's poller is woken so the job is read at once
+(unless its status says it was woken already and looks every tick); the board ignores a VM it
+does not watch, or a time outside the watched phase. SnapshotCompleted still comes only from the
+job's own state. A malformed beacon is logged at ERROR naming the field and
 acknowledged (redelivering it could never succeed); nothing changes."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import azure.functions as func
 from app_runtime import config
 from backup_chain.beacon import BeaconInvalid, hint_vaults, parse_beacon
 from backup_chain.ids import poller_instance_id
-from backup_chain.job_watch import POLLER_WAKE_EVENT
+from backup_chain.job_watch import POLLER_WAKE_EVENT, poller_awaits_wake
 from backup_chain.messages import WatchHint
 from entities.job_watch import watch_entity
 from triggers.upstream import _data_size
@@ -57,9 +58,13 @@ async def beacon_event(event: func.EventGridEvent, client: df.DurableOrchestrati
     for vault in vaults:
         # The board gets the hint directly (it holds even if no poller runs now) and through the
         # woken poller, which applies it before its take; the second one is a no-op ("repeated").
+        # The signal goes first: a poller whose status says it was woken already takes it within a
+        # tick, as its status is saved before each sleep (docs/beacon.md, "In the app").
         await client.signal_entity(watch_entity(vault), "hint", hint)
         try:
-            await client.raise_event(poller_instance_id(vault), POLLER_WAKE_EVENT, hint)
+            poller = poller_instance_id(vault)
+            if poller_awaits_wake((await client.get_status(poller)).custom_status):
+                await client.raise_event(poller, POLLER_WAKE_EVENT, hint)
         except Exception as err:  # no poller running: the hinted read waits for the next one
             log.info("beacon %s: poller of %s not woken (%s)", beacon.event_id, vault, err)
     log.info("beacon %s for %s hinted to %d vault board(s)", beacon.event_id, beacon.vm_id, len(vaults))

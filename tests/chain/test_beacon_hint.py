@@ -17,6 +17,7 @@ from backup_chain.job_watch import (
     HINT_READ_SECONDS,
     HINT_WINDOW_SECONDS,
     Board,
+    poller_awaits_wake,
 )
 from tests.support.resource_ids import OTHER_SUB, vault, vm
 from tests.support.watches import PLAN, board_watch
@@ -189,3 +190,18 @@ def test_a_take_ahead_flags_hinted_watches_already_due_to_be_read_now() -> None:
     board.take(105.0, per_minute=600, now=100.0)  # taken again for 105, but not due yet at 100
     assert board.read_now == []
     assert "read_now" not in str(board.to_state())  # not state: a per-take answer
+
+
+@pytest.mark.parametrize(
+    ("custom_status", "raise_wake"),
+    [
+        ({"phase": "polling", "woken": True, "wake": "2027-01-04T03:00:05Z"}, False),
+        ({"phase": "polling", "woken": False, "wake": "2027-01-04T03:04:30Z"}, True),
+        ({"phase": "starting"}, True),  # a status from before this change, or before the first round
+        (None, True),  # no poller status (not started, or not found): raise, the failure is logged
+        ("woken", True),  # not a mapping: unknown, so raise
+        ({"woken": "true"}, True),  # only a real True says the execution has no waiter left
+    ],
+)
+def test_a_beacon_wakes_the_poller_unless_its_status_says_it_was_woken(custom_status: object, raise_wake: bool) -> None:
+    assert poller_awaits_wake(custom_status) is raise_wake

@@ -94,6 +94,40 @@ def test_a_beacon_wakes_the_poller_to_read_the_vm_s_job_at_once_then_densely(tie
     tier.terminate(poller)
 
 
+def test_once_woken_the_poller_takes_a_later_beacon_s_hint_within_a_tick_without_a_wake(
+    tier: OrchestratorTier,
+) -> None:
+    vault, poller = "vault-woken", "poller:t7"
+    _watch(tier, vault, "w-first", vm="vm-first")
+    _watch(tier, vault, "w-later", vm="vm-later")
+    tier.script.on(
+        "poll_jobs", vault, ok({"finished": ["w-first"], "read": 1}), ok({"finished": ["w-later"], "read": 1})
+    )
+    tier.begin("job_poller", poller, {**_spec(vault), "readsPerMinute": 60})
+    status = tier.drive(poller, lambda s: custom(s, "watching") == 2)
+    assert custom(status, "woken") is False  # listening: a beacon raises the wake
+    _beacon(tier, vault, poller, "vm-first")
+    status = tier.drive(poller, lambda s: custom(s, "reads") == 1)
+    assert custom(status, "woken") is True
+    assert moment(custom(status, "wake")) - moment(custom(status, "at")) <= timedelta(seconds=5)
+    # What triggers/beacon.py does for a woken poller: the hint signal only, no wake raised.
+    hinted = tier.now()
+    tier.signal(
+        "job_watch",
+        resource_hash(vault_id(vault)),
+        "hint",
+        {"vmId": vm_id("vm-later"), "at": hinted.timestamp(), "beaconId": "b-later"},
+    )
+    tier.drive(poller, lambda s: custom(s, "reads") == 2)
+    polls = tier.script.requests("poll_jobs", vault)
+    assert [[w["key"] for w in p["watches"]] for p in polls] == [["w-first"], ["w-later"]]
+    assert moment(polls[1]["at"]) - hinted <= timedelta(seconds=5)  # within a tick, not at its 270 s plan
+    # The woken execution ends after its ten rounds; the next one listens for a wake again.
+    status = tier.drive(poller, lambda s: custom(s, "woken") is False)
+    assert status_input(status).get("reads") == 2
+    tier.terminate(poller)
+
+
 def test_a_beacon_for_a_vm_not_watched_changes_no_read(tier: OrchestratorTier) -> None:
     vault, poller = "vault-forged", "poller:t4"
     _watch(tier, vault, "w-watched", vm="vm-watched")
