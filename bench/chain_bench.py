@@ -53,6 +53,7 @@ from backup_chain.polling import PollPlan
 from bench.calendar import CLOCK_START, far_policy_day
 from bench.script_poller import EVENT_TYPE as BASELINE_EVENT
 from bench.script_poller import ScriptPoller, VmScript
+from demo.args import stop_cleanly_on_signals
 from demo.stack import BEACON_TOPIC, DOWNSTREAM_TOPIC, SUBSCRIPTION, Stack, vault_id, vm_id
 
 CHAIN = "bench"
@@ -589,6 +590,7 @@ def main() -> int:
     parser.add_argument("--progress", type=float, default=20.0, help="real seconds between progress lines")
     parser.add_argument("--keep", default=None, help="keep the stack's files (logs, task hub) in this directory")
     args = parser.parse_args()
+    stop_cleanly_on_signals()  # stopped by a signal, the stack's processes still stop
     if args.baseline_vms is None:
         args.baseline_vms = min(args.vms, 250)
     if args.keep:

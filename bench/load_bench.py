@@ -38,6 +38,7 @@ from bench.chain_bench import (
     subscription_figures,
     throttling_line,
 )
+from demo.args import stop_cleanly_on_signals
 from demo.stack import BEACON_TOPIC, DOWNSTREAM_TOPIC, SUBSCRIPTION, Stack, vault_id, vm_id
 
 PREFIX = "BackupChain."
@@ -257,6 +258,7 @@ def main() -> int:
     parser.add_argument("--progress", type=float, default=30.0)
     parser.add_argument("--keep", default=None, help="keep the stack's files (logs, task hub) in this directory")
     args = parser.parse_args()
+    stop_cleanly_on_signals()  # stopped by a signal, the stack's processes still stop
     if args.keep:
         return run(args, Path(args.keep))
     with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp:

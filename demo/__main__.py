@@ -38,7 +38,7 @@ from rich.live import Live
 
 from demo import scenario as sc
 from demo import timeline_collect
-from demo.args import clock_start_argument, interrupt
+from demo.args import clock_start_argument, stop_cleanly_on_signals
 from demo.checks import check, kind
 from demo.listener import DownstreamListener
 from demo.stack import Stack
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         return serve.main(forwarded)
     scale = float(args.time_scale or MAIN_SCALE)
     console = make_console()
-    signal.signal(signal.SIGTERM, interrupt)
+    stop_cleanly_on_signals()
     stack: Stack | None = None
     listener = DownstreamListener().start() if args.timeline else None
     failed = True

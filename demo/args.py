@@ -4,6 +4,7 @@ handle alike: the ``--clock-start`` argument and SIGTERM."""
 from __future__ import annotations
 
 import argparse
+import signal
 from datetime import datetime, timezone
 from types import FrameType
 
@@ -23,3 +24,12 @@ def clock_start_argument(text: str) -> datetime:
 def interrupt(signum: int, frame: FrameType | None) -> None:
     """SIGTERM handler: stop as Ctrl-C does, so the stack is cleaned up."""
     raise KeyboardInterrupt
+
+
+def stop_cleanly_on_signals() -> None:
+    """SIGTERM and Ctrl-C both raise KeyboardInterrupt, so the ``finally`` that stops the stack's
+    processes runs. A process started in the background by a shell (or by any parent that ignores
+    SIGINT) inherits SIGINT ignored, and Python then installs no Ctrl-C handler; and Python's
+    default SIGTERM ends the process at once, leaving devhost and the emulators running."""
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -30,7 +30,7 @@ from rich.console import Console
 from backup_chain.config import CONFIG_JSON_SETTING, ChainConfig, ConfigError, parse_config
 from backup_chain.resource_ids import VaultId, VmId
 from demo import scenario as sample
-from demo.args import clock_start_argument, interrupt
+from demo.args import clock_start_argument, stop_cleanly_on_signals
 from demo.listener import DownstreamListener
 from demo.stack import DOWNSTREAM_LISTENER, DOWNSTREAM_TOPIC, UPSTREAM_TOPIC, Stack
 from demo.timeline_collect import RunPictures
@@ -320,10 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as err:
             print(f"./dev serve: --timeline {args.timeline}: cannot create it ({err.strerror})", file=sys.stderr)
             return 2
-    signal.signal(signal.SIGTERM, interrupt)
-    # A process started in the background by a shell (or by a parent that ignores SIGINT) inherits
-    # SIGINT ignored, and Python then installs no Ctrl-C handler: Ctrl-C must still stop the stack.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop_cleanly_on_signals()
     stack: Stack | None = None
     listener = DownstreamListener().start() if args.timeline is not None else None
     code = 1

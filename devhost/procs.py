@@ -101,8 +101,12 @@ def start_service(
 
     reader = threading.Thread(target=drain, name=f"{name}-stdout", daemon=True)
     reader.start()
-    ready.wait(timeout)
     service = Service(name, process, {}, log_path, reader)
+    try:
+        ready.wait(timeout)
+    except BaseException:  # interrupted while it starts (Ctrl-C, SIGTERM): the caller never gets it
+        service.stop(kill=True)
+        raise
     if not first_line:
         service.stop(kill=True)
         raise ServiceStartError(

@@ -18,6 +18,7 @@ import requests
 
 from demo.serve import load_estate, unknown_vms
 from devhost.procs import wait_until
+from tests.support.processes import alive, stack_children
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "docs" / "examples"
@@ -83,28 +84,6 @@ def served() -> Iterator[Served]:
         if serve.process.poll() is None:
             serve.process.send_signal(signal.SIGINT)
             serve.process.wait(timeout=30)
-
-
-def _children(pid: int) -> dict[str, int]:
-    """The service processes ./dev serve started: {devhost|recoveryservices|eventgrid: pid}."""
-    found = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue  # ended meanwhile
-        if int(fields[1]) == pid and len(cmdline) > 2 and cmdline[1] == b"-m":
-            found[cmdline[2].decode().rsplit(".", 1)[-1]] = int(stat.parent.name)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"  # a zombie has exited, only not yet been reaped
 
 
 def test_worked_example_serves_and_a_run_reaches_a_snapshot(served: Served) -> None:
@@ -208,19 +187,19 @@ def test_a_bad_file_is_one_line_and_nothing_starts(tmp_path: Path, bad: str, exp
 
 def test_sigterm_stops_every_process_and_removes_the_directory() -> None:
     serve = _serve_example()
-    children = _children(serve.process.pid)
+    children = stack_children(serve.process.pid)
     assert set(children) == {"devhost", "recoveryservices", "eventgrid"}, children
     ca = Path(serve.value(r" CA=(\S+)$"))
     serve.process.send_signal(signal.SIGTERM)
     assert serve.process.wait(timeout=30) == 0, serve.text
-    assert not [name for name, pid in children.items() if _alive(pid)]
+    assert not [name for name, pid in children.items() if alive(pid)]
     assert not ca.parent.exists()
 
 
 def test_a_process_that_dies_is_named_with_its_log_tail() -> None:
     serve = _serve_example()
     try:
-        children = _children(serve.process.pid)
+        children = stack_children(serve.process.pid)
         os.kill(children["eventgrid"], signal.SIGKILL)
         assert serve.process.wait(timeout=30) == 1, serve.text
     finally:
@@ -229,7 +208,7 @@ def test_a_process_that_dies_is_named_with_its_log_tail() -> None:
     serve.reader.join(timeout=10)  # everything it printed
     assert f"error: eventgrid exited (code {-signal.SIGKILL})" in serve.text, serve.text
     assert "the end of its log:" in serve.text
-    assert not [name for name, pid in children.items() if _alive(pid)]
+    assert not [name for name, pid in children.items() if alive(pid)]
 
 
 def test_a_chain_vm_missing_from_the_scenario_is_named(tmp_path: Path) -> None:
