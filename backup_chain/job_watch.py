@@ -43,11 +43,18 @@ STARVED_SECONDS = 30.0  # a due snapshot read kept waiting this long by a short 
 POLLER_WAKE_EVENT = "hint"  # raised into the vault's job_poller after a hint, so it reads at once
 
 
-def poller_awaits_wake(custom_status: object) -> bool:
-    """Whether a beacon should raise the wake into the vault's poller, given the poller's custom
-    status. Not once this execution was woken: it looks at the board every tick until it continues
-    as new, and a wake nobody awaits still costs the poller a replay. Unknown status: raise."""
-    return not (isinstance(custom_status, Mapping) and custom_status.get("woken") is True)
+# A woken poller stays in its execution, looking at the board every tick, only with a tick this
+# short; with a longer one it continues as new at once, to listen for the next beacon's wake.
+WAKELESS_TICK_SECONDS = 5.0
+
+
+def poller_awaits_wake(runtime_status: str | None, custom_status: object) -> bool:
+    """Whether a beacon should raise the wake into the vault's poller, given its status. Not into
+    a running execution that was woken already: it looks at the board every tick until it
+    continues as new, and a wake nobody awaits still costs the poller a replay. Anything else
+    (unknown status, a poller not running): raise, and a failure is logged (docs/beacon.md)."""
+    woken = isinstance(custom_status, Mapping) and custom_status.get("woken") is True
+    return not (runtime_status == "Running" and woken)
 
 
 @dataclass

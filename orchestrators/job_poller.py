@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import azure.durable_functions as df
 
 from activities.job_poll import poll_jobs
-from backup_chain.job_watch import POLLER_WAKE_EVENT
+from backup_chain.job_watch import POLLER_WAKE_EVENT, WAKELESS_TICK_SECONDS
 from backup_chain.messages import PollerInput, PollRequest, PollResult, WatchTake, WatchTaken
 from entities.job_watch import watch_entity
 from orchestrators.common import iso, now
@@ -41,9 +41,10 @@ def job_poller(context: df.DurableOrchestrationContext):
     context.set_custom_status({"phase": "starting", "vaultId": spec["vaultId"], "fingerprint": spec.get("fingerprint")})
     # One wake task per execution: the SDK completes every later waiter of the same name at once
     # from a second event that came while it was busy, so a new waiter would spin reads at one
-    # instant. Once it fired, the rest of the execution looks at the board every tick instead, and
-    # says so (``woken`` in the custom status) so the trigger raises no wake that nobody awaits
-    # (each costs a replay); its hint signal reaches the board, which the next take applies.
+    # instant. Once it fired, the rest of the execution looks at the board every tick instead (a
+    # tick up to WAKELESS_TICK_SECONDS; a longer one continues as new at once), and says so
+    # (``woken`` in the custom status) so the trigger raises no wake that nobody awaits (each costs
+    # a replay); its hint signal reaches the board, which the next take applies.
     woken = context.wait_for_external_event(POLLER_WAKE_EVENT)
     woke = False
     for round_ in range(ROUNDS_PER_EXECUTION):
@@ -97,7 +98,8 @@ def job_poller(context: df.DurableOrchestrationContext):
         current = now(context).timestamp()
         next_wake = taken["nextWake"]
         wake = current + IDLE_SECONDS if next_wake is None else min(current + IDLE_SECONDS, max(next_wake, wake + tick))
-        if round_ == 0 or woke:
+        wakeless = woke and tick <= WAKELESS_TICK_SECONDS  # else it continues as new to listen again
+        if round_ == 0 or wakeless:
             # A wake event raised while the last execution continued as new is dropped with it, and
             # the trigger's own hint signal may have reached the board after this first take; once
             # woken, no waiter is left and beacons raise none: look again a tick later rather than
@@ -112,9 +114,11 @@ def job_poller(context: df.DurableOrchestrationContext):
                 "reads": reads,
                 "at": iso(now(context)),
                 "wake": iso(datetime.fromtimestamp(wake, timezone.utc)),
-                "woken": woke,
+                "woken": wakeless,
                 "fingerprint": spec.get("fingerprint"),
             }
         )
+        if woke and not wakeless:
+            break
     context.continue_as_new({**spec, "reads": reads, "finished": finished, "learned": learned})
     return None

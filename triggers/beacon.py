@@ -55,16 +55,38 @@ async def beacon_event(event: func.EventGridEvent, client: df.DurableOrchestrati
         log.warning("beacon %s for %s ignored: no configured vault can back up that VM", beacon.event_id, beacon.vm_id)
         return
     hint: WatchHint = {"vmId": beacon.vm_id, "at": beacon.at, "beaconId": beacon.event_id}
+    woken = 0
     for vault in vaults:
         # The board gets the hint directly (it holds even if no poller runs now) and through the
         # woken poller, which applies it before its take; the second one is a no-op ("repeated").
         # The signal goes first: a poller whose status says it was woken already takes it within a
         # tick, as its status is saved before each sleep (docs/beacon.md, "In the app").
         await client.signal_entity(watch_entity(vault), "hint", hint)
-        try:
-            poller = poller_instance_id(vault)
-            if poller_awaits_wake((await client.get_status(poller)).custom_status):
-                await client.raise_event(poller, POLLER_WAKE_EVENT, hint)
-        except Exception as err:  # no poller running: the hinted read waits for the next one
-            log.info("beacon %s: poller of %s not woken (%s)", beacon.event_id, vault, err)
-    log.info("beacon %s for %s hinted to %d vault board(s)", beacon.event_id, beacon.vm_id, len(vaults))
+        woken += await _wake_poller(client, vault, hint)
+    log.info(
+        "beacon %s for %s hinted to %d vault board(s), %d poller(s) woken (the others were awake)",
+        beacon.event_id,
+        beacon.vm_id,
+        len(vaults),
+        woken,
+    )
+
+
+async def _wake_poller(client: df.DurableOrchestrationClient, vault: str, hint: WatchHint) -> int:
+    """Raise the wake into the vault's poller unless its status says it was woken already; 1 if
+    raised. A status that cannot be read counts as unknown: the wake is raised."""
+    poller = poller_instance_id(vault)
+    try:
+        status = await client.get_status(poller)
+        runtime, custom = (status.runtime_status.name if status.runtime_status else None), status.custom_status
+    except Exception as err:
+        log.info("poller of %s: status not read (%s); waking it", vault, err)
+        runtime, custom = None, None
+    if not poller_awaits_wake(runtime, custom):
+        return 0
+    try:
+        await client.raise_event(poller, POLLER_WAKE_EVENT, hint)
+    except Exception as err:  # no poller running: the hinted read waits for the next one
+        log.info("beacon %s: poller of %s not woken (%s)", hint["beaconId"], vault, err)
+        return 0
+    return 1

@@ -193,15 +193,19 @@ def test_a_take_ahead_flags_hinted_watches_already_due_to_be_read_now() -> None:
 
 
 @pytest.mark.parametrize(
-    ("custom_status", "raise_wake"),
+    ("runtime_status", "custom_status", "raise_wake"),
     [
-        ({"phase": "polling", "woken": True, "wake": "2027-01-04T03:00:05Z"}, False),
-        ({"phase": "polling", "woken": False, "wake": "2027-01-04T03:04:30Z"}, True),
-        ({"phase": "starting"}, True),  # a status from before this change, or before the first round
-        (None, True),  # no poller status (not started, or not found): raise, the failure is logged
-        ("woken", True),  # not a mapping: unknown, so raise
-        ({"woken": "true"}, True),  # only a real True says the execution has no waiter left
+        ("Running", {"phase": "polling", "woken": True, "wake": "2027-01-04T03:00:05Z"}, False),
+        ("Running", {"phase": "polling", "woken": False, "wake": "2027-01-04T03:04:30Z"}, True),
+        ("Running", {"phase": "starting"}, True),  # before its first round, or from older code
+        ("Terminated", {"phase": "polling", "woken": True}, True),  # not running: the raise fails, logged
+        ("Failed", {"phase": "polling", "woken": True}, True),
+        (None, None, True),  # status not read: unknown, so raise
+        ("Running", "woken", True),  # not a mapping: unknown, so raise
+        ("Running", {"woken": "true"}, True),  # only a real True says the execution has no waiter left
     ],
 )
-def test_a_beacon_wakes_the_poller_unless_its_status_says_it_was_woken(custom_status: object, raise_wake: bool) -> None:
-    assert poller_awaits_wake(custom_status) is raise_wake
+def test_a_beacon_wakes_the_poller_unless_its_running_execution_was_woken(
+    runtime_status: str | None, custom_status: object, raise_wake: bool
+) -> None:
+    assert poller_awaits_wake(runtime_status, custom_status) is raise_wake

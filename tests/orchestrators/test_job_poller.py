@@ -128,6 +128,29 @@ def test_once_woken_the_poller_takes_a_later_beacon_s_hint_within_a_tick_without
     tier.terminate(poller)
 
 
+def test_with_a_tick_longer_than_5_s_a_woken_poller_continues_as_new_to_listen_again(tier: OrchestratorTier) -> None:
+    vault, poller = "vault-longtick", "poller:t8"
+    _watch(tier, vault, "w-first", vm="vm-first")
+    _watch(tier, vault, "w-later", vm="vm-later")
+    tier.script.on(
+        "poll_jobs", vault, ok({"finished": ["w-first"], "read": 1}), ok({"finished": ["w-later"], "read": 1})
+    )
+    tier.begin("job_poller", poller, {**_spec(vault), "readsPerMinute": 60, "tickSeconds": 30})
+    tier.drive(poller, lambda s: custom(s, "watching") == 2)
+    started = tier.now()
+    _beacon(tier, vault, poller, "vm-first")
+    status = tier.drive(poller, lambda s: custom(s, "reads") == 1 and custom(s, "phase") == "polling")
+    # Without a wakeless tick of its own, it listens again: a second beacon's wake reads at once,
+    # not up to 30 s later.
+    assert custom(status, "woken") is False
+    _beacon(tier, vault, poller, "vm-later")
+    tier.drive(poller, lambda s: custom(s, "reads") == 2)
+    polls = tier.script.requests("poll_jobs", vault)
+    assert [[w["key"] for w in p["watches"]] for p in polls] == [["w-first"], ["w-later"]]
+    assert [moment(p["at"]) for p in polls] == [started, started]  # the clock did not move
+    tier.terminate(poller)
+
+
 def test_a_beacon_for_a_vm_not_watched_changes_no_read(tier: OrchestratorTier) -> None:
     vault, poller = "vault-forged", "poller:t4"
     _watch(tier, vault, "w-watched", vm="vm-watched")
