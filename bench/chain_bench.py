@@ -53,7 +53,7 @@ from backup_chain.polling import PollPlan
 from bench.calendar import CLOCK_START, far_policy_day
 from bench.script_poller import EVENT_TYPE as BASELINE_EVENT
 from bench.script_poller import ScriptPoller, VmScript
-from demo.args import stop_cleanly_on_signals
+from demo.args import signals_held, stop_cleanly_on_signals
 from demo.stack import BEACON_TOPIC, DOWNSTREAM_TOPIC, SUBSCRIPTION, Stack, vault_id, vm_id
 
 CHAIN = "bench"
@@ -493,7 +493,8 @@ def run(args: argparse.Namespace, base: Path) -> int:
         rss = {name: peak_rss_mib(svc.process.pid) for name, svc in stack.services.items()}
         cpu = {name: cpu_seconds(svc.process.pid) for name, svc in stack.services.items()}
     finally:
-        stack.stop()
+        with signals_held():
+            stack.stop()
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     self_cpu = resource.getrusage(resource.RUSAGE_SELF)
     for result in rounds:

@@ -38,7 +38,7 @@ from bench.chain_bench import (
     subscription_figures,
     throttling_line,
 )
-from demo.args import stop_cleanly_on_signals
+from demo.args import signals_held, stop_cleanly_on_signals
 from demo.stack import BEACON_TOPIC, DOWNSTREAM_TOPIC, SUBSCRIPTION, Stack, vault_id, vm_id
 
 PREFIX = "BackupChain."
@@ -174,7 +174,8 @@ def run(args: argparse.Namespace, base: Path) -> int:
         cpu = {name: cpu_seconds(svc.process.pid) for name, svc in stack.services.items()}
         hub = sqlite_mib(base)
     finally:
-        stack.stop()
+        with signals_held():
+            stack.stop()
     lags, _, missing = collect_lags(records, jobs, PREFIX + "SnapshotCompleted", set(names))
     beaconed = {n for i, n in enumerate(names) if args.beacons and linux(i)}
     groups = {"beaconed": beaconed, "polled": set(names) - beaconed} if beaconed else {}

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import secrets
-import signal
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ from rich.live import Live
 
 from demo import scenario as sc
 from demo import timeline_collect
-from demo.args import clock_start_argument, stop_cleanly_on_signals
+from demo.args import clock_start_argument, signals_held, stop_cleanly_on_signals
 from demo.checks import check, kind
 from demo.listener import DownstreamListener
 from demo.stack import Stack
@@ -290,17 +289,16 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"error: {type(err).__name__}: {err}", style="red", highlight=False, markup=False)
             return 1
         finally:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
-            if stack is not None:
-                if failed:
-                    for name, service in stack.services.items():
-                        tail = service.log_tail(15)
-                        if tail:
-                            console.print(f"--- {name} log (last lines)\n{tail}", highlight=False, markup=False)
-                stack.stop()
-            if listener is not None:
-                listener.stop()
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            with signals_held():  # a second Ctrl-C or SIGTERM must not skip the clean-up
+                if stack is not None:
+                    if failed:
+                        for name, service in stack.services.items():
+                            tail = service.log_tail(15)
+                            if tail:
+                                console.print(f"--- {name} log (last lines)\n{tail}", highlight=False, markup=False)
+                    stack.stop()
+                if listener is not None:
+                    listener.stop()
 
 
 if __name__ == "__main__":

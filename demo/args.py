@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from types import FrameType
 
@@ -24,6 +27,21 @@ def clock_start_argument(text: str) -> datetime:
 def interrupt(signum: int, frame: FrameType | None) -> None:
     """SIGTERM handler: stop as Ctrl-C does, so the stack is cleaned up."""
     raise KeyboardInterrupt
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Clean-up runs to its end: a second Ctrl-C or SIGTERM while the stack stops is ignored, not
+    raised in the middle of it (which would leave the services after it running)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (a test starting a stack in a thread)
+        return
+    before = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def stop_cleanly_on_signals() -> None:

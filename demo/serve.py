@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import shlex
-import signal
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from rich.console import Console
 from backup_chain.config import CONFIG_JSON_SETTING, ChainConfig, ConfigError, parse_config
 from backup_chain.resource_ids import VaultId, VmId
 from demo import scenario as sample
-from demo.args import clock_start_argument, stop_cleanly_on_signals
+from demo.args import clock_start_argument, signals_held, stop_cleanly_on_signals
 from demo.listener import DownstreamListener
 from demo.stack import DOWNSTREAM_LISTENER, DOWNSTREAM_TOPIC, UPSTREAM_TOPIC, Stack
 from demo.timeline_collect import RunPictures
@@ -353,12 +352,11 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as err:
             console.print(f"error: {type(err).__name__}: {err}", style="red", highlight=False, markup=False)
         finally:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
-            if stack is not None:
-                stack.stop()
-            if listener is not None:
-                listener.stop()
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            with signals_held():  # a second Ctrl-C or SIGTERM must not skip the clean-up
+                if stack is not None:
+                    stack.stop()
+                if listener is not None:
+                    listener.stop()
     return code
 
 

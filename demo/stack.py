@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 import requests
 
+from demo.args import signals_held
 from devhost.procs import Service, start_service, wait_until
 from localclock.clock import Clock
 
@@ -94,7 +95,8 @@ class Stack:
             stack._start_emulators(scenario, clock_flag, downstream_webhook)
             stack._start_devhost(chains, clock_flag, extra_env or {})
         except BaseException:
-            stack.stop()
+            with signals_held():
+                stack.stop()
             raise
         return stack
 

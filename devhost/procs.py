@@ -48,7 +48,7 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=timeout)
-        if self._drain is not None:
+        if self._drain is not None and self._drain.ident is not None:  # started
             self._drain.join(timeout=timeout)
         return int(self.process.returncode)
 
@@ -86,7 +86,6 @@ def start_service(
         env=full_env,
         cwd=str(cwd) if cwd else None,
     )
-    log_file.close()
     first_line: list[str] = []
     ready = threading.Event()
 
@@ -100,9 +99,10 @@ def start_service(
         ready.set()
 
     reader = threading.Thread(target=drain, name=f"{name}-stdout", daemon=True)
-    reader.start()
     service = Service(name, process, {}, log_path, reader)
     try:
+        log_file.close()
+        reader.start()
         ready.wait(timeout)
     except BaseException:  # interrupted while it starts (Ctrl-C, SIGTERM): the caller never gets it
         service.stop(kill=True)
