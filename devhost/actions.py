@@ -90,20 +90,3 @@ def flatten(actions: list[list[dict[str, Any]]]) -> list[Action]:
         for action in group:
             visit(action)
     return out
-
-
-def external_event_waits(actions: list[list[dict[str, Any]]]) -> list[str]:
-    """Names of every external event the orchestrator waits on, in order (for continue-as-new)."""
-    names: list[str] = []
-
-    def visit(action: dict[str, Any]) -> None:
-        if action.get("actionType") in (WHEN_ANY, WHEN_ALL):
-            for child in action.get("compoundActions", []):
-                visit(child)
-        elif action.get("actionType") == WAIT_FOR_EXTERNAL_EVENT:
-            names.append(str(action.get("externalEventName")))
-
-    for group in actions:
-        for action in group:
-            visit(action)
-    return names

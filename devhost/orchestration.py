@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,8 +146,7 @@ class Episode:
 
     # --- event ordering -----------------------------------------------------------------------
     def order_events(self, messages: list[Message]) -> list[dict[str, Any]]:
-        # Arrival order, except that a new execution's start and the events carried over by
-        # continue-as-new (which arrived before anything still queued) come first.
+        # Arrival order, except that a new execution's start comes first.
         ordered = sorted(messages, key=lambda m: (m.payload.get("order", 0), m.id))
         events = [m.payload["event"] for m in ordered]
         normal = [e for e in events if not _is_allocating(e, self.state)]
@@ -330,11 +328,11 @@ class Episode:
         if state.get("isDone"):
             continued = [a for a in flat if a.type == act.CONTINUE_AS_NEW]
             if continued:
-                waits = act.external_event_waits(state.get("actions") or [])
-                self.work.continue_as_new = {
-                    "input": continued[-1].raw.get("input"),
-                    "carried": self._unprocessed_events(new_events, waits),
-                }
+                # Events this execution received and no wait consumed end with it: the extension
+                # continues an out-of-process orchestrator as new with preserveUnprocessedEvents
+                # false (OutOfProcOrchestrationShim calls ContinueAsNew(action.Input); only with true
+                # does it RescheduleBufferedExternalEvents). Events still queued reach the next one.
+                self.work.continue_as_new = {"input": continued[-1].raw.get("input")}
                 self.work.status = "Running"
             else:
                 self.work.status = "Completed"
@@ -359,31 +357,6 @@ class Episode:
         failure."""
         self.work.new_history = [h.event(h.ORCHESTRATOR_STARTED, self.now), *self.order_events(messages)]
         return self.fail(message)
-
-    def _unprocessed_events(self, new_events: list[dict[str, Any]], waits: list[str]) -> list[dict[str, Any]]:
-        """External events that reached this execution but that no wait consumed; they are carried
-        into the next execution so continue-as-new loses no event. Responses to this execution's
-        entity calls (raised under the request's id) belong to those calls, never to the next
-        execution: carried, they would pile up in an eternal orchestration's history."""
-        responses = {
-            str(json.loads(e["Input"]).get("id"))
-            for e in [*self.old_history, *self.work.new_history]
-            if e["EventType"] == h.EVENT_SENT and e.get("Input")
-        }
-        raised = [
-            e
-            for e in [*self.old_history, *new_events]
-            if e["EventType"] == h.EVENT_RAISED and str(e.get("Name", "")) not in responses
-        ]
-        budget = Counter(w.lower() for w in waits)
-        carried = []
-        for ev in raised:
-            key = str(ev.get("Name", "")).lower()
-            if budget[key] > 0:
-                budget[key] -= 1
-            else:
-                carried.append(ev)
-        return carried
 
     def fail(self, message: str) -> Work:
         self.work.status = "Failed"

@@ -412,8 +412,6 @@ class Runtime:
             now, inst.name, inst.instance_id, inst.execution_id, cont["input"], None, inst.version
         )
         self.store.deliver(db, inst.instance_id, started, visible_at=now, execution_id=inst.execution_id, order=-2)
-        for carried in cont["carried"]:
-            self.store.deliver(db, inst.instance_id, carried, visible_at=now, order=-1)
 
     def _start_child(self, db: Any, parent: InstanceRow, child: dict[str, Any], now: float) -> None:
         existing = self.store.get_instance(child["instance_id"], db)

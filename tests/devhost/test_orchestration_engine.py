@@ -126,13 +126,21 @@ def test_a_sub_orchestration_id_the_extension_refuses_fails_the_parent(host: Dev
     assert host.wait_status("named-2")["runtimeStatus"] == "Completed"
 
 
-def test_continue_as_new_carries_events_that_arrive_meanwhile(host: DevHostProcess) -> None:
-    host.start_orchestration("counter_loop", "loop-1")
-    host.wait_status("loop-1", ("Running",))
-    for item in ("a", "b", "c"):
-        host.client("raise", "loop-1", {"name": "item", "data": {"item": item}})
-    status = host.wait_status("loop-1")
-    assert status["output"] == {"count": 3, "seen": [{"item": "a"}, {"item": "b"}, {"item": "c"}]}
+def test_continue_as_new_drops_the_events_no_wait_consumed_as_the_extension_does(host: DevHostProcess) -> None:
+    """The Durable extension continues an out-of-process (Python) orchestrator as new with
+    preserveUnprocessedEvents false: an event the execution received but did not consume is gone,
+    not handed to the next execution (which would make a lost wake look delivered here)."""
+    host.start_orchestration("gated_loop", "gate-1")
+    host.wait_status("gate-1", ("Running",))
+    for name, data in (("item", {"item": "a"}), ("item", {"item": "b"}), ("go", {})):
+        host.client("raise", "gate-1", {"name": name, "data": data})
+    wait_until(lambda: host.status("gate-1").get("customStatus") == {"round": 1}, what="execution 2")
+    host.client("raise", "gate-1", {"name": "go", "data": {}})
+    host.client("raise", "gate-1", {"name": "item", "data": {"item": "c"}})
+    status = host.wait_status("gate-1")
+    # Execution 1 received both items before its "go" and consumed one: "b", as the SDK keeps only
+    # the latest event of a name that arrived before its wait. Execution 2 got "c", not "a".
+    assert status["output"] == {"round": 2, "seen": [{"item": "b"}, {"item": "c"}]}, status
 
 
 def test_continue_as_new_does_not_carry_entity_responses(host: DevHostProcess) -> None:

@@ -163,7 +163,6 @@ def test_flatten_orders_compound_actions_and_skips_event_waits() -> None:
         ]
     ]
     assert [a.name for a in act.flatten(v3)] == ["b", "@c@k#get"]
-    assert act.external_event_waits(v3) == ["x"]
     with pytest.raises(act.UnsupportedAction):
         act.flatten([[{"actionType": act.CALL_HTTP}]])
 

@@ -191,12 +191,15 @@ def parent(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
-def counter_loop(context: df.DurableOrchestrationContext):
-    state: dict = context.get_input() or {"count": 0, "seen": []}
+def gated_loop(context: df.DurableOrchestrationContext):
+    """Each execution waits for ``go``, then takes one ``item`` and continues as new (twice)."""
+    state: dict = context.get_input() or {"round": 0, "seen": []}
+    context.set_custom_status({"round": state["round"]})
+    yield context.wait_for_external_event("go")
     item = yield context.wait_for_external_event("item")
-    state["count"] += 1
+    state["round"] += 1
     state["seen"].append(decoded(item))
-    if state["count"] >= 3:
+    if state["round"] >= 2:
         return state
     context.continue_as_new(state)
 
