@@ -46,7 +46,7 @@ def test_due_reads_are_taken_within_the_budget_and_finished_watches_handed_back(
     tier.begin("job_poller", poller, _spec(vault))
     tier.drive(poller, lambda s: custom(s, "reads") == 2)
     polls = tier.script.requests("poll_jobs", vault)
-    assert [[w["key"] for w in p["watches"]] for p in polls] == [["w-a"], ["w-b"]]  # one read a minute
+    assert _polled_keys(tier, vault) == [["w-a"], ["w-b"]]  # one read a minute
     at = [moment(p["at"]) for p in polls]
     assert at[0] - registered == timedelta(seconds=270) and at[1] - at[0] == timedelta(seconds=60)
     # Finished watches leave the board with the next take: nothing is read again.
@@ -64,16 +64,39 @@ def test_a_failed_read_round_is_tried_again_on_the_next_due_read(tier: Orchestra
     tier.begin("job_poller", poller, _spec(vault))
     status = tier.drive(poller, lambda s: custom(s, "reads") == 1)
     assert status["runtimeStatus"] == "Running"  # a failed round does not end the poller
-    assert [[w["key"] for w in p["watches"]] for p in tier.script.requests("poll_jobs", vault)] == [["w-fail"]] * 2
+    assert _polled_keys(tier, vault) == [["w-fail"]] * 2
     tier.terminate(poller)
 
 
-def _beacon(tier: OrchestratorTier, vault: str, poller: str, vm: str) -> None:
-    """What triggers/beacon.py does for a valid beacon: hint the vault's board, wake its poller."""
+def _hint(tier: OrchestratorTier, vault: str, vm: str) -> dict[str, Any]:
+    """What triggers/beacon.py does first for a valid beacon (and only, for a woken poller): hint
+    the vault's board."""
     hint = {"vmId": vm_id(vm), "at": tier.now().timestamp(), "beaconId": f"b-{vm}"}
     tier.signal("job_watch", resource_hash(vault_id(vault)), "hint", hint)
     tier.settle()
-    tier.raise_event(poller, "hint", hint)
+    return hint
+
+
+def _beacon(tier: OrchestratorTier, vault: str, poller: str, vm: str) -> None:
+    """What triggers/beacon.py does for a valid beacon to a listening poller: hint, then wake it."""
+    tier.raise_event(poller, "hint", _hint(tier, vault, vm))
+
+
+def _polled_keys(tier: OrchestratorTier, vault: str) -> list[list[str]]:
+    """The watch keys of each ``poll_jobs`` call, in order."""
+    return [[w["key"] for w in p["watches"]] for p in tier.script.requests("poll_jobs", vault)]
+
+
+def _two_snapshots_polled(tier: OrchestratorTier, vault: str, poller: str, **spec: Any) -> dict[str, Any]:
+    """Watches w-first (vm-first) and w-later (vm-later), each finished by its first read; the
+    poller started with ``spec`` over the defaults and asleep with both on its board."""
+    _watch(tier, vault, "w-first", vm="vm-first")
+    _watch(tier, vault, "w-later", vm="vm-later")
+    tier.script.on(
+        "poll_jobs", vault, ok({"finished": ["w-first"], "read": 1}), ok({"finished": ["w-later"], "read": 1})
+    )
+    tier.begin("job_poller", poller, {**_spec(vault), "readsPerMinute": 60, **spec})
+    return tier.drive(poller, lambda s: custom(s, "watching") == 2)
 
 
 def test_a_beacon_wakes_the_poller_to_read_the_vm_s_job_at_once_then_densely(tier: OrchestratorTier) -> None:
@@ -87,7 +110,7 @@ def test_a_beacon_wakes_the_poller_to_read_the_vm_s_job_at_once_then_densely(tie
     _beacon(tier, vault, poller, "vm-linux")
     tier.drive(poller, lambda s: custom(s, "reads") == 2)
     polls = tier.script.requests("poll_jobs", vault)
-    assert [[w["key"] for w in p["watches"]] for p in polls] == [["w-linux"], ["w-linux"]]
+    assert _polled_keys(tier, vault) == [["w-linux"], ["w-linux"]]
     at = [moment(p["at"]) for p in polls]
     assert at[0] == registered  # at once, not 270 s on as planned (the clock did not move)
     assert at[1] - at[0] == timedelta(seconds=5)  # densely: the hint's 2 s, spaced by the 5 s tick
@@ -98,13 +121,7 @@ def test_once_woken_the_poller_takes_a_later_beacon_s_hint_within_a_tick_without
     tier: OrchestratorTier,
 ) -> None:
     vault, poller = "vault-woken", "poller:t7"
-    _watch(tier, vault, "w-first", vm="vm-first")
-    _watch(tier, vault, "w-later", vm="vm-later")
-    tier.script.on(
-        "poll_jobs", vault, ok({"finished": ["w-first"], "read": 1}), ok({"finished": ["w-later"], "read": 1})
-    )
-    tier.begin("job_poller", poller, {**_spec(vault), "readsPerMinute": 60})
-    status = tier.drive(poller, lambda s: custom(s, "watching") == 2)
+    status = _two_snapshots_polled(tier, vault, poller)
     assert custom(status, "woken") is False  # listening: a beacon raises the wake
     _beacon(tier, vault, poller, "vm-first")
     status = tier.drive(poller, lambda s: custom(s, "reads") == 1)
@@ -112,15 +129,10 @@ def test_once_woken_the_poller_takes_a_later_beacon_s_hint_within_a_tick_without
     assert moment(custom(status, "wake")) - moment(custom(status, "at")) <= timedelta(seconds=5)
     # What triggers/beacon.py does for a woken poller: the hint signal only, no wake raised.
     hinted = tier.now()
-    tier.signal(
-        "job_watch",
-        resource_hash(vault_id(vault)),
-        "hint",
-        {"vmId": vm_id("vm-later"), "at": hinted.timestamp(), "beaconId": "b-later"},
-    )
+    _hint(tier, vault, "vm-later")
     tier.drive(poller, lambda s: custom(s, "reads") == 2)
     polls = tier.script.requests("poll_jobs", vault)
-    assert [[w["key"] for w in p["watches"]] for p in polls] == [["w-first"], ["w-later"]]
+    assert _polled_keys(tier, vault) == [["w-first"], ["w-later"]]
     assert moment(polls[1]["at"]) - hinted <= timedelta(seconds=5)  # within a tick, not at its 270 s plan
     # The woken execution ends after its ten rounds; the next one listens for a wake again.
     status = tier.drive(poller, lambda s: custom(s, "woken") is False)
@@ -130,13 +142,7 @@ def test_once_woken_the_poller_takes_a_later_beacon_s_hint_within_a_tick_without
 
 def test_with_a_tick_longer_than_5_s_a_woken_poller_continues_as_new_to_listen_again(tier: OrchestratorTier) -> None:
     vault, poller = "vault-longtick", "poller:t8"
-    _watch(tier, vault, "w-first", vm="vm-first")
-    _watch(tier, vault, "w-later", vm="vm-later")
-    tier.script.on(
-        "poll_jobs", vault, ok({"finished": ["w-first"], "read": 1}), ok({"finished": ["w-later"], "read": 1})
-    )
-    tier.begin("job_poller", poller, {**_spec(vault), "readsPerMinute": 60, "tickSeconds": 30})
-    tier.drive(poller, lambda s: custom(s, "watching") == 2)
+    _two_snapshots_polled(tier, vault, poller, tickSeconds=30)
     started = tier.now()
     _beacon(tier, vault, poller, "vm-first")
     status = tier.drive(poller, lambda s: custom(s, "reads") == 1 and custom(s, "phase") == "polling")
@@ -146,7 +152,7 @@ def test_with_a_tick_longer_than_5_s_a_woken_poller_continues_as_new_to_listen_a
     _beacon(tier, vault, poller, "vm-later")
     tier.drive(poller, lambda s: custom(s, "reads") == 2)
     polls = tier.script.requests("poll_jobs", vault)
-    assert [[w["key"] for w in p["watches"]] for p in polls] == [["w-first"], ["w-later"]]
+    assert _polled_keys(tier, vault) == [["w-first"], ["w-later"]]
     assert [moment(p["at"]) for p in polls] == [started, started]  # the clock did not move
     tier.terminate(poller)
 
@@ -161,7 +167,7 @@ def test_a_beacon_for_a_vm_not_watched_changes_no_read(tier: OrchestratorTier) -
     _beacon(tier, vault, poller, "vm-stranger")
     tier.drive(poller, lambda s: custom(s, "reads") == 1)
     polls = tier.script.requests("poll_jobs", vault)
-    assert [[w["key"] for w in p["watches"]] for p in polls] == [["w-watched"]]
+    assert _polled_keys(tier, vault) == [["w-watched"]]
     assert moment(polls[0]["at"]) - registered == timedelta(seconds=270)  # on its plan, as without the beacon
     tier.terminate(poller)
 
@@ -176,7 +182,7 @@ def test_a_beacon_for_a_watch_already_taken_for_the_planned_wake_reads_it_once(t
     _beacon(tier, vault, poller, "vm-dense")
     tier.drive(poller, lambda s: custom(s, "reads") == 1)
     polls = tier.script.requests("poll_jobs", vault)
-    assert [[w["key"] for w in p["watches"]] for p in polls] == [["w-dense"]]
+    assert _polled_keys(tier, vault) == [["w-dense"]]
     assert moment(polls[0]["at"]) == registered
     tier.terminate(poller)
 
