@@ -268,6 +268,8 @@ class Arm:
     reads_to_snapshot: float = 0.0
     reads_after: float = 0.0
     reads_for_snapshot: float = 0.0  # the reads before it and the one that saw it: the snapshot signal's cost
+    reads_before_beacon: float = 0.0  # of them, before the post-script's beacon (VMs with one)
+    beacons: bool = False  # the arm's VMs send beacons
 
     def measure(self, events: list[dict[str, Any]], jobs: list[dict[str, Any]]) -> None:
         self.lag, self.lag_time, self.missing = collect_lags(events, jobs, self.event_type, self.names)
@@ -275,6 +277,7 @@ class Arm:
         n = max(1, len(self.names))
         self.reads_to_snapshot = sum(int(j["reads"]["toSnapshot"]) for j in ours) / n
         self.reads_after = sum(int(j["reads"]["afterSnapshot"]) for j in ours) / n
+        self.reads_before_beacon = sum(int(j["reads"].get("beforeBeacon", 0)) for j in ours) / n
         self.reads_for_snapshot = (
             sum(int(j["reads"]["toSnapshot"]) + min(1, int(j["reads"]["afterSnapshot"])) for j in ours) / n
         )
@@ -288,6 +291,7 @@ class Arm:
         return (
             f"{lag}\n  {'':<44} job reads/VM {self.reads:6.2f}: to the snapshot {self.reads_to_snapshot:5.2f}, "
             f"after it {self.reads_after:5.2f}; for the snapshot signal {self.reads_for_snapshot:5.2f}"
+            + (f" (before the beacon {self.reads_before_beacon:5.2f})" if self.beacons else "")
         )
 
 
@@ -457,7 +461,7 @@ def run(args: argparse.Namespace, base: Path) -> int:
         return [
             Arm(f"{args.interval:g} s polling", names_of(baseline), BASELINE_EVENT),
             Arm(f"{args.polling} polling", names_of(ours), PREFIX + "SnapshotCompleted"),
-            Arm("beacons", names_of(beaconed), PREFIX + "SnapshotCompleted"),
+            Arm("beacons", names_of(beaconed), PREFIX + "SnapshotCompleted", beacons=True),
         ]
 
     plan = PollPlan.for_minutes(*(args.chain_snapshot_minutes or args.snapshot_minutes))

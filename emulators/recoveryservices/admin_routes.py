@@ -64,7 +64,11 @@ def _job_json(job: Job, now: float) -> dict[str, Any]:
         "plannedEnd": iso(job.finished_at()),
         "outcome": job.outcome,
         "error": job.error.code if job.error else None,
-        "reads": {"toSnapshot": job.reads_to_snapshot, "afterSnapshot": job.reads_after_snapshot},
+        "reads": {
+            "toSnapshot": job.reads_to_snapshot,
+            "afterSnapshot": job.reads_after_snapshot,
+            "beforeBeacon": job.reads_before_beacon,
+        },
     }
 
 

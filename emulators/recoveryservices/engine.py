@@ -216,7 +216,8 @@ class Engine:
             if script is not None:
                 # The post-script runs "immediately after" the snapshot, before the job's task shows
                 # Completed (learn.microsoft.com/azure/backup/backup-azure-linux-app-consistent).
-                self._push(max(start, job.snap_end - script.gap_seconds), "beacon", job, job.version)
+                job.beacon_at = max(start, job.snap_end - script.gap_seconds)
+                self._push(job.beacon_at, "beacon", job, job.version)
         return job
 
     def _on_beacon(self, job: Job, when: float) -> None:
@@ -392,6 +393,7 @@ class Engine:
             return op
         job.cancelled_at = now
         job.version += 1
+        job.beacon_at = None  # its beacon is not sent (stale version)
         self._finalize(job)
         return op
 
@@ -403,6 +405,7 @@ class Engine:
         if now < job.snap_end:
             transfer = job.transfer_end - job.snap_end
             job.snap_end = now
+            job.beacon_at = None  # its beacon is not sent (stale version)
             job.transfer_end = now + transfer
             self._push(job.snap_end, "snap", job, job.version)
             if job.outcome != "snapshot_fail":

@@ -101,6 +101,10 @@ class Job:
     # way of watching a job spends (bench/chain_bench.py), per arm of the same run.
     reads_to_snapshot: int = 0
     reads_after_snapshot: int = 0
+    # For a VM with a post-script: when its beacon is sent, and the reads before it (of
+    # reads_to_snapshot) — what the beacon cannot save, e.g. the read confirming the trigger.
+    beacon_at: float | None = None
+    reads_before_beacon: int = 0
 
     def count_read(self, now: float) -> None:
         done = self.snapshot_completed_at()
@@ -108,6 +112,8 @@ class Job:
             self.reads_after_snapshot += 1
         else:
             self.reads_to_snapshot += 1
+            if self.beacon_at is not None and now < self.beacon_at:
+                self.reads_before_beacon += 1
 
     def finished_at(self) -> float:
         if self.cancelled_at is not None:

@@ -19,7 +19,16 @@ from typing import Any
 import pytest
 
 from emulators.recoveryservices.scenario import ScenarioError, parse
-from tests.integration.rs_support import CLOCK_START, Emulator, far_policies, scenario, start_emulator, vm_resource_id
+from tests.integration.rs_support import (
+    CLOCK_START,
+    RG,
+    VAULT,
+    Emulator,
+    far_policies,
+    scenario,
+    start_emulator,
+    vm_resource_id,
+)
 from tests.integration.rs_support import vm_entry as rs_vm
 
 GAP = 20.0
@@ -112,6 +121,22 @@ def test_the_beacon_arrives_at_the_snapshot_moment_and_the_task_completes_gap_se
         assert len(topic.received) == 1  # one beacon per backup
         stats = _stats(emulator)
         assert (stats["beaconsDue"], stats["beaconsSent"], stats["beaconsLost"]) == (1, 1, 0)
+
+
+def test_job_reads_before_the_beacon_are_counted_apart(tmp_path: Path, topic: Topic) -> None:
+    # What a beacon cannot save (bench/chain_bench.py): reads before the post-script ran.
+    for emulator in _emulator(tmp_path, [_linux("lin3", topic.url)]):
+        client = emulator.client()
+        job_id = _job(emulator, "lin3")["id"]
+        emulator.advance(60)
+        for _ in range(2):
+            client.job_details.get(VAULT, RG, job_id)
+        emulator.advance(SNAPSHOT_SECONDS - GAP - 60)  # the beacon is sent
+        assert len(topic.received) == 1
+        client.job_details.get(VAULT, RG, job_id)  # between the beacon and the task's completion
+        emulator.advance(GAP)
+        client.job_details.get(VAULT, RG, job_id)
+        assert _job(emulator, "lin3")["reads"] == {"toSnapshot": 3, "afterSnapshot": 1, "beforeBeacon": 2}
 
 
 @pytest.mark.parametrize("failure", ["401", "refused"])

@@ -188,4 +188,4 @@ def test_job_reads_are_counted_per_job_before_and_after_take_snapshot_completes(
     client.job_details.get(VAULT, RG, job_id)
     record = next(j for j in emu.admin("GET", "/admin/jobs") if j["id"] == job_id)
     assert record["snapshotCompletedAt"] is not None
-    assert record["reads"] == {"toSnapshot": 2, "afterSnapshot": 1}
+    assert record["reads"] == {"toSnapshot": 2, "afterSnapshot": 1, "beforeBeacon": 0}  # no post-script
