@@ -2,7 +2,11 @@
 subprocess, started over HTTP), and replay cost per episode against history length (the SDK's own
 replay of 100 / 1,000 / 5,000 history events, in process).
 
-    python -m bench.devhost_bench [--orchestrations 300]
+Orchestrator and entity episodes run in one app worker process by default, as on Azure, where the
+Python worker always runs apart from the Functions host (``FUNCTIONS_WORKER_PROCESS_COUNT``,
+default 1); ``--workers 0`` runs them in devhost's own process, as the tests do.
+
+    python -m bench.devhost_bench [--orchestrations 300] [--workers 1]
 """
 
 from __future__ import annotations
@@ -23,18 +27,19 @@ from devhost.indexing import index_app
 from devhost.orchestration import Episode, new_state
 from devhost.procs import start_service
 from devhost.store import InstanceRow, Message
+from devhost.workers import SETTING as WORKERS_SETTING
 
 APP_DIR = Path(__file__).parent / "apps" / "devhost_bench"
 
 
-def throughput(count: int) -> None:
+def throughput(count: int, workers: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "state.db"
         svc = start_service(
             "devhost",
             ["devhost", "start", "--app-dir", str(APP_DIR), "--port", "0", "--state", str(state), "--no-auth"],
             log_dir=Path(tmp),
-            env={"DEVHOST_CLOCK_MODE": "real"},
+            env={"DEVHOST_CLOCK_MODE": "real", WORKERS_SETTING: str(workers) if workers else ""},
         )
         try:
             base = svc.url + "/runtime/webhooks/durabletask"
@@ -57,7 +62,7 @@ def throughput(count: int) -> None:
             print(
                 f"5-activity chains: {done}/{count} completed in {elapsed:.1f} s "
                 f"(submitted in {submitted:.1f} s) -> {done / elapsed:.1f} orchestrations/s, "
-                f"{done * 6 / elapsed:.0f} function executions/s"
+                f"{done * 6 / elapsed:.0f} function executions/s; app worker processes {workers}"
             )
         finally:
             svc.stop()
@@ -121,8 +126,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orchestrations", type=int, default=300)
     parser.add_argument("--sizes", default="100,1000,5000")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="app worker processes (FUNCTIONS_WORKER_PROCESS_COUNT; 0: in devhost)"
+    )
     args = parser.parse_args()
-    throughput(args.orchestrations)
+    throughput(args.orchestrations, args.workers)
     replay_cost([int(s) for s in args.sizes.split(",")])
 
 
