@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from backup_chain.batches import BATCH_PLAN
 from backup_chain.config import Chain, ChainConfig
 from backup_chain.messages import ChainRunInput, GcSettings, UpstreamSignal
 
@@ -41,7 +40,6 @@ def run_input(
         "upstream": upstream,
         "gc": gc_settings(config, chain),
         "polling": {"shared": config.polling.shared},
-        "batchPlan": BATCH_PLAN,
     }
 
 

@@ -9,7 +9,6 @@ from typing import Any
 import azure.durable_functions as df
 
 from activities.run_jobs import run_jobs
-from backup_chain.batches import BATCH_SIZE, batch_plan
 from backup_chain.chain_control import PAUSED_EVENT, SKIPPED_REASON
 from backup_chain.custom_status import upstream_detail_for_event, upstream_for_status
 from backup_chain.deadlines import not_started, window_closed
@@ -24,6 +23,7 @@ from orchestrators.notify import tell
 from orchestrators.vm_backup import vm_backup
 
 bp = df.Blueprint()
+BATCH_SIZE = 50  # VMs per vm_batch sub-orchestration in large runs
 SUMMARY_LIMIT = 200  # VMs listed in a ChainCompleted event
 SUCCEEDED = (
     "completed",
@@ -198,17 +198,17 @@ def chain_run(context: df.DurableOrchestrationContext):
             context, vm_backup, items, parallel, cancel, run.progress, start_by=start_by
         )
     else:
-        plan = batch_plan(parallel, spec.get("batchPlan"))
+        per_batch = min(BATCH_SIZE, parallel)
         batches = [
             (
                 batch_label(n),
-                {"items": items[i : i + BATCH_SIZE], "parallel": plan.per_batch, "startBy": start_by},
+                {"items": items[i : i + BATCH_SIZE], "parallel": per_batch, "startBy": start_by},
                 vm_batch_instance_id(chain["name"], spec["runId"], n),
             )
             for n, i in enumerate(range(0, len(items), BATCH_SIZE))
         ]
         batch_results, cancelled = yield from fan_out(
-            context, vm_batch, batches, plan.at_once, cancel, run.progress, start_by=start_by
+            context, vm_batch, batches, max(1, parallel // per_batch), cancel, run.progress, start_by=start_by
         )
         results = {}
         for n, start in enumerate(range(0, len(items), BATCH_SIZE)):

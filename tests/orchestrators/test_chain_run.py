@@ -7,9 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pytest
-
-from backup_chain.batches import BATCH_PLAN
 from backup_chain.events import event_id
 from backup_chain.ids import vm_batch_instance_id, vm_instance_id
 from tests.orchestrators.builders import (
@@ -390,31 +387,6 @@ def test_a_run_of_more_than_200_vms_lists_only_those_not_completed_and_those_a_f
     assert len(completed["vms"]) == 200 and vm_id(done_vm) not in listed
     assert listed[vm_id(lost_vm)] == lost and listed[vm_id(failing[0])]["errorCode"] == "AuthorizationFailed"
     tier.terminate(_vm_instance(chain_name, lost_vm))
-
-
-@pytest.mark.parametrize(("plan", "at_once", "per_batch"), [(BATCH_PLAN, 2, 49), (None, 1, 50)])
-def test_a_large_run_shares_max_parallel_among_its_batches(
-    tier: OrchestratorTier, plan: int | None, at_once: int, per_batch: int
-) -> None:
-    # maxParallel 99 over 101 VMs (batches of 50, 50, 1): a run started now runs 2 batches of 49
-    # at once (98 VMs); a run started before the plan was recorded replays as it began, 1 of 50.
-    name = f"c-share-{plan}"
-    vault = f"vault-{name}"
-    tier.script.on("find_active_job", vault, no_job())
-    tier.script.on("trigger_backup", vault, accepted(f"op-{name}", retry_after=3600))
-    tier.script.on("backup_operation", f"op-{name}", in_progress())  # every VM holds its slot
-    chain = _chain(name, [f"{name}-{n:03d}" for n in range(101)], vault=vault_id(vault), maxParallel=99)
-    extra = {} if plan is None else {"batchPlan": plan}
-    tier.begin("chain_run", _instance(name), _run_input(chain, wait=False, **extra))
-    tier.settle()
-    batches = [vm_batch_instance_id(name, "r1", n) for n in range(3)]
-    started = [b for b in batches if tier.host.status(b)]
-    assert started == batches[:at_once]
-    assert {tier.input_of(b)["parallel"] for b in started} == {per_batch}
-    triggered = {c["request"]["vmId"] for c in tier.script.calls("trigger_backup", when=vault)}
-    assert len(triggered) == at_once * per_batch
-    for instance in [_instance(name), *started]:
-        tier.terminate(instance)
 
 
 def test_a_cancel_once_every_vm_completed_changes_nothing(tier: OrchestratorTier) -> None:
