@@ -418,7 +418,6 @@ class ChainRunInput(TypedDict):
     polling: dict[str, Any]
     vms: NotRequired[list[list[str]]]  # [vaultId, vmId] of the only VMs to back up (a retry)
     retryOf: NotRequired[str]  # the run this one retries
-    batchPlan: NotRequired[int]  # how a large run shares maxParallel (backup_chain.batches); absent: plan 1
 
 
 class ResolveMembersRequest(TypedDict):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from backup_chain.batches import BATCH_PLAN
 from backup_chain.config import Chain, ChainConfig
 from backup_chain.messages import ChainRunInput, GcSettings, UpstreamSignal
 
@@ -41,16 +40,7 @@ def run_input(
         "upstream": upstream,
         "gc": gc_settings(config, chain),
         "polling": {"shared": config.polling.shared},
-        "batchPlan": BATCH_PLAN,
     }
-
-
-def scheduler_run(run: ChainRunInput) -> dict[str, Any]:
-    """What a chain's scheduler keeps of its run input: without the run id (it names each run)
-    and the batch plan (it stamps the plan of the code that runs it, orchestrators/scheduler.py),
-    so the scheduler's fingerprint changes with the configuration only, not with a new plan: a
-    deploy then restarts no scheduler, which would miss a window opening before the next tick."""
-    return {k: v for k, v in run.items() if k not in ("runId", "batchPlan")}
 
 
 def gc_settings(config: ChainConfig, chain: Chain) -> GcSettings | None:

@@ -9,7 +9,6 @@ from typing import Any
 import azure.durable_functions as df
 
 from activities.run_jobs import run_jobs
-from backup_chain.batches import BATCH_SIZE, BatchPlan, batch_plan, stagger_seconds
 from backup_chain.chain_control import PAUSED_EVENT, SKIPPED_REASON
 from backup_chain.custom_status import upstream_detail_for_event, upstream_for_status
 from backup_chain.deadlines import not_started, window_closed
@@ -24,6 +23,7 @@ from orchestrators.notify import tell
 from orchestrators.vm_backup import vm_backup
 
 bp = df.Blueprint()
+BATCH_SIZE = 50  # VMs per vm_batch sub-orchestration in large runs
 SUMMARY_LIMIT = 200  # VMs listed in a ChainCompleted event
 SUCCEEDED = (
     "completed",
@@ -73,9 +73,7 @@ class _ChainRunState:
                     counts[outcome] = counts.get(outcome, 0) + 1
         self.phase("backingUp", counts=counts)
 
-    def vm_input(
-        self, vault_id: str, vm_id: str, upstream_at: str, index: int, start_by: str | None, wave: BatchPlan | None
-    ) -> VmBackupInput:
+    def vm_input(self, vault_id: str, vm_id: str, upstream_at: str, index: int, start_by: str | None) -> VmBackupInput:
         chain = self.chain
         low, high = chain.get("snapshotMinutes") or (5, 15)
         shared = bool((self.spec.get("polling") or {}).get("shared"))
@@ -93,7 +91,7 @@ class _ChainRunState:
             "gc": gc_for_vm(self.spec.get("gc"), vm_id),
             "polling": self.spec.get("polling"),
             # Only the first wave is staggered; later VMs start as earlier ones finish.
-            "delaySeconds": stagger_seconds(index, chain["staggerSeconds"], chain["maxParallel"], wave),
+            "delaySeconds": chain["staggerSeconds"] * index if index < chain["maxParallel"] else 0,
             "behindKept": kept_any(self.context),  # ChainStarted/UpstreamReceived were kept
             "startBy": start_by,
             "snapshotDeadlineSeconds": chain.get("snapshotDeadlineSeconds"),
@@ -184,36 +182,33 @@ def chain_run(context: df.DurableOrchestrationContext):
     # The start window opens now (the run has its upstream signal and starts backing up).
     window = chain.get("startWindowSeconds")
     start_by = iso(after(context, float(window))) if window else None
-    parallel = int(chain["maxParallel"])
-    # A run keeps the batch plan it started with (none recorded: plan 1), so it replays as it ran.
-    recorded = spec.get("batchPlan")
-    plan = batch_plan(len(targets), parallel, recorded) if len(targets) > BATCH_SIZE else None
-    wave = None if recorded is None else plan  # plan 1 staggered by index: replayed as it was
     items = [
         (
             vm_id,
-            run.vm_input(vault_id, vm_id, upstream_at, index, start_by, wave),
+            run.vm_input(vault_id, vm_id, upstream_at, index, start_by),
             vm_instance_id(spec["runId"], chain["name"], vm_id),
         )
         for index, (vault_id, vm_id) in enumerate(targets)
     ]
     cancel = context.wait_for_external_event(CANCEL_EVENT)
     run.phase("backingUp", counts={"pending": len(items)})
-    if plan is None:
+    parallel = int(chain["maxParallel"])
+    if len(items) <= BATCH_SIZE:
         results, cancelled = yield from fan_out(
             context, vm_backup, items, parallel, cancel, run.progress, start_by=start_by
         )
     else:
+        per_batch = min(BATCH_SIZE, parallel)
         batches = [
             (
                 batch_label(n),
-                {"items": items[i : i + BATCH_SIZE], "parallel": plan.per_batch, "startBy": start_by},
+                {"items": items[i : i + BATCH_SIZE], "parallel": per_batch, "startBy": start_by},
                 vm_batch_instance_id(chain["name"], spec["runId"], n),
             )
             for n, i in enumerate(range(0, len(items), BATCH_SIZE))
         ]
         batch_results, cancelled = yield from fan_out(
-            context, vm_batch, batches, plan.at_once, cancel, run.progress, start_by=start_by
+            context, vm_batch, batches, max(1, parallel // per_batch), cancel, run.progress, start_by=start_by
         )
         results = {}
         for n, start in enumerate(range(0, len(items), BATCH_SIZE)):

@@ -11,7 +11,6 @@ from typing import Any, cast
 
 import azure.durable_functions as df
 
-from backup_chain.batches import BATCH_PLAN
 from backup_chain.chain_control import SKIPPED_REASON, ChainControl
 from backup_chain.events import chain_cloud_event
 from backup_chain.ids import chain_instance_id, run_id_for_window
@@ -57,9 +56,7 @@ def chain_scheduler(context: df.DurableOrchestrationContext):
         return None
     context.set_custom_status({"phase": "running", "runId": run_id, "fingerprint": spec["fingerprint"]})
     with contextlib.suppress(Exception):  # a failed run must not stop later windows; it reports itself
-        # The batch plan is this code's, not the scheduler's input's: a scheduler started before
-        # plans were recorded keeps running across a deploy and still starts current-plan runs.
-        run = cast(ChainRunInput, {**spec["run"], "runId": run_id, "batchPlan": BATCH_PLAN})
+        run = cast(ChainRunInput, {**spec["run"], "runId": run_id})
         yield context.call_sub_orchestrator(chain_run, run, chain_instance_id(chain["name"], run_id))
     context.continue_as_new(spec)
     return None

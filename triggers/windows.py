@@ -8,7 +8,7 @@ import azure.functions as func
 
 from app_runtime import config, source
 from backup_chain.ids import scheduler_instance_id
-from backup_chain.runs import run_input, scheduler_run
+from backup_chain.runs import run_input
 from backup_chain.windows import config_fingerprint
 from triggers.singletons import keep_running
 
@@ -23,7 +23,7 @@ async def chain_windows(timer: func.TimerRequest, client: df.DurableOrchestratio
         if not chain.window:
             continue
         run = run_input(cfg, chain, "", source=source(), started_by="window", wait_for_upstream=True, upstream=None)
-        without_run_id = scheduler_run(run)
+        without_run_id = {k: v for k, v in run.items() if k != "runId"}  # the scheduler names each run
         await keep_running(
             client,
             scheduler_instance_id(chain.name),

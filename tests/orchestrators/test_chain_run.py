@@ -7,9 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pytest
-
-from backup_chain.batches import BATCH_PLAN
 from backup_chain.events import event_id
 from backup_chain.ids import vm_batch_instance_id, vm_instance_id
 from tests.orchestrators.builders import (
@@ -301,9 +298,6 @@ def test_the_chain_scheduler_opens_each_window_with_a_run_that_waits_for_its_ups
     # Nobody signalled the upstream: the window's run ended at its deadline, and the next window came.
     assert run["runtimeStatus"] == "Completed" and run["output"]["outcome"] == "upstreamTimedOut"
     assert tier.started_at(f"chain:c-window:{run_id}") == opens
-    # The scheduler's input has no batch plan (as one started before plans): its runs get this code's.
-    assert "batchPlan" not in tier.input_of("sched:c-window")["run"]
-    assert tier.input_of(f"chain:c-window:{run_id}")["batchPlan"] == BATCH_PLAN
     tier.terminate("sched:c-window")
 
 
@@ -393,49 +387,6 @@ def test_a_run_of_more_than_200_vms_lists_only_those_not_completed_and_those_a_f
     assert len(completed["vms"]) == 200 and vm_id(done_vm) not in listed
     assert listed[vm_id(lost_vm)] == lost and listed[vm_id(failing[0])]["errorCode"] == "AuthorizationFailed"
     tier.terminate(_vm_instance(chain_name, lost_vm))
-
-
-def _held_run(tier: OrchestratorTier, name: str, plan: int | None, **chain_extra: Any) -> list[str]:
-    """A run of 101 VMs (batches of 50, 50, 1) at maxParallel 99 whose VMs all hold their slot
-    (their trigger's operation never ends); returns its batch instance ids."""
-    vault = f"vault-{name}"
-    tier.script.on("find_active_job", vault, no_job())
-    tier.script.on("trigger_backup", vault, accepted(f"op-{name}", retry_after=3600))
-    tier.script.on("backup_operation", f"op-{name}", in_progress())
-    vms = [f"{name}-{n:03d}" for n in range(101)]
-    chain = _chain(name, vms, vault=vault_id(vault), maxParallel=99, **chain_extra)
-    tier.begin(
-        "chain_run", _instance(name), _run_input(chain, wait=False, **({} if plan is None else {"batchPlan": plan}))
-    )
-    tier.settle()
-    return [vm_batch_instance_id(name, "r1", n) for n in range(3)]
-
-
-@pytest.mark.parametrize(("plan", "at_once", "running"), [(BATCH_PLAN, 3, 99), (None, 1, 50)])
-def test_a_large_run_shares_max_parallel_among_its_batches(
-    tier: OrchestratorTier, plan: int | None, at_once: int, running: int
-) -> None:
-    # A run started now runs all 3 batches at once, 49 + 49 + 1 = 99 VMs; one started before the
-    # plan was recorded replays as it began: one batch of 50 at a time.
-    name = f"c-share-{plan}"
-    batches = _held_run(tier, name, plan)
-    started = [b for b in batches if tier.host.status(b)]
-    assert started == batches[:at_once]
-    triggered = {c["request"]["vmId"] for c in tier.script.calls("trigger_backup", when=f"vault-{name}")}
-    assert len(triggered) == running
-    for instance in [_instance(name), *started]:
-        tier.terminate(instance)
-
-
-def test_a_large_run_staggers_the_vms_that_start_first_one_apart(tier: OrchestratorTier) -> None:
-    name = "c-wave"
-    batches = _held_run(tier, name, BATCH_PLAN, staggerSeconds=2)
-    delays = {item[0]: item[1]["delaySeconds"] for b in batches for item in tier.input_of(b)["items"]}
-    first = [vm_id(f"{name}-{n:03d}") for n in [*range(49), *range(50, 99), 100]]  # 49 + 49 + 1 start at once
-    assert sorted(delays[vm] for vm in first) == [2 * rank for rank in range(99)]
-    assert {delays[vm] for vm in delays if vm not in first} == {0}
-    for instance in [_instance(name), *batches]:
-        tier.terminate(instance)
 
 
 def test_a_cancel_once_every_vm_completed_changes_nothing(tier: OrchestratorTier) -> None:
